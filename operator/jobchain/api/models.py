@@ -1,0 +1,323 @@
+"""The Workflow and WorkflowExecution API (group jobchain.dev, version v1alpha1) as pydantic models.
+
+These models are the one source of truth: the CRD schemas in crds/ are generated from them
+(`jobchain.api.crd`), the CLI's offline lint parses with them, and the engine takes them as
+input. Field descriptions become `kubectl explain` text, so they are written for users.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+GROUP = "jobchain.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+PARAM_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+
+# Marks a field whose content Kubernetes must keep as it is (free-form JSON).
+FREE_FORM: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
+
+
+class Spec(BaseModel):
+    """Base of the user-written parts: unknown fields are errors (lint catches typos)."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, use_enum_values=True)
+
+
+class Observed(BaseModel):
+    """Base of status parts: written by the operator, read leniently."""
+
+    model_config = ConfigDict(extra="ignore", populate_by_name=True, use_enum_values=True)
+
+
+class OutputSource(StrEnum):
+    TERMINATION_MESSAGE = "terminationMessage"
+    LOGS = "logs"
+    ANNOTATION = "annotation"
+
+
+class EdgeKind(StrEnum):
+    SUCCESS = "success"
+    FAILURE = "failure"
+    ALWAYS = "always"
+    CONDITION = "condition"
+
+
+class Join(StrEnum):
+    ALL = "all"
+    ANY = "any"
+
+
+class ExecutionPhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELLED = "Cancelled"
+
+
+class NodePhase(StrEnum):
+    PENDING = "Pending"
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    SKIPPED = "Skipped"
+    CANCELLED = "Cancelled"
+
+
+TERMINAL_EXECUTION_PHASES = frozenset(
+    {ExecutionPhase.SUCCEEDED, ExecutionPhase.FAILED, ExecutionPhase.CANCELLED}
+)
+FINISHED_NODE_PHASES = frozenset(
+    {NodePhase.SUCCEEDED, NodePhase.FAILED, NodePhase.SKIPPED, NodePhase.CANCELLED}
+)
+
+
+class Param(Spec):
+    name: str = Field(
+        pattern=PARAM_NAME,
+        max_length=63,
+        description="Name of the parameter, referenced as $(params.NAME) and in CEL as params.NAME.",
+    )
+    default: str | None = Field(
+        default=None,
+        description="Value used when an execution does not set this parameter. Without a default, "
+        "every execution must set it.",
+    )
+    description: str | None = Field(default=None, description="What the parameter is for.")
+
+
+class NodeDefaults(Spec):
+    image: str | None = Field(default=None, description="Container image of nodes that set none.")
+    serviceAccountName: str | None = Field(
+        default=None, description="ServiceAccount the node's pod runs as, for nodes that set none."
+    )
+    timeoutSeconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Deadline of each node's Job (Job activeDeadlineSeconds), for nodes that set none.",
+    )
+    retries: int | None = Field(
+        default=None,
+        ge=0,
+        le=20,
+        description="How often a failed node's pod is retried (Job backoffLimit), for nodes that set none.",
+    )
+
+
+class OutputSpec(Spec):
+    from_: OutputSource = Field(
+        default=OutputSource.TERMINATION_MESSAGE,
+        alias="from",
+        description="Where the node's output is read: terminationMessage (the file $JOBCHAIN_OUTPUT, "
+        "which is the container's termination message; at most 4096 bytes), logs (the tail of the "
+        "pod log, 64 KiB), or annotation (the pod's jobchain.dev/output annotation, set by the node "
+        "on its own pod). Output that parses as JSON is stored as JSON, otherwise as a string.",
+    )
+
+
+class Edge(Spec):
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_boolean_on(cls, data: Any) -> Any:
+        if isinstance(data, dict) and (True in data or "true" in data or "on" in data):
+            raise ValueError(
+                "an edge's kind is set with `type:` (success, failure, always, condition); `on:` is not "
+                "a field, and YAML 1.1 parsers (kubectl, PyYAML) read a bare `on` key as the boolean true"
+            )
+        return data
+
+    node: str = Field(pattern=DNS_LABEL, max_length=63, description="Name of the node this edge leads to.")
+    type: EdgeKind = Field(
+        default=EdgeKind.SUCCESS,
+        description="When the edge holds, decided once this node is finished: success (it "
+        "Succeeded), failure (it Failed), always (it Succeeded or Failed), condition (it Succeeded "
+        "and `when` is true). (Not called `on`: YAML 1.1 parsers such as kubectl's read a bare "
+        "`on` key as the boolean true.)",
+    )
+    when: str | None = Field(
+        default=None,
+        description="CEL expression, required with type: condition and refused otherwise. It sees "
+        "output, input, params, node {phase, exitCode} and nodes (name -> {phase, output}). Use "
+        "has(output.key) to test for an optional key.",
+    )
+
+
+class EnvVar(Spec):
+    name: str = Field(pattern=ENV_NAME, description="Environment variable name.")
+    value: str | None = Field(
+        default=None, description="Value; $(params.X), $(input.KEY), $(nodes.N.output) ... are substituted."
+    )
+    valueFrom: dict[str, Any] | None = Field(
+        default=None,
+        description="A Kubernetes EnvVarSource (secretKeyRef, configMapKeyRef, fieldRef, ...), "
+        "passed to the container as it is.",
+        json_schema_extra=FREE_FORM,
+    )
+
+
+class Node(Spec):
+    name: str = Field(
+        pattern=DNS_LABEL, max_length=63, description="Name of the node: a DNS-1123 label, unique in the workflow."
+    )
+    image: str | None = Field(default=None, description="Container image; defaults.image when unset.")
+    script: str | None = Field(
+        default=None,
+        description="Shell script run with /bin/sh -c. Either script or command/args, not both.",
+    )
+    command: list[str] | None = Field(default=None, description="Container entrypoint, as in a Pod.")
+    args: list[str] | None = Field(default=None, description="Arguments to the entrypoint, as in a Pod.")
+    env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables.")
+    resources: dict[str, Any] | None = Field(
+        default=None,
+        description="Container resources (requests, limits), as in a Pod.",
+        json_schema_extra=FREE_FORM,
+    )
+    output: OutputSpec = Field(default_factory=OutputSpec, description="Where this node's output is read.")
+    retries: int | None = Field(
+        default=None, ge=0, le=20, description="Pod retries before the node Fails (Job backoffLimit)."
+    )
+    timeoutSeconds: int | None = Field(
+        default=None, ge=1, description="Deadline of the node's Job in seconds (activeDeadlineSeconds)."
+    )
+    serviceAccountName: str | None = Field(default=None, description="ServiceAccount of the node's pod.")
+    join: Join = Field(
+        default=Join.ALL,
+        description="With several incoming edges: all (run only if every one holds) or any (run if "
+        "at least one holds). Otherwise the node is Skipped.",
+    )
+    next: list[Edge] = Field(default_factory=list, description="Edges to the nodes that may run after this one.")
+    podTemplate: dict[str, Any] | None = Field(
+        default=None,
+        description="Escape hatch: a partial pod template (metadata, spec: volumes, nodeSelector, "
+        "securityContext, tolerations, ...) merged into the Job's pod template.",
+        json_schema_extra=FREE_FORM,
+    )
+
+
+class WorkflowSpec(Spec):
+    params: list[Param] = Field(default_factory=list, description="Declared inputs with their defaults.")
+    defaults: NodeDefaults = Field(
+        default_factory=NodeDefaults, description="Applied to every node that does not set its own value."
+    )
+    parallelism: int = Field(
+        default=1, ge=1, le=100, description="How many ready nodes may run at once; 1 runs one Job after another."
+    )
+    outputLimitBytes: int | None = Field(
+        default=None,
+        ge=256,
+        le=262144,
+        description="Cap on each node output kept in status (default 32768). Larger outputs are "
+        "truncated and marked outputTruncated.",
+    )
+    nodes: list[Node] = Field(min_length=1, max_length=500, description="The steps of the workflow.")
+
+
+class WorkflowRef(Spec):
+    name: str = Field(max_length=253, description="Name of a Workflow in the execution's namespace.")
+
+
+class WorkflowExecutionSpec(Spec):
+    workflowRef: WorkflowRef | None = Field(
+        default=None, description="The Workflow to run, in the same namespace. Or set `workflow`."
+    )
+    workflow: WorkflowSpec | None = Field(
+        default=None, description="An inline Workflow spec to run, instead of workflowRef."
+    )
+    params: dict[str, str] = Field(default_factory=dict, description="Values of the workflow's params.")
+    timeoutSeconds: int | None = Field(
+        default=None,
+        ge=1,
+        description="Deadline of the whole execution: when it passes, running Jobs are deleted and "
+        "the execution Fails with reason DeadlineExceeded.",
+    )
+    cancel: bool = Field(
+        default=False,
+        description="Set true to stop the execution: running Jobs are deleted, unstarted nodes "
+        "become Cancelled.",
+    )
+
+
+class Condition(Observed):
+    type: str = Field(description="Type of the condition: Succeeded (executions) or Ready (workflows).")
+    status: str = Field(description="True, False or Unknown.")
+    reason: str = Field(default="", description="Machine-readable reason in CamelCase.")
+    message: str = Field(default="", description="What happened, for people.")
+    lastTransitionTime: str | None = Field(default=None, description="When status last changed.")
+    observedGeneration: int | None = Field(default=None, description="Generation this condition is about.")
+
+
+class NodeStatus(Observed):
+    name: str = Field(description="Node name.")
+    phase: NodePhase = Field(default=NodePhase.PENDING, description="Phase of the node.")
+    jobName: str | None = Field(default=None, description="The node's Job.")
+    podName: str | None = Field(default=None, description="The pod whose result was recorded.")
+    startedAt: str | None = Field(default=None, description="When the node's Job was created.")
+    finishedAt: str | None = Field(default=None, description="When the node finished.")
+    exitCode: int | None = Field(default=None, description="Exit code of the node's container.")
+    retries: int = Field(default=0, description="Failed pods retried before the result.")
+    inputFrom: str | None = Field(default=None, description="The predecessor whose output is this node's input.")
+    output: Any = Field(default=None, description="The node's output (any JSON).", json_schema_extra=FREE_FORM)
+    outputTruncated: bool = Field(default=False, description="True when the output was capped.")
+    message: str = Field(default="", description="Why the node ended as it did.")
+
+
+class ExecutionStatus(Observed):
+    phase: ExecutionPhase = Field(default=ExecutionPhase.PENDING, description="Phase of the execution.")
+    reason: str = Field(
+        default="",
+        description="Machine-readable reason: NodeFailed, DeadlineExceeded, InvalidWorkflow, "
+        "WorkflowNotFound, InvalidParams, ConditionError, Cancelled, Succeeded.",
+    )
+    message: str = Field(default="", description="What happened and what to do, for people.")
+    startedAt: str | None = Field(default=None, description="When the execution started.")
+    finishedAt: str | None = Field(default=None, description="When it finished.")
+    duration: str | None = Field(default=None, description="How long it took, once finished.")
+    observedGeneration: int | None = Field(default=None, description="Generation last acted upon.")
+    progress: str | None = Field(default=None, description="Finished nodes / all nodes.")
+    running: str | None = Field(default=None, description="Names of the running nodes.")
+    workflowName: str | None = Field(default=None, description="The Workflow the snapshot was taken from.")
+    workflowSpec: WorkflowSpec | None = Field(
+        default=None,
+        description="Snapshot of the Workflow spec taken at start: editing the Workflow never "
+        "changes a running execution.",
+    )
+    params: dict[str, str] | None = Field(default=None, description="Resolved parameter values.")
+    nodes: list[NodeStatus] = Field(default_factory=list, description="Result of every node, in declaration order.")
+    conditions: list[Condition] = Field(default_factory=list, description="Succeeded condition.")
+
+
+class WorkflowStatus(Observed):
+    observedGeneration: int | None = Field(default=None, description="Generation last validated.")
+    nodeCount: int | None = Field(default=None, description="Number of nodes.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready condition.")
+
+
+class ObjectMeta(Observed):
+    name: str | None = None
+    generateName: str | None = None
+    namespace: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class Workflow(Spec):
+    apiVersion: str = API_VERSION
+    kind: str = "Workflow"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: WorkflowSpec
+    status: WorkflowStatus | None = None
+
+
+class WorkflowExecution(Spec):
+    apiVersion: str = API_VERSION
+    kind: str = "WorkflowExecution"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: WorkflowExecutionSpec
+    status: ExecutionStatus | None = None

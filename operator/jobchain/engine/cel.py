@@ -1,0 +1,70 @@
+"""CEL for edge conditions, on top of cel-python (a maintained pure-Python implementation).
+
+Why a wrapper: the rest of the engine sees two functions and one error type, compiled
+programs are cached by their text (a `when` is evaluated once per execution, but compiled
+for every validation), and cel-python's errors (returned or raised) become one
+`CelError` with a readable message.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+import celpy  # type: ignore[import-untyped]
+from celpy import celtypes
+
+# lark (under celpy) logs grammar noise at import and parse time.
+logging.getLogger("lark").setLevel(logging.ERROR)
+logging.getLogger("celpy").setLevel(logging.ERROR)
+
+_ENV = celpy.Environment()
+
+
+class CelError(Exception):
+    """A `when` expression that does not compile or does not evaluate to a bool."""
+
+
+@lru_cache(maxsize=1024)
+def _program(expression: str) -> Any:
+    try:
+        ast = _ENV.compile(expression)
+    except Exception as exc:  # celpy raises CELParseError and lark errors
+        text = str(exc).strip().splitlines()
+        raise CelError(f"does not compile: {' '.join(line.strip() for line in text if line.strip())}") from None
+    return _ENV.program(ast)
+
+
+def check(expression: str) -> None:
+    """Raises CelError if the expression does not compile."""
+    _program(expression)
+
+
+def _to_python(value: Any) -> Any:
+    if isinstance(value, celtypes.BoolType):
+        return bool(value)
+    return value
+
+
+def evaluate_bool(expression: str, variables: dict[str, Any]) -> bool:
+    """Evaluates a `when`; raises CelError on a runtime error or a non-bool result."""
+    program = _program(expression)
+    activation = {name: celpy.json_to_cel(value) for name, value in variables.items()}
+    try:
+        result = program.evaluate(activation)
+    except Exception as exc:
+        raise CelError(_eval_message(exc)) from None
+    if isinstance(result, celpy.CELEvalError):
+        raise CelError(_eval_message(result))
+    if not isinstance(result, celtypes.BoolType):
+        raise CelError(f"must evaluate to a bool, got {type(result).__name__.replace('Type', '').lower()} {result!r}")
+    return bool(result)
+
+
+def _eval_message(exc: BaseException) -> str:
+    args = getattr(exc, "args", ())
+    text = str(args[0]) if args else str(exc)
+    if "no such member" in text or "no such key" in text:
+        return f"{text} (test optional keys with has(...))"
+    return text

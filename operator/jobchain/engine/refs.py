@@ -1,0 +1,121 @@
+"""`$(...)` references in script, command, args and env values: finding and substituting them.
+
+Ours are `$(params.X)`, `$(input)`, `$(input.KEY...)`, `$(nodes.NAME.output)`,
+`$(nodes.NAME.output.KEY...)`, `$(execution.name)` and `$(execution.namespace)`. Any other
+`$(NAME)` is left alone, so Kubernetes' own expansion of container env vars keeps working.
+A reference that cannot be resolved raises UnresolvedReference naming it: a value is never
+silently empty.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+_REF = re.compile(r"\$\(((?:params|input|nodes|execution)(?:\.[^)\s]*)?)\)")
+
+
+class UnresolvedReference(Exception):
+    """A reference whose value does not exist at run time."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    text: str  # as written, without $( )
+    kind: str  # params | input | nodes | execution
+    target: str | None  # param name, node name, execution field
+    path: tuple[str, ...]  # keys into the output
+
+
+def parse(text: str) -> Reference | None:
+    """Parses the inside of one `$(...)`; None if it is malformed."""
+    parts = text.split(".")
+    head = parts[0]
+    if any(p == "" for p in parts):
+        return None
+    if head == "params" and len(parts) == 2:
+        return Reference(text, "params", parts[1], ())
+    if head == "input":
+        return Reference(text, "input", None, tuple(parts[1:]))
+    if head == "nodes" and len(parts) >= 3 and parts[2] == "output":
+        return Reference(text, "nodes", parts[1], tuple(parts[3:]))
+    if head == "execution" and len(parts) == 2 and parts[1] in ("name", "namespace"):
+        return Reference(text, "execution", parts[1], ())
+    return None
+
+
+def find(text: str) -> Iterator[tuple[str, Reference | None]]:
+    """Yields (raw text, parsed reference or None when malformed) for each of our references."""
+    for match in _REF.finditer(text):
+        yield match.group(1), parse(match.group(1))
+
+
+def render_value(value: Any) -> str:
+    """How a JSON value is written into a string: strings as they are, the rest as compact JSON."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def dig(value: Any, path: tuple[str, ...], what: str) -> Any:
+    """Follows keys (and list indexes) into a JSON value."""
+    current = value
+    walked = what
+    for key in path:
+        if isinstance(current, dict) and key in current:
+            current = current[key]
+        elif isinstance(current, list) and key.isdigit() and int(key) < len(current):
+            current = current[int(key)]
+        else:
+            kind = type(current).__name__ if current is not None else "null"
+            raise UnresolvedReference(f"{walked} has no key {key!r} (it is a {kind})")
+        walked += f".{key}"
+    return current
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Everything a reference can name when a node starts."""
+
+    params: dict[str, str]
+    execution_name: str
+    namespace: str
+    input: Any = None
+    has_input: bool = False
+    outputs: dict[str, Any] | None = None  # node name -> output, for finished nodes that ran
+
+    def resolve(self, ref: Reference) -> Any:
+        if ref.kind == "params":
+            assert ref.target is not None
+            if ref.target not in self.params:
+                raise UnresolvedReference(f"$({ref.text}): no such param")
+            return self.params[ref.target]
+        if ref.kind == "execution":
+            return self.execution_name if ref.target == "name" else self.namespace
+        if ref.kind == "input":
+            if not self.has_input:
+                raise UnresolvedReference(f"$({ref.text}): this node has no input (no predecessor ran before it)")
+            try:
+                return dig(self.input, ref.path, "input")
+            except UnresolvedReference as exc:
+                raise UnresolvedReference(f"$({ref.text}): {exc}") from None
+        outputs = self.outputs or {}
+        assert ref.target is not None
+        if ref.target not in outputs:
+            raise UnresolvedReference(f"$({ref.text}): node {ref.target!r} has not run, so it has no output")
+        try:
+            return dig(outputs[ref.target], ref.path, f"nodes.{ref.target}.output")
+        except UnresolvedReference as exc:
+            raise UnresolvedReference(f"$({ref.text}): {exc}") from None
+
+    def substitute(self, text: str) -> str:
+        def replace(match: re.Match[str]) -> str:
+            ref = parse(match.group(1))
+            if ref is None:
+                raise UnresolvedReference(f"$({match.group(1)}): not a valid reference")
+            return render_value(self.resolve(ref))
+
+        return _REF.sub(replace, text)
