@@ -26,6 +26,7 @@ LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "jobchain"
 ANNOTATION_OUTPUT = "jobchain.dev/output"
 ANNOTATION_EXECUTION_UID = "jobchain.dev/execution-uid"
+ANNOTATION_EXECUTION = "jobchain.dev/execution"  # the full name: label values are capped at 63
 CONTAINER = "main"
 OUTPUT_PATH = "/dev/termination-log"
 MAX_JOB_NAME = 52  # the Job controller appends "-xxxxx" to pod names; keep hostnames <= 63
@@ -136,12 +137,13 @@ def render_job(
         LABEL_WORKFLOW: label_value(execution.workflow),
         LABEL_MANAGED_BY: MANAGED_BY,
     }
+    annotations = {ANNOTATION_EXECUTION_UID: execution.uid, ANNOTATION_EXECUTION: execution.name}
     pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
     service_account = node.serviceAccountName or defaults.serviceAccountName
     if service_account:
         pod_spec["serviceAccountName"] = service_account
     template: dict[str, Any] = {
-        "metadata": {"labels": dict(labels), "annotations": {ANNOTATION_EXECUTION_UID: execution.uid}},
+        "metadata": {"labels": dict(labels), "annotations": dict(annotations)},
         "spec": pod_spec,
     }
     if node.podTemplate:
@@ -161,7 +163,7 @@ def render_job(
             "name": job_name(execution.name, node.name),
             "namespace": execution.namespace,
             "labels": labels,
-            "annotations": {ANNOTATION_EXECUTION_UID: execution.uid},
+            "annotations": annotations,
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,

@@ -1,0 +1,30 @@
+"""Prometheus metrics of the operator, served on --metrics-port at /metrics."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram, start_http_server
+
+EXECUTIONS_STARTED = Counter(
+    "jobchain_executions_started_total", "WorkflowExecutions that started running their first node."
+)
+EXECUTIONS_FINISHED = Counter(
+    "jobchain_executions_finished_total", "WorkflowExecutions that reached a terminal phase.", ["phase", "reason"]
+)
+EXECUTIONS_RUNNING = Gauge("jobchain_executions_running", "WorkflowExecutions currently Running.")
+NODE_DURATION = Histogram(
+    "jobchain_node_duration_seconds",
+    "From a node's Job being created to the node finishing.",
+    ["phase"],
+    buckets=(0.5, 1, 2, 5, 10, 30, 60, 120, 300, 600, 1800, 3600),
+)
+NODE_HANDOFF = Histogram(
+    "jobchain_node_handoff_seconds",
+    "From a node finishing (its container's termination time) to the next node's Job being created.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 3, 5, 10, 30),
+)
+RECONCILE_ERRORS = Counter("jobchain_reconcile_errors_total", "Reconciles that raised and were retried.")
+
+
+def serve(port: int) -> None:
+    if port > 0:
+        start_http_server(port)

@@ -1,0 +1,91 @@
+"""Runs reconciles: at most one at a time per object, coalescing bursts of events.
+
+Why: a node finishing produces several events (pod, Job, our own status write) within a
+second. Each only means "look again"; running one reconcile per event would race on the
+same execution. A poke while a reconcile runs marks the key dirty, and exactly one more
+reconcile follows. The blocking Kubernetes client runs in a thread pool, so one slow
+execution never stalls the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from jobchain.controller import metrics
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+class Scheduler:
+    def __init__(self, work: Callable[[Key], Any], workers: int = 8,
+                 on_result: Callable[[Key, Any], datetime | None] | None = None) -> None:
+        self._work = work
+        self._on_result = on_result
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
+        self._state: dict[Key, str] = {}  # "running" | "dirty"
+        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._failures: dict[Key, int] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def poke(self, key: Key) -> None:
+        state = self._state.get(key)
+        if state is not None:
+            self._state[key] = "dirty"
+            return
+        self._state[key] = "running"
+        task = asyncio.get_running_loop().create_task(self._run(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def wake_at(self, key: Key, moment: datetime) -> None:
+        """Pokes `key` at `moment` (used for deadlines), replacing an earlier timer."""
+        loop = asyncio.get_running_loop()
+        old = self._timers.pop(key, None)
+        if old is not None:
+            old.cancel()
+        delay = max(0.0, (moment - datetime.now(UTC)).total_seconds()) + 0.05
+        self._timers[key] = loop.call_later(delay, self.poke, key)
+
+    def forget(self, key: Key) -> None:
+        timer = self._timers.pop(key, None)
+        if timer is not None:
+            timer.cancel()
+        self._failures.pop(key, None)
+
+    async def _run(self, key: Key) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                self._state[key] = "running"
+                try:
+                    result = await loop.run_in_executor(self._executor, self._work, key)
+                except Exception:
+                    metrics.RECONCILE_ERRORS.inc()
+                    count = self._failures.get(key, 0)
+                    self._failures[key] = count + 1
+                    delay = RETRY_DELAYS[min(count, len(RETRY_DELAYS) - 1)]
+                    log.exception("reconcile of %s/%s failed; retrying in %ss", key[0], key[1], delay)
+                    loop.call_later(delay, self.poke, key)
+                else:
+                    self._failures.pop(key, None)
+                    if self._on_result is not None:
+                        moment = self._on_result(key, result)
+                        if moment is not None:
+                            self.wake_at(key, moment)
+                if self._state.get(key) != "dirty":
+                    break
+        finally:
+            self._state.pop(key, None)
+
+    def shutdown(self) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._executor.shutdown(wait=False, cancel_futures=True)

@@ -1,0 +1,45 @@
+"""The operator's view of the cluster: connection, the reads of our own objects, and the
+observer and writer behind one object the controller holds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from jobchain.api.models import GROUP, VERSION
+from jobchain.k8s.observe import Observer
+from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, Writer
+
+
+def connect() -> client.ApiClient:
+    """In-cluster config when running as a pod, otherwise $KUBECONFIG / ~/.kube/config."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    return client.ApiClient()
+
+
+class Cluster:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.custom = client.CustomObjectsApi(api)
+        self.observer = Observer(api)
+        self.writer = Writer(api)
+
+    def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+            return obj
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+
+    def get_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(EXECUTIONS, namespace, name)
+
+    def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self._get(WORKFLOWS, namespace, name)

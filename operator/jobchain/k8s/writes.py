@@ -1,0 +1,97 @@
+"""Every write the operator makes: Jobs (create-or-adopt, delete), status patches, Events.
+
+Why one module: these are the side effects kopf may repeat when it retries, so each one is
+written to be safe to repeat: a Job that exists already is adopted when it belongs to the
+same execution, a delete of a missing Job is done, and status is written as a whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import UTC, datetime
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from jobchain.api.models import API_VERSION, GROUP, VERSION
+
+log = logging.getLogger(__name__)
+
+EXECUTIONS = "workflowexecutions"
+WORKFLOWS = "workflows"
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class ForeignJobError(RuntimeError):
+    """A Job with the deterministic name exists but belongs to another (older) execution."""
+
+
+class Writer:
+    def __init__(self, api: client.ApiClient) -> None:
+        self.batch = client.BatchV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.custom = client.CustomObjectsApi(api)
+        self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
+
+    def create_job(self, manifest: dict[str, Any]) -> bool:
+        """Creates the Job, or adopts it if it already exists for the same execution.
+
+        Returns True when this call created it.
+        """
+        meta = manifest["metadata"]
+        try:
+            self.batch.create_namespaced_job(meta["namespace"], manifest)
+            return True
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        existing = self.batch.read_namespaced_job(meta["name"], meta["namespace"])
+        owner_uid = manifest["metadata"]["ownerReferences"][0]["uid"]
+        if any(ref.uid == owner_uid for ref in existing.metadata.owner_references or []):
+            return False
+        raise ForeignJobError(
+            f"Job {meta['namespace']}/{meta['name']} exists and belongs to another execution "
+            "(an older one of the same name, still being garbage-collected?); will retry"
+        )
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        try:
+            self.batch.delete_namespaced_job(
+                name, namespace, body=client.V1DeleteOptions(propagation_policy="Background")
+            )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
+    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, {"status": status}, _content_type=MERGE_PATCH
+        )
+
+    def event(self, obj: dict[str, Any], kind: str, type_: str, reason: str, message: str) -> None:
+        """Posts a Kubernetes Event on the object. Never raises: events are best effort."""
+        meta = obj["metadata"]
+        now = datetime.now(UTC)
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}.", namespace=meta["namespace"]),
+            involved_object=client.V1ObjectReference(
+                api_version=API_VERSION, kind=kind, name=meta["name"], namespace=meta["namespace"],
+                uid=meta.get("uid"), resource_version=meta.get("resourceVersion"),
+            ),
+            reason=reason,
+            message=message[:1024],
+            type=type_,
+            source=client.V1EventSource(component="jobchain"),
+            reporting_component="jobchain.dev/operator",
+            reporting_instance=self.instance[:128],
+            first_timestamp=now,
+            last_timestamp=now,
+            count=1,
+        )
+        try:
+            self.core.create_namespaced_event(meta["namespace"], body)
+        except Exception as exc:  # an event that cannot be posted must not stop the execution
+            log.warning("cannot post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
