@@ -45,9 +45,15 @@ def _shorten(text: str, limit: int, *key: str) -> str:
 
 
 def job_name(execution: str, node: str) -> str:
-    """Deterministic, DNS-1123 and at most 52 characters."""
+    """Deterministic, DNS-1123 and at most 52 characters.
+
+    Always hashed: without it, execution "a" node "b-c" and execution "a-b" node "c" in one
+    namespace would both get the Job "a-b-c".
+    """
     base = re.sub(r"[^a-z0-9-]", "-", f"{execution}-{node}".lower())
-    return _shorten(base, MAX_JOB_NAME, execution, node)
+    suffix = _hash(execution, node)
+    prefix = base[: MAX_JOB_NAME - len(suffix) - 1].strip("-")
+    return f"{prefix}-{suffix}" if prefix else suffix
 
 
 def label_value(value: str) -> str:
