@@ -1,0 +1,193 @@
+"""Helpers of the end-to-end tier: the operator as a real process, kubectl, and waiting on objects.
+
+The operator runs as a host process against the cluster (the same code as in the image),
+so that a test can kill it with SIGKILL and start it again, as a crashed pod would be.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from kubernetes import client
+
+ROOT = Path(__file__).resolve().parents[2]
+GROUP, VERSION = "jobchain.dev", "v1alpha1"
+# The host operator watches only the namespaces of this tier, so that an operator installed
+# in the cluster by the install tests (in namespaces of their own) never competes with it.
+E2E_NAMESPACE_PATTERN = "jc-e2e-*"
+
+
+def tool(name: str) -> str:
+    """A binary built by hack/build-tools.sh (kubectl, helm), else from PATH."""
+    versions = dict(
+        line.split("=", 1) for line in (ROOT / "hack/versions.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    cache = Path(os.environ.get("JOBCHAIN_CACHE", Path.home() / ".cache/jobchain"))
+    built = cache / f"k8s-{versions['KUBE_VERSION']}" / "bin" / name
+    return str(built) if built.exists() else name
+
+
+def kubectl(kubeconfig: str, *args: str, input_text: str | None = None, check: bool = True) -> str:
+    result = subprocess.run(
+        [tool("kubectl"), "--kubeconfig", kubeconfig, *args],
+        input=input_text, capture_output=True, text=True, timeout=120,
+    )
+    if check and result.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} failed: {result.stderr.strip()}")
+    return result.stdout
+
+
+def install_crds(kubeconfig: str) -> None:
+    kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
+    for crd in ("workflows.jobchain.dev", "workflowexecutions.jobchain.dev"):
+        kubectl(kubeconfig, "wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+
+
+class OperatorProcess:
+    """`python -m jobchain.controller` with its output in a log file."""
+
+    def __init__(self, kubeconfig: str, log_dir: Path, metrics_port: int = 18080, health_port: int = 18081) -> None:
+        self.kubeconfig = kubeconfig
+        self.log_path = log_dir / "operator.log"
+        self.metrics_port = metrics_port
+        self.health_port = health_port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        if self.running():
+            return
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig}
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "jobchain.controller", "--namespace", E2E_NAMESPACE_PATTERN,
+             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port), "--verbose"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+        )
+        wait_for(lambda: self._healthy(), timeout=60, what="operator health endpoint")
+
+    def _healthy(self) -> bool:
+        import urllib.request
+
+        if self.proc is None or self.proc.poll() is not None:
+            raise AssertionError(f"operator exited; see {self.log_path}:\n{self.tail()}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.health_port}/healthz", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except OSError:
+            return False
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def kill(self) -> None:
+        """SIGKILL, as an OOM kill or a node crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=30)
+
+    def metrics(self) -> str:
+        import urllib.request
+
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as resp:
+            return str(resp.read().decode())
+
+    def tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Objects:
+    """Creating and reading our custom resources in one namespace."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.custom = client.CustomObjectsApi(api)
+        self.batch = client.BatchV1Api(api)
+        self.core = client.CoreV1Api(api)
+        self.namespace = namespace
+
+    def create(self, manifest: dict[str, Any] | str) -> dict[str, Any]:
+        body = yaml.safe_load(manifest) if isinstance(manifest, str) else manifest
+        plural = {"Workflow": "workflows", "WorkflowExecution": "workflowexecutions"}[body["kind"]]
+        created: dict[str, Any] = self.custom.create_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, plural, body)
+        return created
+
+    def execution(self, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "workflowexecutions", name)
+        return obj
+
+    def workflow(self, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = self.custom.get_namespaced_custom_object(
+            GROUP, VERSION, self.namespace, "workflows", name)
+        return obj
+
+    def patch_execution(self, name: str, patch: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.namespace, "workflowexecutions", name, patch)
+
+    def wait_phase(self, name: str, phases: tuple[str, ...] = ("Succeeded", "Failed", "Cancelled"),
+                   timeout: float = 120) -> dict[str, Any]:
+        def done() -> dict[str, Any] | None:
+            obj = self.execution(name)
+            return obj if (obj.get("status") or {}).get("phase") in phases else None
+
+        try:
+            result: dict[str, Any] = wait_for(done, timeout, f"execution {name} to reach {phases}")
+        except AssertionError as exc:
+            status = (self.execution(name).get("status") or {})
+            raise AssertionError(f"{exc}; status: {yaml.safe_dump(status)}") from None
+        return result
+
+    def run(self, workflow: str, params: dict[str, str] | None = None, timeout: float = 120,
+            **spec: Any) -> dict[str, Any]:
+        created = self.create({
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "WorkflowExecution",
+            "metadata": {"generateName": f"{workflow}-"},
+            "spec": {"workflowRef": {"name": workflow}, "params": params or {}, **spec},
+        })
+        return self.wait_phase(created["metadata"]["name"], timeout=timeout)
+
+    def jobs(self, execution: str) -> list[client.V1Job]:
+        items: list[client.V1Job] = self.batch.list_namespaced_job(
+            self.namespace, label_selector=f"jobchain.dev/execution={execution}").items
+        return items
+
+    def events(self, name: str) -> list[client.CoreV1Event]:
+        items: list[client.CoreV1Event] = self.core.list_namespaced_event(
+            self.namespace, field_selector=f"involvedObject.name={name}").items
+        return items
+
+
+def nodes(execution: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {n["name"]: n for n in execution["status"]["nodes"]}

@@ -1,0 +1,277 @@
+"""User stories of the operator core on a real cluster: real Jobs, pods, logs and termination messages."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.e2e.support import Objects, OperatorProcess, nodes, wait_for
+
+pytestmark = pytest.mark.usefixtures("operator")
+
+BUSYBOX = "busybox:1.36"
+
+
+def workflow(name: str, nodes_yaml: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "jobchain.dev/v1alpha1",
+        "kind": "Workflow",
+        "metadata": {"name": name},
+        "spec": {"defaults": {"image": BUSYBOX, "timeoutSeconds": 120}, "nodes": nodes_yaml, **spec},
+    }
+
+
+@pytest.fixture
+def objects(api: client.ApiClient, namespace: str) -> Objects:
+    return Objects(api, namespace)
+
+
+def test_three_node_chain_passes_outputs(objects: Objects) -> None:
+    objects.create(workflow("chain", [
+        {"name": "a", "script": "printf '{\"rows\": 42, \"date\": \"%s\"}' '$(params.date)' > $JOBCHAIN_OUTPUT",
+         "next": [{"node": "b"}]},
+        {"name": "b", "script": "printf '{\"double\": %d, \"seen\": %s}' $(( $(input.rows) * 2 )) "
+                                "\"$JOBCHAIN_INPUT\" > $JOBCHAIN_OUTPUT",
+         "next": [{"node": "c"}]},
+        {"name": "c", "env": [{"name": "DATE", "value": "$(nodes.a.output.date)"}],
+         "script": "echo \"$DATE $(input.double) $(execution.name)\"", "output": {"from": "logs"}},
+    ], params=[{"name": "date", "default": "2026-01-01"}]))
+    done = objects.run("chain", {"date": "2026-11-27"})
+    status = done["status"]
+    assert status["phase"] == "Succeeded", status
+    result = nodes(done)
+    assert result["a"]["output"] == {"rows": 42, "date": "2026-11-27"}
+    assert result["b"]["output"] == {"double": 84, "seen": {"rows": 42, "date": "2026-11-27"}}
+    assert result["c"]["output"] == f"2026-11-27 84 {done['metadata']['name']}"
+    assert result["b"]["inputFrom"] == "a"
+    assert status["progress"] == "3/3"
+    assert all(n["exitCode"] == 0 and n["jobName"] and n["podName"] for n in result.values())
+    # One Job per node, labelled and owned by the execution.
+    jobs = objects.jobs(done["metadata"]["name"])
+    assert sorted(j.metadata.labels["jobchain.dev/node"] for j in jobs) == ["a", "b", "c"]
+    assert all(j.metadata.owner_references[0].uid == done["metadata"]["uid"] for j in jobs)
+    reasons = [e.reason for e in objects.events(done["metadata"]["name"])]
+    assert reasons.count("NodeStarted") == 3 and reasons.count("NodeSucceeded") == 3
+    assert "ExecutionSucceeded" in reasons
+
+
+def test_failure_is_routed_to_the_failure_edge(objects: Objects) -> None:
+    objects.create(workflow("routing", [
+        {"name": "load", "script": "echo 'disk full' >&2; exit 3",
+         "next": [{"node": "publish", "type": "success"}, {"node": "alert", "type": "failure"}]},
+        {"name": "publish", "script": "echo published"},
+        {"name": "alert", "script": "echo alerting", "output": {"from": "logs"}},
+    ]))
+    done = objects.run("routing")
+    result = nodes(done)
+    assert result["load"]["phase"] == "Failed"
+    assert result["load"]["exitCode"] == 3
+    assert "disk full" in result["load"]["message"]
+    assert result["publish"]["phase"] == "Skipped"
+    assert result["alert"]["phase"] == "Succeeded" and result["alert"]["output"] == "alerting"
+    # The failure had a failure edge, so it was handled: the execution succeeds.
+    assert done["status"]["phase"] == "Succeeded"
+
+
+def test_unhandled_failure_fails_the_execution_naming_the_node(objects: Objects) -> None:
+    objects.create(workflow("unhandled", [
+        {"name": "boom", "script": "exit 1", "next": [{"node": "after"}]},
+        {"name": "after", "script": "echo never"},
+    ]))
+    done = objects.run("unhandled")
+    assert done["status"]["phase"] == "Failed"
+    assert done["status"]["reason"] == "NodeFailed"
+    assert "boom" in done["status"]["message"]
+    assert nodes(done)["after"]["phase"] == "Skipped"
+
+
+def test_cel_condition_takes_each_branch(objects: Objects) -> None:
+    objects.create(workflow("branch", [
+        {"name": "count", "script": "printf '{\"rows\": %s}' $(params.rows) > $JOBCHAIN_OUTPUT",
+         "next": [{"node": "big", "type": "condition", "when": "output.rows > 10"},
+                  {"node": "small", "type": "condition", "when": "output.rows <= 10 && params.rows == '3'"}]},
+        {"name": "big", "script": "echo big"},
+        {"name": "small", "script": "echo small"},
+    ], params=[{"name": "rows"}]))
+    big = objects.run("branch", {"rows": "42"})
+    small = objects.run("branch", {"rows": "3"})
+    assert big["status"]["phase"] == small["status"]["phase"] == "Succeeded"
+    assert (nodes(big)["big"]["phase"], nodes(big)["small"]["phase"]) == ("Succeeded", "Skipped")
+    assert (nodes(small)["big"]["phase"], nodes(small)["small"]["phase"]) == ("Skipped", "Succeeded")
+
+
+def test_cel_runtime_error_fails_with_condition_error(objects: Objects) -> None:
+    objects.create(workflow("badwhen", [
+        {"name": "a", "script": "echo '{}' > $JOBCHAIN_OUTPUT",
+         "next": [{"node": "b", "type": "condition", "when": "output.missing > 1"}]},
+        {"name": "b", "script": "echo b"},
+    ]))
+    done = objects.run("badwhen")
+    assert done["status"]["phase"] == "Failed"
+    assert done["status"]["reason"] == "ConditionError"
+    assert "a -> b" in done["status"]["message"] and "missing" in done["status"]["message"]
+
+
+def test_all_three_output_sources(objects: Objects, api: client.ApiClient, namespace: str) -> None:
+    # The annotation source: the step annotates its own pod, so its ServiceAccount may patch pods.
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    core.create_namespaced_service_account(namespace, {"metadata": {"name": "step"}})
+    rbac.create_namespaced_role(namespace, {
+        "metadata": {"name": "annotate-own-pod"},
+        "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}],
+    })
+    rbac.create_namespaced_role_binding(namespace, {
+        "metadata": {"name": "step-annotate"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "annotate-own-pod"},
+        "subjects": [{"kind": "ServiceAccount", "name": "step", "namespace": namespace}],
+    })
+    objects.create(workflow("sources", [
+        {"name": "by-message", "script": "echo ignored; echo '{\"via\": \"message\"}' > $JOBCHAIN_OUTPUT",
+         "next": [{"node": "by-logs"}]},
+        {"name": "by-logs", "output": {"from": "logs"}, "script": "echo '{\"via\": \"logs\"}'",
+         "next": [{"node": "by-annotation"}]},
+        {"name": "by-annotation", "output": {"from": "annotation"}, "image": "localhost/jobchain-kubectl:dev",
+         "serviceAccountName": "step",
+         "script": "kubectl annotate pod \"$JOBCHAIN_POD_NAME\" --overwrite "
+                   "jobchain.dev/output='{\"via\": \"annotation\", \"from\": \"'$(input.via)'\"}'"},
+    ]))
+    done = objects.run("sources", timeout=180)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    result = nodes(done)
+    assert result["by-message"]["output"] == {"via": "message"}
+    assert result["by-logs"]["output"] == {"via": "logs"}
+    assert result["by-annotation"]["output"] == {"via": "annotation", "from": "logs"}
+
+
+def test_join_any_runs_after_whichever_branch_ran(objects: Objects) -> None:
+    objects.create(workflow("joins", [
+        {"name": "check", "script": "exit 0",
+         "next": [{"node": "left", "type": "success"}, {"node": "right", "type": "failure"}]},
+        {"name": "left", "script": "echo '\"left\"' > $JOBCHAIN_OUTPUT", "next": [{"node": "any", "type": "always"},
+                                                                            {"node": "all", "type": "always"}]},
+        {"name": "right", "script": "echo right", "next": [{"node": "any", "type": "always"},
+                                                          {"node": "all", "type": "always"}]},
+        {"name": "any", "join": "any", "script": "echo '$(input)' > $JOBCHAIN_OUTPUT"},
+        {"name": "all", "script": "echo never"},
+    ]))
+    done = objects.run("joins")
+    result = nodes(done)
+    assert result["right"]["phase"] == "Skipped"
+    assert result["any"]["phase"] == "Succeeded" and result["any"]["output"] == "left"
+    assert result["all"]["phase"] == "Skipped"
+    assert done["status"]["phase"] == "Succeeded"
+
+
+def test_parallelism_two_runs_two_jobs_at_once(objects: Objects) -> None:
+    objects.create(workflow("wide", [
+        {"name": f"n{i}", "script": "sleep 4"} for i in range(4)
+    ], parallelism=2))
+    created = objects.create({
+        "apiVersion": "jobchain.dev/v1alpha1", "kind": "WorkflowExecution",
+        "metadata": {"generateName": "wide-"}, "spec": {"workflowRef": {"name": "wide"}},
+    })
+    name = created["metadata"]["name"]
+    most_running = 0
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        status = objects.execution(name).get("status") or {}
+        running = [n["name"] for n in status.get("nodes", []) if n.get("phase") == "Running"]
+        most_running = max(most_running, len(running))
+        assert len(running) <= 2, running
+        if status.get("phase") in ("Succeeded", "Failed"):
+            break
+        time.sleep(0.3)
+    done = objects.execution(name)
+    assert done["status"]["phase"] == "Succeeded"
+    assert most_running == 2
+    result = nodes(done)
+    # Declaration order: n0 and n1 first, n2 and n3 after them.
+    assert max(result["n0"]["startedAt"], result["n1"]["startedAt"]) <= min(
+        result["n2"]["startedAt"], result["n3"]["startedAt"])
+
+
+def test_cancel_deletes_running_jobs(objects: Objects) -> None:
+    objects.create(workflow("slow", [
+        {"name": "wait", "script": "sleep 300", "next": [{"node": "after"}]},
+        {"name": "after", "script": "echo after"},
+    ]))
+    created = objects.create({
+        "apiVersion": "jobchain.dev/v1alpha1", "kind": "WorkflowExecution",
+        "metadata": {"generateName": "slow-"}, "spec": {"workflowRef": {"name": "slow"}},
+    })
+    name = created["metadata"]["name"]
+    objects.wait_phase(name, ("Running",))
+    wait_for(lambda: nodes(objects.execution(name))["wait"]["phase"] == "Running", 60, "node wait running")
+    objects.patch_execution(name, {"spec": {"cancel": True}})
+    done = objects.wait_phase(name, timeout=60)
+    assert done["status"]["phase"] == "Cancelled"
+    assert {n["phase"] for n in done["status"]["nodes"]} == {"Cancelled"}
+    wait_for(lambda: not [j for j in objects.jobs(name) if not j.metadata.deletion_timestamp], 60,
+             "the running Job to be deleted")
+
+
+def test_execution_deadline_fails_with_deadline_exceeded(objects: Objects) -> None:
+    objects.create(workflow("forever", [{"name": "wait", "script": "sleep 300"}]))
+    started = time.monotonic()
+    done = objects.run("forever", timeoutSeconds=5, timeout=60)
+    assert done["status"]["phase"] == "Failed"
+    assert done["status"]["reason"] == "DeadlineExceeded"
+    assert nodes(done)["wait"]["phase"] == "Cancelled"
+    assert time.monotonic() - started < 30  # event-timed, not found by a slow resync
+
+
+def test_operator_killed_mid_run_resumes_without_duplicate_jobs(objects: Objects, operator: OperatorProcess) -> None:
+    objects.create(workflow("restart", [
+        {"name": "one", "script": "sleep 2; echo 1 > $JOBCHAIN_OUTPUT", "next": [{"node": "two"}]},
+        {"name": "two", "script": "sleep 6; echo $(( $(input) + 1 )) > $JOBCHAIN_OUTPUT", "next": [{"node": "three"}]},
+        {"name": "three", "script": "echo $(( $(input) + 1 )) > $JOBCHAIN_OUTPUT"},
+    ]))
+    created = objects.create({
+        "apiVersion": "jobchain.dev/v1alpha1", "kind": "WorkflowExecution",
+        "metadata": {"generateName": "restart-"}, "spec": {"workflowRef": {"name": "restart"}},
+    })
+    name = created["metadata"]["name"]
+    wait_for(lambda: nodes(objects.execution(name))["two"]["phase"] == "Running"
+             if (objects.execution(name).get("status") or {}).get("nodes") else False, 90, "node two running")
+    operator.kill()
+    time.sleep(8)  # node two finishes while no operator is running
+    assert nodes(objects.execution(name))["two"]["phase"] == "Running"  # nobody recorded it yet
+    operator.start()
+    done = objects.wait_phase(name, timeout=90)
+    assert done["status"]["phase"] == "Succeeded"
+    assert nodes(done)["three"]["output"] == 3
+    jobs = objects.jobs(name)
+    assert sorted(j.metadata.labels["jobchain.dev/node"] for j in jobs) == ["one", "three", "two"]
+    for job in jobs:  # each node ran exactly once
+        assert (job.status.succeeded or 0) == 1 and not job.status.failed
+
+
+def test_invalid_workflow_is_refused_with_its_reason(objects: Objects) -> None:
+    # What the schema can see is refused at apply time...
+    with pytest.raises(ApiException) as refused:
+        objects.create(workflow("Bad_Name", [{"name": "Not A Label", "script": "true"}]))
+    assert refused.value.status == 422 and "Not A Label" in str(refused.value.body)
+    with pytest.raises(ApiException) as refused_edge:
+        objects.create(workflow("no-when", [{"name": "a", "script": "true",
+                                             "next": [{"node": "b", "type": "condition"}]},
+                                            {"name": "b", "script": "true"}]))
+    assert refused_edge.value.status == 422 and "condition" in str(refused_edge.value.body)
+    # ...the rest shows as the Workflow's Ready condition and fails executions at once.
+    objects.create(workflow("cyclic", [
+        {"name": "a", "script": "true", "next": [{"node": "b"}]},
+        {"name": "b", "script": "true", "next": [{"node": "a"}]},
+    ]))
+    ready = wait_for(lambda: next((c for c in (objects.workflow("cyclic").get("status") or {}).get("conditions", [])
+                                   if c["type"] == "Ready"), None), 30, "Ready condition")
+    assert ready["status"] == "False" and "cycle" in ready["message"]
+    done = objects.run("cyclic")
+    assert done["status"]["phase"] == "Failed"
+    assert done["status"]["reason"] == "InvalidWorkflow"
+    assert "cycle" in done["status"]["message"]
+    missing = objects.run("no-such-workflow")
+    assert missing["status"]["reason"] == "WorkflowNotFound"
+    assert not objects.jobs(done["metadata"]["name"])
