@@ -296,6 +296,7 @@ class _Run:
             changed = False
             nodes = self.nodes()
             running = sum(1 for n in self.status.nodes if n.phase == NodePhase.RUNNING)
+            ready: list[tuple[str, list[InEdge]]] = []
             for name in order:
                 node = nodes[name]
                 if node.phase != NodePhase.PENDING:
@@ -323,11 +324,18 @@ class _Run:
                     ) + f" (join: {join})"
                     changed = True
                     continue
+                ready.append((name, held))
+            if changed:
+                # A skip can make an earlier-declared node ready: decide every node before starting any,
+                # so ready nodes start in declaration order.
+                continue
+            for name, held in ready:
                 if running >= self.workflow.parallelism:
-                    continue
+                    break
                 if self.start_node(name, held, nodes):
                     running += 1
-                changed = True
+                else:
+                    changed = True  # failed before starting: its out-edges are decided now
 
     def start_node(self, name: str, held: list[InEdge], nodes: dict[str, NodeStatus]) -> bool:
         """Renders and plans the node's Job; False when it failed before starting."""
