@@ -241,6 +241,7 @@ class _Run:
     # ---- stopping ----------------------------------------------------------------------
     def stop(self, phase: ExecutionPhase, reason: str, message: str) -> None:
         """Cancel, deadline, condition error: delete running Jobs, cancel what has not finished."""
+        self.plan.create.clear()  # a Job planned earlier in this pass belongs to a node cancelled now
         for node in self.status.nodes:
             if node.phase in FINISHED_NODE_PHASES:
                 continue
