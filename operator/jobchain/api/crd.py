@@ -41,7 +41,7 @@ _RULES: dict[str, list[dict[str, str]]] = {
     ],
     "Edge": [
         {
-            "rule": "self.type == 'condition' ? has(self.when) : !has(self.when)",
+            "rule": "(has(self.type) && self.type == 'condition') == has(self.when)",
             "message": "an edge with type: condition needs `when` (a CEL expression); other edges must not set it",
         },
     ],
