@@ -264,6 +264,10 @@ class _Run:
         status.duration = format_duration((self.now - started).total_seconds())
         kind = "Normal" if phase == ExecutionPhase.SUCCEEDED else "Warning"
         self.plan.events.append(Event(kind, f"Execution{phase}", message))
+        # Jobs the status does not know of (created before a crash lost the status write) end too.
+        for seen in self.observed.values():
+            if seen.state == JobState.RUNNING and seen.name not in self.plan.delete:
+                self.plan.delete.append(seen.name)
 
     # ---- edges and readiness -----------------------------------------------------------
     def edge_holds(self, edge: InEdge, target: str, nodes: dict[str, NodeStatus]) -> bool:
