@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import kopf
@@ -86,8 +87,8 @@ async def cleanup(**_: Any) -> None:
 
 
 @kopf.on.event(GROUP, VERSION, "workflowexecutions")
-async def execution_changed(event: dict[str, Any], namespace: str, name: str, **_: Any) -> None:
-    key = (namespace, name)
+async def execution_changed(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
+    key = (namespace or "", name)
     if event.get("type") == "DELETED":
         runtime().executions.forget(key)
         runtime().running.discard(key)
@@ -96,7 +97,7 @@ async def execution_changed(event: dict[str, Any], namespace: str, name: str, **
     runtime().executions.poke(key)
 
 
-def _owner(body: dict[str, Any]) -> str | None:
+def _owner(body: Mapping[str, Any]) -> str | None:
     meta = body.get("metadata", {})
     for ref in meta.get("ownerReferences") or []:
         if ref.get("kind") == "WorkflowExecution" and ref.get("apiVersion", "").startswith(f"{GROUP}/"):
@@ -106,31 +107,31 @@ def _owner(body: dict[str, Any]) -> str | None:
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
-async def job_changed(body: dict[str, Any], namespace: str, **_: Any) -> None:
+async def job_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
     owner = _owner(body)
-    if owner:
+    if owner and namespace:
         runtime().executions.poke((namespace, owner))
 
 
 @kopf.on.event("", "v1", "pods", labels=OURS)
-async def pod_changed(body: dict[str, Any], namespace: str, **_: Any) -> None:
+async def pod_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
     # A pod's terminated state is visible about a second before the Job controller reports it.
     status = body.get("status") or {}
     terminated = status.get("phase") in ("Succeeded", "Failed") or any(
         (s.get("state") or {}).get("terminated") for s in status.get("containerStatuses") or []
     )
     owner = _owner(body)
-    if terminated and owner:
+    if terminated and owner and namespace:
         runtime().executions.poke((namespace, owner))
 
 
 @kopf.timer(GROUP, VERSION, "workflowexecutions", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS,
             when=lambda status, **_: status.get("phase") not in TERMINAL_EXECUTION_PHASES)
-async def execution_resync(namespace: str, name: str, **_: Any) -> None:
-    runtime().executions.poke((namespace, name))
+async def execution_resync(namespace: str | None, name: str, **_: Any) -> None:
+    runtime().executions.poke((namespace or "", name))
 
 
 @kopf.on.event(GROUP, VERSION, "workflows")
-async def workflow_changed(event: dict[str, Any], namespace: str, name: str, **_: Any) -> None:
+async def workflow_changed(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
     if event.get("type") != "DELETED":
-        runtime().workflows.poke((namespace, name))
+        runtime().workflows.poke((namespace or "", name))

@@ -16,9 +16,9 @@ from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, Writer
 def connect() -> client.ApiClient:
     """In-cluster config when running as a pod, otherwise $KUBECONFIG / ~/.kube/config."""
     try:
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config()
+        config.load_kube_config()  # type: ignore[no-untyped-call]
     return client.ApiClient()
 
 
@@ -31,8 +31,8 @@ class Cluster:
 
     def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            obj: dict[str, Any] = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
-            return obj
+            obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
+            return dict(obj)  # type: ignore[call-overload,no-any-return]
         except ApiException as exc:
             if exc.status == 404:
                 return None

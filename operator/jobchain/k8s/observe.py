@@ -2,15 +2,17 @@
 
 Why the pod and not only the Job: the Job controller batches pod updates for about a second
 before it sets the Job's Complete/Failed condition, while the pod's own terminated state is
-visible at once. A single-attempt node whose pod has terminated is finished now, which is
-what makes the step-to-step handoff fast. Outputs are read here, as soon as a node is seen
-finished, so that the planner can keep them in status before anything deletes the pod.
+visible at once. A node whose pod has succeeded, or whose last allowed attempt has failed,
+is finished now, which is what makes the step-to-step handoff fast. Outputs are read here,
+as soon as a node is seen finished, so the planner can keep them in status before anything
+deletes the pod. Objects are handled as plain dicts (as in `kubectl get -o json`), so the
+interpretation (`interpret_job`) is a pure function tested without a cluster.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,16 +22,14 @@ from kubernetes.client.exceptions import ApiException
 from jobchain.api.models import OutputSource
 from jobchain.engine.outputs import LOG_TAIL_BYTES
 from jobchain.engine.planner import JobState, ObservedJob
-from jobchain.engine.render import (
-    ANNOTATION_OUTPUT,
-    CONTAINER,
-    LABEL_NODE,
-    execution_selector,
-)
+from jobchain.engine.render import ANNOTATION_OUTPUT, CONTAINER, LABEL_NODE, execution_selector
 
 log = logging.getLogger(__name__)
 
 FAILURE_LOG_BYTES = 2048
+JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
+
+Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -40,142 +40,162 @@ class NodeToRead:
     source: OutputSource
 
 
-def _iso(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return value
-    return str(value.strftime("%Y-%m-%dT%H:%M:%SZ"))
-
-
-def _condition(job: client.V1Job, *types: str) -> client.V1JobCondition | None:
-    for cond in (job.status and job.status.conditions) or []:
-        if cond.type in types and cond.status == "True":
-            return cond
+def _true_condition(job: Obj, *types: str) -> Obj | None:
+    for cond in (job.get("status") or {}).get("conditions") or []:
+        if cond.get("type") in types and cond.get("status") == "True":
+            return dict(cond)
     return None
 
 
-def _terminated(pod: client.V1Pod) -> client.V1ContainerStateTerminated | None:
-    for status in (pod.status and pod.status.container_statuses) or []:
-        if status.name == CONTAINER and status.state and status.state.terminated:
-            return status.state.terminated
+def terminated(pod: Obj) -> Obj | None:
+    """The terminated state of the node's container, if it has terminated."""
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        if status.get("name") == CONTAINER and (status.get("state") or {}).get("terminated"):
+            return dict(status["state"]["terminated"])
     return None
 
 
-def _created(obj: Any) -> str:
-    stamp = obj.metadata.creation_timestamp
-    return stamp.isoformat() if stamp else ""
+@dataclass(frozen=True)
+class JobResult:
+    """What a Job and its pods say, before any output is read."""
+
+    state: JobState
+    pod: Obj | None  # the pod whose result counts (last succeeded, or last failed)
+    retries: int
+    reason: str  # the Job's Failed condition, if any
+
+
+def interpret_job(job: Obj, pods: list[Obj]) -> JobResult:
+    """Decides whether a node's Job has finished, from the Job and its pods (oldest first)."""
+    backoff = (job.get("spec") or {}).get("backoffLimit") or 0
+    phases = [(p.get("status") or {}).get("phase") for p in pods]
+    succeeded = [p for p, ph in zip(pods, phases, strict=True) if ph == "Succeeded"]
+    failed = [p for p, ph in zip(pods, phases, strict=True) if ph == "Failed"]
+    complete = _true_condition(job, "Complete", "SuccessCriteriaMet")
+    failure = _true_condition(job, "Failed", "FailureTarget")
+    if complete is not None or succeeded:
+        return JobResult(JobState.SUCCEEDED, succeeded[-1] if succeeded else None, len(failed), "")
+    if failure is not None or len(failed) > backoff:
+        reason = ""
+        if failure is not None:
+            reason = str(failure.get("reason") or "Failed")
+            if failure.get("message"):
+                reason += f": {failure['message']}"
+        return JobResult(JobState.FAILED, failed[-1] if failed else None, max(0, len(failed) - 1), reason)
+    return JobResult(JobState.RUNNING, None, len(failed), "")
+
+
+def observed_job(node: str, job: Obj, result: JobResult, raw_output: str | None, log_tail: str | None,
+                 read_error: str = "") -> ObservedJob:
+    """The planner's view of a finished or running Job."""
+    name = job["metadata"]["name"]
+    if result.state == JobState.RUNNING:
+        return ObservedJob(node, name, JobState.RUNNING, retries=result.retries)
+    if result.pod is None:
+        message = result.reason or "the Job finished but its pod is gone; no output could be read"
+        finished = (job.get("status") or {}).get("completionTime")
+        return ObservedJob(node, name, result.state, message=message, retries=result.retries, finished_at=finished)
+    term = terminated(result.pod)
+    parts = [result.reason] if result.reason else []
+    if result.state == JobState.FAILED:
+        if term is not None:
+            why = term.get("reason")
+            parts.append(f"exit code {term.get('exitCode')}" + (f" ({why})" if why not in (None, "Error") else ""))
+        if log_tail:
+            parts.append(f"last log lines: {log_tail}")
+    if read_error:
+        parts.append(read_error)
+    return ObservedJob(
+        node, name, result.state,
+        pod_name=result.pod["metadata"]["name"],
+        exit_code=term.get("exitCode") if term else None,
+        raw_output=raw_output,
+        message="; ".join(p for p in parts if p),
+        retries=result.retries,
+        finished_at=term.get("finishedAt") if term else None,
+    )
+
+
+def output_of(pod: Obj, source: OutputSource, read_log: Callable[[int], str | None]) -> tuple[str | None, str]:
+    """(raw output, error) of a finished pod, from the node's output source."""
+    if source == OutputSource.TERMINATION_MESSAGE:
+        term = terminated(pod)
+        return (term.get("message") if term else None), ""
+    if source == OutputSource.ANNOTATION:
+        return ((pod.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_OUTPUT), ""
+    text = read_log(LOG_TAIL_BYTES)
+    return (text, "") if text is not None else (None, "the pod log could not be read")
+
+
+def _reader(observer: Observer, pod: Obj) -> Callable[[int], str | None]:
+    return lambda size: observer.log_tail(pod, size)
 
 
 class Observer:
     def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
 
-    def jobs(self, namespace: str, execution: str, uid: str) -> list[client.V1Job]:
+    def _dicts(self, items: Iterable[Any]) -> list[Obj]:
+        return [self.api.sanitize_for_serialization(item) for item in items]  # type: ignore[no-untyped-call]
+
+    def jobs(self, namespace: str, execution: str, uid: str) -> list[Obj]:
         """The execution's Jobs (those of an older execution of the same name are ignored)."""
-        jobs = self.batch.list_namespaced_job(namespace, label_selector=execution_selector(execution)).items
+        listed = self.batch.list_namespaced_job(namespace, label_selector=execution_selector(execution))
         return [
-            j for j in jobs
-            if any(ref.uid == uid for ref in (j.metadata.owner_references or []))
+            j for j in self._dicts(listed.items)
+            if any(ref.get("uid") == uid for ref in j["metadata"].get("ownerReferences") or [])
         ]
 
-    def observe(self, namespace: str, execution: str, uid: str,
-                wanted: Iterable[NodeToRead]) -> dict[str, ObservedJob]:
+    def pods(self, namespace: str, execution: str) -> dict[str, list[Obj]]:
+        """The execution's pods by Job name, oldest first."""
+        listed = self.core.list_namespaced_pod(namespace, label_selector=execution_selector(execution))
+        by_job: dict[str, list[Obj]] = {}
+        for pod in self._dicts(listed.items):
+            labels = pod["metadata"].get("labels") or {}
+            job = next((labels[k] for k in JOB_NAME_LABELS if k in labels), None)
+            if job:
+                by_job.setdefault(job, []).append(pod)
+        for items in by_job.values():
+            items.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
+        return by_job
+
+    def observe(self, namespace: str, execution: str, uid: str, wanted: Iterable[NodeToRead]) -> dict[str, ObservedJob]:
         wanted_by_name = {w.name: w for w in wanted}
-        jobs = {j.metadata.labels.get(LABEL_NODE): j for j in self.jobs(namespace, execution, uid)}
         result: dict[str, ObservedJob] = {}
-        pods_by_job: dict[str, list[client.V1Pod]] | None = None
-        for node, job in jobs.items():
+        pods: dict[str, list[Obj]] | None = None
+        for job in self.jobs(namespace, execution, uid):
+            node = (job["metadata"].get("labels") or {}).get(LABEL_NODE)
             if node is None:
                 continue
             want = wanted_by_name.get(node)
             if want is None:
-                # Finished in status already: only whether it still runs matters (leftover delete).
-                done = _condition(job, "Complete", "Failed")
-                result[node] = ObservedJob(node, job.metadata.name,
-                                           JobState.RUNNING if done is None else JobState.SUCCEEDED)
+                # Finished in status already: only whether it still runs matters (a leftover to delete).
+                done = _true_condition(job, "Complete", "Failed")
+                state = JobState.RUNNING if done is None else JobState.SUCCEEDED
+                result[node] = ObservedJob(node, job["metadata"]["name"], state)
                 continue
-            if pods_by_job is None:
-                pods_by_job = self._pods(namespace, execution)
-            result[node] = self._observe_job(job, pods_by_job.get(job.metadata.name, []), want)
+            if pods is None:
+                pods = self.pods(namespace, execution)
+            interpreted = interpret_job(job, pods.get(job["metadata"]["name"], []))
+            raw, error, tail = None, "", None
+            pod = interpreted.pod
+            if pod is not None:
+                raw, error = output_of(pod, want.source, _reader(self, pod))
+                if interpreted.state == JobState.FAILED:
+                    tail = self.log_tail(pod, FAILURE_LOG_BYTES)
+            result[node] = observed_job(node, job, interpreted, raw, tail, error)
         return result
 
-    def _pods(self, namespace: str, execution: str) -> dict[str, list[client.V1Pod]]:
-        pods = self.core.list_namespaced_pod(namespace, label_selector=execution_selector(execution)).items
-        by_job: dict[str, list[client.V1Pod]] = {}
-        for pod in pods:
-            job = (pod.metadata.labels or {}).get("batch.kubernetes.io/job-name") or (
-                pod.metadata.labels or {}).get("job-name")
-            if job:
-                by_job.setdefault(job, []).append(pod)
-        for items in by_job.values():
-            items.sort(key=_created)
-        return by_job
-
-    def _observe_job(self, job: client.V1Job, pods: list[client.V1Pod], want: NodeToRead) -> ObservedJob:
-        name = job.metadata.name
-        backoff = job.spec.backoff_limit or 0
-        succeeded = [p for p in pods if p.status and p.status.phase == "Succeeded"]
-        failed = [p for p in pods if p.status and p.status.phase == "Failed"]
-        complete = _condition(job, "Complete", "SuccessCriteriaMet")
-        failure = _condition(job, "Failed", "FailureTarget")
-        retries = len(failed)
-        if complete is not None or succeeded:
-            pod = succeeded[-1] if succeeded else None
-            return self._finished(JobState.SUCCEEDED, job, pod, want, retries, "")
-        if failure is not None or len(failed) > backoff:
-            pod = failed[-1] if failed else None
-            reason = ""
-            if failure is not None:
-                reason = f"{failure.reason}: {failure.message}" if failure.message else str(failure.reason)
-            return self._finished(JobState.FAILED, job, pod, want, max(0, retries - 1), reason)
-        return ObservedJob(want.name, name, JobState.RUNNING, retries=retries)
-
-    def _finished(self, state: JobState, job: client.V1Job, pod: client.V1Pod | None, want: NodeToRead,
-                  retries: int, reason: str) -> ObservedJob:
-        if pod is None:
-            message = reason or "the Job finished but its pod is gone; no output could be read"
-            finished = _iso(job.status.completion_time) if job.status else None
-            return ObservedJob(want.name, job.metadata.name, state, message=message, retries=retries,
-                               finished_at=finished)
-        term = _terminated(pod)
-        exit_code = term.exit_code if term else None
-        raw, read_error = self._read_output(pod, want.source, term)
-        parts = [reason] if reason else []
-        if state == JobState.FAILED:
-            if term is not None:
-                parts.append(f"exit code {term.exit_code}" + (f" ({term.reason})" if term.reason not in
-                                                               (None, "Error", "Completed") else ""))
-            tail = self._log_tail(pod, FAILURE_LOG_BYTES)
-            if tail:
-                parts.append(f"last log lines: {tail}")
-        if read_error:
-            parts.append(read_error)
-        finished = _iso(term.finished_at) if term else None
-        return ObservedJob(want.name, job.metadata.name, state, pod_name=pod.metadata.name, exit_code=exit_code,
-                           raw_output=raw, message="; ".join(p for p in parts if p), retries=retries,
-                           finished_at=finished)
-
-    def _read_output(self, pod: client.V1Pod, source: OutputSource,
-                     term: client.V1ContainerStateTerminated | None) -> tuple[str | None, str]:
-        if source == OutputSource.TERMINATION_MESSAGE:
-            return (term.message if term else None), ""
-        if source == OutputSource.ANNOTATION:
-            return (pod.metadata.annotations or {}).get(ANNOTATION_OUTPUT), ""
-        text = self._log_tail(pod, LOG_TAIL_BYTES)
-        if text is None:
-            return None, "the pod log could not be read"
-        return text, ""
-
-    def _log_tail(self, pod: client.V1Pod, size: int) -> str | None:
+    def log_tail(self, pod: Obj, size: int) -> str | None:
+        meta = pod["metadata"]
         try:
             text = self.core.read_namespaced_pod_log(
-                pod.metadata.name, pod.metadata.namespace, container=CONTAINER,
-                tail_lines=max(100, size // 16), _preload_content=True,
+                meta["name"], meta["namespace"], container=CONTAINER, tail_lines=max(100, size // 16),
             )
         except ApiException as exc:
-            log.warning("cannot read log of pod %s/%s: %s", pod.metadata.namespace, pod.metadata.name, exc.reason)
+            log.warning("cannot read the log of pod %s/%s: %s", meta["namespace"], meta["name"], exc.reason)
             return None
         data = str(text).encode()
         if len(data) > size:

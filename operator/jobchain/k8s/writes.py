@@ -43,14 +43,15 @@ class Writer:
         """
         meta = manifest["metadata"]
         try:
-            self.batch.create_namespaced_job(meta["namespace"], manifest)
+            self.batch.create_namespaced_job(meta["namespace"], manifest)  # type: ignore[arg-type]
             return True
         except ApiException as exc:
             if exc.status != 409:
                 raise
         existing = self.batch.read_namespaced_job(meta["name"], meta["namespace"])
         owner_uid = manifest["metadata"]["ownerReferences"][0]["uid"]
-        if any(ref.uid == owner_uid for ref in existing.metadata.owner_references or []):
+        owners = existing.metadata.owner_references if existing.metadata else None
+        if any(ref.uid == owner_uid for ref in owners or []):
             return False
         raise ForeignJobError(
             f"Job {meta['namespace']}/{meta['name']} exists and belongs to another execution "
