@@ -1,0 +1,333 @@
+"""The install manifests (manifests/ for kustomize, charts/jobchain for Helm) as users get them.
+
+Renders them with the kubectl and helm that hack/build-tools.sh builds (skipped, with the
+reason, where they are not built) and checks what an installing user would notice: what the
+operator may do, that it runs locked down, that only one runs at a time, that the CRDs ship
+unchanged and survive `helm uninstall`, and that chart values reach the operator's arguments.
+The copies of crds/ inside manifests/ and the chart are compared without any binary.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CRDS = ROOT / "crds"
+CHART = ROOT / "charts" / "jobchain"
+OPERATOR_SA = "jobchain-operator"
+
+
+def _tool(name: str) -> Path | None:
+    versions = dict(
+        line.split("=", 1)
+        for line in (ROOT / "hack" / "versions.env").read_text().splitlines()
+        if "=" in line and not line.startswith("#")
+    )
+    cache = Path(os.environ.get("JOBCHAIN_CACHE", Path.home() / ".cache" / "jobchain"))
+    path = cache / f"k8s-{versions['KUBE_VERSION']}" / "bin" / name
+    return path if path.is_file() else None
+
+
+KUBECTL = _tool("kubectl")
+HELM = _tool("helm")
+needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl not built: run hack/build-tools.sh")
+needs_helm = pytest.mark.skipif(HELM is None, reason="helm not built: run hack/build-tools.sh")
+
+
+def _run(*args: str | Path) -> str:
+    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, f"{' '.join(map(str, args))} failed:\n{done.stderr}"
+    return done.stdout
+
+
+def _docs(text: str) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(text) if d]
+
+
+def kustomize(path: str) -> list[dict[str, Any]]:
+    assert KUBECTL is not None
+    return _docs(_run(KUBECTL, "kustomize", ROOT / path))
+
+
+def helm_template(*sets: str, namespace: str = "jobchain-system") -> list[dict[str, Any]]:
+    assert HELM is not None
+    args: list[str] = []
+    for s in sets:
+        args += ["--set", s]
+    return _docs(_run(HELM, "template", "jobchain", CHART, "--namespace", namespace, *args))
+
+
+def only(docs: Iterable[dict[str, Any]], kind: str) -> dict[str, Any]:
+    found = [d for d in docs if d["kind"] == kind]
+    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
+    return found[0]
+
+
+def of_kind(docs: Iterable[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [d for d in docs if d["kind"] == kind]
+
+
+def grants(docs: list[dict[str, Any]], sa_name: str) -> dict[str | None, set[tuple[str, str, str]]]:
+    """What ServiceAccount SA_NAME may do: scope (None = cluster-wide, or a namespace) ->
+    {(apiGroup, resource, verb)}, from the rendered roles and bindings."""
+    roles = {
+        (d["kind"], d["metadata"].get("namespace"), d["metadata"]["name"]): d
+        for d in docs
+        if d["kind"] in ("Role", "ClusterRole")
+    }
+    result: dict[str | None, set[tuple[str, str, str]]] = {}
+    for binding in docs:
+        if binding["kind"] not in ("RoleBinding", "ClusterRoleBinding"):
+            continue
+        if not any(s["kind"] == "ServiceAccount" and s["name"] == sa_name for s in binding["subjects"]):
+            continue
+        ref = binding["roleRef"]
+        ns = binding["metadata"].get("namespace") if binding["kind"] == "RoleBinding" else None
+        role = roles[(ref["kind"], ns if ref["kind"] == "Role" else None, ref["name"])]
+        for rule in role["rules"]:
+            for group in rule["apiGroups"]:
+                for resource in rule["resources"]:
+                    for verb in rule["verbs"]:
+                        result.setdefault(ns, set()).add((group, resource, verb))
+    return result
+
+
+def _perms(*rules: tuple[str, str, str]) -> set[tuple[str, str, str]]:
+    out = set()
+    for group, resources, verbs in rules:
+        for r in resources.split():
+            for v in verbs.split():
+                out.add((group, r, v))
+    return out
+
+
+# What the operator needs in each namespace it serves (issue 4), and nothing else.
+NAMESPACED = _perms(
+    ("jobchain.dev", "workflows workflowexecutions", "get list watch patch update"),
+    ("jobchain.dev", "workflows/status workflowexecutions/status", "get patch update"),
+    ("batch", "jobs", "get list watch create delete"),
+    ("", "pods", "get list watch delete"),
+    ("", "pods/log", "get"),
+    ("", "events", "create patch"),
+    ("events.k8s.io", "events", "create patch"),
+)
+# Cluster-scoped reads kopf makes to discover namespaces and resources.
+DISCOVERY = _perms(
+    ("", "namespaces", "list watch"), ("apiextensions.k8s.io", "customresourcedefinitions", "list watch")
+)
+
+
+def _crd_files(folder: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(folder.glob("*.yaml"))}
+
+
+def _generated_crds() -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for p in sorted(CRDS.glob("*.yaml")) for d in _docs(p.read_text())}
+
+
+# --- copies of crds/ ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("copy", ["manifests/base/crds", "charts/jobchain/files/crds"])
+def test_shipped_crds_are_the_generated_ones(copy: str) -> None:
+    assert _crd_files(CRDS), "crds/ is empty"
+    assert _crd_files(ROOT / copy) == _crd_files(CRDS), f"{copy} is stale: run hack/sync-manifests.sh"
+
+
+# --- the operator Deployment, whichever way it is installed ----------------------------------
+
+
+def assert_operator_deployment(deployment: dict[str, Any]) -> dict[str, Any]:
+    """One locked-down operator with health probes; returns its container."""
+    spec = deployment["spec"]
+    assert spec["replicas"] == 1, "two operators would act on the same executions"
+    assert spec["strategy"] == {"type": "Recreate"}, "a rolling update runs two operators at once"
+    pod = spec["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    (container,) = pod["containers"]
+    sc = container["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False
+    assert sc["capabilities"]["drop"] == ["ALL"]
+    assert sc["readOnlyRootFilesystem"] is True
+    tmp = [m for m in container["volumeMounts"] if m["mountPath"] == "/tmp"]
+    assert tmp, "with a read-only root filesystem, /tmp must be a volume"
+    volume = next(v for v in pod["volumes"] if v["name"] == tmp[0]["name"])
+    assert "emptyDir" in volume
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    for probe in ("livenessProbe", "readinessProbe"):
+        get = container[probe]["httpGet"]
+        assert get["path"] == "/healthz"
+        assert ports.get(get["port"], get["port"]) == 8081
+    assert ports["metrics"] == 8080
+    assert container["resources"]["requests"]["cpu"] and container["resources"]["requests"]["memory"]
+    assert container["imagePullPolicy"] == "IfNotPresent", "there is no registry to pull from"
+    assert "--health-port=8081" in container["args"] and "--metrics-port=8080" in container["args"]
+    return container
+
+
+def assert_metrics_service(docs: list[dict[str, Any]], deployment: dict[str, Any]) -> None:
+    service = only(docs, "Service")
+    assert [(p["port"], p["targetPort"]) for p in service["spec"]["ports"]] == [(8080, "metrics")]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= pod_labels.items(), "the Service selects no operator pod"
+
+
+# --- kustomize ------------------------------------------------------------------------------
+
+
+@needs_kubectl
+def test_kustomize_base_installs_a_cluster_wide_operator() -> None:
+    docs = kustomize("manifests/base")
+    namespace = only(docs, "Namespace")["metadata"]["name"]
+    assert namespace == "jobchain-system"
+    deployment = only(docs, "Deployment")
+    assert deployment["metadata"]["namespace"] == namespace
+    container = assert_operator_deployment(deployment)
+    assert "--all-namespaces" in container["args"]
+    assert container["image"].startswith("localhost/jobchain-operator:")
+    assert_metrics_service(docs, deployment)
+    assert grants(docs, OPERATOR_SA) == {None: NAMESPACED | DISCOVERY}
+    crds = {d["metadata"]["name"]: d for d in of_kind(docs, "CustomResourceDefinition")}
+    assert crds.keys() == _generated_crds().keys()
+    for name, crd in crds.items():
+        assert crd["spec"] == _generated_crds()[name]["spec"]
+
+
+@needs_kubectl
+def test_kustomize_base_offers_the_step_and_user_roles() -> None:
+    roles = {d["metadata"]["name"]: d for d in of_kind(kustomize("manifests/base"), "ClusterRole")}
+    assert roles["jobchain-step"]["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}]
+    assert roles["jobchain-edit"]["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert roles["jobchain-view"]["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+
+
+@needs_kubectl
+def test_kustomize_namespaced_overlay_confines_the_operator_to_one_namespace() -> None:
+    docs = kustomize("manifests/overlays/namespaced")
+    container = assert_operator_deployment(only(docs, "Deployment"))
+    assert "--all-namespaces" not in container["args"]
+    assert "--namespace=jobchain-workflows" in container["args"]
+    assert grants(docs, OPERATOR_SA) == {None: DISCOVERY, "jobchain-workflows": NAMESPACED}
+    assert "jobchain-workflows" in {d["metadata"]["name"] for d in of_kind(docs, "Namespace")}
+
+
+# --- Helm -----------------------------------------------------------------------------------
+
+VALUE_SETS = {
+    "defaults": [],
+    "namespaced": ["watchNamespaces={team-a,team-b}"],
+    "no-crds-no-rbac": [
+        "crds.install=false",
+        "rbac.create=false",
+        "serviceAccount.create=false",
+        "serviceAccount.name=ops",
+    ],
+    "monitoring": [
+        "metrics.serviceMonitor.enabled=true",
+        "metrics.serviceMonitor.labels.release=prom",
+        "logFormat=json",
+        "logLevel=debug",
+        "nodeSelector.disk=ssd",
+    ],
+}
+
+
+@needs_helm
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_helm_lint_passes(name: str) -> None:
+    assert HELM is not None
+    args = [a for s in VALUE_SETS[name] for a in ("--set", s)]
+    _run(HELM, "lint", "--strict", CHART, *args)
+
+
+@needs_helm
+def test_helm_defaults_install_a_cluster_wide_operator_and_keep_the_crds() -> None:
+    docs = helm_template()
+    deployment = only(docs, "Deployment")
+    container = assert_operator_deployment(deployment)
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["appVersion"] == "0.1.0"
+    assert container["image"] == f"localhost/jobchain-operator:{chart['appVersion']}"
+    assert "--all-namespaces" in container["args"] and "--log-format=plain" in container["args"]
+    assert "--verbose" not in container["args"]
+    assert_metrics_service(docs, deployment)
+    sa = only(docs, "ServiceAccount")["metadata"]["name"]
+    assert pod_sa(deployment) == sa
+    assert grants(docs, sa) == {None: NAMESPACED | DISCOVERY}
+    crds = {d["metadata"]["name"]: d for d in of_kind(docs, "CustomResourceDefinition")}
+    assert crds.keys() == _generated_crds().keys()
+    for name, crd in crds.items():
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep", name
+        assert crd["spec"] == _generated_crds()[name]["spec"], f"{name}: the chart changed the CRD"
+
+
+def pod_sa(deployment: dict[str, Any]) -> str:
+    return str(deployment["spec"]["template"]["spec"]["serviceAccountName"])
+
+
+@needs_helm
+def test_helm_watch_namespaces_become_arguments_and_roles() -> None:
+    docs = helm_template(*VALUE_SETS["namespaced"])
+    container = assert_operator_deployment(only(docs, "Deployment"))
+    assert "--all-namespaces" not in container["args"]
+    assert [a for a in container["args"] if a.startswith("--namespace")] == [
+        "--namespace=team-a",
+        "--namespace=team-b",
+    ]
+    sa = only(docs, "ServiceAccount")["metadata"]["name"]
+    assert grants(docs, sa) == {None: DISCOVERY, "team-a": NAMESPACED, "team-b": NAMESPACED}
+
+
+@needs_helm
+def test_helm_can_leave_crds_rbac_and_service_account_to_someone_else() -> None:
+    docs = helm_template(*VALUE_SETS["no-crds-no-rbac"])
+    kinds = {d["kind"] for d in docs}
+    assert kinds.isdisjoint(
+        {"CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "ServiceAccount"}
+    )
+    assert pod_sa(only(docs, "Deployment")) == "ops"
+
+
+@needs_helm
+def test_helm_monitoring_and_logging_values_reach_the_operator() -> None:
+    docs = helm_template(*VALUE_SETS["monitoring"])
+    deployment = only(docs, "Deployment")
+    container = assert_operator_deployment(deployment)
+    assert "--log-format=json" in container["args"] and "--verbose" in container["args"]
+    assert deployment["spec"]["template"]["spec"]["nodeSelector"] == {"disk": "ssd"}
+    monitor = only(docs, "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["spec"]["endpoints"] == [{"port": "metrics", "path": "/metrics", "interval": "30s"}]
+    service = only(docs, "Service")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+
+
+@needs_helm
+def test_helm_refuses_values_of_the_wrong_shape() -> None:
+    assert HELM is not None
+    for bad in ("logFormat=xml", "watchNamespaces=default", "image.pullPolicy=Sometimes"):
+        done = subprocess.run(
+            [str(HELM), "template", "x", str(CHART), "--set", bad],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert done.returncode != 0, f"--set {bad} was accepted"
+        assert "values don't meet the specifications of the schema" in done.stderr, done.stderr
+
+
+def test_no_binaries_no_failure() -> None:
+    """The render tests skip, not fail, on machines without the built tools."""
+    if KUBECTL is None or HELM is None:
+        pytest.skip("kubectl/helm not built: the render tests above were skipped")
+    assert shutil.which(str(KUBECTL)) and shutil.which(str(HELM))
