@@ -13,11 +13,6 @@ mkdir -p "$BIN"
 
 log() { printf '[build-tools %(%H:%M:%S)T] %s\n' -1 "$*"; }
 
-if ! command -v go >/dev/null 2>&1; then
-  echo "build-tools: the 'go' command is missing. Install Go >= 1.24 (https://go.dev/doc/install) and put it on PATH, then run again." >&2
-  exit 1
-fi
-
 want=(etcd kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy kubectl helm)
 missing=()
 for b in "${want[@]}"; do [ -x "$BIN/$b" ] || missing+=("$b"); done
@@ -25,6 +20,11 @@ if [ ${#missing[@]} -eq 0 ]; then
   log "all tools cached in $BIN"
   exit 0
 fi
+if ! command -v go >/dev/null 2>&1; then
+  echo "build-tools: the 'go' command is missing. Install Go >= 1.24 (https://go.dev/doc/install) and put it on PATH, then run again." >&2
+  exit 1
+fi
+
 log "building: ${missing[*]} (first build takes 15-30 minutes on 2 cores; cached afterwards)"
 
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
