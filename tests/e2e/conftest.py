@@ -1,0 +1,90 @@
+"""Fixtures of the end-to-end tier: a real Kubernetes cluster.
+
+- ``kubeconfig`` (session): the path of a kubeconfig. ``$KUBECONFIG`` when set (any cluster,
+  e.g. kind); otherwise the local single-node cluster started by ``hack/cluster-up.sh``
+  (idempotent: reused when already running). Skips when that cannot run here (not Linux,
+  not root); fails when cluster-up fails.
+- ``api`` (session): a ``kubernetes.client.ApiClient`` for that cluster.
+- ``namespace`` (function): a fresh namespace ``jc-e2e-<random>``, deleted afterwards.
+
+Every test collected under tests/e2e gets the ``e2e`` marker (``pytest -m e2e``).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import secrets
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kubernetes import client, config
+
+ROOT = Path(__file__).resolve().parents[2]
+E2E_DIR = Path(__file__).resolve().parent
+CLUSTER_UP_TIMEOUT = 3600  # seconds; the first run builds Kubernetes from source
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if E2E_DIR in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.e2e)
+
+
+@pytest.fixture(scope="session")
+def kubeconfig() -> str:
+    """Path of the kubeconfig of the cluster under test (see the module docstring)."""
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return env.split(os.pathsep)[0]
+    if platform.system() != "Linux":
+        pytest.skip("the local cluster needs Linux; set KUBECONFIG to use another cluster (e.g. make kind-up)")
+    if os.geteuid() != 0:
+        pytest.skip("the local cluster needs root (sudo make cluster-up); or set KUBECONFIG to another cluster")
+    proc = subprocess.run(
+        ["bash", str(ROOT / "hack" / "cluster-up.sh")],
+        capture_output=True,
+        text=True,
+        timeout=CLUSTER_UP_TIMEOUT,
+    )
+    if proc.returncode != 0:
+        pytest.fail(f"hack/cluster-up.sh failed ({proc.returncode}):\n{proc.stderr[-6000:]}", pytrace=False)
+    exports = [ln for ln in proc.stdout.splitlines() if ln.startswith("export KUBECONFIG=")]
+    if not exports:
+        pytest.fail(f"hack/cluster-up.sh printed no 'export KUBECONFIG=' line:\n{proc.stdout}", pytrace=False)
+    path = exports[-1].split("=", 1)[1]
+    # child processes (kubectl, the operator started by other fixtures) use the same cluster
+    os.environ["KUBECONFIG"] = path
+    return path
+
+
+@pytest.fixture(scope="session")
+def api(kubeconfig: str) -> Iterator[client.ApiClient]:
+    """A Kubernetes API client for the cluster under test."""
+    c = config.new_client_from_config(config_file=kubeconfig)
+    yield c
+    c.close()
+
+
+@pytest.fixture
+def namespace(api: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace ``jc-e2e-<random>`` whose default service account exists; deleted afterwards."""
+    core = client.CoreV1Api(api)
+    name = f"jc-e2e-{secrets.token_hex(4)}"
+    meta = client.V1ObjectMeta(name=name, labels={"jobchain.dev/e2e": "true"})
+    core.create_namespace(client.V1Namespace(metadata=meta))
+    # pods are refused until the service-account controller has made the default SA
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            core.read_namespaced_service_account("default", name)
+            break
+        except client.ApiException as e:
+            if e.status != 404 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+    yield name
+    core.delete_namespace(name, body=client.V1DeleteOptions(propagation_policy="Background"))
