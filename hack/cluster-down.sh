@@ -150,9 +150,9 @@ ipt_cleanup iptables
 ipt_cleanup ip6tables
 for ipt in iptables ip6tables; do
   command -v "$ipt" >/dev/null || continue
-  left=$( for t in raw mangle nat filter; do "$ipt" -t "$t" -S 2>/dev/null; done |
+  iptleft=$( for t in raw mangle nat filter; do "$ipt" -t "$t" -S 2>/dev/null; done |
           grep -E -e 'KUBE-' -e "name: \\\\\"$JC_CNI_NET\\\\\"" || true)
-  [ -n "$left" ] && warn "$ipt rules: $left"
+  [ -n "$iptleft" ] && warn "$ipt rules: $iptleft"
 done
 
 # ---------------------------------------------------------------- 9. files outside the state dir
