@@ -12,8 +12,10 @@ import logging
 from functools import lru_cache
 from typing import Any
 
-import celpy  # type: ignore[import-untyped]
+import celpy
 from celpy import celtypes
+from celpy.adapter import json_to_cel
+from celpy.evaluation import CELEvalError
 
 # lark (under celpy) logs grammar noise at import and parse time.
 logging.getLogger("lark").setLevel(logging.ERROR)
@@ -50,12 +52,12 @@ def _to_python(value: Any) -> Any:
 def evaluate_bool(expression: str, variables: dict[str, Any]) -> bool:
     """Evaluates a `when`; raises CelError on a runtime error or a non-bool result."""
     program = _program(expression)
-    activation = {name: celpy.json_to_cel(value) for name, value in variables.items()}
+    activation = {name: json_to_cel(value) for name, value in variables.items()}
     try:
         result = program.evaluate(activation)
     except Exception as exc:
         raise CelError(_eval_message(exc)) from None
-    if isinstance(result, celpy.CELEvalError):
+    if isinstance(result, CELEvalError):
         raise CelError(_eval_message(result))
     if not isinstance(result, celtypes.BoolType):
         raise CelError(f"must evaluate to a bool, got {type(result).__name__.replace('Type', '').lower()} {result!r}")

@@ -145,7 +145,8 @@ def validate(spec: WorkflowSpec, prefix: str = "spec") -> list[Problem]:
                     except cel.CelError as exc:
                         problems.append(Problem(f"{epath}.when", f"CEL {exc}"))
             elif edge.when is not None:
-                problems.append(Problem(f"{epath}.when", f"`when` only goes with type: condition (this edge is type: {edge.type})"))
+                problems.append(Problem(f"{epath}.when", "`when` only goes with type: condition "
+                                        f"(this edge is type: {edge.type})"))
 
     graph = Graph.of(spec)
     cycle = _find_cycle(graph)

@@ -111,8 +111,8 @@ def parse_time(text: str | None) -> datetime | None:
 
 
 def format_duration(seconds: float) -> str:
-    seconds = max(0, int(round(seconds)))
-    hours, rest = divmod(seconds, 3600)
+    whole = max(0, round(seconds))
+    hours, rest = divmod(whole, 3600)
     minutes, secs = divmod(rest, 60)
     if hours:
         return f"{hours}h{minutes:02d}m{secs:02d}s"
