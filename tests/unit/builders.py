@@ -1,0 +1,241 @@
+"""Small builders for the engine's unit tests: specs, executions, observed Jobs, and a simulated cluster.
+
+Specs are written as the plain dicts a user would write in YAML and parsed with the real models, so
+a test reads like the workflow it is about and the models' own validation is exercised too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from jobchain.api.models import (
+    TERMINAL_EXECUTION_PHASES,
+    ExecutionStatus,
+    NodeStatus,
+    WorkflowExecutionSpec,
+    WorkflowSpec,
+)
+from jobchain.engine.planner import (
+    ExecutionInput,
+    JobState,
+    ObservedJob,
+    Plan,
+    WorkflowLookup,
+    iso,
+    plan,
+)
+from jobchain.engine.render import LABEL_NODE, job_name
+
+EXECUTION = "run-1"
+NAMESPACE = "team-a"
+UID = "0000-uid"
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+
+
+def edge(to: str, type: str = "success", when: str | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"node": to, "type": type}
+    if when is not None:
+        out["when"] = when
+    return out
+
+
+def node(name: str, *next_: str | dict[str, Any], image: str | None = "busybox", **fields: Any) -> dict[str, Any]:
+    """A node dict; `next_` items are target names (success edges) or edge() dicts."""
+    out: dict[str, Any] = {"name": name, **fields}
+    if not {"script", "command", "args"} & set(fields):
+        out["script"] = f"echo {name}"
+    if image is not None:
+        out["image"] = image
+    if next_:
+        out["next"] = [edge(n) if isinstance(n, str) else n for n in next_]
+    return out
+
+
+def spec(*nodes: dict[str, Any], **fields: Any) -> WorkflowSpec:
+    return WorkflowSpec.model_validate({"nodes": list(nodes), **fields})
+
+
+def chain(*names: str, **fields: Any) -> WorkflowSpec:
+    """a -> b -> c ... with success edges."""
+    return spec(*(node(n, *names[i + 1 : i + 2]) for i, n in enumerate(names)), **fields)
+
+
+def execution(
+    workflow: WorkflowSpec | None = None,
+    *,
+    ref: str | None = None,
+    params: Mapping[str, str] | None = None,
+    cancel: bool = False,
+    timeout: int | None = None,
+    status: ExecutionStatus | None = None,
+    name: str = EXECUTION,
+) -> ExecutionInput:
+    body: dict[str, Any] = {"params": dict(params or {}), "cancel": cancel, "timeoutSeconds": timeout}
+    if workflow is not None:
+        body["workflow"] = workflow.model_dump(by_alias=True, exclude_none=True)
+    if ref is not None:
+        body["workflowRef"] = {"name": ref}
+    return ExecutionInput(
+        name=name,
+        namespace=NAMESPACE,
+        uid=UID,
+        generation=1,
+        spec=WorkflowExecutionSpec.model_validate(body),
+        status=status or ExecutionStatus(),
+    )
+
+
+def with_status(ex: ExecutionInput, status: ExecutionStatus, **spec_changes: Any) -> ExecutionInput:
+    """The execution as the next handler call sees it: the status written, maybe a spec edit."""
+    new_spec = ex.spec.model_copy(update=spec_changes) if spec_changes else ex.spec
+    return ExecutionInput(ex.name, ex.namespace, ex.uid, ex.generation, new_spec, status)
+
+
+def job(
+    node_name: str,
+    state: str = "Running",
+    output: str | None = None,
+    *,
+    exit_code: int | None = None,
+    finished_at: datetime | None = None,
+    message: str = "",
+    execution_name: str = EXECUTION,
+) -> ObservedJob:
+    st = JobState(state)
+    if exit_code is None and st != JobState.RUNNING:
+        exit_code = 0 if st == JobState.SUCCEEDED else 1
+    return ObservedJob(
+        node=node_name,
+        name=job_name(execution_name, node_name),
+        state=st,
+        pod_name=f"{job_name(execution_name, node_name)}-abcde",
+        exit_code=exit_code,
+        raw_output=output,
+        message=message,
+        finished_at=iso(finished_at) if finished_at and st != JobState.RUNNING else None,
+    )
+
+
+def observed(*jobs: ObservedJob) -> dict[str, ObservedJob]:
+    return {j.node: j for j in jobs}
+
+
+def phases(status: ExecutionStatus) -> dict[str, str]:
+    return {n.name: str(n.phase) for n in status.nodes}
+
+
+def node_status(status: ExecutionStatus, name: str) -> NodeStatus:
+    return next(n for n in status.nodes if n.name == name)
+
+
+def created_nodes(p: Plan) -> list[str]:
+    return [j["metadata"]["labels"][LABEL_NODE] for j in p.create]
+
+
+def env_of(job_manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """name -> value (or valueFrom) of the main container's env."""
+    container = job_manifest["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+# ---- a scripted cluster ------------------------------------------------------------------
+
+# What a node's Job does when the simulated cluster runs it: (state, raw output).
+Result = tuple[str, str | None]
+
+
+@dataclass
+class Cluster:
+    """Jobs by name, as a real API server would keep them: create of an existing name is a no-op."""
+
+    jobs: dict[str, ObservedJob] = field(default_factory=dict)
+    manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
+    creates: list[str] = field(default_factory=list)  # every create request, by node
+    deleted: list[str] = field(default_factory=list)
+
+    def apply(self, p: Plan) -> None:
+        for manifest in p.create:
+            name = manifest["metadata"]["name"]
+            node_name = manifest["metadata"]["labels"][LABEL_NODE]
+            self.creates.append(node_name)
+            if name not in self.jobs:
+                self.jobs[name] = ObservedJob(node=node_name, name=name, state=JobState.RUNNING)
+                self.manifests[name] = manifest
+        for name in p.delete:
+            if self.jobs.pop(name, None) is not None:
+                self.deleted.append(name)
+
+    def observed(self) -> dict[str, ObservedJob]:
+        return {j.node: j for j in self.jobs.values()}
+
+    def running(self) -> list[ObservedJob]:
+        return [j for j in self.jobs.values() if j.state == JobState.RUNNING]
+
+    def finish(self, node_name: str, state: str, output: str | None, now: datetime) -> None:
+        name = job_name(EXECUTION, node_name)
+        self.jobs[name] = job(node_name, state, output, finished_at=now)
+
+
+@dataclass
+class Run:
+    """The history of a simulated execution."""
+
+    plans: list[Plan]
+    cluster: Cluster
+    final: ExecutionStatus
+    now: datetime
+
+    @property
+    def status(self) -> ExecutionStatus:
+        return self.final
+
+    def started_order(self) -> list[str]:
+        return [n for p in self.plans for n in created_nodes(p)]
+
+
+def simulate(
+    workflow: WorkflowSpec,
+    results: Mapping[str, Result] | Callable[[str, dict[str, Any]], Result] | None = None,
+    *,
+    params: Mapping[str, str] | None = None,
+    timeout: int | None = None,
+    max_steps: int = 200,
+    finish_per_step: int | None = None,
+) -> Run:
+    """Runs an execution to its end: each step plans, applies, then finishes the running Jobs.
+
+    `results` maps a node to what its Job does (default: succeeds with no output), or is a function
+    of (node name, rendered Job manifest), so a test can answer from the env the node was given.
+    With `finish_per_step`, only that many running Jobs (oldest first) finish per step.
+    """
+    ex = execution(workflow, params=params, timeout=timeout)
+    cluster = Cluster()
+    plans: list[Plan] = []
+    now = T0
+    for _ in range(max_steps):
+        p = plan(ex, cluster.observed(), now)
+        plans.append(p)
+        cluster.apply(p)
+        ex = with_status(ex, p.status)
+        if p.status.phase in TERMINAL_EXECUTION_PHASES:
+            return Run(plans, cluster, p.status, now)
+        now += timedelta(seconds=1)
+        running = cluster.running()
+        if finish_per_step is not None:
+            running = running[:finish_per_step]
+        for j in running:
+            manifest = cluster.manifests[j.name]
+            if callable(results):
+                state, out = results(j.node, manifest)
+            else:
+                state, out = (results or {}).get(j.node, ("Succeeded", None))
+            cluster.finish(j.node, state, out, now)
+    raise AssertionError(f"execution did not finish in {max_steps} steps: {phases(ex.status)}")
+
+
+def lookup(workflow: WorkflowSpec | None, name: str = "wf", found: bool = True,
+           problems: Iterable[str] = ()) -> WorkflowLookup:
+    return WorkflowLookup(name=name, spec=workflow, found=found, problems=tuple(problems))
