@@ -202,10 +202,13 @@ class _Run:
     # ---- folding observed Jobs into node status ----------------------------------------
     def fold_observed(self) -> None:
         limit_setting = self.workflow.outputLimitBytes or self.output_limit
+        adopted: list[str] = []
         for node in self.status.nodes:
             if node.phase in FINISHED_NODE_PHASES:
                 continue
             seen = self.observed.get(node.name)
+            if seen is not None and node.phase == NodePhase.PENDING:
+                adopted.append(node.name)
             if seen is None:
                 if node.phase == NodePhase.RUNNING:
                     node.phase = NodePhase.FAILED
@@ -237,6 +240,38 @@ class _Run:
             else:
                 node.phase = NodePhase.FAILED
                 self.plan.events.append(Event("Warning", "NodeFailed", f"Node {node.name} failed: {node.message}"))
+        self.restore_inputs(adopted)
+
+    def restore_inputs(self, adopted: list[str]) -> None:
+        """inputFrom of nodes whose Job was created by a pass whose status write was lost.
+
+        Their predecessors had finished when the Job was created and never change, so the
+        edges that held then hold now: the same input as without the crash, which conditions
+        on the node's out-edges (`input`) depend on.
+        """
+        if not adopted:
+            return
+        graph = Graph.of(self.workflow)
+        nodes = self.nodes()
+        # Upstream first (a node has more upstream nodes than any of its predecessors): a condition
+        # on an adopted node's out-edge sees that node's restored input.
+        for name in sorted(adopted, key=lambda n: len(graph.upstream(n))):
+            held: list[InEdge] = []
+            for edge in graph.incoming[name]:
+                if nodes[edge.source].phase not in FINISHED_NODE_PHASES:
+                    continue
+                try:
+                    if self.edge_holds(edge, name, nodes):
+                        held.append(edge)
+                except cel.CelError:
+                    continue
+            nodes[name].inputFrom = self.input_source(held, nodes)
+
+    def input_source(self, held: list[InEdge], nodes: dict[str, NodeStatus]) -> str | None:
+        """The predecessor whose edge held that finished last (declaration order breaks ties)."""
+        order = [n.name for n in self.workflow.nodes]
+        source = max(held, key=lambda e: (nodes[e.source].finishedAt or "", order.index(e.source)), default=None)
+        return source.source if source else None
 
     # ---- stopping ----------------------------------------------------------------------
     def stop(self, phase: ExecutionPhase, reason: str, message: str) -> None:
@@ -346,19 +381,17 @@ class _Run:
         """Renders and plans the node's Job; False when it failed before starting."""
         node = nodes[name]
         spec_node = next(n for n in self.workflow.nodes if n.name == name)
-        order = [n.name for n in self.workflow.nodes]
-        # Input: the predecessor whose edge held that finished last (declaration order breaks ties).
-        source = max(held, key=lambda e: (nodes[e.source].finishedAt or "", order.index(e.source)), default=None)
+        source = self.input_source(held, nodes)
         ran = {n.name: n.output for n in self.status.nodes if n.phase in (NodePhase.SUCCEEDED, NodePhase.FAILED)}
         scope = Scope(
             params=dict(self.status.params or {}),
             execution_name=self.execution.name,
             namespace=self.execution.namespace,
-            input=nodes[source.source].output if source else None,
+            input=nodes[source].output if source else None,
             has_input=source is not None,
             outputs=ran,
         )
-        node.inputFrom = source.source if source else None
+        node.inputFrom = source
         try:
             job = render_job(self.ref(), self.workflow, spec_node, scope)
         except UnresolvedReference as exc:
