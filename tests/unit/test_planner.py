@@ -456,6 +456,18 @@ def test_adoption_later_in_the_run() -> None:
     assert phases(p3.status) == {"a": "Succeeded", "b": "Running", "c": "Pending"}
 
 
+def test_adopted_node_keeps_its_input_so_conditions_decide_as_without_the_crash() -> None:
+    workflow = spec(node("a", "b"), node("b", edge("c", "condition", 'input.k == "v"')), node("c"))
+    ex, _ = started(workflow)
+    a_done = observed(job("a", "Succeeded", '{"k": "v"}', finished_at=T0))
+    p2 = plan(ex, a_done, T0 + timedelta(seconds=1))
+    assert node_status(p2.status, "b").inputFrom == "a"
+    # p2's status write is lost; b's Job is found by the next reconcile, already finished.
+    p3 = plan(ex, {**a_done, **observed(job("b", "Succeeded", "{}"))}, T0 + timedelta(seconds=2))
+    assert node_status(p3.status, "b").inputFrom == "a"
+    assert created_nodes(p3) == ["c"]
+
+
 def test_pending_node_whose_job_already_finished_takes_its_result() -> None:
     lost = execution(chain("a", "b"))  # a's Job was created, then the status write was lost
     p = plan(lost, observed(job("a", "Succeeded", '{"v": 1}')), T0 + timedelta(seconds=1))

@@ -15,14 +15,21 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from jobchain.api.models import FINISHED_NODE_PHASES, TERMINAL_EXECUTION_PHASES, ExecutionStatus, WorkflowSpec
-from jobchain.engine.graph import validate
+from jobchain.api.models import (
+    FINISHED_NODE_PHASES,
+    TERMINAL_EXECUTION_PHASES,
+    ExecutionStatus,
+    NodeStatus,
+    WorkflowSpec,
+)
+from jobchain.engine.graph import Graph, validate
 from jobchain.engine.planner import plan
 
 from .builders import T0, Cluster, created_nodes, execution, spec, with_status
 
 KINDS = ["success", "failure", "always", "condition"]
-WHENS = ["true", "false", "has(output.ok) && output.ok", "output.ok", "node.exitCode == 0"]
+WHENS = ["true", "false", "has(output.ok) && output.ok", "output.ok", "node.exitCode == 0",
+         "has(input.ok) && input.ok"]
 OUTPUTS = [None, '{"ok": true}', '{"ok": false}', '{"v": 1}', "plain text", '{"ok": true, "v": "x"}']
 MAX_DROPS = 4
 
@@ -63,6 +70,55 @@ def unchanged_finished_nodes(before: ExecutionStatus, after: ExecutionStatus) ->
     for node in before.nodes:
         if node.phase in FINISHED_NODE_PHASES:
             assert later[node.name] == node, f"finished node {node.name} changed"
+
+
+class ConditionFails(Exception):
+    pass
+
+
+def expected_when(when: str, output: Any, input: Any, exit_code: int | None) -> bool:
+    """What each generated `when` means, written out independently of CEL."""
+    if when in ("true", "false"):
+        return when == "true"
+    if when == "has(output.ok) && output.ok":
+        return isinstance(output, dict) and output.get("ok") is True
+    if when == "has(input.ok) && input.ok":
+        return isinstance(input, dict) and input.get("ok") is True
+    if when == "output.ok":
+        if isinstance(output, dict) and "ok" in output:
+            return bool(output["ok"])
+        raise ConditionFails(when)
+    assert when == "node.exitCode == 0"
+    return exit_code == 0
+
+
+def input_of(node: NodeStatus, nodes: dict[str, NodeStatus]) -> Any:
+    return nodes[node.inputFrom].output if node.inputFrom else None
+
+
+def check_edge_semantics(workflow: WorkflowSpec, status: ExecutionStatus) -> None:
+    """Each node ran iff its join held over its incoming edges; its input is the last finished holder."""
+    graph = Graph.of(workflow)
+    nodes = {m.name: m for m in status.nodes}
+    for spec_node in workflow.nodes:
+        incoming = graph.incoming[spec_node.name]
+        held = []
+        for e in incoming:
+            source = nodes[e.source]
+            if source.phase == "Succeeded":
+                ok = e.kind in ("success", "always") or (
+                    e.kind == "condition" and expected_when(e.when or "", source.output, input_of(source, nodes),
+                                                            source.exitCode))
+            else:
+                ok = source.phase == "Failed" and e.kind in ("failure", "always")
+            if ok:
+                held.append(e.source)
+        runs = not incoming or (len(held) == len(incoming) if spec_node.join == "all" else bool(held))
+        me = nodes[spec_node.name]
+        assert (me.phase in ("Succeeded", "Failed")) == runs, f"{spec_node.name} is {me.phase}, held: {held}"
+        if runs and incoming:
+            assert me.inputFrom in held
+            assert all((nodes[h].finishedAt or "") <= (nodes[me.inputFrom].finishedAt or "") for h in held)
 
 
 def handled(workflow: WorkflowSpec, name: str) -> bool:
@@ -154,3 +210,6 @@ def check_final(workflow: WorkflowSpec, status: ExecutionStatus, cluster: Cluste
             assert name in status.message
     if status.reason in ("Succeeded", "NodeFailed"):
         assert not any(m.phase == "Cancelled" for m in status.nodes)
+        check_edge_semantics(workflow, status)
+    if status.reason == "ConditionError":
+        event("condition error")
