@@ -312,6 +312,15 @@ def test_helm_monitoring_and_logging_values_reach_the_operator() -> None:
 
 
 @needs_helm
+def test_helm_metrics_can_be_turned_off() -> None:
+    docs = helm_template("metrics.enabled=false")
+    (container,) = only(docs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    assert "--metrics-port=0" in container["args"], "port 0 is how the operator is told to serve no metrics"
+    assert [p["name"] for p in container["ports"]] == ["health"]
+    assert not of_kind(docs, "Service")
+
+
+@needs_helm
 def test_helm_refuses_values_of_the_wrong_shape() -> None:
     assert HELM is not None
     for bad in ("logFormat=xml", "watchNamespaces=default", "image.pullPolicy=Sometimes"):
