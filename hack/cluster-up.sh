@@ -455,7 +455,9 @@ evictionHard:
   nodefs.inodesFree: "1%"
   imagefs.available: "1%"
 clusterDomain: cluster.local
-resolvConf: /etc/resolv.conf
+# no cluster DNS, and no host resolver for pods either: pods must not send DNS queries
+# off the machine. In-cluster clients use KUBERNETES_SERVICE_HOST (an IP).
+resolvConf: ""
 maxPods: 110
 EOF
 if ! jc_running kubelet; then
