@@ -31,6 +31,20 @@ finish() {
   echo "export KUBECONFIG=$JC_KUBECONFIG"
 }
 
+# write_config FILE [COMPONENT] < content: replaces FILE only when the content differs
+# (kube-proxy exits when its config file is written to), and then stops the running
+# COMPONENT so that it is started again below with the new configuration.
+write_config() {
+  local f=$1 comp=${2:-}
+  cat > "$f.new"
+  if [ -f "$f" ] && cmp -s "$f" "$f.new"; then rm -f "$f.new"; return 0; fi
+  mv "$f.new" "$f"
+  if [ -n "$comp" ] && jc_running "$comp"; then
+    jc_log "configuration of $comp changed: restarting it"
+    jc_stop "$comp"
+  fi
+}
+
 node_ready() {
   [ "$(jc_kubectl get node "$JC_NODE" -o 'jsonpath={.status.conditions[?(@.type=="Ready")].status}' 2>/dev/null)" = True ]
 }
@@ -328,7 +342,7 @@ ip addr show dev "$JC_BRIDGE" | grep -q "inet $JC_NODE_IP/" || ip addr add "$JC_
 ip link set "$JC_BRIDGE" up
 
 mkdir -p "$JC_DIR/cni/net.d" "$JC_DIR/cni/ipam"
-cat > "$JC_DIR/cni/net.d/10-jobchain.conflist" <<EOF
+write_config "$JC_DIR/cni/net.d/10-jobchain.conflist" <<EOF
 {
   "cniVersion": "1.0.0",
   "name": "$JC_CNI_NET",
@@ -359,7 +373,7 @@ for d in /run/containerd /run/containerd/s /var/lib/cni /var/lib/cni/results /va
   [ -d "$d" ] || echo "$d" >> "$JC_DIR/created-dirs"
 done
 mkdir -p "$JC_CTRD_DIR"
-cat > "$JC_DIR/config/containerd.toml" <<EOF
+write_config "$JC_DIR/config/containerd.toml" containerd <<EOF
 # containerd of the jobchain local cluster: own root, state and socket; never the system's.
 version = 2
 root = "$JC_CTRD_DIR/root"
@@ -424,7 +438,7 @@ for h in /sys/fs/cgroup/*/; do
   fi
 done
 mkdir -p "$JC_DIR/kubelet" "$JC_DIR/pod-logs"
-cat > "$JC_DIR/config/kubelet.yaml" <<EOF
+write_config "$JC_DIR/config/kubelet.yaml" kubelet <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
 authentication:
@@ -468,7 +482,7 @@ if ! jc_running kubelet; then
     --hostname-override="$JC_NODE" --node-ip="$JC_NODE_IP"
 fi
 
-cat > "$JC_DIR/config/kube-proxy.yaml" <<EOF
+write_config "$JC_DIR/config/kube-proxy.yaml" kube-proxy <<EOF
 apiVersion: kubeproxy.config.k8s.io/v1alpha1
 kind: KubeProxyConfiguration
 clientConnection:
