@@ -23,6 +23,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
+from tests.e2e.support import OperatorProcess, install_crds
+
 ROOT = Path(__file__).resolve().parents[2]
 E2E_DIR = Path(__file__).resolve().parent
 CLUSTER_UP_TIMEOUT = 3600  # seconds; the first run builds Kubernetes from source
@@ -88,3 +90,22 @@ def namespace(api: client.ApiClient) -> Iterator[str]:
             time.sleep(0.5)
     yield name
     core.delete_namespace(name, body=client.V1DeleteOptions(propagation_policy="Background"))
+
+
+@pytest.fixture(scope="session")
+def operator_process(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+    """The CRDs installed and the operator running as a host process on namespaces jc-e2e-*."""
+    install_crds(kubeconfig)
+    proc = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"))
+    proc.start()
+    yield proc
+    proc.stop()
+    print(f"\noperator log: {proc.log_path}")
+
+
+@pytest.fixture
+def operator(operator_process: OperatorProcess) -> Iterator[OperatorProcess]:
+    """The running operator; restarted if a test killed it. Its log tail is shown when a test fails."""
+    operator_process.start()
+    yield operator_process
+    operator_process.start()
