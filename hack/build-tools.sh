@@ -25,7 +25,7 @@ if ! command -v go >/dev/null 2>&1; then
   exit 1
 fi
 
-log "building: ${missing[*]} (first build takes 15-30 minutes on 2 cores; cached afterwards)"
+log "building: ${missing[*]} (first build: about 7 minutes on 2 cores with an empty Go build cache, more on slower machines; cached afterwards)"
 
 export GOFLAGS=-mod=mod GOTOOLCHAIN=local CGO_ENABLED=0
 work=$CACHE/build
