@@ -24,13 +24,20 @@ while [ "$p" -gt 1 ] 2>/dev/null; do
   self_pids+="$p "
 done
 
-# Processes whose command line mentions the state dir: all our components and containerd's
-# shims have it in their arguments. A safety net for pid files that were lost.
+# A safety net for pid files that were lost: processes that run one of the cluster's own
+# programs (our built binaries, containerd, its runc shim, runc) AND name the state dir in
+# their arguments. Anything else (a `tail -f` of a log, a client using the kubeconfig) is
+# never touched.
 state_dir_pids() {
-  local f pid
+  local f pid exe
+  local progs=" $JC_BIN/etcd $JC_BIN/kube-apiserver $JC_BIN/kube-controller-manager $JC_BIN/kube-scheduler"
+  progs+=" $JC_BIN/kubelet $JC_BIN/kube-proxy $(command -v containerd) $(command -v containerd-shim-runc-v2)"
+  progs+=" $(command -v runc) "
   for f in /proc/[0-9]*/cmdline; do
     pid=${f#/proc/}; pid=${pid%/cmdline}
     [[ $self_pids == *" $pid "* ]] && continue
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
+    [[ $progs == *" $exe "* ]] || continue
     if tr "\0" "\n" 2>/dev/null < "$f" | grep -q -e "^$JC_DIR/" -e "=$JC_DIR/" -e "^$JC_DIR\$"; then echo "$pid"; fi
   done
 }

@@ -158,14 +158,15 @@ jc_wait() {
   done
 }
 
-# Processes whose command line mentions our containerd socket (its shims: they are started
-# with `-address <socket>`), found through /proc, not by name.
+# The shims of OUR containerd: containerd-shim processes started with `-address <our
+# socket>`, found through /proc (executable + arguments), never by name alone.
 jc_our_shim_pids() {
-  local f pid
+  local f pid exe
   for f in /proc/[0-9]*/cmdline; do
     pid=${f#/proc/}; pid=${pid%/cmdline}
-    [ "$pid" = "$$" ] && continue
-    if tr "\0" " " 2>/dev/null < "$f" | grep -q -- "-address $JC_CTRD_SOCK"; then echo "$pid"; fi
+    exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
+    [[ $(basename "$exe") == containerd-shim* ]] || continue
+    if tr "\0" "\n" 2>/dev/null < "$f" | grep -qxF -- "$JC_CTRD_SOCK"; then echo "$pid"; fi
   done
 }
 
