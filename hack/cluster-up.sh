@@ -175,6 +175,14 @@ if [ ! -e /proc/sys/net/bridge/bridge-nf-call-iptables ]; then
 fi
 mkdir -p "$JC_DIR" "$JC_LOGS" "$JC_PIDS" "$JC_PKI" "$JC_DIR/kubeconfigs" "$JC_DIR/config"
 chmod 700 "$JC_DIR"
+# A start from nothing: the logs of the previous cluster move to logs/previous/.
+any_running=0
+for c in "${JC_COMPONENTS[@]}"; do jc_running "$c" && any_running=1; done
+if [ $any_running = 0 ] && compgen -G "$JC_LOGS/*.log" >/dev/null; then
+  rm -rf "$JC_LOGS/previous"
+  mkdir -p "$JC_LOGS/previous"
+  mv "$JC_LOGS"/*.log "$JC_LOGS/previous/"
+fi
 # remember the host's settings we change, so cluster-down can put them back
 [ -f "$JC_DIR/host-sysctl.orig" ] || {
   echo "net.ipv4.ip_forward=$(cat /proc/sys/net/ipv4/ip_forward)"
@@ -320,7 +328,6 @@ if ! jc_running kube-controller-manager; then
     --controllers='*' --use-service-account-credentials=true \
     --service-account-private-key-file="$pki/sa.key" --root-ca-file="$pki/ca.crt" \
     --cluster-signing-cert-file="$pki/ca.crt" --cluster-signing-key-file="$pki/ca.key" \
-    --allocate-node-cidrs=true --cluster-cidr="$JC_CLUSTER_CIDR" --node-cidr-mask-size=24 \
     --service-cluster-ip-range="$JC_SERVICE_CIDR" \
     --profiling=false
 fi
