@@ -294,7 +294,7 @@ def test_helm_upgrade_while_an_execution_runs(install: Install) -> None:
     before = install.wait_operator_ready()
     name = install.create_execution(
         [
-            {"name": "slow", "script": "sleep 15; echo '{\"n\": 1}' > $JOBCHAIN_OUTPUT", "next": [{"node": "after"}]},
+            {"name": "slow", "script": "sleep 30; echo '{\"n\": 1}' > $JOBCHAIN_OUTPUT", "next": [{"node": "after"}]},
             {"name": "after", "script": "echo $(( $(input.n) + 1 )) > $JOBCHAIN_OUTPUT"},
         ]
     )
