@@ -132,6 +132,7 @@ class _Run:
         self.status = execution.status.model_copy(deep=True)
         self.plan = Plan(status=self.status)
         self.output_limit = output_limit
+        self.unrestored: set[str] = set()  # adopted nodes whose inputFrom is not restored yet
 
     # ---- start -------------------------------------------------------------------------
     def start(self, lookup: WorkflowLookup | None) -> bool:
@@ -202,13 +203,10 @@ class _Run:
     # ---- folding observed Jobs into node status ----------------------------------------
     def fold_observed(self) -> None:
         limit_setting = self.workflow.outputLimitBytes or self.output_limit
-        adopted: list[str] = []
         for node in self.status.nodes:
             if node.phase in FINISHED_NODE_PHASES:
                 continue
             seen = self.observed.get(node.name)
-            if seen is not None and node.phase == NodePhase.PENDING:
-                adopted.append(node.name)
             if seen is None:
                 if node.phase == NodePhase.RUNNING:
                     node.phase = NodePhase.FAILED
@@ -240,32 +238,41 @@ class _Run:
             else:
                 node.phase = NodePhase.FAILED
                 self.plan.events.append(Event("Warning", "NodeFailed", f"Node {node.name} failed: {node.message}"))
-        self.restore_inputs(adopted)
+        # A node with a Job and incoming edges got its input when it started; none recorded means
+        # the pass that started it lost its status write (it was adopted, now or earlier).
+        graph = Graph.of(self.workflow)
+        self.unrestored = {n.name for n in self.status.nodes
+                           if n.jobName and n.inputFrom is None and graph.incoming[n.name]}
+        self.restore_inputs()
 
-    def restore_inputs(self, adopted: list[str]) -> None:
+    def restore_inputs(self) -> None:
         """inputFrom of nodes whose Job was created by a pass whose status write was lost.
 
         Their predecessors had finished when the Job was created and never change, so the
         edges that held then hold now: the same input as without the crash, which conditions
-        on the node's out-edges (`input`) depend on.
+        on the node's out-edges (`input`) depend on. A predecessor still Pending here was
+        skipped or failed before starting in the lost pass (it has no Job); schedule() decides
+        it again, and until then the node stays in `unrestored` and its out-edges undecided.
         """
-        if not adopted:
+        if not self.unrestored:
             return
         graph = Graph.of(self.workflow)
         nodes = self.nodes()
-        # Upstream first (a node has more upstream nodes than any of its predecessors): a condition
-        # on an adopted node's out-edge sees that node's restored input.
-        for name in sorted(adopted, key=lambda n: len(graph.upstream(n))):
+        # Upstream first (a node has more upstream nodes than any of its predecessors).
+        for name in sorted(self.unrestored, key=lambda n: (len(graph.upstream(n)), n)):
+            incoming = graph.incoming[name]
+            if any(nodes[e.source].phase not in FINISHED_NODE_PHASES or e.source in self.unrestored
+                   for e in incoming):
+                continue
             held: list[InEdge] = []
-            for edge in graph.incoming[name]:
-                if nodes[edge.source].phase not in FINISHED_NODE_PHASES:
-                    continue
+            for edge in incoming:
                 try:
                     if self.edge_holds(edge, name, nodes):
                         held.append(edge)
                 except cel.CelError:
                     continue
             nodes[name].inputFrom = self.input_source(held, nodes)
+            self.unrestored.discard(name)
 
     def input_source(self, held: list[InEdge], nodes: dict[str, NodeStatus]) -> str | None:
         """The predecessor whose edge held that finished last (declaration order breaks ties)."""
@@ -334,6 +341,7 @@ class _Run:
         changed = True
         while changed and self.status.phase == ExecutionPhase.RUNNING:
             changed = False
+            self.restore_inputs()
             nodes = self.nodes()
             running = sum(1 for n in self.status.nodes if n.phase == NodePhase.RUNNING)
             ready: list[tuple[str, list[InEdge]]] = []
@@ -342,7 +350,8 @@ class _Run:
                 if node.phase != NodePhase.PENDING:
                     continue
                 incoming = graph.incoming[name]
-                if any(nodes[e.source].phase not in FINISHED_NODE_PHASES for e in incoming):
+                if any(nodes[e.source].phase not in FINISHED_NODE_PHASES or e.source in self.unrestored
+                       for e in incoming):
                     continue
                 held: list[InEdge] = []
                 for edge in incoming:
@@ -370,15 +379,19 @@ class _Run:
                 # so ready nodes start in declaration order.
                 continue
             for name, held in ready:
-                if running >= self.workflow.parallelism:
-                    break
-                if self.start_node(name, held, nodes):
+                started = self.start_node(name, held, nodes, slot_free=running < self.workflow.parallelism)
+                if started:
                     running += 1
-                else:
+                elif started is False:
                     changed = True  # failed before starting: its out-edges are decided now
 
-    def start_node(self, name: str, held: list[InEdge], nodes: dict[str, NodeStatus]) -> bool:
-        """Renders and plans the node's Job; False when it failed before starting."""
+    def start_node(self, name: str, held: list[InEdge], nodes: dict[str, NodeStatus], slot_free: bool) -> bool | None:
+        """Renders and plans the node's Job: True when started, None when it waits for a slot.
+
+        False when it failed before starting (a reference with no value): that needs no slot,
+        so it happens at once, also when a pass that lost its status write is replayed with
+        more Jobs running than at first.
+        """
         node = nodes[name]
         spec_node = next(n for n in self.workflow.nodes if n.name == name)
         source = self.input_source(held, nodes)
@@ -391,15 +404,18 @@ class _Run:
             has_input=source is not None,
             outputs=ran,
         )
-        node.inputFrom = source
         try:
             job = render_job(self.ref(), self.workflow, spec_node, scope)
         except UnresolvedReference as exc:
+            node.inputFrom = source
             node.phase = NodePhase.FAILED
             node.startedAt = node.finishedAt = iso(self.now)
             node.message = f"unresolved reference {exc}"
             self.plan.events.append(Event("Warning", "NodeFailed", f"Node {name}: {node.message}"))
             return False
+        if not slot_free:
+            return None
+        node.inputFrom = source
         node.phase = NodePhase.RUNNING
         node.jobName = job["metadata"]["name"]
         node.startedAt = iso(self.now)
