@@ -468,6 +468,44 @@ def test_adopted_node_keeps_its_input_so_conditions_decide_as_without_the_crash(
     assert created_nodes(p3) == ["c"]
 
 
+def test_replay_after_two_lost_writes_restores_inputs_at_once() -> None:
+    # parallelism 2. Lost pass 1: n1 fails before starting (no Job), n5 starts. Lost pass 2: n5 has
+    # finished, y starts. The replay from the last written status (s, x Running) finds x and y
+    # running: both slots taken. n1 must still be decided now, or n5 would be written finished with
+    # no input and change later.
+    workflow = spec(
+        node("s", "n1"), node("x"),
+        node("n1", edge("n5", "failure"), script="echo $(input.v)"),
+        node("n5", "y"), node("y", edge("z", "condition", 'input == "five"')), node("z"),
+        parallelism=2,
+    )
+    ex, p0 = started(workflow)
+    assert created_nodes(p0) == ["s", "x"]
+    t = T0 + timedelta(seconds=1)
+    seen = observed(job("s", "Succeeded", "{}", finished_at=t), job("x"),
+                    job("n5", "Succeeded", '"five"', finished_at=t + timedelta(seconds=1)), job("y"))
+    p3 = plan(ex, seen, t + timedelta(seconds=2))
+    assert p3.create == []
+    assert phases(p3.status) == {"s": "Succeeded", "x": "Running", "n1": "Failed", "n5": "Succeeded",
+                                 "y": "Running", "z": "Pending"}
+    assert node_status(p3.status, "n5").inputFrom == "n1"
+    assert node_status(p3.status, "y").inputFrom == "n5"
+    assert len([n for n in p3.status.nodes if n.phase == "Running"]) == 2
+
+
+def test_node_that_cannot_start_fails_without_waiting_for_a_slot() -> None:
+    workflow = spec(node("s", "bad", "ok"), node("slow1"), node("slow2"),
+                    node("bad", edge("h", "failure"), script="$(input.v)"), node("ok"), node("h"), parallelism=2)
+    ex, p0 = started(workflow)
+    assert created_nodes(p0) == ["s", "slow1"]
+    p = plan(ex, observed(job("s", "Succeeded", "{}"), job("slow1")), T0 + timedelta(seconds=1))
+    assert created_nodes(p) == ["slow2"]
+    bad = node_status(p.status, "bad")
+    assert (bad.phase, bad.inputFrom) == ("Failed", "s")
+    assert "$(input.v)" in bad.message
+    assert phases(p.status)["ok"] == phases(p.status)["h"] == "Pending"  # both wait for a slot
+
+
 def test_pending_node_whose_job_already_finished_takes_its_result() -> None:
     lost = execution(chain("a", "b"))  # a's Job was created, then the status write was lost
     p = plan(lost, observed(job("a", "Succeeded", '{"v": 1}')), T0 + timedelta(seconds=1))
