@@ -1,0 +1,373 @@
+"""The CLI's few Kubernetes calls: load the kubeconfig, read and write executions, pods and logs.
+
+Why a module of its own: the commands work on plain dicts (the objects as the API server
+sends them) and never see the client library, and every API failure is translated here,
+once, into a `CliError` that says what was wrong and what to do. Responses are read raw
+(`_preload_content=False`) so that objects stay dicts and a log that looks like JSON stays
+text.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+import urllib3
+from kubernetes import client
+from kubernetes import config as _config
+from kubernetes import watch as _watch
+from kubernetes.client.exceptions import ApiException
+from kubernetes.config.config_exception import ConfigException
+
+from jobchain.api.models import GROUP, VERSION
+from jobchain.cli.errors import CliError, Exit, cluster_error, usage_error
+from jobchain.engine.render import LABEL_EXECUTION, LABEL_NODE, label_value
+
+WORKFLOWS = "workflows"
+EXECUTIONS = "workflowexecutions"
+KIND_OF_PLURAL = {WORKFLOWS: "workflow", EXECUTIONS: "workflowexecution", "pods": "pod"}
+REQUEST_TIMEOUT = 30  # seconds, for every call that is not a watch or a followed log
+WATCH_SECONDS = 240  # a watch is renewed this often, so a silently dropped connection is noticed
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+T = TypeVar("T")
+
+# The config and watch helpers carry no type annotations; used through Any, they type-check.
+config: Any = _config
+watch: Any = _watch
+
+
+def api_error(exc: ApiException, plural: str, name: str | None, namespace: str) -> CliError:
+    """The one line a user sees for a failed API call (pure: unit-tested without a cluster)."""
+    kind = KIND_OF_PLURAL.get(plural, plural)
+    status = _status(exc)
+    message = _status_message(exc)
+    if exc.status == 404:
+        details = status.get("details") or {}
+        if not status:
+            # No Status object: the API server does not serve this resource type at all.
+            return cluster_error(
+                f"the jobchain CRDs are not installed in this cluster ({plural}.{GROUP} is not served); "
+                "install them with `kubectl apply -f crds/`"
+            )
+        if details.get("kind") == "namespaces":
+            return usage_error(f"namespace {namespace!r} does not exist; pick another with -n/--namespace")
+        if name is not None:
+            hint = {
+                WORKFLOWS: "list them with `kubectl get workflows -n NS`",
+                EXECUTIONS: "list them with `jobchain list -n NS`",
+            }.get(plural, "")
+            return usage_error(
+                f"{kind} {name!r} not found in namespace {namespace!r}" + (f"; {hint}" if hint else "")
+            )
+        return usage_error(message or f"{kind} not found")
+    if exc.status == 401:
+        return cluster_error(
+            f"the cluster refused the credentials of the current kubeconfig context ({message})"
+        )
+    if exc.status == 403:
+        return cluster_error(
+            f"forbidden: {message}; ask for RBAC access to {plural}.{GROUP} in {namespace!r}"
+            if plural in (WORKFLOWS, EXECUTIONS)
+            else f"forbidden: {message}"
+        )
+    if exc.status == 422:
+        return usage_error(f"the API server refused the {kind}: {message}")
+    return cluster_error(
+        f"the API server answered {exc.status} {exc.reason or ''}".rstrip()
+        + (f": {message}" if message else "")
+    )
+
+
+def _status(exc: ApiException) -> dict[str, Any]:
+    """The Status object in an error response; empty when the body is not one (a bare 404 page)."""
+    try:
+        body = json.loads(exc.body or "")
+    except (TypeError, ValueError):
+        return {}
+    return body if isinstance(body, dict) and body.get("kind") == "Status" else {}
+
+
+def _status_message(exc: ApiException) -> str:
+    return str(_status(exc).get("message") or exc.reason or "").strip()
+
+
+class LogNotReady(Exception):
+    """The pod exists but its container has not started, so there is no log yet."""
+
+
+def connection_error(exc: Exception, host: str) -> CliError:
+    reason = getattr(exc, "reason", None) or exc
+    text = str(reason)
+    for marker in (
+        "Connection refused",
+        "Name or service not known",
+        "timed out",
+        "CERTIFICATE_VERIFY_FAILED",
+    ):
+        if marker in text:
+            text = marker
+            break
+    return cluster_error(
+        f"cannot reach the Kubernetes API server at {host} ({text}); check that the cluster is "
+        "running and that the kubeconfig context is the right one"
+    )
+
+
+@dataclass
+class Cluster:
+    """An API client bound to one namespace."""
+
+    api: client.ApiClient
+    namespace: str
+
+    @property
+    def host(self) -> str:
+        return str(self.api.configuration.host)
+
+    def _call(self, plural: str, name: str | None, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except ApiException as exc:
+            raise api_error(exc, plural, name, self.namespace) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise connection_error(exc, self.host) from None
+
+    def _json(self, plural: str, name: str | None, fn: Callable[[], Any]) -> Any:
+        response = self._call(plural, name, fn)
+        return json.loads(response.data)
+
+    # ---- workflows and executions ------------------------------------------------------
+    @property
+    def _custom(self) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(self.api)
+
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        return dict(
+            self._json(
+                plural,
+                name,
+                lambda: self._custom.get_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    plural,
+                    name,
+                    _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT,
+                ),
+            )
+        )
+
+    def list_objects(self, plural: str) -> list[dict[str, Any]]:
+        body = self._json(
+            plural,
+            None,
+            lambda: self._custom.list_namespaced_custom_object(
+                GROUP,
+                VERSION,
+                self.namespace,
+                plural,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            ),
+        )
+        return list(body.get("items") or [])
+
+    def create_execution(self, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(
+            self._json(
+                EXECUTIONS,
+                None,
+                lambda: self._custom.create_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    EXECUTIONS,
+                    body,
+                    _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT,
+                ),
+            )
+        )
+
+    def cancel_execution(self, name: str) -> dict[str, Any]:
+        return dict(
+            self._json(
+                EXECUTIONS,
+                name,
+                lambda: self._custom.patch_namespaced_custom_object(
+                    GROUP,
+                    VERSION,
+                    self.namespace,
+                    EXECUTIONS,
+                    name,
+                    {"spec": {"cancel": True}},
+                    _content_type="application/merge-patch+json",
+                    _preload_content=False,
+                    _request_timeout=REQUEST_TIMEOUT,
+                ),
+            )
+        )
+
+    def watch_execution(self, name: str) -> Iterator[dict[str, Any]]:
+        """The execution as it is now, then each time it changes; raises CliError when it is deleted."""
+        while True:
+            stream = watch.Watch().stream(
+                self._custom.list_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                self.namespace,
+                EXECUTIONS,
+                field_selector=f"metadata.name={name}",
+                timeout_seconds=WATCH_SECONDS,
+            )
+            seen = False
+            try:
+                for event in stream:
+                    seen = True
+                    if event["type"] == "DELETED":
+                        raise cluster_error(f"workflowexecution {name!r} was deleted while it was watched")
+                    if event["type"] in ("ADDED", "MODIFIED"):
+                        yield dict(event["raw_object"])
+            except ApiException as exc:
+                if exc.status == 410:  # the resourceVersion expired: watch again from the current state
+                    continue
+                raise api_error(exc, EXECUTIONS, name, self.namespace) from None
+            except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError):
+                continue  # the connection dropped: watch again (the first event is the current state)
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise connection_error(exc, self.host) from None
+            if not seen:
+                self.get(EXECUTIONS, name)  # raises "not found" when it is gone
+
+    # ---- pods and logs -----------------------------------------------------------------
+    @property
+    def _core(self) -> client.CoreV1Api:
+        return client.CoreV1Api(self.api)
+
+    def node_pods(self, execution: str, node: str) -> list[dict[str, Any]]:
+        """The node's pods, oldest first (more than one when the node was retried)."""
+        selector = f"{LABEL_EXECUTION}={label_value(execution)},{LABEL_NODE}={node}"
+        body = self._json(
+            "pods",
+            None,
+            lambda: self._core.list_namespaced_pod(
+                self.namespace,
+                label_selector=selector,
+                _preload_content=False,
+                _request_timeout=REQUEST_TIMEOUT,
+            ),
+        )
+        pods = list(body.get("items") or [])
+        return sorted(
+            pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"])
+        )
+
+    def read_log(self, pod: str) -> str | None:
+        """The pod's log, or None when the pod is gone. Raises LogNotReady before its container starts."""
+        try:
+            response = self._core.read_namespaced_pod_log(
+                pod, self.namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            if exc.status == 400:  # "container ... is waiting to start: ContainerCreating"
+                raise LogNotReady(_status_message(exc)) from None
+            raise api_error(exc, "pods", pod, self.namespace) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise connection_error(exc, self.host) from None
+        return bytes(cast(Any, response).data).decode(errors="replace")
+
+    def follow_log(self, pod: str) -> Iterator[str]:
+        """The pod's log lines as they are written, until its container ends or the pod is gone.
+
+        Raises LogNotReady while its container has not started."""
+        stream = watch.Watch().stream(self._core.read_namespaced_pod_log, pod, self.namespace)
+        try:
+            yield from stream
+        except ApiException as exc:
+            if exc.status == 400:
+                raise LogNotReady(_status_message(exc)) from None
+            if exc.status == 404:
+                return  # the pod is gone
+            raise api_error(exc, "pods", pod, self.namespace) from None
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise connection_error(exc, self.host) from None
+
+
+def _kubeconfig_paths(explicit: str | None) -> tuple[list[str], bool]:
+    """(paths, whether the user named them) following kubectl: --kubeconfig, $KUBECONFIG, ~/.kube/config."""
+    if explicit:
+        return [os.path.expanduser(explicit)], True
+    env = os.environ.get("KUBECONFIG")
+    if env:
+        return [os.path.expanduser(p) for p in env.split(os.pathsep) if p], True
+    return [os.path.expanduser("~/.kube/config")], False
+
+
+def connect(
+    kubeconfig: str | None = None, context: str | None = None, namespace: str | None = None
+) -> Cluster:
+    """A client for the current (or named) kubeconfig context, in -n NAMESPACE or the context's namespace."""
+    paths, named = _kubeconfig_paths(kubeconfig)
+    existing = [p for p in paths if os.path.isfile(p)]
+    configuration = client.Configuration()
+    if not existing:
+        if named or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            where = ", ".join(paths)
+            source = "--kubeconfig" if kubeconfig else "KUBECONFIG" if named else "the default kubeconfig"
+            raise cluster_error(
+                f"cannot load a kubeconfig: {where} ({source}) does not exist; point KUBECONFIG "
+                "or --kubeconfig at your cluster's kubeconfig"
+            )
+        config.load_incluster_config(client_configuration=configuration)
+        default_namespace = _read(SERVICE_ACCOUNT_NAMESPACE) or "default"
+    else:
+        joined = os.pathsep.join(existing)
+        try:
+            contexts, active = config.list_kube_config_contexts(config_file=joined)
+            chosen = active
+            if context is not None:
+                chosen = next((c for c in contexts if c.get("name") == context), None)
+                if chosen is None:
+                    names = ", ".join(c.get("name", "?") for c in contexts) or "none"
+                    raise usage_error(
+                        f"kubeconfig context {context!r} not found in {joined} (contexts: {names})"
+                    )
+            config.load_kube_config(config_file=joined, context=context, client_configuration=configuration)
+        except ConfigException as exc:
+            raise cluster_error(f"cannot use the kubeconfig {joined}: {exc}") from None
+        default_namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
+    configuration.retries = 2  # fail within seconds when the server is down, rather than retrying long
+    return Cluster(client.ApiClient(configuration), namespace or default_namespace)
+
+
+def describe_unexpected(exc: Exception) -> tuple[str, Exit]:
+    """The line for an exception no command translated: API and network failures, else a bug."""
+    if isinstance(exc, ApiException):
+        return api_error(exc, "resource", None, "?").message, Exit.CLUSTER
+    if isinstance(exc, ConfigException):
+        return f"cannot use the kubeconfig: {exc}", Exit.CLUSTER
+    if isinstance(exc, (urllib3.exceptions.HTTPError, OSError)):
+        return connection_error(exc, "the configured server").message, Exit.CLUSTER
+    return (
+        f"unexpected {type(exc).__name__}: {exc}; this is a bug in jobchain, please report it with the "
+        "traceback that JOBCHAIN_DEBUG=1 shows",
+        Exit.INTERNAL,
+    )
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+__all__ = ["EXECUTIONS", "WORKFLOWS", "Cluster", "LogNotReady", "api_error", "connect"]

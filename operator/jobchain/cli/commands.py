@@ -1,0 +1,198 @@
+"""The thin commands: get, list, cancel, graph and operator. Each reads, asks a pure module, prints.
+
+`run`, `logs` and `lint` have modules of their own because they carry more logic.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+from datetime import UTC, datetime
+from typing import IO, Any
+
+import yaml
+from pydantic import ValidationError
+
+from jobchain.api.errors import describe_validation_error
+from jobchain.api.models import TERMINAL_EXECUTION_PHASES, WorkflowSpec
+from jobchain.cli import graphs
+from jobchain.cli.cluster import EXECUTIONS, WORKFLOWS, Cluster
+from jobchain.cli.errors import CliError, Exit, usage_error
+from jobchain.cli.lint import STDIN, object_label, parse_documents, read_text
+from jobchain.cli.tables import execution_details, executions_table, status_of, workflow_of
+from jobchain.engine.graph import validate
+
+
+def _clean(obj: dict[str, Any]) -> dict[str, Any]:
+    """The object as kubectl shows it: without metadata.managedFields."""
+    out = copy.deepcopy(obj)
+    (out.get("metadata") or {}).pop("managedFields", None)
+    return out
+
+
+def dump(data: Any, fmt: str) -> str:
+    if fmt == "json":
+        return json.dumps(data, indent=2) + "\n"
+    return str(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
+
+
+def get_execution(cluster: Cluster, name: str, fmt: str | None, out: IO[str]) -> int:
+    execution = cluster.get(EXECUTIONS, name)
+    if fmt:
+        out.write(dump(_clean(execution), fmt))
+    else:
+        print(execution_details(execution, datetime.now(UTC)), file=out)
+    return 0
+
+
+def list_executions(cluster: Cluster, workflow: str | None, fmt: str | None, out: IO[str]) -> int:
+    items = cluster.list_objects(EXECUTIONS)
+    if workflow is not None:
+        items = [i for i in items if workflow_of(i) == workflow]
+    items.sort(
+        key=lambda i: ((i.get("metadata") or {}).get("creationTimestamp") or "", i["metadata"]["name"])
+    )
+    if fmt:
+        out.write(dump({"apiVersion": "v1", "kind": "List", "items": [_clean(i) for i in items]}, fmt))
+    elif not items:
+        which = f" of workflow {workflow!r}" if workflow else ""
+        print(f"no executions{which} in namespace {cluster.namespace!r}", file=out)
+    else:
+        print(executions_table(items, datetime.now(UTC)), file=out)
+    return 0
+
+
+def cancel_execution(cluster: Cluster, name: str, out: IO[str]) -> int:
+    execution = cluster.get(EXECUTIONS, name)
+    status = status_of(execution)
+    if execution.get("status") and status.phase in TERMINAL_EXECUTION_PHASES:
+        print(f"{name} already ended ({status.phase}); nothing to cancel", file=out)
+        return 0
+    cluster.cancel_execution(name)
+    print(f"{name}: cancel requested (running Jobs are deleted, unstarted nodes become Cancelled)", file=out)
+    return 0
+
+
+# ---- graph -------------------------------------------------------------------------------
+def _parse_spec(data: Any, where: str) -> WorkflowSpec:
+    try:
+        return WorkflowSpec.model_validate(data)
+    except ValidationError as err:
+        problems = describe_validation_error(err, "spec")
+        raise usage_error(
+            f"{where} is invalid: {problems[0]}"
+            + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else "")
+            + "; jobchain lint shows every problem"
+        ) from None
+
+
+def _execution_drawing(
+    execution: dict[str, Any], workflows: dict[str, Any], cluster: Cluster | None, where: str
+) -> tuple[WorkflowSpec, dict[str, str] | None]:
+    status = execution.get("status") or {}
+    spec = execution.get("spec") or {}
+    ref = (spec.get("workflowRef") or {}).get("name")
+    if status.get("workflowSpec"):
+        data = status["workflowSpec"]
+    elif spec.get("workflow"):
+        data = spec["workflow"]
+    elif ref and ref in workflows:
+        data = workflows[ref]
+    elif ref and cluster is not None:
+        data = cluster.get(WORKFLOWS, ref).get("spec")
+    else:
+        raise usage_error(
+            f"{where} refers to Workflow {ref!r}, which is not in the file; "
+            "put it in the file or draw it from the cluster (jobchain graph --execution NAME)"
+        )
+    phases = {n.name: str(n.phase) for n in status_of(execution).nodes} if status else None
+    return _parse_spec(data, where), phases
+
+
+def _file_drawing(path: str, stdin: IO[str]) -> tuple[WorkflowSpec, dict[str, str] | None, str]:
+    name = "<stdin>" if path == STDIN else path
+    try:
+        text = read_text(path, stdin)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise usage_error(f"{name}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    documents, syntax = parse_documents(text, name)
+    if syntax:
+        raise usage_error(str(syntax[0]))
+    bodies = [d.body for d in documents if isinstance(d.body, dict)]
+    workflows: dict[str, Any] = {
+        str((b.get("metadata") or {}).get("name")): b.get("spec") for b in bodies if b.get("kind") == "Workflow"
+    }
+    executions = [b for b in bodies if b.get("kind") == "WorkflowExecution"]
+    if len(executions) == 1:
+        label = object_label(executions[0], 1)
+        return (*_execution_drawing(executions[0], workflows, None, f"{name}: {label}"), label)
+    if not executions and len(workflows) == 1:
+        ((wf_name, spec),) = workflows.items()
+        return _parse_spec(spec, f"{name}: Workflow/{wf_name}"), None, f"Workflow/{wf_name}"
+    found = (
+        ", ".join(
+            object_label(b, i)
+            for i, b in enumerate(bodies, 1)
+            if b.get("kind") in ("Workflow", "WorkflowExecution")
+        )
+        or "none"
+    )
+    raise usage_error(f"{name}: expected one Workflow or one WorkflowExecution to draw, found: {found}")
+
+
+def draw_graph(
+    cluster_factory: Any,
+    target: str | None,
+    execution: str | None,
+    fmt: str,
+    stdin: IO[str],
+    out: IO[str],
+    err: IO[str],
+) -> int:
+    """`target` is a file (or `-`) when one exists by that name, else a Workflow in the cluster."""
+    if execution is not None:
+        cluster: Cluster = cluster_factory()
+        obj = cluster.get(EXECUTIONS, execution)
+        spec, phases = _execution_drawing(obj, {}, cluster, f"execution {execution!r}")
+        title = f"WorkflowExecution/{execution}"
+    elif target is None:
+        raise usage_error("say what to draw: a Workflow name, a FILE, or --execution NAME")
+    elif target == STDIN or os.path.isfile(target):
+        spec, phases, title = _file_drawing(target, stdin)
+    elif os.sep in target or target.endswith((".yaml", ".yml", ".json")):
+        raise usage_error(f"{target}: no such file")
+    else:
+        cluster = cluster_factory()
+        spec = _parse_spec(cluster.get(WORKFLOWS, target).get("spec"), f"Workflow {target!r}")
+        phases, title = None, f"Workflow/{target}"
+    problems = validate(spec)
+    if problems:
+        print(
+            f"warning: {title} has {len(problems)} problem(s), e.g. {problems[0]}; jobchain lint shows them",
+            file=err,
+        )
+    out.write(graphs.render(spec, fmt, phases, title))
+    return 0
+
+
+# ---- operator ----------------------------------------------------------------------------
+def run_operator(
+    namespaces: list[str] | None, metrics_port: int, health_port: int, log_format: str, verbose: bool
+) -> int:
+    """Imported lazily: kopf (and the controller) load only for this command."""
+    try:
+        from jobchain.controller.main import run_operator as start
+    except ImportError as exc:
+        raise CliError(
+            f"the operator cannot start: {exc}; reinstall jobchain (pip install jobchain)", Exit.INTERNAL
+        ) from None
+    return int(
+        start(
+            namespaces=namespaces,
+            metrics_port=metrics_port,
+            health_port=health_port,
+            log_format=log_format,
+            verbose=verbose,
+        )
+    )

@@ -1,0 +1,263 @@
+"""`jobchain lint`: offline validation of Workflow and WorkflowExecution YAML.
+
+Why it needs no cluster and no extra rules: it parses with the same pydantic models and
+runs the same graph and CEL checks (`engine.graph.validate`) and the same params check as
+the operator, so a file that lints clean is accepted by the operator, and each problem
+names the file, the object and the field, as `FILE: KIND/NAME: field.path: message`.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import IO, Any
+
+import yaml
+from pydantic import ValidationError
+
+from jobchain.api.errors import describe_validation_error
+from jobchain.api.models import API_VERSION, Workflow, WorkflowExecution, WorkflowSpec
+from jobchain.cli.errors import Exit
+from jobchain.engine.graph import validate
+
+STDIN = "-"
+KINDS = ("Workflow", "WorkflowExecution")
+
+
+@dataclass(frozen=True)
+class LintProblem:
+    file: str
+    obj: str  # KIND/NAME, or `document N` when the document has no usable kind
+    path: str  # field path, or `line L, column C` for YAML syntax errors
+    message: str
+    document: int = field(default=0, compare=False)  # position in the file, to print in file order
+
+    def __str__(self) -> str:
+        if not self.obj:  # the file itself (unreadable)
+            return f"{self.file}: {self.message}"
+        return f"{self.file}: {self.obj}: {self.path}: {self.message}"
+
+
+@dataclass
+class Document:
+    file: str
+    index: int  # 1-based position in its file
+    body: Any
+    label: str = ""  # KIND/NAME
+
+    def __post_init__(self) -> None:
+        self.label = object_label(self.body, self.index)
+
+
+@dataclass
+class LintReport:
+    problems: list[LintProblem] = field(default_factory=list)
+    objects: int = 0
+    files: int = 0
+    unreadable: int = 0
+
+    @property
+    def exit_code(self) -> Exit:
+        if self.unreadable:
+            return Exit.USAGE
+        return Exit.FAILED if self.problems else Exit.SUCCEEDED
+
+
+def object_label(body: Any, index: int) -> str:
+    if not isinstance(body, dict) or not isinstance(body.get("kind"), str) or not body["kind"]:
+        return f"document {index}"
+    meta: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
+    name = meta.get("name") or (f"{meta['generateName']}*" if meta.get("generateName") else "(no name)")
+    return f"{body['kind']}/{name}"
+
+
+def parse_documents(text: str, file: str) -> tuple[list[Document], list[LintProblem]]:
+    """The non-empty documents of a YAML stream; a syntax error ends the stream with one problem."""
+    documents: list[Document] = []
+    index = 0
+    try:
+        for index, body in enumerate(yaml.safe_load_all(text), start=1):
+            if body is not None:
+                documents.append(Document(file, index, body))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = (
+            f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(unknown position)"
+        )
+        reason = getattr(exc, "problem", None) or str(exc)
+        return documents, [
+            LintProblem(
+                file,
+                f"document {index + 1}",
+                where,
+                f"not valid YAML: {reason}; fix the syntax (indentation, quoting)",
+                index + 1,
+            )
+        ]
+    return documents, []
+
+
+def _expand_lists(documents: Iterable[Document]) -> Iterable[Document]:
+    """Items of `kind: List` documents (as `kubectl get -o yaml` writes them) are linted one by one."""
+    for doc in documents:
+        if (
+            isinstance(doc.body, dict)
+            and doc.body.get("kind") == "List"
+            and isinstance(doc.body.get("items"), list)
+        ):
+            for item in doc.body["items"]:
+                yield Document(doc.file, doc.index, item)
+        else:
+            yield doc
+
+
+def _problem(doc: Document, path: str, message: str) -> LintProblem:
+    # pydantic prefixes the text of a model validator's ValueError; the user needs only the text.
+    return LintProblem(doc.file, doc.label, path, message.removeprefix("Value error, "), doc.index)
+
+
+def _check_header(doc: Document) -> list[LintProblem]:
+    body = doc.body
+    if not isinstance(body, dict):
+        return [_problem(doc, "(top level)", f"expected a mapping (an object), got {type(body).__name__}")]
+    kind = body.get("kind")
+    if not kind:
+        return [
+            _problem(doc, "kind", "required field is missing; set kind: Workflow or kind: WorkflowExecution")
+        ]
+    if kind not in KINDS:
+        return [
+            _problem(
+                doc, "kind", f"unknown kind {kind!r}; jobchain lint checks Workflow and WorkflowExecution"
+            )
+        ]
+    problems = []
+    if body.get("apiVersion") != API_VERSION:
+        problems.append(
+            _problem(doc, "apiVersion", f"is {body.get('apiVersion')!r}; set apiVersion: {API_VERSION}")
+        )
+    meta: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
+    if not meta.get("name") and not (kind == "WorkflowExecution" and meta.get("generateName")):
+        needed = "metadata.name" if kind == "Workflow" else "metadata.name or metadata.generateName"
+        problems.append(_problem(doc, "metadata.name", f"required field is missing; set {needed}"))
+    return problems
+
+
+def _check_params(
+    doc: Document, params: dict[str, str], workflow: WorkflowSpec, where: str
+) -> list[LintProblem]:
+    """The operator's InvalidParams rule: no undeclared params, every param without a default set."""
+    declared = {p.name: p for p in workflow.params}
+    problems = []
+    for name in sorted(set(params) - set(declared)):
+        problems.append(
+            _problem(
+                doc,
+                f"spec.params.{name}",
+                f"{where} does not declare this param (declared: {', '.join(sorted(declared)) or 'none'})",
+            )
+        )
+    for name in sorted(n for n, p in declared.items() if p.default is None and n not in params):
+        problems.append(
+            _problem(doc, "spec.params", f"must set {name!r}: {where} declares it without a default")
+        )
+    return problems
+
+
+def _check_workflow(doc: Document) -> tuple[list[LintProblem], Workflow | None]:
+    try:
+        workflow = Workflow.model_validate(doc.body)
+    except ValidationError as err:
+        return [_problem(doc, *line.split(": ", 1)) for line in describe_validation_error(err)], None
+    problems = [_problem(doc, p.path, p.message) for p in validate(workflow.spec, prefix="spec")]
+    return problems, workflow
+
+
+def _check_execution(doc: Document, workflows: dict[str, WorkflowSpec]) -> list[LintProblem]:
+    try:
+        execution = WorkflowExecution.model_validate(doc.body)
+    except ValidationError as err:
+        return [_problem(doc, *line.split(": ", 1)) for line in describe_validation_error(err)]
+    spec = execution.spec
+    if spec.workflow is not None and spec.workflowRef is not None:
+        return [_problem(doc, "spec", "set either workflowRef or workflow (inline), not both")]
+    if spec.workflow is not None:
+        problems = [_problem(doc, p.path, p.message) for p in validate(spec.workflow, prefix="spec.workflow")]
+        return problems + _check_params(doc, spec.params, spec.workflow, "spec.workflow")
+    if spec.workflowRef is None:
+        return [
+            _problem(
+                doc, "spec", "set workflowRef.name (a Workflow in the same namespace) or an inline workflow"
+            )
+        ]
+    known = workflows.get(spec.workflowRef.name)
+    if known is None:
+        return []  # the Workflow is in the cluster, not in these files: nothing more to check offline
+    return _check_params(doc, spec.params, known, f"Workflow {spec.workflowRef.name!r}")
+
+
+def lint_documents(documents: list[Document]) -> tuple[list[LintProblem], int]:
+    """(problems, number of objects). Executions are checked against Workflows found in any of the files."""
+    documents = list(_expand_lists(documents))
+    problems: list[LintProblem] = []
+    workflows: dict[str, WorkflowSpec] = {}
+    results: dict[int, list[LintProblem]] = {}
+    for i, doc in enumerate(documents):
+        results[i] = _check_header(doc)
+        if isinstance(doc.body, dict) and doc.body.get("kind") == "Workflow":
+            found, workflow = _check_workflow(doc)
+            results[i] += found
+            if workflow is not None and not found and workflow.metadata.name:
+                workflows[workflow.metadata.name] = workflow.spec
+    for i, doc in enumerate(documents):
+        if isinstance(doc.body, dict) and doc.body.get("kind") == "WorkflowExecution":
+            results[i] += _check_execution(doc, workflows)
+        problems += results[i]
+    return problems, len(documents)
+
+
+def read_text(path: str, stdin: IO[str]) -> str:
+    """Raises OSError (missing file, a directory, no permission) and UnicodeDecodeError."""
+    if path == STDIN:
+        return stdin.read()
+    with open(path, encoding="utf-8") as fh:
+        return fh.read()
+
+
+def lint_paths(paths: list[str], stdin: IO[str] | None = None) -> LintReport:
+    report = LintReport()
+    documents: list[Document] = []
+    for path in paths:
+        name = "<stdin>" if path == STDIN else path
+        try:
+            text = read_text(path, stdin or sys.stdin)
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            report.problems.append(LintProblem(name, "", "", f"cannot read: {reason}"))
+            report.unreadable += 1
+            continue
+        report.files += 1
+        found, syntax = parse_documents(text, name)
+        documents += found
+        report.problems += syntax
+    problems, report.objects = lint_documents(documents)
+    report.problems += problems
+    order = {("<stdin>" if p == STDIN else p): i for i, p in reversed(list(enumerate(paths)))}
+    report.problems.sort(key=lambda p: (order.get(p.file, 0), p.document))  # stable: in file order
+    return report
+
+
+def run_lint(paths: list[str], out: IO[str], stdin: IO[str] | None = None) -> int:
+    report = lint_paths(paths, stdin)
+    for problem in report.problems:
+        print(problem, file=out)
+    if report.problems:
+        print(
+            f"{len(report.problems)} problem(s); {report.objects} object(s) checked in {report.files} file(s)"
+            + (f", {report.unreadable} file(s) not readable" if report.unreadable else ""),
+            file=out,
+        )
+    else:
+        print(f"ok: {report.objects} object(s) in {report.files} file(s)", file=out)
+    return int(report.exit_code)

@@ -1,0 +1,234 @@
+"""The `jobchain` command (also `kubectl jobchain`): arguments, dispatch, and the one error handler.
+
+Why one handler at the top: every failure a user can cause arrives here as a `CliError`
+(or as an exception from the client library that `cluster` did not see) and is printed as
+one line on stderr with a documented exit status; a traceback only appears for a bug, and
+only with JOBCHAIN_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import IO, TYPE_CHECKING, NoReturn
+
+from jobchain.cli.errors import CliError, Exit
+
+if TYPE_CHECKING:
+    from jobchain.cli.cluster import Cluster
+
+EXIT_STATUS_HELP = """exit status:
+  0  done (run --watch/--wait: the execution Succeeded)
+  1  run: the execution Failed; lint: problems found
+  2  run: the execution was Cancelled
+  3  bad arguments or input (bad -p, no such file, workflow or execution)
+  4  the cluster cannot be used (no kubeconfig, unreachable, forbidden, CRDs not installed)
+"""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse exits 2 on a usage error, which is our "Cancelled"; usage errors exit 3 here."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(int(Exit.USAGE), f"{self.prog}: error: {message}\n")
+
+
+def _cluster_options() -> Parser:
+    """kubectl's connection options; accepted before or after the command (SUPPRESS keeps either)."""
+    common = Parser(add_help=False)
+    group = common.add_argument_group("cluster options")
+    group.add_argument(
+        "-n",
+        "--namespace",
+        default=argparse.SUPPRESS,
+        help="namespace (default: the kubeconfig context's namespace, else default)",
+    )
+    group.add_argument("--context", default=argparse.SUPPRESS, help="kubeconfig context (default: current)")
+    group.add_argument(
+        "--kubeconfig",
+        default=argparse.SUPPRESS,
+        help="kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)",
+    )
+    return common
+
+
+def build_parser(prog: str = "jobchain") -> Parser:
+    common = _cluster_options()
+    parser = Parser(
+        prog=prog,
+        parents=[common],
+        description="Run and inspect jobchain workflows.",
+        epilog=EXIT_STATUS_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name: str, text: str, cluster: bool = True) -> Parser:
+        return commands.add_parser(
+            name,
+            help=text,
+            description=text,
+            parents=[common] if cluster else [],
+            epilog=EXIT_STATUS_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    run = command("run", "create an execution of a Workflow")
+    run.add_argument("workflow", metavar="WORKFLOW")
+    run.add_argument(
+        "-p",
+        "--param",
+        dest="params",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a param value (repeatable)",
+    )
+    mode = run.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--watch",
+        dest="mode",
+        action="store_const",
+        const="watch",
+        help="show a live table of the nodes until the execution ends",
+    )
+    mode.add_argument(
+        "--wait", dest="mode", action="store_const", const="wait", help="wait for the end and show it"
+    )
+    run.add_argument(
+        "--timeout",
+        type=int,
+        metavar="S",
+        help="deadline of the execution in seconds (spec.timeoutSeconds): the operator "
+        "stops it and it Fails with DeadlineExceeded",
+    )
+
+    get = command("get", "show one execution and its nodes")
+    get.add_argument("execution", metavar="EXECUTION")
+    get.add_argument("-o", "--output", choices=("json", "yaml"), help="print the object instead of a table")
+
+    lst = command("list", "list executions")
+    lst.add_argument("--workflow", metavar="W", help="only executions of this Workflow")
+    lst.add_argument("-o", "--output", choices=("json", "yaml"), help="print the objects instead of a table")
+
+    logs = command("logs", "print each node's log, in execution order")
+    logs.add_argument("execution", metavar="EXECUTION")
+    logs.add_argument("--node", metavar="N", help="only this node")
+    logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the execution ends")
+
+    cancel = command("cancel", "stop an execution (sets spec.cancel)")
+    cancel.add_argument("execution", metavar="EXECUTION")
+
+    lint = command("lint", "validate Workflow and WorkflowExecution YAML offline", cluster=False)
+    lint.add_argument("files", nargs="+", metavar="FILE", help="YAML files, multi-document; - reads stdin")
+
+    graph = command("graph", "draw a workflow's graph (from the cluster or a file)")
+    graph.add_argument("target", nargs="?", metavar="WORKFLOW|FILE")
+    graph.add_argument("--execution", metavar="NAME", help="draw this execution, with each node's phase")
+    graph.add_argument("--format", choices=("text", "mermaid", "dot"), default="text")
+
+    operator = command("operator", "run the operator (normally inside the cluster)", cluster=False)
+    scope = operator.add_mutually_exclusive_group()
+    scope.add_argument(
+        "--namespace",
+        "-n",
+        dest="watch_namespaces",
+        action="append",
+        metavar="NS",
+        help="watch this namespace (repeatable; default: all namespaces)",
+    )
+    scope.add_argument(
+        "--all-namespaces", "-A", action="store_true", help="watch every namespace (the default)"
+    )
+    operator.add_argument("--metrics-port", type=int, default=8080, metavar="N")
+    operator.add_argument("--health-port", type=int, default=8081, metavar="N")
+    operator.add_argument("--log-format", choices=("plain", "json"), default="plain")
+    operator.add_argument("--verbose", "-v", action="store_true")
+    return parser
+
+
+def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str]) -> int:
+    # Imports per command: `lint` and `graph FILE` never load the Kubernetes client, `operator` loads kopf.
+    if args.command == "lint":
+        from jobchain.cli.lint import run_lint
+
+        return run_lint(args.files, out, stdin)
+    if args.command == "operator":
+        from jobchain.cli.commands import run_operator
+
+        namespaces = args.watch_namespaces or ([args.namespace] if getattr(args, "namespace", None) else None)
+        return run_operator(
+            None if args.all_namespaces else namespaces,
+            args.metrics_port,
+            args.health_port,
+            args.log_format,
+            args.verbose,
+        )
+
+    def cluster() -> Cluster:
+        from jobchain.cli.cluster import connect
+
+        return connect(
+            getattr(args, "kubeconfig", None),
+            getattr(args, "context", None),
+            getattr(args, "namespace", None),
+        )
+
+    from jobchain.cli import commands
+
+    if args.command == "graph":
+        return commands.draw_graph(cluster, args.target, args.execution, args.format, stdin, out, err)
+    if args.command == "run":
+        from jobchain.cli.run import check_timeout, parse_params, run_workflow
+
+        params, timeout = parse_params(args.params), check_timeout(args.timeout)  # bad input before any I/O
+        return run_workflow(cluster(), args.workflow, params, args.mode, timeout, out)
+    if args.command == "get":
+        return commands.get_execution(cluster(), args.execution, args.output, out)
+    if args.command == "list":
+        return commands.list_executions(cluster(), args.workflow, args.output, out)
+    if args.command == "logs":
+        from jobchain.cli.logs import follow_logs, show_logs
+
+        return (follow_logs if args.follow else show_logs)(cluster(), args.execution, args.node, out)
+    if args.command == "cancel":
+        return commands.cancel_execution(cluster(), args.execution, out)
+    raise CliError(f"unknown command {args.command!r}")
+
+
+def _prog(argv0: str) -> str:
+    return "kubectl jobchain" if os.path.basename(argv0).startswith("kubectl-") else "jobchain"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console-script entry: returns the exit status; prints one line on stderr for any error."""
+    prog = _prog(sys.argv[0])
+    args = build_parser(prog).parse_args(argv)
+    try:
+        return dispatch(args, sys.stdin, sys.stdout, sys.stderr)
+    except CliError as exc:
+        print(f"{prog}: error: {exc.message}", file=sys.stderr)
+        return int(exc.code)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return int(Exit.INTERRUPTED)
+    except BrokenPipeError:
+        # The reader (head, less) went away: not an error. Keep Python from complaining at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except Exception as exc:  # a bug, or a failure `cluster` did not translate
+        if os.environ.get("JOBCHAIN_DEBUG"):
+            raise
+        from jobchain.cli.cluster import describe_unexpected
+
+        message, code = describe_unexpected(exc)
+        print(f"{prog}: error: {message}", file=sys.stderr)
+        return int(code)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""`jobchain run`: create a WorkflowExecution, then optionally watch it to its end.
+
+The Workflow is read first so that a mistake the operator would only report after the
+fact (no such workflow, an undeclared or missing param, an invalid spec) is refused here,
+with exit status 3, before anything is created. The exit status of --watch/--wait is the
+execution's end: 0 Succeeded, 1 Failed, 2 Cancelled.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from pydantic import ValidationError
+
+from jobchain.api.errors import describe_validation_error
+from jobchain.api.models import API_VERSION, PARAM_NAME, TERMINAL_EXECUTION_PHASES, ExecutionPhase, Workflow
+from jobchain.cli.cluster import WORKFLOWS, Cluster
+from jobchain.cli.errors import CliError, Exit, usage_error
+from jobchain.cli.tables import nodes_table, phase_line, status_of
+from jobchain.engine.graph import validate
+
+EXIT_OF_PHASE = {
+    ExecutionPhase.SUCCEEDED: Exit.SUCCEEDED,
+    ExecutionPhase.FAILED: Exit.FAILED,
+    ExecutionPhase.CANCELLED: Exit.CANCELLED,
+}
+
+
+def parse_params(items: list[str]) -> dict[str, str]:
+    """`-p KEY=VALUE` arguments as a dict; the value may contain `=` and may be empty."""
+    params: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise usage_error(f"-p {item!r}: expected KEY=VALUE (for example -p size=10)")
+        if not re.match(PARAM_NAME, key):
+            raise usage_error(
+                f"-p {item!r}: {key!r} is not a param name (letters, digits and _, not starting with a digit)"
+            )
+        if key in params:
+            raise usage_error(f"-p {key}: given twice ({key}={params[key]!r} and {key}={value!r}); keep one")
+        params[key] = value
+    return params
+
+
+def check_against_workflow(workflow: dict[str, Any], params: dict[str, str]) -> None:
+    """Refuses what the operator would fail the execution for: an invalid Workflow, bad params."""
+    name = (workflow.get("metadata") or {}).get("name", "")
+    try:
+        spec = Workflow.model_validate(
+            {k: v for k, v in workflow.items() if k in ("apiVersion", "kind", "spec")}
+        ).spec
+    except ValidationError as err:
+        raise usage_error(
+            f"Workflow {name!r} is invalid: {'; '.join(describe_validation_error(err))}; "
+            "fix it (jobchain lint FILE) and apply it again"
+        ) from None
+    problems = validate(spec)
+    if problems:
+        raise usage_error(
+            f"Workflow {name!r} is invalid: {'; '.join(map(str, problems))}; "
+            "fix it (jobchain lint FILE) and apply it again"
+        )
+    declared = {p.name: p for p in spec.params}
+    unknown = sorted(set(params) - set(declared))
+    if unknown:
+        raise usage_error(
+            f"Workflow {name!r} has no param {', '.join(unknown)} "
+            f"(declared: {', '.join(sorted(declared)) or 'none'})"
+        )
+    missing = sorted(n for n, p in declared.items() if p.default is None and n not in params)
+    if missing:
+        raise usage_error(
+            f"Workflow {name!r} needs {' '.join(f'-p {n}=VALUE' for n in missing)} "
+            "(declared without a default)"
+        )
+
+
+def execution_manifest(workflow: str, params: dict[str, str], timeout: int | None) -> dict[str, Any]:
+    spec: dict[str, Any] = {"workflowRef": {"name": workflow}}
+    if params:
+        spec["params"] = params
+    if timeout is not None:
+        spec["timeoutSeconds"] = timeout
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "WorkflowExecution",
+        "metadata": {"generateName": f"{workflow}-"},
+        "spec": spec,
+    }
+
+
+def end_view(execution: dict[str, Any], now: datetime) -> str:
+    table = nodes_table(execution, now) if status_of(execution).nodes else ""
+    return phase_line(execution, now) + (f"\n\n{table}" if table else "")
+
+
+class LiveView:
+    """Shows successive frames: redrawn in place on a terminal, appended when stdout is not one."""
+
+    def __init__(self, out: IO[str], tty: bool) -> None:
+        self.out = out
+        self.tty = tty
+        self.last = ""
+        self.height = 0
+
+    def show(self, frame: str) -> None:
+        if frame == self.last:
+            return
+        if self.tty:
+            columns = max(20, shutil.get_terminal_size().columns)
+            if self.height:
+                self.out.write(f"\x1b[{self.height}F\x1b[J")  # back to the frame's first line, clear below
+            self.height = sum(max(1, -(-len(line) // columns)) for line in frame.split("\n"))
+        elif self.last:
+            self.out.write("\n")
+        self.out.write(frame + "\n")
+        self.out.flush()
+        self.last = frame
+
+
+def wait_for_end(
+    cluster: Cluster,
+    name: str,
+    view: LiveView | None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> dict[str, Any]:
+    """Watches the execution until it is Succeeded, Failed or Cancelled; shows every change on `view`."""
+    for execution in cluster.watch_execution(name):
+        if view is not None:
+            view.show(end_view(execution, clock()))
+        if execution.get("status") and status_of(execution).phase in TERMINAL_EXECUTION_PHASES:
+            return execution
+    raise CliError(f"the watch on workflowexecution {name!r} ended before it finished", Exit.CLUSTER)
+
+
+def check_timeout(timeout: int | None) -> int | None:
+    if timeout is not None and timeout < 1:
+        raise usage_error(f"--timeout {timeout}: must be a number of seconds, at least 1")
+    return timeout
+
+
+def run_workflow(
+    cluster: Cluster,
+    workflow: str,
+    params: dict[str, str],
+    mode: str | None,
+    timeout: int | None,
+    out: IO[str],
+) -> int:
+    """mode: None (print the name), "watch" (live table) or "wait" (the end only)."""
+    check_against_workflow(cluster.get(WORKFLOWS, workflow), params)
+    created = cluster.create_execution(execution_manifest(workflow, params, timeout))
+    name = created["metadata"]["name"]
+    if mode is None:
+        print(name, file=out)
+        return int(Exit.SUCCEEDED)
+    view = LiveView(out, out.isatty()) if mode == "watch" else None
+    try:
+        execution = wait_for_end(cluster, name, view)
+    except KeyboardInterrupt:
+        raise CliError(
+            f"stopped watching {name}; it keeps running (jobchain cancel {name} stops it)", Exit.INTERRUPTED
+        ) from None
+    if view is None:
+        print(end_view(execution, datetime.now(UTC)), file=out)
+    return int(EXIT_OF_PHASE[ExecutionPhase(status_of(execution).phase)])

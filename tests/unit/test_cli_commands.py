@@ -1,0 +1,252 @@
+"""run, get, list, logs and cancel against an in-memory stand-in for `cli.cluster.Cluster`.
+
+The stand-in keeps dicts as the API server sends them; the real calls are covered by
+tests/e2e/test_cli.py. What is asserted here is what a user reads and the exit status.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from jobchain.cli import commands, logs, run, tables
+from jobchain.cli.cluster import EXECUTIONS, WORKFLOWS, Cluster, LogNotReady
+from jobchain.cli.errors import CliError
+
+WORKFLOW = {
+    "apiVersion": "jobchain.dev/v1alpha1",
+    "kind": "Workflow",
+    "metadata": {"name": "etl", "namespace": "ns"},
+    "spec": {
+        "params": [{"name": "size", "default": "1"}, {"name": "target"}],
+        "defaults": {"image": "busybox:1.36"},
+        "nodes": [{"name": "extract", "script": "echo hi", "next": [{"node": "load"}]},
+                  {"name": "load", "script": "echo ok"}],
+    },
+}
+
+
+def execution(name: str, phase: str, nodes: list[dict[str, Any]], **status: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "jobchain.dev/v1alpha1",
+        "kind": "WorkflowExecution",
+        "metadata": {"name": name, "namespace": "ns", "creationTimestamp": "2026-01-01T10:00:00Z",
+                     "managedFields": [{"manager": "kubectl"}]},
+        "spec": {"workflowRef": {"name": "etl"}},
+        "status": {"phase": phase, "workflowName": "etl", "nodes": nodes, **status},
+    }
+
+
+class FakeCluster(Cluster):
+    """The real Cluster's interface over dicts in memory (no API client)."""
+
+    def __init__(self) -> None:
+        self.namespace = "ns"
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {(WORKFLOWS, "etl"): WORKFLOW}
+        self.created: list[dict[str, Any]] = []
+        self.patched: list[str] = []
+        self.frames: list[dict[str, Any]] = []  # what watch_execution yields
+        self.pods: dict[str, list[str]] = {}  # node -> pod names
+        self.logs: dict[str, str | None] = {}  # pod -> log (None: gone)
+
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        if (plural, name) not in self.objects:
+            raise CliError(f"{plural} {name!r} not found")
+        return self.objects[(plural, name)]
+
+    def list_objects(self, plural: str) -> list[dict[str, Any]]:
+        return [o for (p, _), o in self.objects.items() if p == plural]
+
+    def create_execution(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.created.append(body)
+        return {**body, "metadata": {"name": body["metadata"]["generateName"] + "x7k2p"}}
+
+    def cancel_execution(self, name: str) -> dict[str, Any]:
+        self.patched.append(name)
+        return self.objects[(EXECUTIONS, name)]
+
+    def watch_execution(self, name: str) -> Iterator[dict[str, Any]]:
+        yield from self.frames
+
+    def node_pods(self, execution: str, node: str) -> list[dict[str, Any]]:
+        return [{"metadata": {"name": pod}} for pod in self.pods.get(node, [])]
+
+    def read_log(self, pod: str) -> str | None:
+        log = self.logs.get(pod)
+        if log == "NOT-READY":
+            raise LogNotReady("container main is waiting to start: ContainerCreating")
+        return log
+
+
+DONE: list[dict[str, Any]] = [
+    {"name": "extract", "phase": "Succeeded", "startedAt": "2026-01-01T10:00:01Z",
+     "finishedAt": "2026-01-01T10:00:04Z", "output": {"count": 3}, "podName": "etl-x-extract-abcde"},
+    {"name": "load", "phase": "Succeeded", "startedAt": "2026-01-01T10:00:05Z",
+     "finishedAt": "2026-01-01T10:00:07Z", "output": "loaded 3 rows"},
+]
+
+
+@pytest.mark.parametrize(("phase", "code"), [("Succeeded", 0), ("Failed", 1), ("Cancelled", 2)])
+def test_run_wait_exits_with_the_phase_of_the_end(phase: str, code: int) -> None:
+    cluster = FakeCluster()
+    cluster.frames = [execution("etl-x7k2p", "Running", DONE[:1]), execution("etl-x7k2p", phase, DONE)]
+    out = io.StringIO()
+    assert run.run_workflow(cluster, "etl", {"target": "db"}, "wait", 60, out) == code
+    assert cluster.created == [{
+        "apiVersion": "jobchain.dev/v1alpha1", "kind": "WorkflowExecution", "metadata": {"generateName": "etl-"},
+        "spec": {"workflowRef": {"name": "etl"}, "params": {"target": "db"}, "timeoutSeconds": 60}}]
+    text = out.getvalue()
+    assert text.startswith(f"etl-x7k2p {phase}")
+    assert "Running" not in text  # --wait shows the end only
+    assert "extract   Succeeded   3s" in text
+
+
+def test_run_watch_prints_each_change_when_not_a_tty() -> None:
+    cluster = FakeCluster()
+    running = dict(DONE[1], phase="Running", finishedAt=None, output=None)
+    cluster.frames = [execution("etl-x7k2p", "Running", [DONE[0], running]),
+                      execution("etl-x7k2p", "Running", [DONE[0], running]),  # unchanged: not printed again
+                      execution("etl-x7k2p", "Succeeded", DONE, finishedAt="2026-01-01T10:00:08Z", duration="7s")]
+    out = io.StringIO()
+    assert run.run_workflow(cluster, "etl", {"target": "db"}, "watch", None, out) == 0
+    frames = out.getvalue().split("\n\netl-x7k2p")
+    assert len(frames) == 2
+    assert "load      Running" in frames[0]
+    assert "etl-x7k2p Succeeded in 7s (" not in frames[0]
+    assert frames[1].startswith(" Succeeded in 7s")
+    assert '{"count":3}' in frames[1]
+    assert "\x1b[" not in out.getvalue()  # no cursor movement in a pipe
+
+
+def test_run_without_watch_prints_only_the_name() -> None:
+    out = io.StringIO()
+    assert run.run_workflow(FakeCluster(), "etl", {"target": "t"}, None, None, out) == 0
+    assert out.getvalue() == "etl-x7k2p\n"
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({}, "Workflow 'etl' needs -p target=VALUE (declared without a default)"),
+        ({"target": "t", "sise": "2"}, "Workflow 'etl' has no param sise (declared: size, target)"),
+    ],
+)
+def test_run_refuses_params_the_operator_would_refuse(params: dict[str, str], message: str) -> None:
+    cluster = FakeCluster()
+    with pytest.raises(CliError) as caught:
+        run.run_workflow(cluster, "etl", params, None, None, io.StringIO())
+    assert (caught.value.code, caught.value.message) == (3, message)
+    assert cluster.created == []
+
+
+def test_live_view_redraws_in_place_on_a_tty() -> None:
+    out = io.StringIO()
+    view = run.LiveView(out, tty=True)
+    view.show("a\nb")
+    view.show("a\nc")
+    assert out.getvalue() == "a\nb\n\x1b[2F\x1b[Ja\nc\n"
+
+
+def test_logs_show_each_node_in_order_with_prefixes_and_recorded_output_for_gone_pods() -> None:
+    cluster = FakeCluster()
+    cluster.objects[(EXECUTIONS, "etl-1")] = execution("etl-1", "Succeeded", DONE)
+    cluster.pods = {"load": ["etl-1-load-aaaaa"]}  # extract's pod was deleted
+    cluster.logs = {"etl-1-load-aaaaa": "loading\nloaded 3 rows\n"}
+    out = io.StringIO()
+    assert logs.show_logs(cluster, "etl-1", None, out) == 0
+    assert out.getvalue().splitlines() == [
+        "[extract] (pod etl-x-extract-abcde is gone; the output recorded in status:)",
+        '[extract] {"count": 3}',
+        "[load] loading",
+        "[load] loaded 3 rows",
+    ]
+
+
+def test_logs_of_a_retried_node_show_every_attempt_and_pending_pods() -> None:
+    cluster = FakeCluster()
+    nodes = [dict(DONE[0], retries=1), {"name": "load", "phase": "Skipped", "message": "edge did not hold"}]
+    cluster.objects[(EXECUTIONS, "e")] = execution("e", "Running", nodes)
+    cluster.pods = {"extract": ["p1", "p2"]}
+    cluster.logs = {"p1": "boom\n", "p2": "NOT-READY"}
+    out = io.StringIO()
+    logs.show_logs(cluster, "e", None, out)
+    assert out.getvalue().splitlines() == [
+        "[extract] --- pod p1 (attempt 1 of 2) ---",
+        "[extract] boom",
+        "[extract] --- pod p2 (attempt 2 of 2) ---",
+        "[extract] (pod p2 has no log yet: container main is waiting to start: ContainerCreating)",
+        "[load] (Skipped, no pod ran: edge did not hold)",
+    ]
+
+
+def test_logs_of_an_unknown_node_name_the_nodes() -> None:
+    cluster = FakeCluster()
+    cluster.objects[(EXECUTIONS, "e")] = execution("e", "Running", DONE)
+    with pytest.raises(CliError) as caught:
+        logs.show_logs(cluster, "e", "lod", io.StringIO())
+    assert caught.value.message == "execution 'e' has no node 'lod' (nodes: extract, load)"
+
+
+def test_cancel_patches_a_running_execution_and_leaves_an_ended_one() -> None:
+    cluster = FakeCluster()
+    cluster.objects[(EXECUTIONS, "a")] = execution("a", "Running", [])
+    cluster.objects[(EXECUTIONS, "b")] = execution("b", "Succeeded", DONE)
+    out = io.StringIO()
+    commands.cancel_execution(cluster, "a", out)
+    commands.cancel_execution(cluster, "b", out)
+    assert cluster.patched == ["a"]
+    assert out.getvalue().splitlines()[1] == "b already ended (Succeeded); nothing to cancel"
+
+
+def test_list_filters_by_workflow_and_prints_json_without_managed_fields() -> None:
+    cluster = FakeCluster()
+    cluster.objects[(EXECUTIONS, "a")] = execution("a", "Running", [])
+    other = execution("b", "Running", [])
+    other["status"]["workflowName"] = "other"
+    cluster.objects[(EXECUTIONS, "b")] = other
+    out = io.StringIO()
+    commands.list_executions(cluster, "etl", "json", out)
+    text = out.getvalue()
+    assert '"name": "a"' in text
+    assert '"name": "b"' not in text
+    assert "managedFields" not in text
+
+
+def test_tables_of_executions_and_nodes() -> None:
+    now = datetime(2026, 1, 1, 10, 5, tzinfo=UTC)
+    done = execution("etl-1", "Succeeded", DONE, progress="2/2", finishedAt="2026-01-01T10:00:08Z", duration="7s")
+    running = execution("etl-2", "Running", [], progress="0/2", running="extract")
+    assert tables.executions_table([done, running], now).splitlines() == [
+        "NAME    WORKFLOW   PHASE       PROGRESS   RUNNING   AGE   DURATION",
+        "etl-1   etl        Succeeded   2/2                  5m    7s",
+        "etl-2   etl        Running     0/2        extract   5m",
+    ]
+    assert tables.nodes_table(done, now).splitlines() == [
+        "NODE      PHASE       DURATION   RETRIES   OUTPUT",
+        'extract   Succeeded   3s                   {"count":3}',
+        "load      Succeeded   2s                   loaded 3 rows",
+    ]
+
+
+def test_get_shows_details_and_nodes() -> None:
+    cluster = FakeCluster()
+    cluster.objects[(EXECUTIONS, "etl-1")] = execution("etl-1", "Failed", DONE, reason="NodeFailed",
+                                                       message="node(s) load failed", params={"target": "db"})
+    out = io.StringIO()
+    commands.get_execution(cluster, "etl-1", None, out)
+    lines = out.getvalue().splitlines()
+    assert lines[:6] == ["Name:      etl-1", "Namespace: ns", "Workflow:  etl", "Phase:     Failed",
+                         "Reason:    NodeFailed", "Message:   node(s) load failed"]
+    assert "Params:    target=db" in lines
+    assert lines[-1].startswith("load      Succeeded")
+
+
+@pytest.mark.parametrize(("value", "summary"), [
+    (None, ""), ("a\nb", "a b"), ({"b": 1, "a": [1, 2]}, '{"a":[1,2],"b":1}'), ("x" * 60, "x" * 45 + "..."),
+])
+def test_output_summary_is_one_short_line(value: Any, summary: str) -> None:
+    assert tables.output_summary(value) == summary
