@@ -130,9 +130,9 @@ class Install:
         return found
 
 
-def _make_namespace(api: client.ApiClient, name: str) -> None:
+def _make_namespace(api: client.ApiClient, name: str, labels: dict[str, str] | None = None) -> None:
     core = client.CoreV1Api(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
     wait_for(lambda: _has_default_sa(core, name), timeout=60, what=f"the default ServiceAccount of {name}")
 
 
@@ -172,8 +172,10 @@ def _adopt_crds_into(install: Install) -> None:
 def install(kubeconfig: str, api: client.ApiClient) -> Iterator[Install]:
     suffix = secrets.token_hex(3)
     inst = Install(kubeconfig, api, f"jc-install-sys-{suffix}", f"jc-install-{suffix}", f"jc-{suffix}")
-    for ns in (inst.system, inst.workloads):
-        _make_namespace(api, ns)
+    # The operator's namespace enforces the restricted Pod Security Standard, as
+    # manifests/base does for jobchain-system: the chart's pod must be admitted there.
+    _make_namespace(api, inst.system, {"pod-security.kubernetes.io/enforce": "restricted"})
+    _make_namespace(api, inst.workloads)
     yield inst
     helm(kubeconfig, "uninstall", inst.release, "-n", inst.system, "--wait", check=False)
     core = client.CoreV1Api(api)
