@@ -30,8 +30,8 @@ from jobchain.api.models import (
     WorkflowExecutionSpec,
     WorkflowSpec,
 )
-from jobchain.engine import cel
-from jobchain.engine.graph import Graph, InEdge, validate
+from jobchain.engine import cel, refs
+from jobchain.engine.graph import Graph, InEdge, node_texts, validate
 from jobchain.engine.outputs import (
     DEFAULT_OUTPUT_LIMIT,
     MIN_OUTPUT_SHARE,
@@ -394,6 +394,8 @@ class _Run:
         """
         node = nodes[name]
         spec_node = next(n for n in self.workflow.nodes if n.name == name)
+        if not slot_free and not any(next(refs.find(text), None) for _, text in node_texts(spec_node)):
+            return None  # nothing that could fail: no need to render it yet
         source = self.input_source(held, nodes)
         ran = {n.name: n.output for n in self.status.nodes if n.phase in (NodePhase.SUCCEEDED, NodePhase.FAILED)}
         scope = Scope(
