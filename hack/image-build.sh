@@ -43,19 +43,6 @@ mkdir -p "$cache"
 exec 9>"$cache/.image-build.lock"
 flock 9 # one build at a time
 
-# buildah runs RUN steps in a chroot (no daemon, no runc network setup) on the host network,
-# so pip reaches PyPI like the host does. Overlay storage works on ext4/xfs; elsewhere
-# (e.g. overlay on overlay) fall back to vfs, which copies layers but works everywhere.
-export BUILDAH_ISOLATION=chroot
-if [ -z "${STORAGE_DRIVER:-}" ]; then
-  if buildah info >/dev/null 2>&1 && buildah images >/dev/null 2>&1; then
-    :
-  else
-    export STORAGE_DRIVER=vfs
-    log "overlay storage unusable here: using STORAGE_DRIVER=vfs"
-  fi
-fi
-
 # 1. tools
 missing=()
 command -v buildah >/dev/null || missing+=(buildah)
@@ -66,6 +53,21 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   step "installed ${missing[*]}"
 fi
+
+# buildah runs RUN steps in a chroot (no daemon, no runc network setup) on the host network,
+# so pip reaches PyPI like the host does. Its storage is overlay, except where the storage
+# folder is itself on overlayfs (inside a container), where overlay cannot nest: there vfs,
+# which copies layers but works everywhere, in a root of its own (a root is tied to one
+# driver). JOBCHAIN_BUILDAH_VFS=1 forces vfs.
+export BUILDAH_ISOLATION=chroot
+storage=()
+graph=/var/lib/containers
+probe=$graph; while [ ! -e "$probe" ]; do probe=$(dirname "$probe"); done
+if [ -n "${JOBCHAIN_BUILDAH_VFS:-}" ] || [ "$(stat -f -c %T "$probe")" = overlayfs ]; then
+  storage=(--storage-driver vfs --root "$graph/jobchain-vfs")
+  log "buildah storage: vfs in $graph/jobchain-vfs"
+fi
+bh() { buildah "${storage[@]}" "$@"; }
 
 # 2. base rootfs, made once
 if [ ! -s "$base_tar" ]; then
@@ -83,12 +85,12 @@ if [ ! -s "$base_tar" ]; then
   step "base rootfs $(du -h "$base_tar" | cut -f1)"
 fi
 base_sum=$(sha256sum "$base_tar" | cut -c1-64)
-if [ "$(buildah inspect --type image --format '{{index .Docker.Config.Labels "dev.jobchain.base-sha256"}}' "$base" 2>/dev/null)" != "$base_sum" ]; then
-  ctr=$(buildah from --pull=never scratch)
-  buildah add --quiet "$ctr" "$base_tar" / >/dev/null
-  buildah config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+if [ "$(bh inspect --type image --format '{{index .Docker.Config.Labels "dev.jobchain.base-sha256"}}' "$base" 2>/dev/null)" != "$base_sum" ]; then
+  ctr=$(bh from --pull=never scratch)
+  bh add --quiet "$ctr" "$base_tar" / >/dev/null
+  bh config --env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     --env LANG=C.UTF-8 --cmd /bin/bash --label "dev.jobchain.base-sha256=$base_sum" "$ctr"
-  buildah commit --quiet --rm "$ctr" "$base" >/dev/null
+  bh commit --quiet --rm "$ctr" "$base" >/dev/null
   step "imported $base_tar as $base"
 fi
 
@@ -98,7 +100,7 @@ inputs=$(cd "$root" && find operator pyproject.toml README.md Dockerfile .docker
   xargs -0 sha256sum | sha256sum | cut -c1-64)
 key="$inputs base=$base_sum"
 if [ $force = 0 ] && [ -s "$archive" ] && [ "$(cat "$archive.inputs" 2>/dev/null)" = "$key" ] &&
-   buildah inspect --type image "$image" >/dev/null 2>&1; then
+   bh inspect --type image "$image" >/dev/null 2>&1; then
   log "$image is up to date ($archive)"
 else
   log "building $image from $root/Dockerfile on $base"
@@ -109,13 +111,13 @@ else
   if [ -n "$ca" ] && [ -f "$ca" ]; then
     ca_args=(--volume "$ca:/run/jobchain-build-ca.pem:ro" --build-arg PIP_CA_FILE=/run/jobchain-build-ca.pem)
   fi
-  buildah bud --quiet --layers --pull=never --network host --isolation chroot "${ca_args[@]}" \
+  bh bud --quiet --layers --pull=never --network host --isolation chroot "${ca_args[@]}" \
     --build-arg "BASE=$base" -t "$image" -f "$root/Dockerfile" "$root" > "$cache/image-build.log" 2>&1 ||
     { tail -30 "$cache/image-build.log" >&2; die "build failed; full log in $cache/image-build.log"; }
-  buildah tag "$image" "$image_version"
+  bh tag "$image" "$image_version"
   step "built $image and $image_version"
   rm -f "$archive.tmp"
-  buildah push --quiet "$image" "oci-archive:$archive.tmp:$image" >/dev/null
+  bh push --quiet "$image" "oci-archive:$archive.tmp:$image" >/dev/null
   mv "$archive.tmp" "$archive"
   printf '%s\n' "$key" > "$archive.inputs"
   step "saved $archive ($(du -h "$archive" | cut -f1))"
