@@ -175,7 +175,7 @@ def test_404_of_an_object_names_it_and_is_a_usage_error() -> None:
             "details": {"name": "etl", "group": "jobchain.dev", "kind": "workflows"}}
     err = api_error(api_exception(404, body), WORKFLOWS, "etl", "team-a")
     assert (err.code, err.message) == (3, "workflow 'etl' not found in namespace 'team-a'; list them with "
-                                          "`kubectl get workflows -n NS`")
+                                          "`kubectl get workflows -n team-a`")
 
 
 def test_404_of_the_namespace_says_so() -> None:

@@ -7,6 +7,7 @@ tests/e2e/test_cli.py. What is asserted here is what a user reads and the exit s
 from __future__ import annotations
 
 import io
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -149,6 +150,26 @@ def test_live_view_redraws_in_place_on_a_tty() -> None:
     view.show("a\nb")
     view.show("a\nc")
     assert out.getvalue() == "a\nb\n\x1b[2F\x1b[Ja\nc\n"
+
+
+def test_live_view_on_a_tty_redraws_while_nothing_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Durations of running nodes advance on a terminal even when the watch is quiet."""
+
+    class SlowWatch(FakeCluster):
+        def watch_execution(self, name: str) -> Iterator[dict[str, Any]]:
+            running = dict(DONE[1], phase="Running", finishedAt=None, output=None)
+            yield execution(name, "Running", [DONE[0], running])
+            time.sleep(0.5)
+            yield execution(name, "Succeeded", DONE)
+
+    monkeypatch.setattr(run, "TICK_SECONDS", 0.05)
+    seconds = iter(range(100))
+    clock = lambda: datetime(2026, 1, 1, 10, 0, 10 + next(seconds), tzinfo=UTC)  # noqa: E731
+    out = io.StringIO()
+    run.wait_for_end(SlowWatch(), "e", run.LiveView(out, tty=True), clock)
+    frames = out.getvalue().split("\x1b[J")
+    assert len(frames) > 3  # redrawn in between, not only on the two changes
+    assert "load      Running     5s+" in frames[0] and "load      Running     6s+" in frames[1]
 
 
 def test_logs_show_each_node_in_order_with_prefixes_and_recorded_output_for_gone_pods() -> None:

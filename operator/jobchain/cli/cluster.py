@@ -57,8 +57,8 @@ def api_error(exc: ApiException, plural: str, name: str | None, namespace: str) 
             return usage_error(f"namespace {namespace!r} does not exist; pick another with -n/--namespace")
         if name is not None:
             hint = {
-                WORKFLOWS: "list them with `kubectl get workflows -n NS`",
-                EXECUTIONS: "list them with `jobchain list -n NS`",
+                WORKFLOWS: f"list them with `kubectl get workflows -n {namespace}`",
+                EXECUTIONS: f"list them with `jobchain list -n {namespace}`",
             }.get(plural, "")
             return usage_error(
                 f"{kind} {name!r} not found in namespace {namespace!r}" + (f"; {hint}" if hint else "")

@@ -8,9 +8,11 @@ execution's end: 0 Succeeded, 1 Failed, 2 Cancelled.
 
 from __future__ import annotations
 
+import queue
 import re
 import shutil
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -22,6 +24,8 @@ from jobchain.cli.cluster import WORKFLOWS, Cluster
 from jobchain.cli.errors import CliError, Exit, usage_error
 from jobchain.cli.tables import nodes_table, phase_line, status_of
 from jobchain.engine.graph import validate
+
+TICK_SECONDS = 1.0  # how often a live view on a terminal is redrawn without a change (durations advance)
 
 EXIT_OF_PHASE = {
     ExecutionPhase.SUCCEEDED: Exit.SUCCEEDED,
@@ -123,6 +127,39 @@ class LiveView:
         self.last = frame
 
 
+def _changes(cluster: Cluster, name: str, tick: float | None) -> Iterator[dict[str, Any] | None]:
+    """The watch's objects; with `tick`, also None every `tick` seconds without a change.
+
+    Why a thread for ticking: the watch blocks until the next change, but the durations of
+    running nodes on a terminal should advance every second meanwhile.
+    """
+    if tick is None:
+        yield from cluster.watch_execution(name)
+        return
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def pump() -> None:
+        try:
+            for obj in cluster.watch_execution(name):
+                events.put(("object", obj))
+            events.put(("end", None))
+        except BaseException as exc:  # handed to the main thread, which raises it
+            events.put(("error", exc))
+
+    threading.Thread(target=pump, name="watch", daemon=True).start()
+    while True:
+        try:
+            kind, value = events.get(timeout=tick)
+        except queue.Empty:
+            yield None
+            continue
+        if kind == "error":
+            raise value
+        if kind == "end":
+            return
+        yield value
+
+
 def wait_for_end(
     cluster: Cluster,
     name: str,
@@ -130,11 +167,15 @@ def wait_for_end(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> dict[str, Any]:
     """Watches the execution until it is Succeeded, Failed or Cancelled; shows every change on `view`."""
-    for execution in cluster.watch_execution(name):
+    latest: dict[str, Any] | None = None
+    for change in _changes(cluster, name, TICK_SECONDS if view is not None and view.tty else None):
+        latest = change or latest
+        if latest is None:
+            continue
         if view is not None:
-            view.show(end_view(execution, clock()))
-        if execution.get("status") and status_of(execution).phase in TERMINAL_EXECUTION_PHASES:
-            return execution
+            view.show(end_view(latest, clock()))
+        if latest.get("status") and status_of(latest).phase in TERMINAL_EXECUTION_PHASES:
+            return latest
     raise CliError(f"the watch on workflowexecution {name!r} ended before it finished", Exit.CLUSTER)
 
 

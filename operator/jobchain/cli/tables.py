@@ -185,7 +185,8 @@ def execution_details(execution: dict[str, Any], now: datetime) -> str:
         ),
         ("Cancel", "requested" if spec.get("cancel") else ""),
     ]
-    lines = [f"{key + ':':<11}{value}" for key, value in fields if value]
+    # A multi-line value (a message quoting log lines) continues under its first line.
+    lines = [f"{key + ':':<11}" + value.strip().replace("\n", "\n" + " " * 11) for key, value in fields if value]
     if status.nodes:
         lines += ["", nodes_table(execution, now)]
     return "\n".join(lines)
