@@ -105,7 +105,18 @@ def operator_process(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) 
 
 @pytest.fixture
 def operator(operator_process: OperatorProcess) -> Iterator[OperatorProcess]:
-    """The running operator; restarted if a test killed it. Its log tail is shown when a test fails."""
+    """The running operator; restarted if a test killed it.
+
+    A test fails when the operator logged a traceback during it: a reconcile that raised
+    was retried and may have hidden a bug behind the retry.
+    """
     operator_process.start()
+    offset = operator_process.log_path.stat().st_size
     yield operator_process
     operator_process.start()
+    with operator_process.log_path.open(errors="replace") as log:
+        log.seek(offset)
+        text = log.read()
+    if "Traceback" in text:
+        start = text.index("Traceback")
+        pytest.fail(f"the operator logged a traceback during this test:\n{text[max(0, start - 500):start + 3000]}")

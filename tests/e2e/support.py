@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -52,14 +53,20 @@ def install_crds(kubeconfig: str) -> None:
         kubectl(kubeconfig, "wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class OperatorProcess:
     """`python -m jobchain.controller` with its output in a log file."""
 
-    def __init__(self, kubeconfig: str, log_dir: Path, metrics_port: int = 18080, health_port: int = 18081) -> None:
+    def __init__(self, kubeconfig: str, log_dir: Path, metrics_port: int = 0, health_port: int = 0) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_dir / "operator.log"
-        self.metrics_port = metrics_port
-        self.health_port = health_port
+        self.metrics_port = metrics_port or free_port()
+        self.health_port = health_port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:

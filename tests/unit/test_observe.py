@@ -53,6 +53,14 @@ def test_interpret_job(backoff: int, conditions: list[dict[str, Any]], pods: lis
     assert result.retries == retries
 
 
+@pytest.mark.parametrize("stamp", ["2026-11-27T12:00:08Z", "2026-11-27T12:00:08+00:00", "2026-11-27T13:00:08+01:00"])
+def test_times_are_stored_in_one_format(stamp: str) -> None:
+    p = pod("p1", "Succeeded", 0)
+    p["status"]["containerStatuses"][0]["state"]["terminated"]["finishedAt"] = stamp
+    seen = observed_job("a", job(), interpret_job(job(), [p]), None, None)
+    assert seen.finished_at == "2026-11-27T12:00:08Z"
+
+
 def test_deadline_message_names_the_reason() -> None:
     j = job(0, [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "too slow"}])
     seen = observed_job("a", j, interpret_job(j, []), None, None)

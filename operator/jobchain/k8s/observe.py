@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -38,6 +39,14 @@ class NodeToRead:
 
     name: str
     source: OutputSource
+
+
+def utc_stamp(value: Any) -> str | None:
+    """A Kubernetes timestamp in the one format status uses (RFC 3339, UTC, "Z")."""
+    if not value:
+        return None
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _true_condition(job: Obj, *types: str) -> Obj | None:
@@ -93,7 +102,7 @@ def observed_job(node: str, job: Obj, result: JobResult, raw_output: str | None,
         return ObservedJob(node, name, JobState.RUNNING, retries=result.retries)
     if result.pod is None:
         message = result.reason or "the Job finished but its pod is gone; no output could be read"
-        finished = (job.get("status") or {}).get("completionTime")
+        finished = utc_stamp((job.get("status") or {}).get("completionTime"))
         return ObservedJob(node, name, result.state, message=message, retries=result.retries, finished_at=finished)
     term = terminated(result.pod)
     parts = [result.reason] if result.reason else []
@@ -112,7 +121,7 @@ def observed_job(node: str, job: Obj, result: JobResult, raw_output: str | None,
         raw_output=raw_output,
         message="; ".join(p for p in parts if p),
         retries=result.retries,
-        finished_at=term.get("finishedAt") if term else None,
+        finished_at=utc_stamp(term.get("finishedAt")) if term else None,
     )
 
 
