@@ -204,6 +204,34 @@ def test_logs_of_a_retried_node_show_every_attempt_and_pending_pods() -> None:
     ]
 
 
+def test_logs_follow_goes_node_by_node_until_the_end() -> None:
+    running = dict(DONE[0], phase="Running", finishedAt=None, output=None)
+    pending = {"name": "load", "phase": "Pending"}
+    states = iter([
+        execution("e", "Running", []),  # not started by the operator yet
+        execution("e", "Running", [running, pending]),
+        execution("e", "Running", [running, pending]),
+        execution("e", "Running", [DONE[0], pending]),
+        execution("e", "Running", [DONE[0], dict(DONE[1], phase="Running", finishedAt=None)]),
+        execution("e", "Running", [DONE[0], dict(DONE[1], phase="Running", finishedAt=None)]),
+    ])
+    final = execution("e", "Succeeded", DONE)
+
+    class Following(FakeCluster):
+        def get(self, plural: str, name: str) -> dict[str, Any]:
+            current = next(states, final)
+            self.pods = {"extract": ["p1"], "load": ["p2"] if current["status"]["nodes"][1:] and
+                         current["status"]["nodes"][1]["phase"] != "Pending" else []}
+            return current
+
+        def follow_log(self, pod: str) -> Iterator[str]:
+            yield from {"p1": ["one", "two"], "p2": ["three"]}[pod]
+
+    out = io.StringIO()
+    assert logs.Follower(Following(), "e", out, sleep=lambda _: None).run(None) == 0
+    assert out.getvalue().splitlines() == ["[extract] one", "[extract] two", "[load] three"]
+
+
 def test_logs_of_an_unknown_node_name_the_nodes() -> None:
     cluster = FakeCluster()
     cluster.objects[(EXECUTIONS, "e")] = execution("e", "Running", DONE)

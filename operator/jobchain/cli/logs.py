@@ -130,8 +130,13 @@ class Follower:
                 for line in self.cluster.follow_log(pod):
                     self.emit(prefixed(node, line) or [f"[{node}]"])
                 return
-            except LogNotReady:
-                self.sleep(POLL_SECONDS)  # the container is being created
+            except LogNotReady as exc:
+                self.sleep(POLL_SECONDS)  # the container is being created (or cannot start: image pull)
+                execution, ended = self.refresh()
+                status = next((n for n in status_of(execution).nodes if n.name == node), None)
+                if ended or status is None or status.phase in FINISHED_NODE_PHASES:
+                    self.emit(prefixed(node, f"(pod {pod} never started: {exc})"))
+                    return
                 if not any(p["metadata"]["name"] == pod for p in self.cluster.node_pods(self.name, node)):
                     return
 

@@ -116,10 +116,15 @@ class LiveView:
         if frame == self.last:
             return
         if self.tty:
-            columns = max(20, shutil.get_terminal_size().columns)
-            if self.height:
+            size = shutil.get_terminal_size()
+            columns = max(20, size.columns)
+            height = sum(max(1, -(-len(line) // columns)) for line in frame.split("\n"))
+            if max(height, self.height) >= size.lines:
+                # Taller than the screen: moving up cannot reach the first line; repaint from the top.
+                self.out.write("\x1b[H\x1b[J")
+            elif self.height:
                 self.out.write(f"\x1b[{self.height}F\x1b[J")  # back to the frame's first line, clear below
-            self.height = sum(max(1, -(-len(line) // columns)) for line in frame.split("\n"))
+            self.height = height
         elif self.last:
             self.out.write("\n")
         self.out.write(frame + "\n")
