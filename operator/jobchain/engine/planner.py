@@ -105,9 +105,14 @@ def iso(moment: datetime) -> str:
 
 
 def parse_time(text: str | None) -> datetime | None:
+    """Reads RFC 3339 timestamps ("Z" or an offset); None for empty or unreadable ones."""
     if not text:
         return None
-    return datetime.strptime(text, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def format_duration(seconds: float) -> str:
@@ -197,12 +202,10 @@ class _Run:
         return ExecutionRef(self.execution.name, self.execution.namespace, self.execution.uid,
                             self.status.workflowName or self.execution.name)
 
-    def outputs_used(self) -> int:
-        return sum(stored_size(n.output) for n in self.status.nodes)
-
     # ---- folding observed Jobs into node status ----------------------------------------
     def fold_observed(self) -> None:
         limit_setting = self.workflow.outputLimitBytes or self.output_limit
+        outputs_used = sum(stored_size(n.output) for n in self.status.nodes)
         for node in self.status.nodes:
             if node.phase in FINISHED_NODE_PHASES:
                 continue
@@ -221,9 +224,10 @@ class _Run:
                 node.phase = NodePhase.RUNNING
                 node.retries = seen.retries
                 continue
-            budget_left = max(MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET - self.outputs_used())
+            budget_left = max(MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET - outputs_used)
             limit = min(limit_setting, budget_left)
             node.output, node.outputTruncated = parse_output(seen.raw_output, limit)
+            outputs_used += stored_size(node.output)
             node.podName = seen.pod_name
             node.exitCode = seen.exit_code
             node.retries = seen.retries
