@@ -22,6 +22,8 @@ report() {
 trap report EXIT
 
 phase "venv" bash hack/venv.sh
+# kubectl and helm first: the unit tier renders the kustomize tree and the chart with them.
+phase "cluster tools" bash hack/build-tools.sh
 phase "ruff" .venv/bin/ruff check operator tests
 phase "mypy" .venv/bin/mypy
 phase "import layers" .venv/bin/lint-imports
