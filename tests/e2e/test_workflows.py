@@ -281,3 +281,20 @@ def test_invalid_workflow_is_refused_with_its_reason(objects: Objects) -> None:
     missing = objects.run("no-such-workflow")
     assert missing["status"]["reason"] == "WorkflowNotFound"
     assert not objects.jobs(done["metadata"]["name"])
+
+
+def test_finished_execution_is_deleted_after_its_ttl(objects: Objects) -> None:
+    objects.create(workflow("short-lived", [{"name": "a", "script": "echo done"}]))
+    done = objects.run("short-lived", ttlSecondsAfterFinished=3)
+    name = done["metadata"]["name"]
+    assert done["status"]["phase"] == "Succeeded"
+
+    def gone() -> bool:
+        try:
+            objects.execution(name)
+            return False
+        except ApiException as exc:
+            return exc.status == 404
+
+    wait_for(gone, 30, "the execution to be deleted after its TTL")
+    wait_for(lambda: not objects.jobs(name), 60, "its Job to be garbage-collected")

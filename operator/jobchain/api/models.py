@@ -242,6 +242,12 @@ class WorkflowExecutionSpec(Spec):
         description="Set true to stop the execution: running Jobs are deleted, unstarted nodes "
         "become Cancelled.",
     )
+    ttlSecondsAfterFinished: int | None = Field(
+        default=None,
+        ge=0,
+        description="Delete this execution (and with it its Jobs and pods) this many seconds after "
+        "it finished. Unset: kept until deleted.",
+    )
 
 
 class Condition(Observed):

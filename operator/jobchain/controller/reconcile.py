@@ -30,7 +30,7 @@ from jobchain.api.models import (
 from jobchain.controller import metrics
 from jobchain.engine.graph import validate
 from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
-from jobchain.engine.planner import ExecutionInput, WorkflowLookup, iso, parse_time, plan
+from jobchain.engine.planner import ExecutionInput, WorkflowLookup, expires_at, iso, parse_time, plan
 from jobchain.k8s.cluster import Cluster
 from jobchain.k8s.observe import NodeToRead
 from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS
@@ -122,7 +122,14 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
 
     now = now or datetime.now(UTC)
     if old.phase in TERMINAL_EXECUTION_PHASES and not old.running:
-        return Outcome(str(old.phase))  # finished, and no Job was left running: nothing to look at
+        # Finished, and no Job was left running: only its time to live is left to mind.
+        expiry = expires_at(spec, old)
+        if expiry is not None and now >= expiry:
+            cluster.delete_execution(namespace, name)
+            log.info("%s/%s: deleted, %ss after it finished (ttlSecondsAfterFinished)", namespace, name,
+                     spec.ttlSecondsAfterFinished)
+            return Outcome(None)
+        return Outcome(str(old.phase), expiry)
     lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None and not spec.cancel else None
     workflow = old.workflowSpec or spec.workflow or (lookup.spec if lookup else None)
     observed = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old))
@@ -134,6 +141,7 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     for job_name in result.delete:
         cluster.writer.delete_job(namespace, job_name)
     new = result.status
+    wake_at = result.wake_at or expires_at(spec, new)
     if dump_status(new) != dump_status(old):
         cluster.writer.patch_status(EXECUTIONS, namespace, name, dump_status(new))
     for event in result.events:
@@ -142,7 +150,7 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     if result.create or result.delete or result.events:
         log.info("%s/%s: %s %s, created %s, deleted %s", namespace, name, new.phase, new.progress,
                  [j["metadata"]["name"] for j in result.create], result.delete)
-    return Outcome(str(new.phase), result.wake_at)
+    return Outcome(str(new.phase), wake_at)
 
 
 def workflow_status(body: dict[str, Any], now: datetime) -> WorkflowStatus:

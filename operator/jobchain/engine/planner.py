@@ -471,6 +471,14 @@ class _Run:
         )]
 
 
+def expires_at(spec: WorkflowExecutionSpec, status: ExecutionStatus) -> datetime | None:
+    """When a finished execution is to be deleted (spec.ttlSecondsAfterFinished), if ever."""
+    if spec.ttlSecondsAfterFinished is None or status.phase not in TERMINAL_EXECUTION_PHASES:
+        return None
+    finished = parse_time(status.finishedAt)
+    return finished + timedelta(seconds=spec.ttlSecondsAfterFinished) if finished else None
+
+
 def plan(
     execution: ExecutionInput,
     observed: Mapping[str, ObservedJob],

@@ -41,5 +41,14 @@ class Cluster:
     def get_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get(EXECUTIONS, namespace, name)
 
+    def delete_execution(self, namespace: str, name: str) -> None:
+        """Deletes an execution; its Jobs and pods follow through their ownerReferences."""
+        try:
+            self.custom.delete_namespaced_custom_object(
+                GROUP, VERSION, namespace, EXECUTIONS, name, propagation_policy="Background")
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get(WORKFLOWS, namespace, name)
