@@ -11,9 +11,11 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from kubernetes import client
 
 from tests.e2e.support import Objects, wait_for
@@ -119,6 +121,18 @@ def test_run_without_wait_prints_the_name(kubeconfig: str, namespace: str, objec
     done = objects.wait_phase(name)
     assert done["spec"]["workflowRef"] == {"name": "chain"}
     assert done["status"]["phase"] == "Succeeded"
+
+
+def test_run_a_workflow_file_without_installing_it(kubeconfig: str, namespace: str, tmp_path: Path) -> None:
+    path = tmp_path / "chain.yaml"
+    path.write_text(yaml.safe_dump(CHAIN))
+    result = jobchain(kubeconfig, namespace, "run", str(path), "-p", "rows=7", "--wait")
+    no_traceback(result)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("chain-") and " Succeeded in " in result.stdout.splitlines()[0]
+    assert "loaded 7" in result.stdout
+    listed = jobchain(kubeconfig, namespace, "list").stdout.splitlines()
+    assert listed[1].split()[1:3] == ["(inline)", "Succeeded"]
 
 
 def test_logs_in_node_order_and_recorded_output_once_a_pod_is_gone(kubeconfig: str, namespace: str,

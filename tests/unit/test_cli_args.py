@@ -85,6 +85,15 @@ def test_bad_param_syntax_exits_3_before_touching_the_cluster(param: str, messag
     assert message in one_error_line(result)
 
 
+def test_run_of_a_bad_file_exits_3_before_touching_the_cluster(tmp_path: Path) -> None:
+    path = tmp_path / "wf.yaml"
+    path.write_text("apiVersion: jobchain.dev/v1alpha1\nkind: Workflow\nmetadata: {name: w}\n"
+                    "spec: {nodes: [{name: a}]}\n")
+    result = jobchain("run", str(path))
+    assert result.returncode == 3
+    assert f"{path}: spec.workflow.nodes[0].image: no image" in one_error_line(result)
+
+
 def test_a_param_given_twice_exits_3() -> None:
     result = jobchain("run", "wf", "-p", "a=1", "-p", "a=2")
     assert result.returncode == 3

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from datetime import UTC, datetime
 from typing import IO, Any
 
@@ -19,8 +18,9 @@ from jobchain.api.models import TERMINAL_EXECUTION_PHASES, WorkflowSpec
 from jobchain.cli import graphs
 from jobchain.cli.cluster import EXECUTIONS, WORKFLOWS, Cluster
 from jobchain.cli.errors import CliError, Exit, usage_error
-from jobchain.cli.lint import STDIN, object_label, parse_documents, read_text
+from jobchain.cli.lint import object_label
 from jobchain.cli.tables import execution_details, executions_table, status_of, workflow_of
+from jobchain.cli.workflow_file import is_file_argument, read_objects
 from jobchain.engine.graph import validate
 
 
@@ -50,9 +50,7 @@ def list_executions(cluster: Cluster, workflow: str | None, fmt: str | None, out
     items = cluster.list_objects(EXECUTIONS)
     if workflow is not None:
         items = [i for i in items if workflow_of(i) == workflow]
-    items.sort(
-        key=lambda i: ((i.get("metadata") or {}).get("creationTimestamp") or "", i["metadata"]["name"])
-    )
+    items.sort(key=lambda i: ((i.get("metadata") or {}).get("creationTimestamp") or "", i["metadata"]["name"]))
     if fmt:
         out.write(dump({"apiVersion": "v1", "kind": "List", "items": [_clean(i) for i in items]}, fmt))
     elif not items:
@@ -111,15 +109,7 @@ def _execution_drawing(
 
 
 def _file_drawing(path: str, stdin: IO[str]) -> tuple[WorkflowSpec, dict[str, str] | None, str]:
-    name = "<stdin>" if path == STDIN else path
-    try:
-        text = read_text(path, stdin)
-    except (OSError, UnicodeDecodeError) as exc:
-        raise usage_error(f"{name}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    documents, syntax = parse_documents(text, name)
-    if syntax:
-        raise usage_error(str(syntax[0]))
-    bodies = [d.body for d in documents if isinstance(d.body, dict)]
+    name, bodies = read_objects(path, stdin)
     workflows: dict[str, Any] = {
         str((b.get("metadata") or {}).get("name")): b.get("spec") for b in bodies if b.get("kind") == "Workflow"
     }
@@ -132,9 +122,7 @@ def _file_drawing(path: str, stdin: IO[str]) -> tuple[WorkflowSpec, dict[str, st
         return _parse_spec(spec, f"{name}: Workflow/{wf_name}"), None, f"Workflow/{wf_name}"
     found = (
         ", ".join(
-            object_label(b, i)
-            for i, b in enumerate(bodies, 1)
-            if b.get("kind") in ("Workflow", "WorkflowExecution")
+            object_label(b, i) for i, b in enumerate(bodies, 1) if b.get("kind") in ("Workflow", "WorkflowExecution")
         )
         or "none"
     )
@@ -158,10 +146,8 @@ def draw_graph(
         title = f"WorkflowExecution/{execution}"
     elif target is None:
         raise usage_error("say what to draw: a Workflow name, a FILE, or --execution NAME")
-    elif target == STDIN or os.path.isfile(target):
+    elif is_file_argument(target):
         spec, phases, title = _file_drawing(target, stdin)
-    elif os.sep in target or target.endswith((".yaml", ".yml", ".json")):
-        raise usage_error(f"{target}: no such file")
     else:
         cluster = cluster_factory()
         spec = _parse_spec(cluster.get(WORKFLOWS, target).get("spec"), f"Workflow {target!r}")

@@ -76,8 +76,12 @@ def build_parser(prog: str = "jobchain") -> Parser:
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    run = command("run", "create an execution of a Workflow")
-    run.add_argument("workflow", metavar="WORKFLOW")
+    run = command("run", "create an execution of a Workflow (of the cluster, or of a file)")
+    run.add_argument(
+        "workflow",
+        metavar="WORKFLOW|FILE",
+        help="a Workflow in the namespace, or a file (- for stdin) whose Workflow runs inline",
+    )
     run.add_argument(
         "-p",
         "--param",
@@ -95,9 +99,7 @@ def build_parser(prog: str = "jobchain") -> Parser:
         const="watch",
         help="show a live table of the nodes until the execution ends",
     )
-    mode.add_argument(
-        "--wait", dest="mode", action="store_const", const="wait", help="wait for the end and show it"
-    )
+    mode.add_argument("--wait", dest="mode", action="store_const", const="wait", help="wait for the end and show it")
     run.add_argument(
         "--timeout",
         type=int,
@@ -140,9 +142,7 @@ def build_parser(prog: str = "jobchain") -> Parser:
         metavar="NS",
         help="watch this namespace (repeatable; default: all namespaces)",
     )
-    scope.add_argument(
-        "--all-namespaces", "-A", action="store_true", help="watch every namespace (the default)"
-    )
+    scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace (the default)")
     operator.add_argument("--metrics-port", type=int, default=8080, metavar="N")
     operator.add_argument("--health-port", type=int, default=8081, metavar="N")
     operator.add_argument("--log-format", choices=("plain", "json"), default="plain")
@@ -182,9 +182,14 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
     if args.command == "graph":
         return commands.draw_graph(cluster, args.target, args.execution, args.format, stdin, out, err)
     if args.command == "run":
-        from jobchain.cli.run import check_timeout, parse_params, run_workflow
+        from jobchain.cli.run import check_timeout, parse_params, run_execution, run_workflow
+        from jobchain.cli.workflow_file import execution_from_file, is_file_argument
 
-        params, timeout = parse_params(args.params), check_timeout(args.timeout)  # bad input before any I/O
+        # Bad input (a -p, a file) is refused before the cluster is touched.
+        params, timeout = parse_params(args.params), check_timeout(args.timeout)
+        if is_file_argument(args.workflow):
+            manifest = execution_from_file(args.workflow, params, timeout, stdin)
+            return run_execution(cluster(), manifest, args.mode, out)
         return run_workflow(cluster(), args.workflow, params, args.mode, timeout, out)
     if args.command == "get":
         return commands.get_execution(cluster(), args.execution, args.output, out)

@@ -1,5 +1,7 @@
 """`jobchain run`: create a WorkflowExecution, then optionally watch it to its end.
 
+(`run FILE` builds the execution from a file in `workflow_file`, then continues here.)
+
 The Workflow is read first so that a mistake the operator would only report after the
 fact (no such workflow, an undeclared or missing param, an invalid spec) is refused here,
 with exit status 3, before anything is created. The exit status of --watch/--wait is the
@@ -55,9 +57,7 @@ def check_against_workflow(workflow: dict[str, Any], params: dict[str, str]) -> 
     """Refuses what the operator would fail the execution for: an invalid Workflow, bad params."""
     name = (workflow.get("metadata") or {}).get("name", "")
     try:
-        spec = Workflow.model_validate(
-            {k: v for k, v in workflow.items() if k in ("apiVersion", "kind", "spec")}
-        ).spec
+        spec = Workflow.model_validate({k: v for k, v in workflow.items() if k in ("apiVersion", "kind", "spec")}).spec
     except ValidationError as err:
         raise usage_error(
             f"Workflow {name!r} is invalid: {'; '.join(describe_validation_error(err))}; "
@@ -73,14 +73,12 @@ def check_against_workflow(workflow: dict[str, Any], params: dict[str, str]) -> 
     unknown = sorted(set(params) - set(declared))
     if unknown:
         raise usage_error(
-            f"Workflow {name!r} has no param {', '.join(unknown)} "
-            f"(declared: {', '.join(sorted(declared)) or 'none'})"
+            f"Workflow {name!r} has no param {', '.join(unknown)} (declared: {', '.join(sorted(declared)) or 'none'})"
         )
     missing = sorted(n for n, p in declared.items() if p.default is None and n not in params)
     if missing:
         raise usage_error(
-            f"Workflow {name!r} needs {' '.join(f'-p {n}=VALUE' for n in missing)} "
-            "(declared without a default)"
+            f"Workflow {name!r} needs {' '.join(f'-p {n}=VALUE' for n in missing)} (declared without a default)"
         )
 
 
@@ -198,9 +196,16 @@ def run_workflow(
     timeout: int | None,
     out: IO[str],
 ) -> int:
-    """mode: None (print the name), "watch" (live table) or "wait" (the end only)."""
-    check_against_workflow(cluster.get(WORKFLOWS, workflow), params)
-    created = cluster.create_execution(execution_manifest(workflow, params, timeout))
+    """Runs the Workflow `workflow` of the cluster. mode: None (print the name), "watch" or "wait"."""
+    return run_execution(cluster, execution_manifest(workflow, params, timeout), mode, out)
+
+
+def run_execution(cluster: Cluster, manifest: dict[str, Any], mode: str | None, out: IO[str]) -> int:
+    """Creates `manifest` (after checking the Workflow it refers to), then follows it as `mode` says."""
+    ref = (manifest["spec"].get("workflowRef") or {}).get("name")
+    if ref and not manifest["spec"].get("workflow"):
+        check_against_workflow(cluster.get(WORKFLOWS, ref), manifest["spec"].get("params") or {})
+    created = cluster.create_execution(manifest)
     name = created["metadata"]["name"]
     if mode is None:
         print(name, file=out)

@@ -99,13 +99,11 @@ def execution_duration(status: ExecutionStatus, now: datetime) -> str:
 
 
 def workflow_of(execution: dict[str, Any]) -> str:
-    status = status_of(execution)
-    if status.workflowName:
-        return status.workflowName
+    """The Workflow's name, or `(inline)` for a spec carried by the execution (`run FILE`)."""
     spec = execution.get("spec") or {}
-    if (spec.get("workflowRef") or {}).get("name"):
-        return str(spec["workflowRef"]["name"])
-    return "(inline)" if spec.get("workflow") else ""
+    if spec.get("workflow"):
+        return "(inline)"  # status.workflowName is then the execution's own name
+    return status_of(execution).workflowName or str((spec.get("workflowRef") or {}).get("name") or "")
 
 
 def executions_table(executions: Sequence[dict[str, Any]], now: datetime) -> str:
