@@ -145,73 +145,26 @@ class Cluster:
     def _custom(self) -> client.CustomObjectsApi:
         return client.CustomObjectsApi(self.api)
 
+    def _custom_call(self, method: Callable[..., Any], plural: str, name: str | None, *args: Any, **kw: Any) -> Any:
+        """One call of a CustomObjectsApi method in our group and namespace, its JSON answer decoded."""
+        return self._json(plural, name, lambda: method(
+            GROUP, VERSION, self.namespace, plural, *args,
+            _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kw))
+
     def get(self, plural: str, name: str) -> dict[str, Any]:
-        return dict(
-            self._json(
-                plural,
-                name,
-                lambda: self._custom.get_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    plural,
-                    name,
-                    _preload_content=False,
-                    _request_timeout=REQUEST_TIMEOUT,
-                ),
-            )
-        )
+        return dict(self._custom_call(self._custom.get_namespaced_custom_object, plural, name, name))
 
     def list_objects(self, plural: str) -> list[dict[str, Any]]:
-        body = self._json(
-            plural,
-            None,
-            lambda: self._custom.list_namespaced_custom_object(
-                GROUP,
-                VERSION,
-                self.namespace,
-                plural,
-                _preload_content=False,
-                _request_timeout=REQUEST_TIMEOUT,
-            ),
-        )
+        body = self._custom_call(self._custom.list_namespaced_custom_object, plural, None)
         return list(body.get("items") or [])
 
     def create_execution(self, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(
-            self._json(
-                EXECUTIONS,
-                None,
-                lambda: self._custom.create_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    EXECUTIONS,
-                    body,
-                    _preload_content=False,
-                    _request_timeout=REQUEST_TIMEOUT,
-                ),
-            )
-        )
+        return dict(self._custom_call(self._custom.create_namespaced_custom_object, EXECUTIONS, None, body))
 
     def cancel_execution(self, name: str) -> dict[str, Any]:
-        return dict(
-            self._json(
-                EXECUTIONS,
-                name,
-                lambda: self._custom.patch_namespaced_custom_object(
-                    GROUP,
-                    VERSION,
-                    self.namespace,
-                    EXECUTIONS,
-                    name,
-                    {"spec": {"cancel": True}},
-                    _content_type="application/merge-patch+json",
-                    _preload_content=False,
-                    _request_timeout=REQUEST_TIMEOUT,
-                ),
-            )
-        )
+        return dict(self._custom_call(
+            self._custom.patch_namespaced_custom_object, EXECUTIONS, name, name, {"spec": {"cancel": True}},
+            _content_type="application/merge-patch+json"))
 
     def watch_execution(self, name: str) -> Iterator[dict[str, Any]]:
         """The execution as it is now, then each time it changes; raises CliError when it is deleted."""
@@ -224,6 +177,7 @@ class Cluster:
                 EXECUTIONS,
                 field_selector=f"metadata.name={name}",
                 timeout_seconds=WATCH_SECONDS,
+                _request_timeout=WATCH_SECONDS + 30,  # a connection that died silently ends, and is renewed
             )
             seen = False
             try:
