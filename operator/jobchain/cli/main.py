@@ -151,7 +151,7 @@ def build_parser(prog: str = "jobchain") -> Parser:
 
 
 def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str]) -> int:
-    # Imports per command: `lint` and `graph FILE` never load the Kubernetes client, `operator` loads kopf.
+    # Imports per command: `lint` never loads the Kubernetes client, and only `operator` loads kopf.
     if args.command == "lint":
         from jobchain.cli.lint import run_lint
 
