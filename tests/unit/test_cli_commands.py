@@ -172,6 +172,23 @@ def test_live_view_on_a_tty_redraws_while_nothing_changes(monkeypatch: pytest.Mo
     assert "load      Running     5s+" in frames[0] and "load      Running     6s+" in frames[1]
 
 
+def test_a_wait_that_no_operator_answers_says_so_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    class NoOperator(FakeCluster):
+        def watch_execution(self, name: str) -> Iterator[dict[str, Any]]:
+            created = execution(name, "Pending", [])
+            del created["status"]
+            yield created
+            time.sleep(0.4)
+            yield execution(name, "Succeeded", DONE)
+
+    monkeypatch.setattr(run, "TICK_SECONDS", 0.05)
+    monkeypatch.setattr(run, "NO_OPERATOR_HINT_SECONDS", 0.1)
+    err = io.StringIO()
+    run.wait_for_end(NoOperator(), "e", None, err=err)
+    assert err.getvalue() == ("e has not been started after 0s: is the jobchain operator running and watching "
+                              "namespace 'ns'? (still waiting; Ctrl-C stops)\n")
+
+
 def test_logs_show_each_node_in_order_with_prefixes_and_recorded_output_for_gone_pods() -> None:
     cluster = FakeCluster()
     cluster.objects[(EXECUTIONS, "etl-1")] = execution("etl-1", "Succeeded", DONE)

@@ -189,8 +189,8 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
         params, timeout = parse_params(args.params), check_timeout(args.timeout)
         if is_file_argument(args.workflow):
             manifest = execution_from_file(args.workflow, params, timeout, stdin)
-            return run_execution(cluster(), manifest, args.mode, out)
-        return run_workflow(cluster(), args.workflow, params, args.mode, timeout, out)
+            return run_execution(cluster(), manifest, args.mode, out, err)
+        return run_workflow(cluster(), args.workflow, params, args.mode, timeout, out, err)
     if args.command == "get":
         return commands.get_execution(cluster(), args.execution, args.output, out)
     if args.command == "list":

@@ -14,6 +14,7 @@ import queue
 import re
 import shutil
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any
@@ -28,6 +29,7 @@ from jobchain.cli.tables import nodes_table, phase_line, status_of
 from jobchain.engine.graph import validate
 
 TICK_SECONDS = 1.0  # how often a live view on a terminal is redrawn without a change (durations advance)
+NO_OPERATOR_HINT_SECONDS = 20.0  # an execution not started by then is probably not seen by any operator
 
 EXIT_OF_PHASE = {
     ExecutionPhase.SUCCEEDED: Exit.SUCCEEDED,
@@ -130,15 +132,12 @@ class LiveView:
         self.last = frame
 
 
-def _changes(cluster: Cluster, name: str, tick: float | None) -> Iterator[dict[str, Any] | None]:
-    """The watch's objects; with `tick`, also None every `tick` seconds without a change.
+def _changes(cluster: Cluster, name: str, tick: float) -> Iterator[dict[str, Any] | None]:
+    """The watch's objects, and None every `tick` seconds without a change.
 
-    Why a thread for ticking: the watch blocks until the next change, but the durations of
-    running nodes on a terminal should advance every second meanwhile.
+    Why a thread: the watch blocks until the next change, but meanwhile the durations of
+    running nodes on a terminal should advance, and a wait with no operator should say so.
     """
-    if tick is None:
-        yield from cluster.watch_execution(name)
-        return
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
 
     def pump() -> None:
@@ -168,14 +167,25 @@ def wait_for_end(
     name: str,
     view: LiveView | None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    err: IO[str] | None = None,
 ) -> dict[str, Any]:
-    """Watches the execution until it is Succeeded, Failed or Cancelled; shows every change on `view`."""
+    """Watches the execution until it is Succeeded, Failed or Cancelled; shows every change on `view`.
+
+    With `err`, says once when the operator has not picked the execution up after a while:
+    without an operator, nothing would ever change and the wait would look hung.
+    """
     latest: dict[str, Any] | None = None
-    for change in _changes(cluster, name, TICK_SECONDS if view is not None and view.tty else None):
+    since = time.monotonic()
+    hinted = err is None
+    for change in _changes(cluster, name, TICK_SECONDS):
         latest = change or latest
+        if not hinted and not (latest or {}).get("status") and time.monotonic() - since > NO_OPERATOR_HINT_SECONDS:
+            print(f"{name} has not been started after {NO_OPERATOR_HINT_SECONDS:.0f}s: is the jobchain operator "
+                  f"running and watching namespace {cluster.namespace!r}? (still waiting; Ctrl-C stops)", file=err)
+            hinted = True
         if latest is None:
             continue
-        if view is not None:
+        if view is not None and (change is not None or view.tty):  # a terminal also redraws on ticks
             view.show(end_view(latest, clock()))
         if latest.get("status") and status_of(latest).phase in TERMINAL_EXECUTION_PHASES:
             return latest
@@ -195,12 +205,15 @@ def run_workflow(
     mode: str | None,
     timeout: int | None,
     out: IO[str],
+    err: IO[str] | None = None,
 ) -> int:
     """Runs the Workflow `workflow` of the cluster. mode: None (print the name), "watch" or "wait"."""
-    return run_execution(cluster, execution_manifest(workflow, params, timeout), mode, out)
+    return run_execution(cluster, execution_manifest(workflow, params, timeout), mode, out, err)
 
 
-def run_execution(cluster: Cluster, manifest: dict[str, Any], mode: str | None, out: IO[str]) -> int:
+def run_execution(
+    cluster: Cluster, manifest: dict[str, Any], mode: str | None, out: IO[str], err: IO[str] | None = None
+) -> int:
     """Creates `manifest` (after checking the Workflow it refers to), then follows it as `mode` says."""
     ref = (manifest["spec"].get("workflowRef") or {}).get("name")
     if ref and not manifest["spec"].get("workflow"):
@@ -212,7 +225,7 @@ def run_execution(cluster: Cluster, manifest: dict[str, Any], mode: str | None, 
         return int(Exit.SUCCEEDED)
     view = LiveView(out, out.isatty()) if mode == "watch" else None
     try:
-        execution = wait_for_end(cluster, name, view)
+        execution = wait_for_end(cluster, name, view, err=err)
     except KeyboardInterrupt:
         raise CliError(
             f"stopped watching {name}; it keeps running (jobchain cancel {name} stops it)", Exit.INTERRUPTED
