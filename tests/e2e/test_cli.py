@@ -97,6 +97,10 @@ def test_run_watch_then_get_list_and_graph(kubeconfig: str, namespace: str, obje
     assert listed.stdout.splitlines()[1].split()[:4] == [name, "chain", "Succeeded", "2/2"]
     assert "no executions of workflow 'other'" in jobchain(kubeconfig, namespace, "list", "--workflow", "other").stdout
 
+    mermaid = jobchain(kubeconfig, namespace, "graph", "chain", "--format", "mermaid")
+    assert mermaid.returncode == 0
+    assert '  n0 -->|"success"| n1' in mermaid.stdout
+
     graph = jobchain(kubeconfig, namespace, "graph", "--execution", name)
     assert graph.stdout.splitlines()[1:] == ["extract  (Succeeded, start)", "  -> load [success]",
                                              "load     (Succeeded)"]

@@ -165,6 +165,25 @@ def test_lint_and_graph_files_do_not_load_the_kubernetes_client(tmp_path: Path) 
     assert result.stdout.strip().splitlines()[-1] == "0 False False"
 
 
+def test_a_bug_is_one_line_with_exit_5_and_a_traceback_only_on_request(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from jobchain.cli import main as cli_main
+
+    def broken(*_: object) -> int:
+        raise KeyError("oops")
+
+    monkeypatch.setattr(cli_main, "dispatch", broken)
+    monkeypatch.delenv("JOBCHAIN_DEBUG", raising=False)
+    assert cli_main.main(["list"]) == 5
+    err = capsys.readouterr().err
+    assert err == ("jobchain: error: unexpected KeyError: 'oops'; this is a bug in jobchain, please report it "
+                   "with the traceback that JOBCHAIN_DEBUG=1 shows\n")
+    monkeypatch.setenv("JOBCHAIN_DEBUG", "1")
+    with pytest.raises(KeyError):
+        cli_main.main(["list"])
+
+
 # ---- translation of API errors (pure) ---------------------------------------------------
 def api_exception(status: int, body: object) -> ApiException:
     exc = ApiException(status=status, reason="Not Found" if status == 404 else "Error")
