@@ -1,7 +1,7 @@
 """Benchmark of step-to-step handoff on a real cluster: a chain of trivial nodes, timed end to end.
 
 Prints figures; asserts nothing. Needs a cluster with the CRDs and a running operator that
-watches the namespace (e.g. `make cluster-up`, then `python -m jobchain.controller -n 'jc-bench*'`
+watches the namespace (e.g. `make cluster-up`, then `python -m jobchain.controller -n 'jc-bench-*'`
 with --metrics-port 18080), or let this script start the operator itself (the default).
 Run: .venv/bin/python bench/handoff.py [--nodes 10] [--runs 3]
 
@@ -23,9 +23,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from kubernetes import client, config  # noqa: E402
-
-from tests.e2e.support import Objects, OperatorProcess, install_crds, wait_for  # noqa: E402
+from kubernetes import client, config
+from tests.e2e.support import Objects, OperatorProcess, install_crds, wait_for
 
 
 def main() -> int:
@@ -36,9 +35,9 @@ def main() -> int:
     kubeconfig = os.environ.get("KUBECONFIG", "/var/lib/jobchain-cluster/kubeconfig")
     api = config.new_client_from_config(config_file=kubeconfig)
     install_crds(kubeconfig)
-    operator = OperatorProcess(kubeconfig, Path(tempfile.mkdtemp()))
+    namespace = f"jc-bench-{os.getpid()}"
+    operator = OperatorProcess(kubeconfig, Path(tempfile.mkdtemp()), namespace_pattern=namespace)
     operator.start()
-    namespace = f"jc-e2e-bench-{os.getpid()}"
     core = client.CoreV1Api(api)
     core.create_namespace({"metadata": {"name": namespace}})
     wait_for(lambda: _has_default_sa(core, namespace), 60, "default service account")

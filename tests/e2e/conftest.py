@@ -5,7 +5,7 @@
   (idempotent: reused when already running). Skips when that cannot run here (not Linux,
   not root); fails when cluster-up fails.
 - ``api`` (session): a ``kubernetes.client.ApiClient`` for that cluster.
-- ``namespace`` (function): a fresh namespace ``jc-e2e-<random>``, deleted afterwards.
+- ``namespace`` (function): a fresh namespace ``jc-e2e-<session>-<random>``, deleted afterwards.
 
 Every test collected under tests/e2e gets the ``e2e`` marker (``pytest -m e2e``).
 """
@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from tests.e2e.support import OperatorProcess, install_crds
+from tests.e2e.support import E2E_NAMESPACE_PREFIX, OperatorProcess, install_crds
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E_DIR = Path(__file__).resolve().parent
@@ -73,9 +73,9 @@ def api(kubeconfig: str) -> Iterator[client.ApiClient]:
 
 @pytest.fixture
 def namespace(api: client.ApiClient) -> Iterator[str]:
-    """A fresh namespace ``jc-e2e-<random>`` whose default service account exists; deleted afterwards."""
+    """A fresh namespace ``jc-e2e-<session>-<random>`` whose default SA exists; deleted afterwards."""
     core = client.CoreV1Api(api)
-    name = f"jc-e2e-{secrets.token_hex(4)}"
+    name = f"{E2E_NAMESPACE_PREFIX}{secrets.token_hex(4)}"
     meta = client.V1ObjectMeta(name=name, labels={"jobchain.dev/e2e": "true"})
     core.create_namespace(client.V1Namespace(metadata=meta))
     # pods are refused until the service-account controller has made the default SA
@@ -94,7 +94,7 @@ def namespace(api: client.ApiClient) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def operator_process(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    """The CRDs installed and the operator running as a host process on namespaces jc-e2e-*."""
+    """The CRDs installed and the operator running as a host process on this session's namespaces."""
     install_crds(kubeconfig)
     proc = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"))
     proc.start()

@@ -7,6 +7,7 @@ so that a test can kill it with SIGKILL and start it again, as a crashed pod wou
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -21,9 +22,11 @@ from kubernetes import client
 
 ROOT = Path(__file__).resolve().parents[2]
 GROUP, VERSION = "jobchain.dev", "v1alpha1"
-# The host operator watches only the namespaces of this tier, so that an operator installed
-# in the cluster by the install tests (in namespaces of their own) never competes with it.
-E2E_NAMESPACE_PATTERN = "jc-e2e-*"
+# The host operator watches only the namespaces of this test session (jc-e2e-<session>-*), so
+# that neither an operator installed by the install tests (in jc-install-* namespaces) nor the
+# operator of another test session running at the same time ever acts on the same objects.
+SESSION = secrets.token_hex(2)
+E2E_NAMESPACE_PREFIX = f"jc-e2e-{SESSION}-"
 
 
 def tool(name: str) -> str:
@@ -62,8 +65,10 @@ def free_port() -> int:
 class OperatorProcess:
     """`python -m jobchain.controller` with its output in a log file."""
 
-    def __init__(self, kubeconfig: str, log_dir: Path, metrics_port: int = 0, health_port: int = 0) -> None:
+    def __init__(self, kubeconfig: str, log_dir: Path, metrics_port: int = 0, health_port: int = 0,
+                 namespace_pattern: str = E2E_NAMESPACE_PREFIX + "*") -> None:
         self.kubeconfig = kubeconfig
+        self.namespace_pattern = namespace_pattern
         self.log_path = log_dir / "operator.log"
         self.metrics_port = metrics_port or free_port()
         self.health_port = health_port or free_port()
@@ -75,7 +80,7 @@ class OperatorProcess:
         env = {**os.environ, "KUBECONFIG": self.kubeconfig}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "jobchain.controller", "--namespace", E2E_NAMESPACE_PATTERN,
+            [sys.executable, "-m", "jobchain.controller", "--namespace", self.namespace_pattern,
              "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port), "--verbose"],
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )

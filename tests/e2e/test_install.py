@@ -1,7 +1,7 @@
 """User story: install jobchain as users do (kustomize or Helm), run workflows, upgrade, uninstall.
 
 One Helm release for the whole module, in namespaces of its own (jc-install-*), watching only
-its workloads namespace: the host operator of the other e2e modules watches jc-e2e-* only, so
+its workloads namespace: the host operator of the other e2e modules watches jc-e2e-<session>-* only, so
 exactly one operator acts on each namespace. The chart runs the locally built image
 localhost/jobchain-operator:dev (hack/image-build.sh builds and loads it; pullPolicy Never so
 a missing image fails at once instead of waiting on a registry that does not exist).
