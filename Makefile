@@ -20,7 +20,10 @@ cluster-down: ## stop it and remove everything it made
 kind-up: ## for machines with Docker: a kind cluster instead (not exercised by CI)
 	bash hack/kind-up.sh
 
+demo: ## local cluster + operator via Helm + an example workflow shown live
+	bash hack/demo.sh
+
 test: ## everything: lint, unit tier, local cluster, end-to-end tier
 	bash hack/test.sh
 
-.PHONY: help venv tools cluster-up cluster-down kind-up test
+.PHONY: help venv tools cluster-up cluster-down kind-up demo test
