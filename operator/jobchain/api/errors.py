@@ -22,7 +22,7 @@ def field_path(loc: tuple[int | str, ...], prefix: str = "") -> str:
 def describe_validation_error(err: ValidationError, prefix: str = "") -> list[str]:
     lines = []
     for item in err.errors():
-        msg = item["msg"]
+        msg = item["msg"].removeprefix("Value error, ")  # pydantic's prefix for our own ValueErrors
         if item["type"] == "extra_forbidden":
             msg = "unknown field (check its spelling and indentation)"
         elif item["type"] == "missing":

@@ -11,9 +11,7 @@ one, and a finished node or execution is never changed again.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from enum import StrEnum
+from datetime import datetime, timedelta
 from typing import Any
 
 from jobchain.api.errors import describe_validation_error
@@ -41,89 +39,8 @@ from jobchain.engine.outputs import (
 )
 from jobchain.engine.refs import Scope, UnresolvedReference
 from jobchain.engine.render import ExecutionRef, job_name, render_job
-
-
-class JobState(StrEnum):
-    RUNNING = "Running"
-    SUCCEEDED = "Succeeded"
-    FAILED = "Failed"
-
-
-@dataclass(frozen=True)
-class ObservedJob:
-    """What the Kubernetes layer saw of one node's Job (and its pod), output already read."""
-
-    node: str
-    name: str
-    state: JobState
-    pod_name: str | None = None
-    exit_code: int | None = None
-    raw_output: str | None = None
-    message: str = ""
-    retries: int = 0
-    finished_at: str | None = None
-
-
-@dataclass(frozen=True)
-class WorkflowLookup:
-    """The referenced Workflow as found at start: spec None when missing or unparsable."""
-
-    name: str
-    spec: WorkflowSpec | None
-    found: bool = True
-    problems: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ExecutionInput:
-    name: str
-    namespace: str
-    uid: str
-    generation: int
-    spec: WorkflowExecutionSpec
-    status: ExecutionStatus
-
-
-@dataclass(frozen=True)
-class Event:
-    type: str  # Normal | Warning
-    reason: str
-    message: str
-
-
-@dataclass
-class Plan:
-    status: ExecutionStatus
-    create: list[dict[str, Any]] = field(default_factory=list)
-    delete: list[str] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
-    wake_at: datetime | None = None  # when to look again without any event (the deadline)
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_time(text: str | None) -> datetime | None:
-    """Reads RFC 3339 timestamps ("Z" or an offset); None for empty or unreadable ones."""
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def format_duration(seconds: float) -> str:
-    whole = max(0, round(seconds))
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m{secs:02d}s"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
+from jobchain.engine.timefmt import format_duration, iso, parse_time
+from jobchain.engine.types import Event, ExecutionInput, JobState, ObservedJob, Plan, WorkflowLookup
 
 
 class _Run:
@@ -535,8 +452,10 @@ __all__ = [
     "Plan",
     "WorkflowLookup",
     "describe_invalid",
+    "expires_at",
     "format_duration",
     "iso",
     "job_name",
+    "parse_time",
     "plan",
 ]

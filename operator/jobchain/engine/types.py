@@ -1,0 +1,68 @@
+"""The planner's vocabulary: what it is told (observed Jobs, the Workflow found, the execution)
+and what it answers (a Plan). Plain frozen data, so a plan can be compared and replayed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from jobchain.api.models import ExecutionStatus, WorkflowExecutionSpec, WorkflowSpec
+
+
+class JobState(StrEnum):
+    RUNNING = "Running"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+
+
+@dataclass(frozen=True)
+class ObservedJob:
+    """What the Kubernetes layer saw of one node's Job (and its pod), output already read."""
+
+    node: str
+    name: str
+    state: JobState
+    pod_name: str | None = None
+    exit_code: int | None = None
+    raw_output: str | None = None
+    message: str = ""
+    retries: int = 0
+    finished_at: str | None = None
+
+
+@dataclass(frozen=True)
+class WorkflowLookup:
+    """The referenced Workflow as found at start: spec None when missing or unparsable."""
+
+    name: str
+    spec: WorkflowSpec | None
+    found: bool = True
+    problems: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ExecutionInput:
+    name: str
+    namespace: str
+    uid: str
+    generation: int
+    spec: WorkflowExecutionSpec
+    status: ExecutionStatus
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+
+
+@dataclass
+class Plan:
+    status: ExecutionStatus
+    create: list[dict[str, Any]] = field(default_factory=list)
+    delete: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    wake_at: datetime | None = None  # when to look again without any event (the deadline)
