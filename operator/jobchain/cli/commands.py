@@ -116,6 +116,9 @@ def _file_drawing(path: str, stdin: IO[str]) -> tuple[WorkflowSpec, dict[str, st
     executions = [b for b in bodies if b.get("kind") == "WorkflowExecution"]
     if len(executions) == 1:
         label = object_label(executions[0], 1)
+        ref = ((executions[0].get("spec") or {}).get("workflowRef") or {}).get("name")
+        if not executions[0].get("status") and ref in workflows:
+            label = f"Workflow/{ref}"  # nothing has run: the drawing is the file's Workflow
         return (*_execution_drawing(executions[0], workflows, None, f"{name}: {label}"), label)
     if not executions and len(workflows) == 1:
         ((wf_name, spec),) = workflows.items()
