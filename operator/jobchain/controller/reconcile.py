@@ -30,10 +30,19 @@ from jobchain.api.models import (
 from jobchain.controller import metrics
 from jobchain.engine.graph import validate
 from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
-from jobchain.engine.planner import ExecutionInput, WorkflowLookup, expires_at, iso, parse_time, plan
+from jobchain.engine.planner import (
+    ExecutionInput,
+    WorkflowLookup,
+    expires_at,
+    iso,
+    parse_time,
+    plan,
+    record_refusals,
+)
+from jobchain.engine.render import LABEL_NODE
 from jobchain.k8s.cluster import Cluster
 from jobchain.k8s.observe import NodeToRead
-from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS
+from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, JobRefused
 
 log = logging.getLogger(__name__)
 
@@ -136,12 +145,21 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old)
     result = plan(execution, observed, now, lookup, output_limit)
 
+    refused: dict[str, str] = {}
     for job in result.create:
-        cluster.writer.create_job(job)
+        try:
+            cluster.writer.create_job(job)
+        except JobRefused as exc:  # the user's node spec, not a passing fault: fail the node
+            refused[job["metadata"]["labels"][LABEL_NODE]] = str(exc)
     for job_name in result.delete:
         cluster.writer.delete_job(namespace, job_name)
     new = result.status
-    wake_at = result.wake_at or expires_at(spec, new)
+    if refused:
+        result.events.extend(record_refusals(new, refused, now))
+        wake_at_refusal: datetime | None = now  # route the failure at once (next pass)
+    else:
+        wake_at_refusal = None
+    wake_at = wake_at_refusal or result.wake_at or expires_at(spec, new)
     if dump_status(new) != dump_status(old):
         cluster.writer.patch_status(EXECUTIONS, namespace, name, dump_status(new))
     for event in result.events:

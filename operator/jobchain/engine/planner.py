@@ -388,6 +388,23 @@ class _Run:
         )]
 
 
+def record_refusals(status: ExecutionStatus, refused: Mapping[str, str], now: datetime) -> list[Event]:
+    """Fails the nodes whose Job the API server refused as invalid (a bad podTemplate, env,
+    resources...). Retrying could never help; failing the node lets its failure edges run."""
+    events = []
+    for node in status.nodes:
+        if node.name in refused:
+            node.phase = NodePhase.FAILED
+            node.finishedAt = iso(now)
+            node.jobName = None
+            node.message = (f"Kubernetes refused the node's Job: {refused[node.name]}. Fix the node's "
+                            "podTemplate, env, resources or image in the Workflow")
+            events.append(Event("Warning", "NodeFailed", f"Node {node.name}: {node.message}"))
+    running = [n.name for n in status.nodes if n.phase == NodePhase.RUNNING]
+    status.running = ",".join(running) if running else None
+    return events
+
+
 def expires_at(spec: WorkflowExecutionSpec, status: ExecutionStatus) -> datetime | None:
     """When a finished execution is to be deleted (spec.ttlSecondsAfterFinished), if ever."""
     if spec.ttlSecondsAfterFinished is None or status.phase not in TERMINAL_EXECUTION_PHASES:

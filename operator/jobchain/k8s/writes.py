@@ -7,6 +7,7 @@ same execution, a delete of a missing Job is done, and status is written as a wh
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -25,8 +26,21 @@ WORKFLOWS = "workflows"
 MERGE_PATCH = "application/merge-patch+json"
 
 
+class JobRefused(Exception):
+    """The API server refused a node's Job as invalid (400/422): retrying cannot help."""
+
+
 class ForeignJobError(RuntimeError):
     """A Job with the deterministic name exists but belongs to another (older) execution."""
+
+
+def api_message(exc: ApiException) -> str:
+    """The API server's own message (a Status object's `message`), else the HTTP reason."""
+    try:
+        message = json.loads(exc.body or "{}").get("message")
+    except ValueError:
+        message = None
+    return str(message or exc.reason or f"HTTP {exc.status}")
 
 
 class Writer:
@@ -46,6 +60,8 @@ class Writer:
             self.batch.create_namespaced_job(meta["namespace"], manifest)  # type: ignore[arg-type]
             return True
         except ApiException as exc:
+            if exc.status in (400, 422):
+                raise JobRefused(api_message(exc)) from None
             if exc.status != 409:
                 raise
         existing = self.batch.read_namespaced_job(meta["name"], meta["namespace"])
