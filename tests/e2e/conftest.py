@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from tests.e2e.support import E2E_NAMESPACE_PREFIX, OperatorProcess, install_crds
+from tests.e2e.support import E2E_NAMESPACE_PREFIX, Objects, OperatorProcess, install_crds
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E_DIR = Path(__file__).resolve().parent
@@ -120,3 +120,9 @@ def operator(operator_process: OperatorProcess) -> Iterator[OperatorProcess]:
     if "Traceback" in text:
         start = text.index("Traceback")
         pytest.fail(f"the operator logged a traceback during this test:\n{text[max(0, start - 500):start + 3000]}")
+
+
+@pytest.fixture
+def objects(api: client.ApiClient, namespace: str) -> Objects:
+    """Creating and reading jobchain objects in the test's namespace."""
+    return Objects(api, namespace)

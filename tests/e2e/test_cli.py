@@ -51,10 +51,6 @@ SLOW = workflow("slow", [
 ])
 
 
-@pytest.fixture
-def objects(api: client.ApiClient, namespace: str) -> Objects:
-    return Objects(api, namespace)
-
 
 def command(kubeconfig: str, namespace: str, *args: str) -> list[str]:
     return [sys.executable, "-m", "jobchain.cli.main", "--kubeconfig", kubeconfig, "-n", namespace, *args]

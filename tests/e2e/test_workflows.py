@@ -25,10 +25,6 @@ def workflow(name: str, nodes_yaml: list[dict[str, Any]], **spec: Any) -> dict[s
     }
 
 
-@pytest.fixture
-def objects(api: client.ApiClient, namespace: str) -> Objects:
-    return Objects(api, namespace)
-
 
 def test_three_node_chain_passes_outputs(objects: Objects) -> None:
     objects.create(workflow("chain", [
@@ -298,3 +294,19 @@ def test_finished_execution_is_deleted_after_its_ttl(objects: Objects) -> None:
 
     wait_for(gone, 30, "the execution to be deleted after its TTL")
     wait_for(lambda: not objects.jobs(name), 60, "its Job to be garbage-collected")
+
+
+def test_job_refused_by_the_api_server_fails_its_node_and_routes_on(objects: Objects) -> None:
+    objects.create(workflow("refused", [
+        {"name": "bad", "script": "true",
+         "podTemplate": {"spec": {"containers": [{"name": "main", "resources": {"limits": {"cpu": "lots"}}}]}},
+         "next": [{"node": "cleanup", "type": "failure"}]},
+        {"name": "cleanup", "script": "echo cleaning up"},
+    ]))
+    done = objects.run("refused", timeout=60)
+    result = nodes(done)
+    assert result["bad"]["phase"] == "Failed"
+    assert "Kubernetes refused the node's Job" in result["bad"]["message"]
+    assert "quantities must match" in result["bad"]["message"]  # the API server's own words
+    assert result["cleanup"]["phase"] == "Succeeded"
+    assert done["status"]["phase"] == "Succeeded"  # the failure was handled
