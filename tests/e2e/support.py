@@ -201,5 +201,18 @@ class Objects:
         return items
 
 
+BUSYBOX = "busybox:1.36"
+
+
+def workflow(name: str, nodes: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
+    """A Workflow manifest of busybox nodes (with a 120 s node timeout unless `defaults` says else)."""
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "Workflow",
+        "metadata": {"name": name},
+        "spec": {"defaults": {"image": BUSYBOX, "timeoutSeconds": 120}, "nodes": nodes, **spec},
+    }
+
+
 def nodes(execution: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {n["name"]: n for n in execution["status"]["nodes"]}

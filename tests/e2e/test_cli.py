@@ -12,26 +12,15 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 from kubernetes import client
 
-from tests.e2e.support import Objects, wait_for
+from tests.e2e.support import Objects, wait_for, workflow
 
 pytestmark = pytest.mark.usefixtures("operator")
 
-BUSYBOX = "busybox:1.36"
-
-
-def workflow(name: str, nodes: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "jobchain.dev/v1alpha1",
-        "kind": "Workflow",
-        "metadata": {"name": name},
-        "spec": {"defaults": {"image": BUSYBOX, "timeoutSeconds": 120}, "nodes": nodes, **spec},
-    }
 
 
 CHAIN = workflow("chain", [

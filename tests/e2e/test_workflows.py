@@ -3,26 +3,15 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from tests.e2e.support import Objects, OperatorProcess, nodes, wait_for
+from tests.e2e.support import Objects, OperatorProcess, nodes, wait_for, workflow
 
 pytestmark = pytest.mark.usefixtures("operator")
 
-BUSYBOX = "busybox:1.36"
-
-
-def workflow(name: str, nodes_yaml: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "jobchain.dev/v1alpha1",
-        "kind": "Workflow",
-        "metadata": {"name": name},
-        "spec": {"defaults": {"image": BUSYBOX, "timeoutSeconds": 120}, "nodes": nodes_yaml, **spec},
-    }
 
 
 

@@ -8,26 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
 
 from jobchain.api.models import ExecutionStatus, NodePhase, NodeStatus
-from jobchain.engine.planner import format_duration
+from jobchain.engine.timefmt import format_duration, parse_time
 
 OUTPUT_WIDTH = 48
 MESSAGE_WIDTH = 100
 
 
-def parse_time(text: str | None) -> datetime | None:
-    if not text:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
 def status_of(execution: dict[str, Any]) -> ExecutionStatus:

@@ -182,16 +182,9 @@ class _Run:
         # Upstream first (a node has more upstream nodes than any of its predecessors).
         for name in sorted(self.unrestored, key=lambda n: (len(graph.upstream(n)), n)):
             incoming = graph.incoming[name]
-            if any(nodes[e.source].phase not in FINISHED_NODE_PHASES or e.source in self.unrestored
-                   for e in incoming):
+            if not self.decided(incoming, nodes):
                 continue
-            held: list[InEdge] = []
-            for edge in incoming:
-                try:
-                    if self.edge_holds(edge, name, nodes):
-                        held.append(edge)
-                except cel.CelError:
-                    continue
+            held = [e for e in incoming if self.holds_or_false(e, name, nodes)]
             nodes[name].inputFrom = self.input_source(held, nodes)
             self.unrestored.discard(name)
 
@@ -233,6 +226,18 @@ class _Run:
                 self.plan.delete.append(seen.name)
 
     # ---- edges and readiness -----------------------------------------------------------
+    def decided(self, incoming: list[InEdge], nodes: dict[str, NodeStatus]) -> bool:
+        """All incoming edges are decided: every predecessor finished, with its own input known."""
+        return not any(nodes[e.source].phase not in FINISHED_NODE_PHASES or e.source in self.unrestored
+                       for e in incoming)
+
+    def holds_or_false(self, edge: InEdge, target: str, nodes: dict[str, NodeStatus]) -> bool:
+        """edge_holds, with a condition that errs counted as not holding (for restoring inputs only)."""
+        try:
+            return self.edge_holds(edge, target, nodes)
+        except cel.CelError:
+            return False
+
     def edge_holds(self, edge: InEdge, target: str, nodes: dict[str, NodeStatus]) -> bool:
         source = nodes[edge.source]
         if source.phase == NodePhase.SUCCEEDED:
@@ -271,8 +276,7 @@ class _Run:
                 if node.phase != NodePhase.PENDING:
                     continue
                 incoming = graph.incoming[name]
-                if any(nodes[e.source].phase not in FINISHED_NODE_PHASES or e.source in self.unrestored
-                       for e in incoming):
+                if not self.decided(incoming, nodes):
                     continue
                 held: list[InEdge] = []
                 for edge in incoming:
