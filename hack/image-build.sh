@@ -107,7 +107,7 @@ else
   # Behind a TLS-intercepting proxy pip needs this machine's CA bundle: it is bind-mounted
   # into the RUN steps only (PIP_CA_FILE), never copied into the image.
   ca_args=()
-  ca=${PIP_CERT:-${REQUESTS_CA_BUNDLE:-${SSL_CERT_FILE:-}}}
+  ca=${PIP_CERT:-${REQUESTS_CA_BUNDLE:-${SSL_CERT_FILE:-/etc/ssl/certs/ca-certificates.crt}}}
   if [ -n "$ca" ] && [ -f "$ca" ]; then
     ca_args=(--volume "$ca:/run/jobchain-build-ca.pem:ro" --build-arg PIP_CA_FILE=/run/jobchain-build-ca.pem)
   fi
