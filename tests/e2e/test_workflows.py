@@ -191,6 +191,8 @@ def test_cancel_deletes_running_jobs(objects: Objects) -> None:
     name = created["metadata"]["name"]
     objects.wait_phase(name, ("Running",))
     wait_for(lambda: nodes(objects.execution(name))["wait"]["phase"] == "Running", 60, "node wait running")
+    # Nothing of the operator's blocks deleting a running execution (no finalizer).
+    assert not objects.execution(name)["metadata"].get("finalizers")
     objects.patch_execution(name, {"spec": {"cancel": True}})
     done = objects.wait_phase(name, timeout=60)
     assert done["status"]["phase"] == "Cancelled"

@@ -4,7 +4,8 @@ Why event handlers and not kopf's create/update state machine: the engine decide
 the whole current state, so any change (the execution, one of its Jobs, one of its pods)
 just triggers a reconcile. Nothing is stored in the objects by kopf (no finalizers, no
 progress annotations), so deleting an execution is never blocked by the operator. The
-timer is a safety net for missed events only: it never decides when a node starts.
+resync the scheduler keeps for a running execution is a safety net for missed events only: it
+never decides when a node starts.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
@@ -41,13 +43,20 @@ class Runtime:
     def _reconcile_execution(self, key: Key) -> reconcile.Outcome:
         return reconcile.reconcile_execution(self.cluster, key[0], key[1], self.output_limit)
 
-    def _after_execution(self, key: Key, outcome: reconcile.Outcome) -> Any:
-        if outcome.phase in (None, *TERMINAL_EXECUTION_PHASES):
+    def _after_execution(self, key: Key, outcome: reconcile.Outcome) -> datetime | None:
+        finished = outcome.phase in (None, *TERMINAL_EXECUTION_PHASES)
+        if finished:
             self.running.discard(key)
         elif outcome.phase == "Running":
             self.running.add(key)
         EXECUTIONS_RUNNING.set(len(self.running))
-        return outcome.wake_at
+        if finished:
+            return outcome.wake_at  # a time to live, if any
+        # A look again within RESYNC_SECONDS even without events: a safety net for a missed
+        # watch event only. Kept in the scheduler, not as a kopf timer: kopf guards timers
+        # with a finalizer, which would block deleting an execution while no operator runs.
+        resync = datetime.now(UTC) + timedelta(seconds=RESYNC_SECONDS)
+        return min(outcome.wake_at, resync) if outcome.wake_at else resync
 
     def _reconcile_workflow(self, key: Key) -> None:
         body = self.cluster.get_workflow(*key)
@@ -123,12 +132,6 @@ async def pod_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
     owner = _owner(body)
     if terminated and owner and namespace:
         runtime().executions.poke((namespace, owner))
-
-
-@kopf.timer(GROUP, VERSION, "workflowexecutions", interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS,
-            when=lambda status, **_: status.get("phase") not in TERMINAL_EXECUTION_PHASES)
-async def execution_resync(namespace: str | None, name: str, **_: Any) -> None:
-    runtime().executions.poke((namespace or "", name))
 
 
 @kopf.on.event(GROUP, VERSION, "workflows")
