@@ -263,6 +263,7 @@ def test_condition_error_after_a_start_in_the_same_pass_creates_no_job() -> None
     assert p.status.reason == "ConditionError"
     assert phases(p.status) == {"a": "Succeeded", "x": "Failed", "y": "Cancelled", "z": "Cancelled"}
     assert p.create == []
+    assert "NodeStarted" not in [e.reason for e in p.events]  # no event for a Job never created
 
 
 def test_condition_that_is_not_a_bool_is_a_condition_error() -> None:

@@ -197,7 +197,12 @@ class _Run:
     # ---- stopping ----------------------------------------------------------------------
     def stop(self, phase: ExecutionPhase, reason: str, message: str) -> None:
         """Cancel, deadline, condition error: delete running Jobs, cancel what has not finished."""
-        self.plan.create.clear()  # a Job planned earlier in this pass belongs to a node cancelled now
+        # A Job planned earlier in this pass belongs to a node cancelled now: neither it nor its
+        # NodeStarted event happens.
+        dropped = {job["metadata"]["name"] for job in self.plan.create}
+        self.plan.create.clear()
+        self.plan.events = [e for e in self.plan.events
+                            if not (e.reason == "NodeStarted" and any(e.message.endswith(f"as Job {n}") for n in dropped))]
         for node in self.status.nodes:
             if node.phase in FINISHED_NODE_PHASES:
                 continue
