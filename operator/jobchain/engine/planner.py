@@ -201,8 +201,9 @@ class _Run:
         # NodeStarted event happens.
         dropped = {job["metadata"]["name"] for job in self.plan.create}
         self.plan.create.clear()
+        started = {f"as Job {name}" for name in dropped}
         self.plan.events = [e for e in self.plan.events
-                            if not (e.reason == "NodeStarted" and any(e.message.endswith(f"as Job {n}") for n in dropped))]
+                            if not (e.reason == "NodeStarted" and any(e.message.endswith(s) for s in started))]
         for node in self.status.nodes:
             if node.phase in FINISHED_NODE_PHASES:
                 continue
