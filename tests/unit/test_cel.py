@@ -78,3 +78,25 @@ def test_check_refuses_what_does_not_compile(expression: str) -> None:
 @pytest.mark.parametrize("expression", ['output.x == "y"', "has(output.a)", "true", "nodes.a.phase == 'Failed'"])
 def test_check_accepts_valid_expressions(expression: str) -> None:
     cel.check(expression)
+
+
+@pytest.mark.parametrize(
+    ("expression", "unknown"),
+    [("outptu.rows > 1", "outptu"), ("output.ok && stauts == 'x'", None), ("foo", "foo"),
+     ("inputs.k == 1", "inputs")],
+)
+def test_check_reports_a_misspelt_variable(expression: str, unknown: str | None) -> None:
+    # A trial run on empty variables finds a misspelt name only when its error is the one the
+    # expression ends with: here `output.ok` already errs on the empty output, and CEL keeps
+    # that error. Such a typo still fails at run time, as a ConditionError naming it.
+    if unknown is None:
+        cel.check(expression)
+        return
+    with pytest.raises(cel.CelError, match=f"unknown name '{unknown}'"):
+        cel.check(expression)
+
+
+@pytest.mark.parametrize("expression", ["output.rows > 10", "has(output.x) && output.x", "size(nodes) > 0",
+                                        "nodes.a.phase == 'Succeeded'", "node.exitCode == 0 || input.k == params.p"])
+def test_check_accepts_every_variable(expression: str) -> None:
+    cel.check(expression)

@@ -9,6 +9,7 @@ for every validation), and cel-python's errors (returned or raised) become one
 from __future__ import annotations
 
 import logging
+import re
 from functools import lru_cache
 from typing import Any
 
@@ -38,9 +39,27 @@ def _program(expression: str) -> Any:
     return _ENV.program(ast)
 
 
+VARIABLES = ("output", "input", "params", "node", "nodes")
+_UNDECLARED = re.compile(r"undeclared reference to '([^']+)'")
+
+
 def check(expression: str) -> None:
-    """Raises CelError if the expression does not compile."""
-    _program(expression)
+    """Raises CelError if the expression does not compile, or names a variable that does not exist.
+
+    Why a trial evaluation: cel-python does not type-check, so a typo such as `outptu.rows`
+    would only show at run time, as a ConditionError that fails the execution. Evaluated once
+    with every variable empty, such a name is reported at once; other errors of that trial run
+    (a key missing from the empty output) are expected and ignored.
+    """
+    program = _program(expression)
+    try:
+        result = program.evaluate({name: json_to_cel({}) for name in VARIABLES})
+    except Exception as exc:  # cel-python both raises and returns its errors
+        result = exc
+    if isinstance(result, BaseException):
+        match = _UNDECLARED.search(_eval_message(result))
+        if match:
+            raise CelError(f"unknown name {match.group(1)!r}: `when` can use {', '.join(VARIABLES)}")
 
 
 def _to_python(value: Any) -> Any:
