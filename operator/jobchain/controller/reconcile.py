@@ -156,15 +156,15 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     new = result.status
     if refused:
         result.events.extend(record_refusals(new, refused, now))
-        wake_at_refusal: datetime | None = now  # route the failure at once (next pass)
-    else:
-        wake_at_refusal = None
-    wake_at = wake_at_refusal or result.wake_at or expires_at(spec, new)
-    if dump_status(new) != dump_status(old):
-        cluster.writer.patch_status(EXECUTIONS, namespace, name, dump_status(new))
+    # A refused node's failure is routed by the next pass, at once.
+    wake_at = now if refused else (result.wake_at or expires_at(spec, new))
+    patch = dump_status(new)
+    if patch != dump_status(old):
+        cluster.writer.patch_status(EXECUTIONS, namespace, name, patch)
     for event in result.events:
         cluster.writer.event(body, "WorkflowExecution", event.type, event.reason, event.message)
-    _record_metrics(old, new, result.create, now)
+    created = [j for j in result.create if j["metadata"]["labels"][LABEL_NODE] not in refused]
+    _record_metrics(old, new, created, now)
     if result.create or result.delete or result.events:
         log.info("%s/%s: %s %s, created %s, deleted %s", namespace, name, new.phase, new.progress,
                  [j["metadata"]["name"] for j in result.create], result.delete)
