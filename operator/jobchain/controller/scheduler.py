@@ -33,9 +33,12 @@ class Scheduler:
         self._state: dict[Key, str] = {}  # "running" | "dirty"
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}
+        self._backoff: dict[Key, asyncio.TimerHandle] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def poke(self, key: Key) -> None:
+        if key in self._backoff:
+            return  # a retry is scheduled after a failure: it will look at everything new
         state = self._state.get(key)
         if state is not None:
             self._state[key] = "dirty"
@@ -54,7 +57,14 @@ class Scheduler:
         delay = max(0.0, (moment - datetime.now(UTC)).total_seconds()) + 0.05
         self._timers[key] = loop.call_later(delay, self.poke, key)
 
+    def _retry(self, key: Key) -> None:
+        self._backoff.pop(key, None)
+        self.poke(key)
+
     def forget(self, key: Key) -> None:
+        retry = self._backoff.pop(key, None)
+        if retry is not None:
+            retry.cancel()
         timer = self._timers.pop(key, None)
         if timer is not None:
             timer.cancel()
@@ -73,7 +83,8 @@ class Scheduler:
                     self._failures[key] = count + 1
                     delay = RETRY_DELAYS[min(count, len(RETRY_DELAYS) - 1)]
                     log.exception("reconcile of %s/%s failed; retrying in %ss", key[0], key[1], delay)
-                    loop.call_later(delay, self.poke, key)
+                    self._backoff[key] = loop.call_later(delay, self._retry, key)
+                    break  # events until the retry must not turn it into a hot loop
                 else:
                     self._failures.pop(key, None)
                     if self._on_result is not None:
@@ -86,6 +97,6 @@ class Scheduler:
             self._state.pop(key, None)
 
     def shutdown(self) -> None:
-        for timer in self._timers.values():
+        for timer in [*self._timers.values(), *self._backoff.values()]:
             timer.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)

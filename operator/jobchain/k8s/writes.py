@@ -43,6 +43,13 @@ def api_message(exc: ApiException) -> str:
     return str(message or exc.reason or f"HTTP {exc.status}")
 
 
+def describe(exc: BaseException) -> str:
+    """One line for a user: the API server's words for API errors, else the exception's."""
+    if isinstance(exc, ApiException):
+        return f"{exc.status} {exc.reason}: {api_message(exc)}"
+    return f"{type(exc).__name__}: {exc}"
+
+
 class Writer:
     def __init__(self, api: client.ApiClient) -> None:
         self.batch = client.BatchV1Api(api)
