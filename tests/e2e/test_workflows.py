@@ -301,3 +301,22 @@ def test_job_refused_by_the_api_server_fails_its_node_and_routes_on(objects: Obj
     assert "quantities must match" in result["bad"]["message"]  # the API server's own words
     assert result["cleanup"]["phase"] == "Succeeded"
     assert done["status"]["phase"] == "Succeeded"  # the failure was handled
+
+
+def test_what_an_execution_runs_cannot_change_after_it_is_created(objects: Objects) -> None:
+    objects.create(workflow("fixed", [{"name": "wait", "script": "sleep 300"}],
+                            params=[{"name": "day", "default": "monday"}]))
+    created = objects.create({
+        "apiVersion": "jobchain.dev/v1alpha1", "kind": "WorkflowExecution",
+        "metadata": {"generateName": "fixed-"},
+        "spec": {"workflowRef": {"name": "fixed"}, "params": {"day": "tuesday"}},
+    })
+    name = created["metadata"]["name"]
+    for change in ({"params": {"day": "friday"}}, {"workflowRef": {"name": "other"}}):
+        with pytest.raises(ApiException) as refused:
+            objects.patch_execution(name, {"spec": change})
+        assert refused.value.status == 422 and "cannot change after the execution is created" in refused.value.body
+    objects.patch_execution(name, {"spec": {"timeoutSeconds": 600}})  # a deadline may move
+    objects.patch_execution(name, {"spec": {"cancel": True}})
+    done = objects.wait_phase(name, timeout=60)
+    assert done["status"]["phase"] == "Cancelled" and done["status"]["params"] == {"day": "tuesday"}

@@ -32,6 +32,17 @@ _RULES: dict[str, list[dict[str, str]]] = {
             "rule": "has(self.workflowRef) != has(self.workflow)",
             "message": "set exactly one of spec.workflowRef (a Workflow's name) or spec.workflow (an inline spec)",
         },
+        {
+            # What an execution runs is fixed when it is created: a change would be ignored (the
+            # operator works from its snapshot), so it is refused instead. cancel, timeoutSeconds
+            # and ttlSecondsAfterFinished may change.
+            "rule": "(has(self.workflowRef) ? self.workflowRef.name : '') == "
+                    "(has(oldSelf.workflowRef) ? oldSelf.workflowRef.name : '') && "
+                    "has(self.workflow) == has(oldSelf.workflow) && "
+                    "(has(self.params) ? self.params : {}) == (has(oldSelf.params) ? oldSelf.params : {})",
+            "message": "spec.workflowRef, spec.workflow and spec.params cannot change after the execution is "
+                       "created; create a new execution instead",
+        },
     ],
     "Node": [
         {
@@ -75,7 +86,7 @@ def structural(schema: dict[str, Any]) -> dict[str, Any]:
             return inner
         out: dict[str, Any] = {}
         for key in ("description", "type", "enum", "pattern", "minimum", "maximum", "minLength", "maxLength",
-                    "minItems", "maxItems", "format"):
+                    "minItems", "maxItems", "minProperties", "maxProperties", "format"):
             if key in node:
                 out[key] = node[key]
         if "title" in node and "description" not in out and name is None:

@@ -230,7 +230,11 @@ class WorkflowExecutionSpec(Spec):
     workflow: WorkflowSpec | None = Field(
         default=None, description="An inline Workflow spec to run, instead of workflowRef."
     )
-    params: dict[str, str] = Field(default_factory=dict, description="Values of the workflow's params.")
+    params: dict[str, str] = Field(
+        default_factory=dict,
+        max_length=100,
+        description="Values of the workflow's params. Fixed once the execution is created.",
+    )
     timeoutSeconds: int | None = Field(
         default=None,
         ge=1,
