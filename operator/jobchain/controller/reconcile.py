@@ -100,7 +100,7 @@ def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[di
             if start and end:
                 metrics.NODE_DURATION.labels(str(node.phase)).observe(max(0.0, (end - start).total_seconds()))
     for job in created:
-        started = by_name.get(job["metadata"]["labels"]["jobchain.dev/node"])
+        started = by_name.get(job["metadata"]["labels"][LABEL_NODE])
         source = by_name.get(started.inputFrom or "") if started else None
         finished = parse_time(source.finishedAt) if source else None
         if finished:

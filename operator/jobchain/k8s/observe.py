@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
@@ -24,6 +23,7 @@ from jobchain.api.models import OutputSource
 from jobchain.engine.outputs import LOG_TAIL_BYTES
 from jobchain.engine.planner import JobState, ObservedJob
 from jobchain.engine.render import ANNOTATION_OUTPUT, CONTAINER, LABEL_NODE, execution_selector
+from jobchain.engine.timefmt import iso, parse_time
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +43,8 @@ class NodeToRead:
 
 def utc_stamp(value: Any) -> str | None:
     """A Kubernetes timestamp in the one format status uses (RFC 3339, UTC, "Z")."""
-    if not value:
-        return None
-    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = parse_time(str(value)) if value else None
+    return iso(moment) if moment else None
 
 
 def _true_condition(job: Obj, *types: str) -> Obj | None:
