@@ -101,7 +101,9 @@ def test_a_failure_is_retried_after_a_delay_not_in_a_hot_loop(monkeypatch: Any) 
             sched.poke(KEY)
             await settle(0.005)
         calls_before_retry = work.calls
+        failures_before_retry = sched.failures(KEY)
         await settle(1.5)
+        assert (failures_before_retry, sched.failures(KEY)) == (1, 0)  # reset by the success
         sched.shutdown()
         assert calls_before_retry == 1
 

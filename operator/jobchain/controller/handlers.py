@@ -39,25 +39,21 @@ class Runtime:
         self.cluster = Cluster(connect())
         self.output_limit = int(os.environ.get("JOBCHAIN_OUTPUT_LIMIT_BYTES", DEFAULT_OUTPUT_LIMIT))
         self.running: set[Key] = set()
-        self.failures: dict[Key, int] = {}
         self.executions = Scheduler(self._reconcile_execution, on_result=self._after_execution)
         self.workflows = Scheduler(self._reconcile_workflow, workers=2)
 
     def _reconcile_execution(self, key: Key) -> reconcile.Outcome:
         try:
-            outcome = reconcile.reconcile_execution(self.cluster, key[0], key[1], self.output_limit)
+            return reconcile.reconcile_execution(self.cluster, key[0], key[1], self.output_limit)
         except Exception as exc:
             # Retried with backoff by the scheduler; after a few failures in a row, say so where
             # the user looks (kubectl describe), not only in the operator's log.
-            count = self.failures[key] = self.failures.get(key, 0) + 1
-            if count == FAILURES_BEFORE_EVENT:
+            if self.executions.failures(key) + 1 == FAILURES_BEFORE_EVENT:
                 self.cluster.writer.event(
                     {"metadata": {"namespace": key[0], "name": key[1]}}, "WorkflowExecution", "Warning",
                     "ReconcileError", f"the operator cannot act on this execution and keeps retrying: {describe(exc)}",
                 )
             raise
-        self.failures.pop(key, None)
-        return outcome
 
     def _after_execution(self, key: Key, outcome: reconcile.Outcome) -> datetime | None:
         finished = outcome.phase in (None, *TERMINAL_EXECUTION_PHASES)

@@ -48,6 +48,10 @@ class Scheduler:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def failures(self, key: Key) -> int:
+        """How many reconciles of `key` failed in a row before the one now running."""
+        return self._failures.get(key, 0)
+
     def wake_at(self, key: Key, moment: datetime) -> None:
         """Pokes `key` at `moment` (used for deadlines), replacing an earlier timer."""
         loop = asyncio.get_running_loop()
