@@ -1,0 +1,206 @@
+"""The dashboard as a user sees it: a real browser on `jobchain dashboard` against the real cluster.
+
+Each test is a user story: an execution appears without reloading, the taken branch shows
+Succeeded and the other Skipped, a node's output and log are one click away, a failed node
+says why in red, a 100-node execution draws in under 2 s, and the page keeps working when
+the cluster goes away and comes back.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client
+
+from tests.browser.support import Dashboard, Relay, wait_js
+from tests.e2e.support import GROUP, ROOT, VERSION, Objects, wait_for
+
+EXAMPLE = ROOT / "examples" / "routing.yaml"
+RENDER_BUDGET_MS = 2000
+
+
+def _node_phase(driver: Any, node: str) -> str | None:
+    return driver.execute_script(  # type: ignore[no-any-return]
+        "const g = document.querySelector(`.node[data-name='${arguments[0]}']`); return g && g.dataset.phase;", node
+    )
+
+
+def _wait_node_phase(driver: Any, node: str, phase: str, timeout: float = 120) -> None:
+    wait_for(lambda: _node_phase(driver, node) == phase, timeout, f"node {node} to show {phase} in the graph", 0.2)
+
+
+def _click_node(driver: Any, node: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.CSS_SELECTOR, f".node[data-name='{node}']").click()
+    wait_js(driver, f"const h = document.querySelector('#panel h2'); return h && h.textContent.includes('{node}')",
+            10, f"the side panel of {node}")
+
+
+def test_routing_execution_appears_live_with_branch_output_and_log(
+    browser: Any, dashboard: Dashboard, namespace: str, operator: Any, kubectl_create: Any, screenshots: Path
+) -> None:
+    driver = browser
+    driver.get(f"{dashboard.url}#/?ns={namespace}")
+    wait_js(driver, "return document.querySelector('#main').dataset.rendered === 'executions'", 15, "the table")
+    driver.execute_script("window.notReloaded = true")
+
+    created = kubectl_create(EXAMPLE)
+    name = next(line.split("/", 1)[1] for line in created.split() if line.startswith("workflowexecution"))
+
+    # It appears, and reaches Succeeded, in the page that was already open (no reload).
+    row = f"#executions tr[data-name='{name}']"
+    wait_js(driver, f"return !!document.querySelector(\"{row}\")", 30, f"{name} to appear in the table")
+    wait_js(driver, f"return document.querySelector(\"{row}\").dataset.phase === 'Succeeded'", 120,
+            f"{name} to show Succeeded in the table")
+    assert driver.execute_script("return window.notReloaded === true"), "the page was reloaded"
+    driver.save_screenshot(str(screenshots / "dashboard-executions.png"))
+
+    # Its page: the branch the condition chose Succeeded, the other Skipped; the edges say so.
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.CSS_SELECTOR, f"{row} a").click()
+    wait_js(driver, "return document.querySelector('#main').dataset.rendered === 'execution'", 15, "the graph")
+    _wait_node_phase(driver, "small-load", "Succeeded")
+    _wait_node_phase(driver, "done", "Succeeded")
+    assert _node_phase(driver, "bulk-load") == "Skipped"
+    assert _node_phase(driver, "alert") == "Skipped"
+    states = driver.execute_script(
+        "return Object.fromEntries([...document.querySelectorAll('.edge')].map("
+        "e => [e.dataset.source + '>' + e.dataset.target, e.dataset.state]))"
+    )
+    assert states["extract>small-load"] == "fired"
+    assert states["extract>bulk-load"] == "not-held"
+    assert states["extract>alert"] == "not-held"
+    labels = driver.execute_script(
+        "return [...document.querySelectorAll('.node')].map(n => n.getAttribute('aria-label'))"
+    )
+    assert "bulk-load: Skipped" in labels  # the phase is text for screen readers, not only a colour
+
+    # A click on a node: its output as formatted JSON; another node: its log.
+    _click_node(driver, "extract")
+    output = driver.find_element(By.ID, "node-output").text
+    assert json.loads(output) == {"rows": 7}
+    assert "\n" in output, "the JSON output is shown formatted"
+    _click_node(driver, "small-load")
+    wait_js(driver, "return document.querySelector('#node-log').textContent.includes('loading 7 rows one by one')",
+            30, "small-load's log in the side panel")
+    assert driver.find_element(By.ID, "node-output").text == "small"
+    driver.save_screenshot(str(screenshots / "dashboard-execution.png"))
+    print(f"\nscreenshots in {screenshots}")
+
+
+def test_failed_node_shows_its_message_in_red(
+    browser: Any, dashboard: Dashboard, namespace: str, operator: Any, objects: Objects
+) -> None:
+    objects.create({
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Workflow", "metadata": {"name": "fragile"},
+        "spec": {"defaults": {"image": "busybox:1.36", "timeoutSeconds": 120}, "nodes": [
+            {"name": "prepare", "script": "echo '{\"ok\": true}' > \"$JOBCHAIN_OUTPUT\"", "next": [{"node": "boom"}]},
+            {"name": "boom", "script": "echo 'disk full' >&2; exit 3"},
+        ]},
+    })
+    done = objects.run("fragile")
+    assert done["status"]["phase"] == "Failed"
+    name = done["metadata"]["name"]
+
+    driver = browser
+    driver.get(f"{dashboard.url}#/executions/{namespace}/{name}")
+    _wait_node_phase(driver, "boom", "Failed", timeout=30)
+    _click_node(driver, "boom")
+    from selenium.webdriver.common.by import By
+
+    message = driver.find_element(By.ID, "node-message")
+    assert "exit code 3" in message.text, message.text
+    assert message.value_of_css_property("color") == "rgba(198, 40, 40, 1)"  # --failed
+    status_message = driver.find_element(By.ID, "x-message")
+    assert "boom" in status_message.text
+    assert status_message.value_of_css_property("color") == "rgba(198, 40, 40, 1)"
+
+
+def _hundred_nodes() -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A 100-node workflow (10 stages of 10, each node fed by two of the stage before) and a status."""
+    nodes = []
+    for i in range(100):
+        stage, lane = divmod(i, 10)
+        nxt = [] if stage == 9 else [{"node": f"s{stage + 1}-n{(lane + k) % 10}"} for k in (0, 3)]
+        nodes.append({"name": f"s{stage}-n{lane}", "script": "true", "next": nxt})
+    phases = ["Succeeded"] * 55 + ["Failed"] * 5 + ["Running"] * 10 + ["Pending"] * 30
+    statuses = [
+        {"name": n["name"], "phase": phases[i], "startedAt": "2026-01-01T00:00:00Z" if phases[i] != "Pending" else None,
+         "finishedAt": "2026-01-01T00:00:05Z" if phases[i] in ("Succeeded", "Failed") else None,
+         "message": "exit code 1" if phases[i] == "Failed" else ""}
+        for i, n in enumerate(nodes)
+    ]
+    return {"nodes": nodes, "parallelism": 10, "defaults": {"image": "busybox:1.36"}}, statuses
+
+
+def test_hundred_node_execution_renders_in_under_two_seconds(
+    browser: Any, dashboard: Dashboard, api: client.ApiClient
+) -> None:
+    """Drawn from a status written directly (no operator watches this namespace): 100 Jobs are not needed."""
+    core, custom = client.CoreV1Api(api), client.CustomObjectsApi(api)
+    ns = f"jc-browser-{secrets.token_hex(3)}"
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=ns)))
+    try:
+        spec, statuses = _hundred_nodes()
+        created = custom.create_namespaced_custom_object(GROUP, VERSION, ns, "workflowexecutions", {
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "WorkflowExecution",
+            "metadata": {"name": "hundred"}, "spec": {"workflow": spec, "cancel": True},
+        })
+        assert created["metadata"]["name"] == "hundred"
+        custom.patch_namespaced_custom_object_status(GROUP, VERSION, ns, "workflowexecutions", "hundred", {
+            "status": {"phase": "Running", "startedAt": "2026-01-01T00:00:00Z", "progress": "60/100",
+                       "workflowSpec": spec, "nodes": statuses},
+        })
+        driver = browser
+        driver.get("about:blank")
+        start = time.monotonic()
+        driver.get(f"{dashboard.url}#/executions/{ns}/hundred")
+        wait_js(driver, "return document.querySelectorAll('.node[data-phase]').length === 100", 10,
+                "100 nodes drawn with their phases")
+        elapsed_ms = (time.monotonic() - start) * 1000
+        in_page_ms = driver.execute_script("return window.jobchainRenderedAt")
+        print(f"\n100-node execution page rendered in {elapsed_ms:.0f} ms "
+              f"(navigation to graph drawn, measured by the test; {in_page_ms:.0f} ms by the page's clock)")
+        assert elapsed_ms < RENDER_BUDGET_MS
+        assert driver.execute_script("return document.querySelectorAll('.edge').length") == 180
+        # Readable: zoom in and every node stays reachable with the keyboard.
+        focusable = driver.execute_script("return document.querySelectorAll('.node[tabindex=\"0\"]').length")
+        assert focusable == 100
+    finally:
+        core.delete_namespace(ns, body=client.V1DeleteOptions(propagation_policy="Background"))
+
+
+def test_page_survives_the_cluster_going_away_and_coming_back(
+    browser: Any, dashboard: Dashboard, relay: Relay, namespace: str, operator: Any, objects: Objects
+) -> None:
+    driver = browser
+    driver.get(f"{dashboard.url}#/?ns={namespace}")
+    wait_js(driver, "return document.querySelector('#cluster').textContent === 'live'", 30, "the page to be live")
+    relay.stop()
+    try:
+        wait_js(driver, "return document.querySelector('#cluster').textContent === 'cluster unreachable'", 60,
+                "the page to say the cluster is unreachable")
+        banner = driver.execute_script("return document.querySelector('#banner').textContent")
+        assert "cannot reach the Kubernetes API server" in banner
+        # Meanwhile an execution is created (the operator, not behind the relay, runs it).
+        objects.create({
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "Workflow", "metadata": {"name": "quick"},
+            "spec": {"defaults": {"image": "busybox:1.36"}, "nodes": [{"name": "only", "script": "true"}]},
+        })
+        created = objects.create({
+            "apiVersion": f"{GROUP}/{VERSION}", "kind": "WorkflowExecution",
+            "metadata": {"generateName": "quick-"}, "spec": {"workflowRef": {"name": "quick"}},
+        })
+    finally:
+        relay.start()
+    name = created["metadata"]["name"]
+    wait_js(driver, "return document.querySelector('#cluster').textContent === 'live'", 60, "the page to be live again")
+    wait_js(driver, f"return !!document.querySelector(\"#executions tr[data-name='{name}']\")", 60,
+            "the execution created while the cluster was away to appear")
+    assert dashboard.proc is not None and dashboard.proc.poll() is None, "the dashboard server died"
