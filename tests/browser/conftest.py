@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser.support import Dashboard, Relay, relayed_kubeconfig
+from tests.browser.support import Dashboard, Relay, relayed_kubeconfig, set_viewport
 from tests.e2e.conftest import api, kubeconfig, namespace, objects, operator, operator_process  # noqa: F401
 from tests.e2e.support import free_port
 
@@ -80,7 +80,7 @@ def browser() -> Iterator[object]:
         options.add_argument(arg)
     # An explicit driver path: Selenium never tries to download one.
     driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
-    driver.set_window_size(1280, 800)
+    set_viewport(driver, 1280, 800)
     yield driver
     driver.quit()
 

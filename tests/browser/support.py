@@ -140,6 +140,13 @@ class Dashboard:
                 self.proc.wait(timeout=15)
 
 
+def set_viewport(driver: object, width: int, height: int, mobile: bool = False) -> None:
+    """The page's viewport exactly (the window's size would include the browser's own frame)."""
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {  # type: ignore[attr-defined]
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": mobile,
+    })
+
+
 def wait_js(driver: object, script: str, timeout: float, what: str) -> object:
     """Polls a JavaScript expression in the page until it is truthy."""
     return wait_for(lambda: driver.execute_script(script), timeout=timeout, what=what, interval=0.1)  # type: ignore[attr-defined]

@@ -16,7 +16,7 @@ from typing import Any
 
 from kubernetes import client
 
-from tests.browser.support import Dashboard, Relay, wait_js
+from tests.browser.support import Dashboard, Relay, set_viewport, wait_js
 from tests.e2e.support import GROUP, ROOT, VERSION, Objects, wait_for
 
 EXAMPLE = ROOT / "examples" / "routing.yaml"
@@ -49,14 +49,19 @@ def test_routing_execution_appears_live_with_branch_output_and_log(
     wait_js(driver, "return document.querySelector('#main').dataset.rendered === 'executions'", 15, "the table")
     driver.execute_script("window.notReloaded = true")
 
-    created = kubectl_create(EXAMPLE)
-    name = next(line.split("/", 1)[1] for line in created.split() if line.startswith("workflowexecution"))
+    def execution(created: str) -> str:
+        return next(line.split("/", 1)[1] for line in created.split() if line.startswith("workflowexecution"))
 
-    # It appears, and reaches Succeeded, in the page that was already open (no reload).
+    other = execution(kubectl_create(ROOT / "examples" / "hello-chain.yaml"))
+    name = execution(kubectl_create(EXAMPLE))
+
+    # Both appear, and reach Succeeded, in the page that was already open (no reload).
     row = f"#executions tr[data-name='{name}']"
-    wait_js(driver, f"return !!document.querySelector(\"{row}\")", 30, f"{name} to appear in the table")
-    wait_js(driver, f"return document.querySelector(\"{row}\").dataset.phase === 'Succeeded'", 120,
-            f"{name} to show Succeeded in the table")
+    for shown in (name, other):
+        selector = f"#executions tr[data-name='{shown}']"
+        wait_js(driver, f"return !!document.querySelector(\"{selector}\")", 30, f"{shown} to appear in the table")
+        wait_js(driver, f"return document.querySelector(\"{selector}\").dataset.phase === 'Succeeded'", 120,
+                f"{shown} to show Succeeded in the table")
     assert driver.execute_script("return window.notReloaded === true"), "the page was reloaded"
     driver.save_screenshot(str(screenshots / "dashboard-executions.png"))
 
@@ -92,6 +97,17 @@ def test_routing_execution_appears_live_with_branch_output_and_log(
     assert driver.find_element(By.ID, "node-output").text == "small"
     driver.save_screenshot(str(screenshots / "dashboard-execution.png"))
     print(f"\nscreenshots in {screenshots}")
+
+    # On a phone's width nothing spills sideways and the side panel goes under the graph.
+    set_viewport(driver, 390, 844, mobile=True)
+    try:
+        driver.refresh()
+        _wait_node_phase(driver, "small-load", "Succeeded", timeout=15)
+        assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth + 1")
+        graph, panel = (driver.find_element(By.ID, i).rect for i in ("graph", "panel"))
+        assert panel["y"] >= graph["y"] + graph["height"] and panel["width"] <= 390
+    finally:
+        set_viewport(driver, 1280, 800)
 
 
 def test_failed_node_shows_its_message_in_red(
