@@ -110,32 +110,80 @@ def test_routing_execution_appears_live_with_branch_output_and_log(
         set_viewport(driver, 1280, 800)
 
 
-def test_failed_node_shows_its_message_in_red(
-    browser: Any, dashboard: Dashboard, namespace: str, operator: Any, objects: Objects
+def test_a_running_log_is_followed_a_failed_node_is_red_and_a_gone_pod_shows_its_recorded_output(
+    browser: Any, dashboard: Dashboard, namespace: str, operator: Any, objects: Objects, api: client.ApiClient
 ) -> None:
     objects.create({
         "apiVersion": f"{GROUP}/{VERSION}", "kind": "Workflow", "metadata": {"name": "fragile"},
         "spec": {"defaults": {"image": "busybox:1.36", "timeoutSeconds": 120}, "nodes": [
-            {"name": "prepare", "script": "echo '{\"ok\": true}' > \"$JOBCHAIN_OUTPUT\"", "next": [{"node": "boom"}]},
+            {"name": "prepare", "next": [{"node": "boom"}],
+             "script": "for i in 1 2 3 4 5 6; do echo \"tick $i\"; sleep 1; done\n"
+                       "echo '{\"ok\": true}' > \"$JOBCHAIN_OUTPUT\""},
             {"name": "boom", "script": "echo 'disk full' >&2; exit 3"},
         ]},
     })
-    done = objects.run("fragile")
-    assert done["status"]["phase"] == "Failed"
-    name = done["metadata"]["name"]
+    name = objects.create({
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "WorkflowExecution",
+        "metadata": {"generateName": "fragile-"}, "spec": {"workflowRef": {"name": "fragile"}},
+    })["metadata"]["name"]
+    from selenium.webdriver.common.by import By
 
     driver = browser
     driver.get(f"{dashboard.url}#/executions/{namespace}/{name}")
-    _wait_node_phase(driver, "boom", "Failed", timeout=30)
-    _click_node(driver, "boom")
-    from selenium.webdriver.common.by import By
+    _wait_node_phase(driver, "prepare", "Running", timeout=60)
+    _click_node(driver, "prepare")
+    # Its log grows in the open panel while it runs (one followed stream, no re-click).
+    wait_js(driver, "return document.querySelector('#node-log').textContent.includes('tick 2')", 30, "tick 2")
+    assert driver.execute_script("return document.querySelector('#log-title').classList.contains('following')")
+    wait_js(driver, "return document.querySelector('#node-log').textContent.includes('tick 5')", 30, "tick 5")
 
+    _wait_node_phase(driver, "boom", "Failed", timeout=120)
+    _click_node(driver, "boom")
     message = driver.find_element(By.ID, "node-message")
     assert "exit code 3" in message.text, message.text
     assert message.value_of_css_property("color") == "rgba(198, 40, 40, 1)"  # --failed
-    status_message = driver.find_element(By.ID, "x-message")
-    assert "boom" in status_message.text
-    assert status_message.value_of_css_property("color") == "rgba(198, 40, 40, 1)"
+    wait_js(driver, "return document.querySelector('#x-message').textContent.includes('boom')", 30,
+            "the execution's message naming the failed node")
+    assert driver.find_element(By.ID, "x-message").value_of_css_property("color") == "rgba(198, 40, 40, 1)"
+
+    # Once the pod is gone, its panel shows the output kept in the execution's status.
+    from jobchain.engine.render import label_value
+
+    core = client.CoreV1Api(api)
+    selector = f"jobchain.dev/execution={label_value(name)},jobchain.dev/node=prepare"
+    core.delete_collection_namespaced_pod(namespace, label_selector=selector, grace_period_seconds=0)
+    wait_for(lambda: not core.list_namespaced_pod(namespace, label_selector=selector).items, 60, "the pod to go")
+    _click_node(driver, "prepare")
+    wait_js(driver, "return document.querySelector('#node-log').textContent.includes('recorded in status')", 15,
+            "the recorded output instead of the log")
+    assert '"ok": true' in driver.find_element(By.ID, "node-log").text
+
+
+def test_nodes_are_reachable_with_the_keyboard(
+    browser: Any, dashboard: Dashboard, namespace: str, operator: Any, objects: Objects
+) -> None:
+    objects.create({
+        "apiVersion": f"{GROUP}/{VERSION}", "kind": "Workflow", "metadata": {"name": "pair"},
+        "spec": {"defaults": {"image": "busybox:1.36"}, "nodes": [
+            {"name": "first", "script": "echo '[1, 2]' > \"$JOBCHAIN_OUTPUT\"", "next": [{"node": "second"}]},
+            {"name": "second", "script": "true"},
+        ]},
+    })
+    name = objects.run("pair")["metadata"]["name"]
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    driver = browser
+    driver.get(f"{dashboard.url}#/executions/{namespace}/{name}")
+    _wait_node_phase(driver, "first", "Succeeded", timeout=30)
+    for _ in range(20):  # Tab through the header and the zoom buttons to the first node
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        if driver.execute_script("return document.activeElement.classList.contains('node')"):
+            break
+    assert driver.execute_script("return document.activeElement.dataset.name") == "first"
+    ActionChains(driver).send_keys(Keys.ENTER).perform()
+    wait_js(driver, "return document.querySelector('#panel h2').textContent.includes('first')", 10, "the panel")
+    assert json.loads(driver.execute_script("return document.querySelector('#node-output').textContent")) == [1, 2]
 
 
 def _hundred_nodes() -> tuple[dict[str, Any], list[dict[str, Any]]]:

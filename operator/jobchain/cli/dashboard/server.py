@@ -23,7 +23,6 @@ from kubernetes.client.exceptions import ApiException
 from jobchain.cli.dashboard import views
 from jobchain.cli.dashboard.hub import Hub, Subscriber, describe_failure
 from jobchain.cli.dashboard.kube import EXECUTIONS, WORKFLOWS, ReadOnlyClient
-from jobchain.cli.logs import recorded_output
 
 HEARTBEAT_SECONDS = 15.0
 STATIC = Path(str(resources.files("jobchain.cli.dashboard") / "static"))
@@ -181,10 +180,19 @@ async def logs(request: web.Request) -> web.Response:
         running = any(not (c.get("state") or {}).get("terminated")
                       for c in (pod.get("status") or {}).get("containerStatuses") or [{}])
         attempts.append({"pod": pod_name, "text": text, "note": note, "running": running})
-    recorded = None
+    recorded: str | None = None
+    note = ""
     if not pods and status is not None and status.startedAt:
-        recorded = "\n".join(line.split("] ", 1)[-1] for line in recorded_output(status))
-    return _json({"attempts": attempts, "recorded": recorded})
+        # Pods do not live forever (Job TTL, deletion); the output kept in status does.
+        which = f"pod {status.podName}" if status.podName else "its pod"
+        if status.output is None:
+            recorded, note = "", f"{which} is gone and no output was recorded"
+        else:
+            value = status.output
+            recorded = value if isinstance(value, str) else json.dumps(value, indent=2, sort_keys=True)
+            truncated = ", truncated" if status.outputTruncated else ""
+            note = f"{which} is gone; its log with it. The output recorded in status{truncated}:"
+    return _json({"attempts": attempts, "recorded": recorded, "recordedNote": note})
 
 
 def _sse(event: str, data: Any) -> bytes:

@@ -408,7 +408,7 @@ function executionPage(ns, name) {
         if (r.attempts.length > 1) parts.push(`--- pod ${a.pod} (attempt ${i + 1} of ${r.attempts.length}) ---`);
         parts.push(a.text !== null ? a.text : `(${a.note || "no log"})`);
       });
-      if (r.recorded !== null) parts.push(`(the pod is gone; the output recorded in status:)\n${r.recorded}`);
+      if (r.recorded !== null) parts.push(`(${r.recordedNote})\n${r.recorded}`);
       if (!r.attempts.length && r.recorded === null) parts.push(s.phase === "Pending" ? "(not started yet)" : s.phase === "Skipped" || s.phase === "Cancelled" ? "(no pod ran)" : "(no pod found)");
       const last = r.attempts[r.attempts.length - 1];
       if (last && last.running && s.phase === "Running") {
@@ -416,6 +416,7 @@ function executionPage(ns, name) {
         $("#node-log").textContent = parts.join("\n");
         $("#log-title").classList.add("following");
         follow = new EventSource(`/api/follow/${encodeURIComponent(ns)}?pod=${encodeURIComponent(last.pod)}`);
+        follow.onerror = () => follow && follow.close();  // never reconnect: that would repeat the log
         state.streams.push(follow);
         follow.addEventListener("chunk", (ev) => {
           const el = $("#node-log");
@@ -424,7 +425,14 @@ function executionPage(ns, name) {
           el.textContent += JSON.parse(ev.data);
           if (stick) el.scrollTop = el.scrollHeight;
         });
-        follow.addEventListener("end", () => { follow.close(); const t = $("#log-title"); if (t) t.classList.remove("following"); });
+        follow.addEventListener("end", () => {
+          follow.close();
+          const t = $("#log-title");
+          if (t) t.classList.remove("following");
+          // The container had not started yet, or the stream was cut: read again while it runs.
+          const now = (view.statuses || {})[node];
+          if (node === selected && now && now.phase === "Running") setTimeout(() => { if (node === selected) loadLog(now); }, 1500);
+        });
         return;
       }
       $("#node-log").textContent = parts.join("\n") || "(empty log)";
