@@ -44,6 +44,8 @@ def _click_node(driver: Any, node: str) -> None:
 def test_routing_execution_appears_live_with_branch_output_and_log(
     browser: Any, dashboard: Dashboard, namespace: str, operator: Any, kubectl_create: Any, screenshots: Path
 ) -> None:
+    from selenium.webdriver.common.by import By
+
     driver = browser
     driver.get(f"{dashboard.url}#/?ns={namespace}")
     wait_js(driver, "return document.querySelector('#main').dataset.rendered === 'executions'", 15, "the table")
@@ -65,9 +67,21 @@ def test_routing_execution_appears_live_with_branch_output_and_log(
     assert driver.execute_script("return window.notReloaded === true"), "the page was reloaded"
     driver.save_screenshot(str(screenshots / "dashboard-executions.png"))
 
-    # Its page: the branch the condition chose Succeeded, the other Skipped; the edges say so.
-    from selenium.webdriver.common.by import By
+    # The filters: by phase, by workflow.
+    from selenium.webdriver.support.ui import Select
 
+    def shown() -> list[str]:
+        return driver.execute_script(  # type: ignore[no-any-return]
+            "return [...document.querySelectorAll('#executions tbody tr')].map(r => r.dataset.name)")
+
+    Select(driver.find_element(By.ID, "f-phase")).select_by_visible_text("Failed")
+    assert shown() == []
+    Select(driver.find_element(By.ID, "f-phase")).select_by_visible_text("Succeeded")
+    assert sorted(shown()) == sorted([name, other])
+    Select(driver.find_element(By.ID, "f-workflow")).select_by_visible_text("routing")
+    assert shown() == [name]
+
+    # Its page: the branch the condition chose Succeeded, the other Skipped; the edges say so.
     driver.find_element(By.CSS_SELECTOR, f"{row} a").click()
     wait_js(driver, "return document.querySelector('#main').dataset.rendered === 'execution'", 15, "the graph")
     _wait_node_phase(driver, "small-load", "Succeeded")

@@ -118,7 +118,7 @@ function executionsPage(query) {
       <span class="note" id="count"></span>
     </div>
     <div class="table-wrap"><table id="executions">
-      <thead><tr><th>Name</th>${state.namespace ? "" : "<th>Namespace</th>"}<th>Workflow</th><th>Phase</th><th>Progress</th><th>Started</th><th>Duration</th><th class="hide-narrow">Message</th></tr></thead>
+      <thead><tr><th>Name</th>${state.namespace ? "" : '<th class="hide-phone">Namespace</th>'}<th class="hide-phone">Workflow</th><th>Phase</th><th>Progress</th><th class="hide-phone">Started</th><th>Duration</th><th class="hide-narrow">Message</th></tr></thead>
       <tbody></tbody></table></div>
     <p class="empty" id="empty" hidden>No executions here yet. Create one (<code>jobchain run WORKFLOW</code>): it appears at once.</p>`;
   const rows = new Map();
@@ -140,9 +140,9 @@ function executionsPage(query) {
     $("#executions tbody").innerHTML = shown.map((r) => {
       const href = `#/executions/${encodeURIComponent(r.namespace)}/${encodeURIComponent(r.name)}`;
       return `<tr data-name="${esc(r.name)}" data-phase="${esc(r.phase)}" class="${fresh.has(key(r)) ? "flash" : ""}">
-        <td><a href="${href}">${esc(r.name)}</a></td>${state.namespace ? "" : `<td>${esc(r.namespace)}</td>`}
-        <td>${esc(r.workflow)}</td><td>${badge(r.phase)}</td><td>${esc(r.progress)}</td>
-        <td title="${esc(r.startedAt || r.created || "")}">${esc(ago(r.startedAt || r.created))}</td>
+        <td><a href="${href}">${esc(r.name)}</a></td>${state.namespace ? "" : `<td class="hide-phone">${esc(r.namespace)}</td>`}
+        <td class="hide-phone">${esc(r.workflow)}</td><td>${badge(r.phase)}</td><td>${esc(r.progress)}</td>
+        <td class="hide-phone" title="${esc(r.startedAt || r.created || "")}">${esc(ago(r.startedAt || r.created))}</td>
         <td>${esc(r.duration || (r.phase === "Running" ? span(r.startedAt) : ""))}</td>
         <td class="msg hide-narrow">${esc(r.message)}</td></tr>`;
     }).join("");
@@ -385,7 +385,7 @@ function executionPage(ns, name) {
     const output = s.output === undefined || s.output === null ? null : typeof s.output === "string" ? s.output : JSON.stringify(s.output, null, 2);
     const rows = [["Phase", badge(s.phase)], ["Started", esc(fmtTime(s.startedAt))], ["Finished", esc(fmtTime(s.finishedAt))],
       ["Duration", esc(s.startedAt ? span(s.startedAt, s.finishedAt) : "")], ["Retries", esc(s.retries || 0)],
-      ["Exit code", esc(s.exitCode ?? "")], ["Input from", esc(s.inputFrom || (s.startedAt ? "(start node: none)" : ""))],
+      ["Exit code", esc(s.exitCode ?? "")], ["Input from", esc(s.inputFrom || (s.startedAt && !view.graph.edges.some((e) => e.target === selected) ? "none (a start node)" : ""))],
       ["Job", esc(s.jobName || "")], ["Pod", esc(s.podName || "")], ["Image", esc(n ? n.image : "")]];
     $("#panel").innerHTML = `<h2>${esc(selected)} ${badge(s.phase)}</h2>
       <dl>${rows.filter(([, v]) => v !== "").map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("")}</dl>
