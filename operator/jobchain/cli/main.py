@@ -130,7 +130,12 @@ def build_parser(prog: str = "jobchain") -> Parser:
     graph = command("graph", "draw a workflow's graph (from the cluster or a file)")
     graph.add_argument("target", nargs="?", metavar="WORKFLOW|FILE")
     graph.add_argument("--execution", metavar="NAME", help="draw this execution, with each node's phase")
-    graph.add_argument("--format", choices=("text", "mermaid", "dot"), default="text")
+    graph.add_argument(
+        "--format",
+        choices=("text", "mermaid", "dot", "svg"),
+        default="text",
+        help="svg: a standalone picture, laid out as the dashboard draws it",
+    )
 
     dashboard = command(
         "dashboard",

@@ -192,10 +192,10 @@ function drawGraph(box, graph, onSelect) {
     const route = L.edges[i] && L.edges[i].source === e.source && L.edges[i].target === e.target ? L.edges[i] : L.edges.find((r) => r.source === e.source && r.target === e.target);
     if (!route) return "";
     const p = route.points, label = edgeLabel(e);
-    // The label sits just before the target's end of the edge: edges fan out of one point but
-    // end at different nodes, so labels placed there never sit on top of each other.
-    const [ex, ey] = p[p.length - 1];
-    const lx = ex - 62, ly = ey - 7;
+    // The label sits on the middle of the edge's last stretch (with a halo): edges that fan out
+    // of one node, or into one, have their middles apart, so labels do not cover each other.
+    const [ax, ay] = p[p.length - 2], [ex, ey] = p[p.length - 1];
+    const lx = (ax + ex) / 2, ly = (ay + ey) / 2 - 4;
     return `<g class="edge ${e.kind} ${e.state || "static"}" data-source="${esc(e.source)}" data-target="${esc(e.target)}" data-kind="${e.kind}">
       <path d="${edgePath(p)}" marker-end="url(#arrow-${e.kind})"/>${label ? `<text x="${lx}" y="${ly}" text-anchor="middle">${esc(clip(label, 26))}<title>${esc(e.kind)}: ${esc(label)}</title></text>` : ""}</g>`;
   }).join("");
