@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 EXECUTIONS = "workflowexecutions"
 WORKFLOWS = "workflows"
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 
 class JobRefused(Exception):
@@ -93,6 +94,18 @@ class Writer:
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, plural, name, {"status": status}, _content_type=MERGE_PATCH
+        )
+
+    def replace_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+        """Writes the whole status as it is (a JSON patch adding /status).
+
+        Why not a merge patch: a merge patch deletes every null member it carries, also inside
+        the `nodes` list, so an output such as {"result": null} would be stored as {}. A JSON
+        patch stores values exactly; fields left out of `status` are gone afterwards.
+        """
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, [{"op": "add", "path": "/status", "value": status}],
+            _content_type=JSON_PATCH,
         )
 
     def event(self, obj: dict[str, Any], kind: str, type_: str, reason: str, message: str) -> None:
