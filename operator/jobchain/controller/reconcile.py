@@ -63,6 +63,14 @@ def dump_status(status: ExecutionStatus) -> dict[str, Any]:
     return data
 
 
+def status_patch(old: ExecutionStatus, new: ExecutionStatus) -> list[dict[str, Any]] | None:
+    """The JSON patch that writes `new` over `old` (the whole status), None when nothing changed."""
+    data = dump_status(new)
+    if data == dump_status(old):
+        return None
+    return [{"op": "add", "path": "/status", "value": data}]
+
+
 def _lookup(cluster: Cluster, namespace: str, spec: WorkflowExecutionSpec) -> WorkflowLookup | None:
     if spec.workflowRef is None:
         return None
@@ -168,9 +176,9 @@ def _write(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, new: Ex
     """Writes the new status if it differs, then posts the Events its changes mean. Events come
     after the write: a write that fails posts nothing, and the retry derives them again."""
     meta = body["metadata"]
-    data = dump_status(new)
-    if data != dump_status(old):
-        cluster.writer.replace_status(EXECUTIONS, meta["namespace"], meta["name"], data)
+    patch = status_patch(old, new)
+    if patch is not None:
+        cluster.writer.json_patch_status(EXECUTIONS, meta["namespace"], meta["name"], patch)
     for event in events_between(old, new):
         cluster.writer.event(body, "WorkflowExecution", event.type, event.reason, event.message)
 

@@ -96,16 +96,15 @@ class Writer:
             GROUP, VERSION, namespace, plural, name, {"status": status}, _content_type=MERGE_PATCH
         )
 
-    def replace_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Writes the whole status as it is (a JSON patch adding /status).
+    def json_patch_status(self, plural: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> None:
+        """Applies a JSON patch (RFC 6902) to the status subresource.
 
-        Why not a merge patch: a merge patch deletes every null member it carries, also inside
-        the `nodes` list, so an output such as {"result": null} would be stored as {}. A JSON
-        patch stores values exactly; fields left out of `status` are gone afterwards.
+        Why, for executions: a merge patch deletes every null member it carries, also inside the
+        `nodes` list, so an output such as {"result": null} would be stored as {}. A JSON patch
+        stores values exactly (see controller.reconcile.status_patch).
         """
         self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, [{"op": "add", "path": "/status", "value": status}],
-            _content_type=JSON_PATCH,
+            GROUP, VERSION, namespace, plural, name, ops, _content_type=JSON_PATCH,
         )
 
     def event(self, obj: dict[str, Any], kind: str, type_: str, reason: str, message: str) -> None:
