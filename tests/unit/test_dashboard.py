@@ -141,6 +141,12 @@ class FakeClient:
     def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         return None
 
+    def node_pods(self, namespace: str, execution: str, node: str) -> list[dict[str, Any]]:
+        return [{"metadata": {"name": f"{execution}-{node}-pod"}}]
+
+    def open_log_stream(self, namespace: str, pod: str) -> Any:
+        raise AssertionError(f"followed pod {pod}")
+
 
 def _run(coro: Any) -> Any:
     return asyncio.run(coro)
@@ -168,6 +174,9 @@ def test_the_server_reads_only_and_refuses_foreign_host_names() -> None:
             assert (await http.delete("/api/executions/ns/routing-abc")).status == 405
             foreign = await http.get("/api/executions", headers={"Host": "evil.example:8090"})
             assert foreign.status == 403
+            # Only a pod of the node is followed, never any other pod the identity could read.
+            other = await http.get("/api/follow/kube-system/x/n?pod=kube-apiserver")
+            assert "is not a pod of node" in await other.text()
             info = await (await http.get("/api/info")).json()
             assert info["scope"] is None and info["namespaces"] == ["ns", "other"]
 

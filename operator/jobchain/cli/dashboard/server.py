@@ -212,13 +212,21 @@ async def _open_stream(request: web.Request) -> web.StreamResponse:
 
 
 async def follow_log(request: web.Request) -> web.StreamResponse:
-    """A running pod's log as it is written (server-sent `chunk` events), then `end`."""
-    namespace, pod = request.match_info["namespace"], request.query.get("pod", "")
+    """A running node's pod log as it is written (server-sent `chunk` events), then `end`.
+
+    Only a pod of that node is followed (found by its labels): the dashboard shows the logs of
+    workflow steps, never of any other pod its identity could read."""
+    namespace, name, node = (request.match_info[k] for k in ("namespace", "name", "node"))
+    pod = request.query.get("pod", "")
     client = request.app[CLIENT]
     response = await _open_stream(request)
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
     loop = asyncio.get_running_loop()
     try:
+        pods = await asyncio.to_thread(client.node_pods, namespace, name, node)
+        if pod not in {p["metadata"]["name"] for p in pods}:
+            await response.write(_sse("end", {"note": f"pod {pod!r} is not a pod of node {node!r} of {name!r}"}))
+            return response
         stream = await asyncio.to_thread(client.open_log_stream, namespace, pod)
     except CLUSTER_ERRORS as exc:
         await response.write(_sse("end", {"note": describe_failure(exc, client.host, namespace)}))
@@ -245,8 +253,8 @@ async def follow_log(request: web.Request) -> web.StreamResponse:
                 await response.write(_sse("end", {"note": ""}))
                 break
             await response.write(_sse("chunk", chunk.decode(errors="replace")))
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+    except ConnectionResetError:
+        pass  # the browser left
     finally:
         with contextlib.suppress(Exception):
             stream.release_conn()
@@ -287,8 +295,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                 await response.write(_sse("remove", views.execution_summary(payload)))
             else:
                 await response.write(_sse("upsert", views.execution_summary(payload)))
-    except (ConnectionResetError, asyncio.CancelledError):
-        pass
+    except ConnectionResetError:
+        pass  # the browser left
     finally:
         hub.unsubscribe(subscriber)
     return response
@@ -329,7 +337,7 @@ def build_app(hub: Hub, client: ReadOnlyClient, details: dict[str, Any]) -> web.
     app.router.add_get("/api/workflows", workflows)
     app.router.add_get("/api/workflows/{namespace}/{name}", workflow)
     app.router.add_get("/api/logs/{namespace}/{name}/{node}", logs)
-    app.router.add_get("/api/follow/{namespace}", follow_log)
+    app.router.add_get("/api/follow/{namespace}/{name}/{node}", follow_log)
     app.router.add_get("/api/events", events)
     app.router.add_static("/static/", STATIC, append_version=False)
     return app

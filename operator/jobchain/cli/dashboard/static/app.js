@@ -415,7 +415,7 @@ function executionPage(ns, name) {
         parts.pop();
         $("#node-log").textContent = parts.join("\n");
         $("#log-title").classList.add("following");
-        follow = new EventSource(`/api/follow/${encodeURIComponent(ns)}?pod=${encodeURIComponent(last.pod)}`);
+        follow = new EventSource(`/api/follow/${encodeURIComponent(ns)}/${encodeURIComponent(name)}/${encodeURIComponent(node)}?pod=${encodeURIComponent(last.pod)}`);
         follow.onerror = () => follow && follow.close();  // never reconnect: that would repeat the log
         state.streams.push(follow);
         follow.addEventListener("chunk", (ev) => {
