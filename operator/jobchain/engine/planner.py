@@ -38,7 +38,7 @@ from jobchain.engine.outputs import (
     stored_size,
 )
 from jobchain.engine.refs import Scope, UnresolvedReference
-from jobchain.engine.render import ExecutionRef, job_name, render_job
+from jobchain.engine.render import ExecutionRef, ValueTooLarge, job_name, render_job
 from jobchain.engine.timefmt import format_duration, iso, parse_time
 from jobchain.engine.types import Event, ExecutionInput, JobState, ObservedJob, Plan, WorkflowLookup
 
@@ -343,7 +343,7 @@ class _Run:
             node.inputFrom = source
             node.phase = NodePhase.FAILED
             node.startedAt = node.finishedAt = iso(self.now)
-            node.message = f"unresolved reference {exc}"
+            node.message = str(exc) if isinstance(exc, ValueTooLarge) else f"unresolved reference {exc}"
             self.plan.events.append(Event("Warning", "NodeFailed", f"Node {name}: {node.message}"))
             return False
         if not slot_free:
