@@ -107,13 +107,35 @@ def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[di
             metrics.NODE_HANDOFF.observe(max(0.0, (now - finished).total_seconds()))
 
 
+def refuse(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
+           now: datetime) -> Outcome:
+    """Fails an execution before it runs anything (once: a finished one is left as it is)."""
+    if old.phase in TERMINAL_EXECUTION_PHASES:
+        return Outcome(str(old.phase))
+    stamp = iso(now)
+    failed = old.model_copy(update={
+        "phase": ExecutionPhase.FAILED, "reason": reason, "startedAt": old.startedAt or stamp,
+        "finishedAt": stamp, "message": message,
+    })
+    meta = body["metadata"]
+    cluster.writer.patch_status(EXECUTIONS, meta["namespace"], meta["name"], dump_status(failed))
+    cluster.writer.event(body, "WorkflowExecution", "Warning", reason, message)
+    return Outcome(str(failed.phase))
+
+
 def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limit: int = DEFAULT_OUTPUT_LIMIT,
-                        now: datetime | None = None) -> Outcome:
+                        now: datetime | None = None, operator_namespace: str | None = None) -> Outcome:
     body = cluster.get_execution(namespace, name)
     if body is None:
         return Outcome(None)
     meta = body["metadata"]
     old = ExecutionStatus.model_validate(body.get("status") or {})
+    if operator_namespace and namespace == operator_namespace:
+        # Its pods could run as the operator's own ServiceAccount and borrow its rights.
+        return refuse(cluster, body, old, "RefusedNamespace",
+                      f"executions are not run in {namespace!r}, the jobchain operator's own namespace: its "
+                      "ServiceAccount's rights must not be reachable by a workflow's pods. Create the execution "
+                      "in another namespace", now or datetime.now(UTC))
     try:
         spec = WorkflowExecutionSpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
