@@ -118,6 +118,7 @@ NAMESPACED = _perms(
     ("", "pods", "list watch"),
     ("", "pods/log", "get"),
     ("", "events", "create"),
+    ("", "secrets", "get"),
 )
 # Cluster-scoped reads kopf makes to discover namespaces and resources.
 DISCOVERY = _perms(

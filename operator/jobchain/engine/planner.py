@@ -39,6 +39,7 @@ from jobchain.engine.outputs import (
 )
 from jobchain.engine.refs import Scope, UnresolvedReference
 from jobchain.engine.render import ExecutionRef, ValueTooLarge, job_name, render_job
+from jobchain.engine.secrets import secret_param_problems, secret_refs
 from jobchain.engine.timefmt import format_duration, iso, parse_time
 from jobchain.engine.types import Event, ExecutionInput, JobState, ObservedJob, Plan, WorkflowLookup
 
@@ -86,10 +87,13 @@ class _Run:
                         "new execution")
             return False
         declared = {p.name: p for p in workflow.params}
-        unknown = sorted(set(spec.params) - set(declared))
-        missing = sorted(n for n, p in declared.items() if p.default is None and n not in spec.params)
-        if unknown or missing:
-            parts = []
+        from_secrets = secret_refs(spec)
+        unknown = sorted((set(spec.params) | set(from_secrets)) - set(declared))
+        missing = sorted(n for n, p in declared.items()
+                         if p.default is None and not p.secret and n not in spec.params and n not in from_secrets)
+        secret_problems = secret_param_problems(workflow, spec)
+        if unknown or missing or secret_problems:
+            parts = list(secret_problems)
             if unknown:
                 parts.append(f"spec.params sets {', '.join(unknown)}, which {where} does not declare "
                              f"(declared: {', '.join(sorted(declared)) or 'none'})")
@@ -97,7 +101,8 @@ class _Run:
                 parts.append(f"spec.params must set {', '.join(missing)} (declared without a default)")
             self.finish(ExecutionPhase.FAILED, "InvalidParams", "; ".join(parts))
             return False
-        status.params = {n: spec.params.get(n, p.default or "") for n, p in declared.items()}
+        status.params = {n: spec.params.get(n, p.default or "") for n, p in declared.items() if n not in from_secrets}
+        status.secretParams = sorted(from_secrets) or None
         status.workflowSpec = workflow
         status.nodes = [NodeStatus(name=n.name) for n in workflow.nodes]
         status.phase = ExecutionPhase.RUNNING
@@ -336,6 +341,7 @@ class _Run:
             input=nodes[source].output if source else None,
             has_input=source is not None,
             outputs=ran,
+            secrets=secret_refs(self.execution.spec),
         )
         try:
             job = render_job(self.ref(), self.workflow, spec_node, scope)
