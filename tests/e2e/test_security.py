@@ -8,7 +8,11 @@ Every test here runs with the operator as its ServiceAccount, bound to the shipp
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
+import secrets
+import subprocess
+import sys
 import time
 from typing import Any
 
@@ -21,6 +25,8 @@ from tests.e2e.support import (
     OPERATOR_NAMESPACE,
     ROOT,
     Objects,
+    OperatorProcess,
+    kubectl,
     nodes,
     session_name,
     wait_for,
@@ -192,3 +198,46 @@ def test_an_execution_in_the_operators_namespace_is_refused(api: client.ApiClien
         objects.custom.delete_namespaced_custom_object("jobchain.dev", "v1alpha1", OPERATOR_NAMESPACE,
                                                        "workflowexecutions", name)
 
+
+
+# ---- secret params ------------------------------------------------------------------------
+
+
+def test_a_secret_param_reaches_the_container_and_nowhere_else(objects: Objects, api: client.ApiClient,
+                                                               namespace: str, kubeconfig: str,
+                                                               operator: OperatorProcess) -> None:
+    secret = f"s3cr3t-{secrets.token_hex(6)}-$$-$(JOBCHAIN_NODE)"
+    digest = hashlib.sha256(secret.encode()).hexdigest()
+    client.CoreV1Api(api).create_namespaced_secret(namespace, {
+        "metadata": {"name": "creds"}, "stringData": {"token": secret}})
+    objects.create(workflow("with-secret", [
+        {"name": "a", "script": "echo \"using $(params.token)\"\n"
+                                "printf '%s' \"$(params.token)\" | sha256sum | cut -c1-64 > $JOBCHAIN_OUTPUT",
+         "next": [{"node": "b"}, {"node": "c"}]},
+        {"name": "b", "command": ["/bin/sh", "-c", "printf '%s' \"$1\" | sha256sum | cut -c1-64 > $JOBCHAIN_OUTPUT",
+                                  "-"], "args": ["$(params.token)"]},
+        {"name": "c", "script": "echo \"leaking $(params.token) now\"; exit 3"},
+    ], params=[{"name": "token", "secret": True}]))
+    name = start(objects, "with-secret", paramsFrom=[
+        {"name": "token", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}])
+    done = objects.wait_phase(name, timeout=180)
+    result = nodes(done)
+    assert result["a"]["output"] == digest  # the value reached the script byte for byte
+    assert result["b"]["output"] == digest  # ... and the args
+    assert result["c"]["phase"] == "Failed"
+    assert "leaking <secret> now" in result["c"]["message"], result["c"]["message"]
+    assert done["status"]["secretParams"] == ["token"]
+    seen = {
+        "kubectl get jcex -o yaml": kubectl(kubeconfig, "-n", namespace, "get", "jcex", name, "-o", "yaml"),
+        "the Job specs": kubectl(kubeconfig, "-n", namespace, "get", "jobs", "-o", "yaml"),
+        "the Events": kubectl(kubeconfig, "-n", namespace, "get", "events", "-o", "yaml"),
+        "the operator log": operator.log_path.read_text(errors="replace"),
+    }
+    assert "leaking <secret> now" in seen["the Events"]  # the failure's event was posted, redacted
+    for where, text in seen.items():
+        assert secret not in text, f"the secret is in {where}"
+        assert "s3cr3t-" not in text, f"part of the secret is in {where}"
+    shown = subprocess.run([sys.executable, "-m", "jobchain.cli.main", "--kubeconfig", kubeconfig, "-n", namespace,
+                            "get", name], capture_output=True, text=True, timeout=60, check=False)
+    assert "token=<secret>" in shown.stdout, shown.stdout + shown.stderr
+    assert secret not in shown.stdout
