@@ -143,6 +143,18 @@ def env_of(job_manifest: Mapping[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
 
 
+def script_seen(job_manifest: Mapping[str, Any]) -> str:
+    """The node's script with each `${JOBCHAIN_REF_n}` expanded to its value as the container
+    gets it (the kubelet turns `$$` into `$`): what the script says, for assertions."""
+    container = job_manifest["spec"]["template"]["spec"]["containers"][0]
+    script = str(container["command"][-1])
+    for item in container["env"]:
+        if item["name"].startswith("JOBCHAIN_REF_"):
+            value = item["value"].replace("$$", "$")
+            script = script.replace("'\"${" + item["name"] + "}\"'", value).replace("${" + item["name"] + "}", value)
+    return script
+
+
 # ---- a scripted cluster ------------------------------------------------------------------
 
 # What a node's Job does when the simulated cluster runs it: (state, raw output).

@@ -25,6 +25,6 @@ NODE_HANDOFF = Histogram(
 RECONCILE_ERRORS = Counter("jobchain_reconcile_errors_total", "Reconciles that raised and were retried.")
 
 
-def serve(port: int) -> None:
+def serve(port: int, address: str = "0.0.0.0") -> None:
     if port > 0:
-        start_http_server(port)
+        start_http_server(port, addr=address)

@@ -9,7 +9,7 @@ sees it as that node's Job) rather than a status that names a Job which never ex
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,6 +40,8 @@ from jobchain.engine.planner import (
     record_refusals,
 )
 from jobchain.engine.render import LABEL_NODE
+from jobchain.engine.secrets import redact, secret_refs
+from jobchain.engine.types import ObservedJob
 from jobchain.k8s.cluster import Cluster
 from jobchain.k8s.observe import NodeToRead
 from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, JobRefused
@@ -114,25 +116,55 @@ def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[di
             metrics.NODE_HANDOFF.observe(max(0.0, (now - finished).total_seconds()))
 
 
+def refuse(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
+           at: datetime) -> Outcome:
+    """Fails an execution before it runs anything (once: a finished one is left as it is)."""
+    if old.phase in TERMINAL_EXECUTION_PHASES:
+        return Outcome(str(old.phase))
+    failed = old.model_copy(deep=True)
+    st.finish(failed, ExecutionPhase.FAILED, reason, message, at)
+    st.summarize(failed, body["metadata"].get("generation"), at)
+    _write(cluster, body, old, failed)
+    return Outcome(str(failed.phase))
+
+
+def _without_secrets(cluster: Cluster, namespace: str, spec: WorkflowExecutionSpec,
+                     observed: dict[str, ObservedJob]) -> dict[str, ObservedJob]:
+    """Observed results with the values of the execution's secret params redacted from what is kept
+    (failure messages with log tails, outputs), before anything reaches status or Events."""
+    refs = secret_refs(spec)
+    if not refs or not any(o.message or o.raw_output for o in observed.values()):
+        return observed
+    values = cluster.secret_values(namespace, refs.values())
+    out = {}
+    for node, seen in observed.items():
+        if values is None and (seen.message or seen.raw_output):
+            note = "(withheld: the operator could not read this execution's secret params to redact them)"
+            seen = replace(seen, message=note if seen.message else "", raw_output=note if seen.raw_output else None)
+        elif values:
+            seen = replace(seen, message=redact(seen.message, values) or "", raw_output=redact(seen.raw_output, values))
+        out[node] = seen
+    return out
+
+
 def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limit: int = DEFAULT_OUTPUT_LIMIT,
-                        now: datetime | None = None) -> Outcome:
+                        now: datetime | None = None, operator_namespace: str | None = None) -> Outcome:
     body = cluster.get_execution(namespace, name)
     if body is None:
         return Outcome(None)
     meta = body["metadata"]
     old = ExecutionStatus.model_validate(body.get("status") or {})
+    if operator_namespace and namespace == operator_namespace:
+        # Its pods could run as the operator's own ServiceAccount and borrow its rights.
+        return refuse(cluster, body, old, "RefusedNamespace",
+                      f"executions are not run in {namespace!r}, the jobchain operator's own namespace: its "
+                      "ServiceAccount's rights must not be reachable by a workflow's pods. Create the execution "
+                      "in another namespace", now or datetime.now(UTC))
     try:
         spec = WorkflowExecutionSpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
-        if old.phase in TERMINAL_EXECUTION_PHASES:
-            return Outcome(str(old.phase))
-        at = now or datetime.now(UTC)
-        failed = old.model_copy(deep=True)
-        st.finish(failed, ExecutionPhase.FAILED, "InvalidSpec",
-                  "spec is invalid: " + "; ".join(describe_validation_error(exc, "spec")), at)
-        st.summarize(failed, meta.get("generation"), at)
-        _write(cluster, body, old, failed)
-        return Outcome(str(failed.phase))
+        return refuse(cluster, body, old, "InvalidSpec",
+                      "spec is invalid: " + "; ".join(describe_validation_error(exc, "spec")), now or datetime.now(UTC))
 
     now = now or datetime.now(UTC)
     if old.phase in TERMINAL_EXECUTION_PHASES and not old.running:
@@ -147,6 +179,7 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None and not spec.cancel else None
     workflow = old.workflowSpec or spec.workflow or (lookup.spec if lookup else None)
     observed = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old))
+    observed = _without_secrets(cluster, namespace, spec, observed)
     execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old)
     result = plan(execution, observed, now, lookup, output_limit)
 

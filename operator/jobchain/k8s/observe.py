@@ -134,6 +134,20 @@ def output_of(pod: Obj, source: OutputSource, read_log: Callable[[int], str | No
     return (text, "") if text is not None else (None, "the pod log could not be read")
 
 
+def owned_by(pod: Obj, job: Obj) -> bool:
+    """Whether the Job controller made `pod` for `job` (an ownerReference with the Job's uid).
+
+    Why not the labels alone: anyone who may create or relabel pods in the namespace (a step
+    with patch rights, for one) could make a pod that carries a node's labels and a forged
+    result; only the Job controller makes pods owned by the Job's uid.
+    """
+    uid = (job.get("metadata") or {}).get("uid")
+    return bool(uid) and any(
+        ref.get("kind") == "Job" and ref.get("uid") == uid
+        for ref in (pod.get("metadata") or {}).get("ownerReferences") or []
+    )
+
+
 def _reader(observer: Observer, pod: Obj) -> Callable[[int], str | None]:
     return lambda size: observer.log_tail(pod, size)
 
@@ -185,7 +199,7 @@ class Observer:
                 continue
             if pods is None:
                 pods = self.pods(namespace, execution)
-            interpreted = interpret_job(job, pods.get(job["metadata"]["name"], []))
+            interpreted = interpret_job(job, [p for p in pods.get(job["metadata"]["name"], []) if owned_by(p, job)])
             raw, error, tail = None, "", None
             pod = interpreted.pod
             if pod is not None:
