@@ -18,7 +18,6 @@ from pydantic import ValidationError
 from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import (
     TERMINAL_EXECUTION_PHASES,
-    Condition,
     ExecutionPhase,
     ExecutionStatus,
     NodePhase,
@@ -28,13 +27,14 @@ from jobchain.api.models import (
     WorkflowStatus,
 )
 from jobchain.controller import metrics
+from jobchain.engine import status as st
+from jobchain.engine.events import events_between
 from jobchain.engine.graph import validate
-from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
+from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT, too_deep
 from jobchain.engine.planner import (
     ExecutionInput,
     WorkflowLookup,
     expires_at,
-    iso,
     parse_time,
     plan,
     record_refusals,
@@ -56,14 +56,21 @@ class Outcome:
 
 
 def dump_status(status: ExecutionStatus) -> dict[str, Any]:
-    """Status as a merge patch: top-level fields that became empty are sent as null (removed)."""
-    data = status.model_dump(mode="json", by_alias=True, exclude={"nodes", "workflowSpec"})
+    """Status as written (replacing the whole status): unset fields left out, outputs exactly as
+    they are (a null inside an output is data and is kept)."""
+    data = status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"nodes", "workflowSpec"})
     data["nodes"] = [n.model_dump(mode="json", by_alias=True, exclude_none=True) for n in status.nodes]
-    data["workflowSpec"] = (
-        status.workflowSpec.model_dump(mode="json", by_alias=True, exclude_none=True)
-        if status.workflowSpec is not None else None
-    )
+    if status.workflowSpec is not None:
+        data["workflowSpec"] = status.workflowSpec.model_dump(mode="json", by_alias=True, exclude_none=True)
     return data
+
+
+def status_patch(old: ExecutionStatus, new: ExecutionStatus) -> list[dict[str, Any]] | None:
+    """The JSON patch that writes `new` over `old` (the whole status), None when nothing changed."""
+    data = dump_status(new)
+    if data == dump_status(old):
+        return None
+    return [{"op": "add", "path": "/status", "value": data}]
 
 
 def _lookup(cluster: Cluster, namespace: str, spec: WorkflowExecutionSpec) -> WorkflowLookup | None:
@@ -110,18 +117,14 @@ def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[di
 
 
 def refuse(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
-           now: datetime) -> Outcome:
+           at: datetime) -> Outcome:
     """Fails an execution before it runs anything (once: a finished one is left as it is)."""
     if old.phase in TERMINAL_EXECUTION_PHASES:
         return Outcome(str(old.phase))
-    stamp = iso(now)
-    failed = old.model_copy(update={
-        "phase": ExecutionPhase.FAILED, "reason": reason, "startedAt": old.startedAt or stamp,
-        "finishedAt": stamp, "message": message,
-    })
-    meta = body["metadata"]
-    cluster.writer.patch_status(EXECUTIONS, meta["namespace"], meta["name"], dump_status(failed))
-    cluster.writer.event(body, "WorkflowExecution", "Warning", reason, message)
+    failed = old.model_copy(deep=True)
+    st.finish(failed, ExecutionPhase.FAILED, reason, message, at)
+    st.summarize(failed, body["metadata"].get("generation"), at)
+    _write(cluster, body, old, failed)
     return Outcome(str(failed.phase))
 
 
@@ -160,17 +163,8 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     try:
         spec = WorkflowExecutionSpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
-        if old.phase in TERMINAL_EXECUTION_PHASES:
-            return Outcome(str(old.phase))
-        stamp = iso(now or datetime.now(UTC))
-        failed = old.model_copy(update={
-            "phase": ExecutionPhase.FAILED, "reason": "InvalidSpec", "startedAt": old.startedAt or stamp,
-            "finishedAt": stamp,
-            "message": "spec is invalid: " + "; ".join(describe_validation_error(exc, "spec")),
-        })
-        cluster.writer.patch_status(EXECUTIONS, namespace, name, dump_status(failed))
-        cluster.writer.event(body, "WorkflowExecution", "Warning", "InvalidSpec", failed.message)
-        return Outcome(str(failed.phase))
+        return refuse(cluster, body, old, "InvalidSpec",
+                      "spec is invalid: " + "; ".join(describe_validation_error(exc, "spec")), now or datetime.now(UTC))
 
     now = now or datetime.now(UTC)
     if old.phase in TERMINAL_EXECUTION_PHASES and not old.running:
@@ -199,20 +193,27 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
         cluster.writer.delete_job(namespace, job_name)
     new = result.status
     if refused:
-        result.events.extend(record_refusals(new, refused, now))
+        record_refusals(new, refused, now)
     # A refused node's failure is routed by the next pass, at once.
     wake_at = now if refused else (result.wake_at or expires_at(spec, new))
-    patch = dump_status(new)
-    if patch != dump_status(old):
-        cluster.writer.patch_status(EXECUTIONS, namespace, name, patch)
-    for event in result.events:
-        cluster.writer.event(body, "WorkflowExecution", event.type, event.reason, event.message)
+    _write(cluster, body, old, new)
     created = [j for j in result.create if j["metadata"]["labels"][LABEL_NODE] not in refused]
     _record_metrics(old, new, created, now)
-    if result.create or result.delete or result.events:
+    if result.create or result.delete or new.phase != old.phase:
         log.info("%s/%s: %s %s, created %s, deleted %s", namespace, name, new.phase, new.progress,
                  [j["metadata"]["name"] for j in result.create], result.delete)
     return Outcome(str(new.phase), wake_at)
+
+
+def _write(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, new: ExecutionStatus) -> None:
+    """Writes the new status if it differs, then posts the Events its changes mean. Events come
+    after the write: a write that fails posts nothing, and the retry derives them again."""
+    meta = body["metadata"]
+    patch = status_patch(old, new)
+    if patch is not None:
+        cluster.writer.json_patch_status(EXECUTIONS, meta["namespace"], meta["name"], patch)
+    for event in events_between(old, new):
+        cluster.writer.event(body, "WorkflowExecution", event.type, event.reason, event.message)
 
 
 def workflow_status(body: dict[str, Any], now: datetime) -> WorkflowStatus:
@@ -224,21 +225,10 @@ def workflow_status(body: dict[str, Any], now: datetime) -> WorkflowStatus:
     try:
         spec = WorkflowSpec.model_validate(body.get("spec") or {})
         node_count = len(spec.nodes)
-        problems = [str(p) for p in validate(spec)]
+        problems = [str(p) for p in validate(spec)] + too_deep(spec, "spec")
     except ValidationError as exc:
         problems = describe_validation_error(exc, "spec")
-    ready = Condition(
-        type="Ready",
-        status="False" if problems else "True",
-        reason="InvalidWorkflow" if problems else "Valid",
-        message="; ".join(problems) if problems else f"{node_count} node(s), valid",
-        observedGeneration=generation,
-    )
-    previous = next((c for c in old.conditions if c.type == "Ready"), None)
-    ready.lastTransitionTime = (
-        previous.lastTransitionTime if previous and previous.status == ready.status else iso(now)
-    )
-    return WorkflowStatus(observedGeneration=generation, nodeCount=node_count, conditions=[ready])
+    return st.workflow_ready(old, generation, node_count, problems, now)
 
 
 def reconcile_workflow(cluster: Cluster, body: dict[str, Any]) -> None:

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 EXECUTIONS = "workflowexecutions"
 WORKFLOWS = "workflows"
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 
 
 class JobRefused(Exception):
@@ -93,6 +94,17 @@ class Writer:
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, plural, name, {"status": status}, _content_type=MERGE_PATCH
+        )
+
+    def json_patch_status(self, plural: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> None:
+        """Applies a JSON patch (RFC 6902) to the status subresource.
+
+        Why, for executions: a merge patch deletes every null member it carries, also inside the
+        `nodes` list, so an output such as {"result": null} would be stored as {}. A JSON patch
+        stores values exactly (see controller.reconcile.status_patch).
+        """
+        self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, ops, _content_type=JSON_PATCH,
         )
 
     def event(self, obj: dict[str, Any], kind: str, type_: str, reason: str, message: str) -> None:
