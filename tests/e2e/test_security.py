@@ -218,8 +218,13 @@ def test_a_secret_param_reaches_the_container_and_nowhere_else(objects: Objects,
                                   "-"], "args": ["$(params.token)"]},
         {"name": "c", "script": "echo \"leaking $(params.token) now\"; exit 3"},
     ], params=[{"name": "token", "secret": True}]))
-    name = start(objects, "with-secret", paramsFrom=[
-        {"name": "token", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}])
+    started = subprocess.run([sys.executable, "-m", "jobchain.cli.main", "--kubeconfig", kubeconfig, "-n", namespace,
+                              "run", "with-secret", "--secret-param", "token=creds:token"],
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert started.returncode == 0, started.stderr
+    name = started.stdout.strip()
+    assert objects.execution(name)["spec"]["paramsFrom"] == [
+        {"name": "token", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}]
     done = objects.wait_phase(name, timeout=180)
     result = nodes(done)
     assert result["a"]["output"] == digest  # the value reached the script byte for byte
