@@ -9,6 +9,7 @@ sees it as that node's Job) rather than a status that names a Job which never ex
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -42,7 +43,7 @@ from jobchain.engine.planner import (
 from jobchain.engine.render import LABEL_NODE
 from jobchain.k8s.cluster import Cluster
 from jobchain.k8s.observe import NodeToRead
-from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, JobRefused
+from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, JobRefused, StaleStatus
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +82,13 @@ def _to_read(workflow: WorkflowSpec | None, status: ExecutionStatus) -> list[Nod
     if workflow is None:
         return []
     finished = {n.name for n in status.nodes if n.phase not in (NodePhase.PENDING, NodePhase.RUNNING)}
-    return [NodeToRead(n.name, OutputSource(n.output.from_)) for n in workflow.nodes if n.name not in finished]
+    running = {n.name: n.jobName for n in status.nodes if n.phase == NodePhase.RUNNING}
+    return [NodeToRead(n.name, OutputSource(n.output.from_), running.get(n.name))
+            for n in workflow.nodes if n.name not in finished]
 
 
 def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[dict[str, Any]],
-                    now: datetime) -> None:
+                    now: datetime, finished_seen: dict[str, float], created_at: dict[str, float]) -> None:
     if old.phase != ExecutionPhase.RUNNING and new.phase == ExecutionPhase.RUNNING:
         metrics.EXECUTIONS_STARTED.inc()
     if old.phase not in TERMINAL_EXECUTION_PHASES and new.phase in TERMINAL_EXECUTION_PHASES:
@@ -105,10 +108,41 @@ def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[di
         finished = parse_time(source.finishedAt) if source else None
         if finished:
             metrics.NODE_HANDOFF.observe(max(0.0, (now - finished).total_seconds()))
+        # The operator's own share: the event that finished the predecessor received -> this
+        # Job's create returned (monotonic clock), for a predecessor that finished in this pass.
+        source_name = (started.inputFrom if started else None) or ""
+        seen = finished_seen.get(source_name)
+        returned = created_at.get(job["metadata"]["name"])
+        if seen is not None and returned is not None and before.get(source_name) in (
+            None, NodePhase.PENDING, NodePhase.RUNNING,
+        ):
+            metrics.HANDOFF_OPERATOR.observe(max(0.0, returned - seen))
+
+
+STALE_RETRIES = 3
 
 
 def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limit: int = DEFAULT_OUTPUT_LIMIT,
                         now: datetime | None = None) -> Outcome:
+    """One pass over the execution as the store holds it.
+
+    Status is written only over the resourceVersion the pass read: when the copy was stale (a
+    change the watch has not delivered yet), the write is refused, the execution is read from
+    the API server and the pass runs again, so status never goes back to an older state. Jobs
+    the refused pass created are in the store already and are adopted, not created twice.
+    """
+    for _ in range(STALE_RETRIES):
+        try:
+            return _reconcile_once(cluster, namespace, name, output_limit, now)
+        except StaleStatus as exc:
+            log.info("%s; reading it again", exc)
+            if cluster.refresh_execution(namespace, name) is None:
+                return Outcome(None)
+    return _reconcile_once(cluster, namespace, name, output_limit, now)
+
+
+def _reconcile_once(cluster: Cluster, namespace: str, name: str, output_limit: int,
+                    now: datetime | None) -> Outcome:
     body = cluster.get_execution(namespace, name)
     if body is None:
         return Outcome(None)
@@ -125,7 +159,9 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
             "finishedAt": stamp,
             "message": "spec is invalid: " + "; ".join(describe_validation_error(exc, "spec")),
         })
-        cluster.writer.patch_status(EXECUTIONS, namespace, name, dump_status(failed))
+        written = cluster.writer.patch_status(EXECUTIONS, namespace, name, dump_status(failed),
+                                              meta.get("resourceVersion"))
+        cluster.store.put_execution(written, own=True)
         cluster.writer.event(body, "WorkflowExecution", "Warning", "InvalidSpec", failed.message)
         return Outcome(str(failed.phase))
 
@@ -141,14 +177,16 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
         return Outcome(str(old.phase), expiry)
     lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None and not spec.cancel else None
     workflow = old.workflowSpec or spec.workflow or (lookup.spec if lookup else None)
-    observed = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old))
+    observation = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old))
     execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old)
-    result = plan(execution, observed, now, lookup, output_limit)
+    result = plan(execution, observation.jobs, now, lookup, output_limit)
 
     refused: dict[str, str] = {}
+    created_at: dict[str, float] = {}
     for job in result.create:
         try:
-            cluster.writer.create_job(job)
+            cluster.store.put_job(cluster.writer.create_job(job))
+            created_at[job["metadata"]["name"]] = time.monotonic()
         except JobRefused as exc:  # the user's node spec, not a passing fault: fail the node
             refused[job["metadata"]["labels"][LABEL_NODE]] = str(exc)
     for job_name in result.delete:
@@ -160,11 +198,12 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     wake_at = now if refused else (result.wake_at or expires_at(spec, new))
     patch = dump_status(new)
     if patch != dump_status(old):
-        cluster.writer.patch_status(EXECUTIONS, namespace, name, patch)
+        written = cluster.writer.patch_status(EXECUTIONS, namespace, name, patch, meta.get("resourceVersion"))
+        cluster.store.put_execution(written, own=True)
     for event in result.events:
         cluster.writer.event(body, "WorkflowExecution", event.type, event.reason, event.message)
     created = [j for j in result.create if j["metadata"]["labels"][LABEL_NODE] not in refused]
-    _record_metrics(old, new, created, now)
+    _record_metrics(old, new, created, now, observation.finished_seen, created_at)
     if result.create or result.delete or result.events:
         log.info("%s/%s: %s %s, created %s, deleted %s", namespace, name, new.phase, new.progress,
                  [j["metadata"]["name"] for j in result.create], result.delete)

@@ -26,8 +26,12 @@ def stored_size(value: Any) -> int:
     return len(json.dumps(value, separators=(",", ":")).encode())
 
 
-def parse_output(raw: str | None, limit: int) -> tuple[Any, bool]:
-    """(value, truncated). JSON when the text parses as JSON, else the text; None when empty."""
+def parse_output(raw: str | None, limit: int, keep_end: bool = False) -> tuple[Any, bool]:
+    """(value, truncated). JSON when the text parses as JSON, else the text; None when empty.
+
+    Past `limit` bytes the text is cut: its start is kept, or its end with `keep_end` (a log,
+    whose result is usually in its last lines).
+    """
     if raw is None:
         return None, False
     text = raw.strip()
@@ -35,7 +39,8 @@ def parse_output(raw: str | None, limit: int) -> tuple[Any, bool]:
         return None, False
     data = text.encode()
     if len(data) > limit:
-        return data[:limit].decode(errors="ignore"), True
+        kept = data[-limit:] if keep_end else data[:limit]
+        return kept.decode(errors="ignore"), True
     try:
         return json.loads(text), False
     except ValueError:

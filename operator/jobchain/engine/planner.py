@@ -25,6 +25,7 @@ from jobchain.api.models import (
     Join,
     NodePhase,
     NodeStatus,
+    OutputSource,
     WorkflowExecutionSpec,
     WorkflowSpec,
 )
@@ -123,6 +124,7 @@ class _Run:
     def fold_observed(self) -> None:
         limit_setting = self.workflow.outputLimitBytes or self.output_limit
         outputs_used = sum(stored_size(n.output) for n in self.status.nodes)
+        specs = {n.name: n for n in self.workflow.nodes}
         for node in self.status.nodes:
             if node.phase in FINISHED_NODE_PHASES:
                 continue
@@ -143,7 +145,8 @@ class _Run:
                 continue
             budget_left = max(MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET - outputs_used)
             limit = min(limit_setting, budget_left)
-            node.output, node.outputTruncated = parse_output(seen.raw_output, limit)
+            from_logs = specs[node.name].output.from_ == OutputSource.LOGS if node.name in specs else False
+            node.output, node.outputTruncated = parse_output(seen.raw_output, limit, keep_end=from_logs)
             outputs_used += stored_size(node.output)
             node.podName = seen.pod_name
             node.exitCode = seen.exit_code

@@ -30,6 +30,10 @@ class JobRefused(Exception):
     """The API server refused a node's Job as invalid (400/422): retrying cannot help."""
 
 
+class StaleStatus(Exception):
+    """A status write was refused (409): the execution changed since the copy the pass read."""
+
+
 class ForeignJobError(RuntimeError):
     """A Job with the deterministic name exists but belongs to another (older) execution."""
 
@@ -52,20 +56,22 @@ def describe(exc: BaseException) -> str:
 
 class Writer:
     def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
 
-    def create_job(self, manifest: dict[str, Any]) -> bool:
+    def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Creates the Job, or adopts it if it already exists for the same execution.
 
-        Returns True when this call created it.
+        Returns the Job as the API server has it (for the store: the next pass must see it even
+        before its watch event arrives).
         """
         meta = manifest["metadata"]
         try:
-            self.batch.create_namespaced_job(meta["namespace"], manifest)  # type: ignore[arg-type]
-            return True
+            created = self.batch.create_namespaced_job(meta["namespace"], manifest)  # type: ignore[arg-type]
+            return self._dict(created)
         except ApiException as exc:
             if exc.status in (400, 422):
                 raise JobRefused(api_message(exc)) from None
@@ -75,7 +81,7 @@ class Writer:
         owner_uid = manifest["metadata"]["ownerReferences"][0]["uid"]
         owners = existing.metadata.owner_references if existing.metadata else None
         if any(ref.uid == owner_uid for ref in owners or []):
-            return False
+            return self._dict(existing)
         raise ForeignJobError(
             f"Job {meta['namespace']}/{meta['name']} exists and belongs to another execution "
             "(an older one of the same name, still being garbage-collected?); will retry"
@@ -90,10 +96,27 @@ class Writer:
             if exc.status != 404:
                 raise
 
-    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, {"status": status}, _content_type=MERGE_PATCH
-        )
+    def _dict(self, obj: Any) -> dict[str, Any]:
+        return dict(self.api.sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
+
+    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any],
+                     resource_version: str | None = None) -> dict[str, Any]:
+        """Writes status; with `resource_version`, only over that version (else StaleStatus).
+
+        Returns the object as written (its new resourceVersion), for the store.
+        """
+        body: dict[str, Any] = {"status": status}
+        if resource_version:
+            body["metadata"] = {"resourceVersion": resource_version}
+        try:
+            written = self.custom.patch_namespaced_custom_object_status(
+                GROUP, VERSION, namespace, plural, name, body, _content_type=MERGE_PATCH
+            )
+        except ApiException as exc:
+            if exc.status == 409 and resource_version:
+                raise StaleStatus(f"{namespace}/{name} changed since resourceVersion {resource_version}") from None
+            raise
+        return dict(written)  # type: ignore[call-overload,no-any-return]
 
     def event(self, obj: dict[str, Any], kind: str, type_: str, reason: str, message: str) -> None:
         """Posts a Kubernetes Event on the object. Never raises: events are best effort."""
