@@ -74,8 +74,11 @@ class OperatorProcess:
         self.health_port = health_port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Starts the operator; with `wait`, until its health endpoint answers."""
         if self.running():
+            if wait:
+                wait_for(lambda: self._healthy(), timeout=60, what="operator health endpoint")
             return
         env = {**os.environ, "KUBECONFIG": self.kubeconfig}
         log = self.log_path.open("ab")
@@ -84,7 +87,8 @@ class OperatorProcess:
              "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port), "--verbose"],
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )
-        wait_for(lambda: self._healthy(), timeout=60, what="operator health endpoint")
+        if wait:
+            wait_for(lambda: self._healthy(), timeout=60, what="operator health endpoint")
 
     def _healthy(self) -> bool:
         import urllib.request

@@ -74,3 +74,16 @@ def test_a_trimmed_pod_keeps_only_the_node_container() -> None:
     trimmed = trim_pod(pod("1", {"running": {}}))
     assert "spec" not in trimmed
     assert [c["name"] for c in trimmed["status"]["containerStatuses"]] == ["main"]
+
+
+def test_requests_are_named_as_the_api_server_names_them() -> None:
+    from jobchain.k8s.requests import request_kind
+
+    base = "https://127.0.0.1:6443"
+    assert request_kind("GET", f"{base}/api/v1/namespaces/ns/pods?labelSelector=a") == ("list", "pods", "")
+    assert request_kind("GET", f"{base}/api/v1/namespaces/ns/pods/p1/log?tailLines=100") == ("get", "pods", "log")
+    assert request_kind("POST", f"{base}/apis/batch/v1/namespaces/ns/jobs") == ("create", "jobs", "")
+    assert request_kind("PATCH", f"{base}/apis/jobchain.dev/v1alpha1/namespaces/ns/workflowexecutions/x/status") == (
+        "patch", "workflowexecutions", "status")
+    assert request_kind("GET", f"{base}/apis/jobchain.dev/v1alpha1/namespaces/ns/workflows/wf") == (
+        "get", "workflows", "")

@@ -33,6 +33,7 @@ from jobchain.controller.scheduler import Key, Scheduler
 from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
 from jobchain.engine.render import LABEL_MANAGED_BY, MANAGED_BY
 from jobchain.k8s.cluster import Cluster, connect
+from jobchain.k8s.requests import count_requests
 from jobchain.k8s.store import Store, execution_of
 from jobchain.k8s.writes import describe
 
@@ -46,7 +47,9 @@ OURS = {LABEL_MANAGED_BY: MANAGED_BY}
 class Runtime:
     def __init__(self) -> None:
         self.store = Store()
-        self.cluster = Cluster(connect(), self.store)
+        api = connect()
+        count_requests(api)
+        self.cluster = Cluster(api, self.store)
         self.signals: dict[str, bool] = {}  # object uid -> its last event can change a decision
         self.output_limit = int(os.environ.get("JOBCHAIN_OUTPUT_LIMIT_BYTES", DEFAULT_OUTPUT_LIMIT))
         self.running: set[Key] = set()

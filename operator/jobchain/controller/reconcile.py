@@ -43,7 +43,7 @@ from jobchain.engine.planner import (
 from jobchain.engine.render import LABEL_NODE
 from jobchain.k8s.cluster import Cluster
 from jobchain.k8s.observe import NodeToRead
-from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, JobRefused, StaleStatus
+from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, JobRefused
 
 log = logging.getLogger(__name__)
 
@@ -119,30 +119,15 @@ def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[di
             metrics.HANDOFF_OPERATOR.observe(max(0.0, returned - seen))
 
 
-STALE_RETRIES = 3
-
-
 def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limit: int = DEFAULT_OUTPUT_LIMIT,
                         now: datetime | None = None) -> Outcome:
     """One pass over the execution as the store holds it.
 
-    Status is written only over the resourceVersion the pass read: when the copy was stale (a
-    change the watch has not delivered yet), the write is refused, the execution is read from
-    the API server and the pass runs again, so status never goes back to an older state. Jobs
-    the refused pass created are in the store already and are adopted, not created twice.
+    The store is never older than what the last pass wrote (its status write and Job creates
+    are written through, and an older watch event never replaces a newer copy), and passes of
+    one execution never overlap (see `scheduler`): so a pass never plans from a status older
+    than one already written, and status never goes backwards.
     """
-    for _ in range(STALE_RETRIES):
-        try:
-            return _reconcile_once(cluster, namespace, name, output_limit, now)
-        except StaleStatus as exc:
-            log.info("%s; reading it again", exc)
-            if cluster.refresh_execution(namespace, name) is None:
-                return Outcome(None)
-    return _reconcile_once(cluster, namespace, name, output_limit, now)
-
-
-def _reconcile_once(cluster: Cluster, namespace: str, name: str, output_limit: int,
-                    now: datetime | None) -> Outcome:
     body = cluster.get_execution(namespace, name)
     if body is None:
         return Outcome(None)
@@ -159,8 +144,7 @@ def _reconcile_once(cluster: Cluster, namespace: str, name: str, output_limit: i
             "finishedAt": stamp,
             "message": "spec is invalid: " + "; ".join(describe_validation_error(exc, "spec")),
         })
-        written = cluster.writer.patch_status(EXECUTIONS, namespace, name, dump_status(failed),
-                                              meta.get("resourceVersion"))
+        written = cluster.writer.patch_status(EXECUTIONS, namespace, name, dump_status(failed))
         cluster.store.put_execution(written, own=True)
         cluster.writer.event(body, "WorkflowExecution", "Warning", "InvalidSpec", failed.message)
         return Outcome(str(failed.phase))
@@ -198,7 +182,7 @@ def _reconcile_once(cluster: Cluster, namespace: str, name: str, output_limit: i
     wake_at = now if refused else (result.wake_at or expires_at(spec, new))
     patch = dump_status(new)
     if patch != dump_status(old):
-        written = cluster.writer.patch_status(EXECUTIONS, namespace, name, patch, meta.get("resourceVersion"))
+        written = cluster.writer.patch_status(EXECUTIONS, namespace, name, patch)
         cluster.store.put_execution(written, own=True)
     for event in result.events:
         cluster.writer.event(body, "WorkflowExecution", event.type, event.reason, event.message)

@@ -1,8 +1,9 @@
 """The operator's view of the cluster: connection, the reads of our own objects, and the
 observer and writer behind one object the controller holds.
 
-Executions are read from the store the watches fill (`k8s/store.py`); the API server is asked
-only when a status write found the copy stale. Workflows are read once per execution, at start.
+Executions are read from the store the watches fill (`k8s/store.py`). Workflows are read from
+the API server once per execution, at start (a Workflow created just before its execution may
+not have reached the watch yet).
 """
 
 from __future__ import annotations
@@ -47,15 +48,6 @@ class Cluster:
     def get_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The execution as the watch last delivered it (or as our last write left it)."""
         return self.store.execution(namespace, name)
-
-    def refresh_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
-        """The execution from the API server, kept in the store (after a stale status write)."""
-        obj = self._get(EXECUTIONS, namespace, name)
-        if obj is None:
-            self.store.drop_execution(namespace, name)
-        else:
-            self.store.put_execution(obj)
-        return obj
 
     def delete_execution(self, namespace: str, name: str) -> None:
         """Deletes an execution; its Jobs and pods follow through their ownerReferences."""

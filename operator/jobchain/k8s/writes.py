@@ -30,10 +30,6 @@ class JobRefused(Exception):
     """The API server refused a node's Job as invalid (400/422): retrying cannot help."""
 
 
-class StaleStatus(Exception):
-    """A status write was refused (409): the execution changed since the copy the pass read."""
-
-
 class ForeignJobError(RuntimeError):
     """A Job with the deterministic name exists but belongs to another (older) execution."""
 
@@ -99,23 +95,11 @@ class Writer:
     def _dict(self, obj: Any) -> dict[str, Any]:
         return dict(self.api.sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
 
-    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any],
-                     resource_version: str | None = None) -> dict[str, Any]:
-        """Writes status; with `resource_version`, only over that version (else StaleStatus).
-
-        Returns the object as written (its new resourceVersion), for the store.
-        """
-        body: dict[str, Any] = {"status": status}
-        if resource_version:
-            body["metadata"] = {"resourceVersion": resource_version}
-        try:
-            written = self.custom.patch_namespaced_custom_object_status(
-                GROUP, VERSION, namespace, plural, name, body, _content_type=MERGE_PATCH
-            )
-        except ApiException as exc:
-            if exc.status == 409 and resource_version:
-                raise StaleStatus(f"{namespace}/{name} changed since resourceVersion {resource_version}") from None
-            raise
+    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Writes status. Returns the object as written (its new resourceVersion), for the store."""
+        written = self.custom.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, {"status": status}, _content_type=MERGE_PATCH
+        )
         return dict(written)  # type: ignore[call-overload,no-any-return]
 
     def event(self, obj: dict[str, Any], kind: str, type_: str, reason: str, message: str) -> None:
