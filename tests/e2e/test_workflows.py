@@ -394,15 +394,20 @@ def test_operator_killed_while_its_store_is_cold_duplicates_nothing_and_never_mo
     assert finished == sorted(finished), finished
 
 
-def test_the_last_nodes_job_pod_and_log_are_kept_when_the_execution_ends(objects: Objects) -> None:
-    # Issue 8, defect 7: the execution ends the moment its last node's container is seen
-    # terminated, about a second before the Job controller says Complete. That Job is not
-    # "still running": deleting it took its pod and log (`jobchain logs` found nothing).
-    objects.create(workflow("keep", [{"name": "only", "script": "echo kept-log-line; echo 1 > $JOBCHAIN_OUTPUT"}]))
+def test_finished_nodes_jobs_pods_and_logs_are_kept_when_the_execution_ends(objects: Objects) -> None:
+    # Issue 8, defect 7: two nodes end moments apart; the execution ends with the second,
+    # about a second before the Job controller says the first one's Job is Complete. That Job
+    # is not "still running": deleting it took its pod and log (`jobchain logs` found nothing).
+    objects.create(workflow("keep", [
+        {"name": "a", "script": "echo log-of-a; sleep 1; echo 1 > $JOBCHAIN_OUTPUT"},
+        {"name": "b", "script": "echo log-of-b; sleep 1; echo 2 > $JOBCHAIN_OUTPUT"},
+    ]))
     done = objects.run("keep")
     assert done["status"]["phase"] == "Succeeded"
-    time.sleep(3)  # a background delete would have removed the Job by now
+    time.sleep(3)  # a background delete would have removed the Jobs by now
     jobs = objects.jobs(done["metadata"]["name"])
-    assert len(jobs) == 1 and jobs[0].metadata.deletion_timestamp is None
-    pod = nodes(done)["only"]["podName"]
-    assert "kept-log-line" in objects.core.read_namespaced_pod_log(pod, objects.namespace, container="main")
+    assert sorted((j.metadata.labels["jobchain.dev/node"], j.metadata.deletion_timestamp) for j in jobs) == [
+        ("a", None), ("b", None)]
+    for node in ("a", "b"):
+        pod = nodes(done)[node]["podName"]
+        assert f"log-of-{node}" in objects.core.read_namespaced_pod_log(pod, objects.namespace, container="main")
