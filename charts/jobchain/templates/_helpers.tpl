@@ -35,11 +35,12 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* The rules the operator needs in every namespace it serves (a ClusterRole or Roles). */}}
 {{- define "jobchain.operatorRules" -}}
 - apiGroups: [jobchain.dev]
-  resources: [workflows, workflowexecutions]
+  resources: [workflows]
   verbs: [get, list, watch]
+# executions are read from the operator's watch, never with GET; delete: ttlSecondsAfterFinished
 - apiGroups: [jobchain.dev]
   resources: [workflowexecutions]
-  verbs: [delete]
+  verbs: [list, watch, delete]
 - apiGroups: [jobchain.dev]
   resources: [workflows/status, workflowexecutions/status]
   verbs: [patch]
