@@ -39,3 +39,5 @@ if [ -x hack/image-build.sh ] || [ -f hack/image-build.sh ]; then
   phase "operator image" bash hack/image-build.sh
 fi
 phase "end-to-end tier" .venv/bin/pytest tests/e2e -m e2e -v -p no:cacheprovider --durations=15
+# Operator SIGKILLs at random and control-plane restarts; prints the seed, the kills, the recovery times.
+phase "chaos tier" .venv/bin/pytest tests/chaos -m chaos -v -s -p no:cacheprovider --durations=5
