@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from tests.e2e.conftest import api, kubeconfig  # noqa: F401  (fixtures shared with the e2e tier)
-from tests.e2e.support import SESSION, Objects, OperatorProcess, install_crds
+from tests.e2e.conftest import api, kubeconfig, operator_account  # noqa: F401  (fixtures shared with the e2e tier)
+from tests.e2e.support import SESSION, Objects, OperatorAccount, OperatorProcess
 
 CHAOS_DIR = Path(__file__).resolve().parent
 CHAOS_PREFIX = f"jc-chaos-{SESSION}-"
@@ -47,9 +47,9 @@ def chaos_namespace(api: client.ApiClient) -> Iterator[str]:  # noqa: F811
 
 
 @pytest.fixture
-def chaos_operator(kubeconfig: str, tmp_path: Path) -> Iterator[OperatorProcess]:  # noqa: F811
-    install_crds(kubeconfig)
-    proc = OperatorProcess(kubeconfig, tmp_path, namespace_pattern=CHAOS_PREFIX + "*")
+def chaos_operator(operator_account: OperatorAccount, tmp_path: Path) -> Iterator[OperatorProcess]:  # noqa: F811
+    """The operator as its ServiceAccount, with exactly the shipped RBAC (as in the e2e tier)."""
+    proc = OperatorProcess(str(operator_account.path), tmp_path, namespace_pattern=CHAOS_PREFIX + "*")
     proc.start()
     yield proc
     proc.stop()
