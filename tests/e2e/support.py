@@ -154,8 +154,11 @@ class OperatorProcess:
         self.health_port = health_port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Starts the operator; with `wait`, until its health endpoint answers."""
         if self.running():
+            if wait:
+                wait_for(lambda: self._healthy(), timeout=60, what="operator health endpoint")
             return
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "JOBCHAIN_OPERATOR_NAMESPACE": OPERATOR_NAMESPACE}
         log = self.log_path.open("ab")
@@ -165,7 +168,8 @@ class OperatorProcess:
              "--bind-address", "127.0.0.1", "--verbose"],
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )
-        wait_for(lambda: self._healthy(), timeout=60, what="operator health endpoint")
+        if wait:
+            wait_for(lambda: self._healthy(), timeout=60, what="operator health endpoint")
 
     def _healthy(self) -> bool:
         import urllib.request

@@ -111,8 +111,8 @@ def _perms(*rules: tuple[str, str, str]) -> set[tuple[str, str, str]]:
 
 # What the operator needs in each namespace it serves (issue 4), and nothing else.
 NAMESPACED = _perms(
-    ("jobchain.dev", "workflows workflowexecutions", "get list watch"),
-    ("jobchain.dev", "workflowexecutions", "delete"),
+    ("jobchain.dev", "workflows", "get list watch"),
+    ("jobchain.dev", "workflowexecutions", "list watch delete"),
     ("jobchain.dev", "workflows/status workflowexecutions/status", "patch"),
     ("batch", "jobs", "get list watch create delete"),
     ("", "pods", "list watch"),

@@ -674,3 +674,14 @@ def test_input_status_is_not_modified() -> None:
     before = ex.status.model_copy(deep=True)
     plan(ex, {}, T0)
     assert ex.status == before == ExecutionStatus()
+
+
+def test_output_from_logs_keeps_the_end_of_the_log() -> None:
+    # Issue 8, defect 10: a log's result is in its last lines; the first 32 KiB of the last
+    # 64 KiB were kept, dropping them.
+    wf = spec(node("a", output={"from": "logs"}))
+    first = plan(execution(wf), {}, T0)
+    log = "progress line\n" * 4000 + "RESULT 42"
+    done = plan(with_status(execution(wf), first.status), observed(job("a", "Succeeded", log)), T0)
+    a = node_status(done.status, "a")
+    assert a.outputTruncated and str(a.output).endswith("RESULT 42")

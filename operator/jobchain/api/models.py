@@ -129,8 +129,9 @@ class OutputSpec(Spec):
         default=OutputSource.TERMINATION_MESSAGE,
         alias="from",
         description="Where the node's output is read: terminationMessage (the file $JOBCHAIN_OUTPUT, "
-        "which is the container's termination message; at most 4096 bytes), logs (the tail of the "
-        "pod log, 64 KiB), or annotation (the pod's jobchain.dev/output annotation, set by the node "
+        "which is the container's termination message; at most 4096 bytes), logs (the end of the "
+        "pod log: its last 64 KiB are read and, past the output limit, the end is kept, where results "
+        "usually are), or annotation (the pod's jobchain.dev/output annotation, set by the node "
         "on its own pod). Output that parses as JSON is stored as JSON, otherwise as a string.",
     )
 

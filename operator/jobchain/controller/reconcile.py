@@ -9,6 +9,7 @@ sees it as that node's Job) rather than a status that names a Job which never ex
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -90,11 +91,13 @@ def _to_read(workflow: WorkflowSpec | None, status: ExecutionStatus) -> list[Nod
     if workflow is None:
         return []
     finished = {n.name for n in status.nodes if n.phase not in (NodePhase.PENDING, NodePhase.RUNNING)}
-    return [NodeToRead(n.name, OutputSource(n.output.from_)) for n in workflow.nodes if n.name not in finished]
+    running = {n.name: n.jobName for n in status.nodes if n.phase == NodePhase.RUNNING}
+    return [NodeToRead(n.name, OutputSource(n.output.from_), running.get(n.name))
+            for n in workflow.nodes if n.name not in finished]
 
 
 def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[dict[str, Any]],
-                    now: datetime) -> None:
+                    now: datetime, finished_seen: dict[str, float], created_at: dict[str, float]) -> None:
     if old.phase != ExecutionPhase.RUNNING and new.phase == ExecutionPhase.RUNNING:
         metrics.EXECUTIONS_STARTED.inc()
     if old.phase not in TERMINAL_EXECUTION_PHASES and new.phase in TERMINAL_EXECUTION_PHASES:
@@ -114,6 +117,15 @@ def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[di
         finished = parse_time(source.finishedAt) if source else None
         if finished:
             metrics.NODE_HANDOFF.observe(max(0.0, (now - finished).total_seconds()))
+        # The operator's own share: the event that finished the predecessor received -> this
+        # Job's create returned (monotonic clock), for a predecessor that finished in this pass.
+        source_name = (started.inputFrom if started else None) or ""
+        seen = finished_seen.get(source_name)
+        returned = created_at.get(job["metadata"]["name"])
+        if seen is not None and returned is not None and before.get(source_name) in (
+            None, NodePhase.PENDING, NodePhase.RUNNING,
+        ):
+            metrics.HANDOFF_OPERATOR.observe(max(0.0, returned - seen))
 
 
 def refuse(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
@@ -149,6 +161,13 @@ def _without_secrets(cluster: Cluster, namespace: str, spec: WorkflowExecutionSp
 
 def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limit: int = DEFAULT_OUTPUT_LIMIT,
                         now: datetime | None = None, operator_namespace: str | None = None) -> Outcome:
+    """One pass over the execution as the store holds it.
+
+    The store is never older than what the last pass wrote (its status write and Job creates
+    are written through, and an older watch event never replaces a newer copy), and passes of
+    one execution never overlap (see `scheduler`): so a pass never plans from a status older
+    than one already written, and status never goes backwards.
+    """
     body = cluster.get_execution(namespace, name)
     if body is None:
         return Outcome(None)
@@ -178,15 +197,17 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
         return Outcome(str(old.phase), expiry)
     lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None and not spec.cancel else None
     workflow = old.workflowSpec or spec.workflow or (lookup.spec if lookup else None)
-    observed = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old))
-    observed = _without_secrets(cluster, namespace, spec, observed)
+    observation = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old))
+    observed = _without_secrets(cluster, namespace, spec, observation.jobs)
     execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old)
     result = plan(execution, observed, now, lookup, output_limit)
 
     refused: dict[str, str] = {}
+    created_at: dict[str, float] = {}
     for job in result.create:
         try:
-            cluster.writer.create_job(job)
+            cluster.store.put_job(cluster.writer.create_job(job))
+            created_at[job["metadata"]["name"]] = time.monotonic()
         except JobRefused as exc:  # the user's node spec, not a passing fault: fail the node
             refused[job["metadata"]["labels"][LABEL_NODE]] = str(exc)
     for job_name in result.delete:
@@ -198,7 +219,7 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     wake_at = now if refused else (result.wake_at or expires_at(spec, new))
     _write(cluster, body, old, new)
     created = [j for j in result.create if j["metadata"]["labels"][LABEL_NODE] not in refused]
-    _record_metrics(old, new, created, now)
+    _record_metrics(old, new, created, now, observation.finished_seen, created_at)
     if result.create or result.delete or new.phase != old.phase:
         log.info("%s/%s: %s %s, created %s, deleted %s", namespace, name, new.phase, new.progress,
                  [j["metadata"]["name"] for j in result.create], result.delete)
@@ -211,7 +232,8 @@ def _write(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, new: Ex
     meta = body["metadata"]
     patch = status_patch(old, new)
     if patch is not None:
-        cluster.writer.json_patch_status(EXECUTIONS, meta["namespace"], meta["name"], patch)
+        written = cluster.writer.json_patch_status(EXECUTIONS, meta["namespace"], meta["name"], patch)
+        cluster.store.put_execution(written, own=True)  # the next pass plans from what was written
     for event in events_between(old, new):
         cluster.writer.event(body, "WorkflowExecution", event.type, event.reason, event.message)
 

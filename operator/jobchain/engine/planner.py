@@ -29,6 +29,7 @@ from jobchain.api.models import (
     Join,
     NodePhase,
     NodeStatus,
+    OutputSource,
     WorkflowSpec,
 )
 from jobchain.engine import cel, refs
@@ -177,7 +178,8 @@ class _Run:
         finished.sort(key=lambda pair: (pair[1].finished_at or "", self.order[pair[0].name]))
         for node, seen in finished:
             limit = min(limit_setting, max(MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET - outputs_used))
-            output, truncated = parse_output(seen.raw_output, limit)
+            from_logs = self.graph.nodes[node.name].output.from_ == OutputSource.LOGS
+            output, truncated = parse_output(seen.raw_output, limit, keep_end=from_logs)
             outputs_used += stored_size(output)
             message = seen.message
             if truncated:

@@ -1,5 +1,10 @@
 """The operator's view of the cluster: connection, the reads of our own objects, and the
-observer and writer behind one object the controller holds."""
+observer and writer behind one object the controller holds.
+
+Executions are read from the store the watches fill (`k8s/store.py`). Workflows are read from
+the API server once per execution, at start (a Workflow created just before its execution may
+not have reached the watch yet).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ from kubernetes.client.exceptions import ApiException
 
 from jobchain.api.models import GROUP, VERSION
 from jobchain.k8s.observe import Observer
+from jobchain.k8s.store import Store
 from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, Writer
 
 
@@ -25,10 +31,11 @@ def connect() -> client.ApiClient:
 
 
 class Cluster:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, store: Store | None = None) -> None:
         self.api = api
+        self.store = store or Store()
         self.custom = client.CustomObjectsApi(api)
-        self.observer = Observer(api)
+        self.observer = Observer(api, self.store)
         self.writer = Writer(api)
 
     def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -41,7 +48,8 @@ class Cluster:
             raise
 
     def get_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._get(EXECUTIONS, namespace, name)
+        """The execution as the watch last delivered it (or as our last write left it)."""
+        return self.store.execution(namespace, name)
 
     def delete_execution(self, namespace: str, name: str) -> None:
         """Deletes an execution; its Jobs and pods follow through their ownerReferences."""
