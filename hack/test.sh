@@ -42,3 +42,5 @@ phase "end-to-end tier" .venv/bin/pytest tests/e2e -m e2e -v -p no:cacheprovider
 # The dashboard in a real browser (Debian's headless chromium, installed when missing).
 phase "browser deps" bash hack/browser-deps.sh
 phase "browser tier" .venv/bin/pytest tests/browser -v -p no:cacheprovider
+# Operator SIGKILLs at random and control-plane restarts; prints the seed, the kills, the recovery times.
+phase "chaos tier" .venv/bin/pytest tests/chaos -m chaos -v -s -p no:cacheprovider --durations=5

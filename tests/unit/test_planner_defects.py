@@ -26,6 +26,7 @@ from .builders import (
     node_status,
     observed,
     phases,
+    script_seen,
     simulate,
     spec,
     with_status,
@@ -33,7 +34,8 @@ from .builders import (
 
 
 def script_of(manifest: dict[str, Any]) -> str:
-    return str(manifest["spec"]["template"]["spec"]["containers"][0]["command"][2])
+    """The script as the container's shell runs it, references expanded (builders.script_seen)."""
+    return script_seen(manifest)
 
 
 def stored(status: ExecutionStatus) -> dict[str, Any]:
