@@ -66,9 +66,10 @@ class OperatorProcess:
     """`python -m jobchain.controller` with its output in a log file."""
 
     def __init__(self, kubeconfig: str, log_dir: Path, metrics_port: int = 0, health_port: int = 0,
-                 namespace_pattern: str = E2E_NAMESPACE_PREFIX + "*") -> None:
+                 namespace_pattern: str = E2E_NAMESPACE_PREFIX + "*", verbose: bool = True) -> None:
         self.kubeconfig = kubeconfig
         self.namespace_pattern = namespace_pattern
+        self.verbose = verbose
         self.log_path = log_dir / "operator.log"
         self.metrics_port = metrics_port or free_port()
         self.health_port = health_port or free_port()
@@ -84,7 +85,8 @@ class OperatorProcess:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jobchain.controller", "--namespace", self.namespace_pattern,
-             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port), "--verbose"],
+             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
+             *(["--verbose"] if self.verbose else [])],
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )
         if wait:
