@@ -162,7 +162,8 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     began = time.monotonic()
     lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None and not spec.cancel else None
     workflow = old.workflowSpec or spec.workflow or (lookup.spec if lookup else None)
-    observation = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old))
+    observation = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old),
+                                           started=old.workflowSpec is not None)
     execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old)
     result = plan(execution, observation.jobs, now, lookup, output_limit)
     planned = time.monotonic()

@@ -230,8 +230,12 @@ class Observer:
             self.store.put_pod(self.api.sanitize_for_serialization(pod))  # type: ignore[no-untyped-call]
         self.store.mark_warm(namespace)
 
-    def observe(self, namespace: str, execution: str, uid: str, wanted: Iterable[NodeToRead]) -> Observation:
-        if not self.store.is_warm(namespace):
+    def observe(self, namespace: str, execution: str, uid: str, wanted: Iterable[NodeToRead],
+                started: bool = True) -> Observation:
+        """What the execution's Jobs say. `started`: status has nodes (Jobs may exist from before
+        this operator started); an execution not started yet has none the store could have missed
+        that matter (a Job created by a pass whose status write was lost is adopted at its create)."""
+        if started and not self.store.is_warm(namespace):
             self.warm(namespace)
         wanted_by_name = {w.name: w for w in wanted}
         result = Observation()
