@@ -40,6 +40,7 @@ from jobchain.engine.planner import (
     record_refusals,
 )
 from jobchain.engine.render import LABEL_NODE
+from jobchain.engine.timefmt import iso
 from jobchain.k8s.cluster import Cluster
 from jobchain.k8s.observe import NodeToRead
 from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, JobRefused
@@ -61,6 +62,12 @@ def dump_status(status: ExecutionStatus) -> dict[str, Any]:
     if status.workflowSpec is not None:
         data["workflowSpec"] = status.workflowSpec.model_dump(mode="json", by_alias=True, exclude_none=True)
     return data
+
+
+def utc_stamp(value: Any) -> str | None:
+    """A Kubernetes timestamp as status stores them."""
+    moment = parse_time(str(value)) if value else None
+    return iso(moment) if moment else None
 
 
 def status_patch(old: ExecutionStatus, new: ExecutionStatus) -> list[dict[str, Any]] | None:
@@ -144,10 +151,11 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
                      spec.ttlSecondsAfterFinished)
             return Outcome(None)
         return Outcome(str(old.phase), expiry)
-    lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None and not spec.cancel else None
+    lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None else None
     workflow = old.workflowSpec or spec.workflow or (lookup.spec if lookup else None)
     observed = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old))
-    execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old)
+    execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old,
+                               created=utc_stamp(meta.get("creationTimestamp")))
     result = plan(execution, observed, now, lookup, output_limit)
 
     refused: dict[str, str] = {}

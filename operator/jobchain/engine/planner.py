@@ -100,7 +100,7 @@ class _Run:
                 parts.append(f"spec.params must set {', '.join(missing)} (declared without a default)")
             return self.fail("InvalidParams", "; ".join(parts))
         params = {n: spec.params.get(n, p.default or "") for n, p in declared.items()}
-        st.begin(self.status, workflow_name, workflow, params, self.now)
+        st.begin(self.status, workflow_name, workflow, params, self.execution.created or self.now)
         return True
 
     def fail(self, reason: str, message: str) -> bool:
@@ -360,11 +360,13 @@ class _Run:
         else:
             self.finish(ExecutionPhase.SUCCEEDED, "Succeeded", f"all nodes finished: {summary}")
 
-    def all_done_by(self, deadline: datetime) -> bool:
-        """Every node finished, and finished before the deadline (by its own finishedAt)."""
+    def all_done_by(self, deadline: datetime | None) -> bool:
+        """Every node finished, and (with a deadline) finished before it, by its own finishedAt."""
         for node in self.status.nodes:
             finished = parse_time(node.finishedAt)
-            if node.phase not in FINISHED_NODE_PHASES or finished is None or finished > deadline:
+            if node.phase not in FINISHED_NODE_PHASES or finished is None:
+                return False
+            if deadline is not None and finished > deadline:
                 return False
         return True
 
@@ -385,9 +387,11 @@ def plan(
         run.plan.delete = leftovers(status, observed, [])
         return run.plan
     if status.workflowSpec is None:
-        if execution.spec.cancel:
+        if execution.spec.cancel and not observed:
             run.finish(ExecutionPhase.CANCELLED, "Cancelled", "cancelled before it started")
         else:
+            # (With Jobs observed, a pass started the execution and lost its status write: take the
+            # snapshot again, so what those Jobs did is recorded before a cancel stops the rest.)
             run.start(workflow)
         if status.workflowSpec is None:
             st.summarize(status, execution.generation, now)
@@ -398,16 +402,15 @@ def plan(
         deadline = started + timedelta(seconds=execution.spec.timeoutSeconds)
     late = deadline is not None and now >= deadline
     run.fold_observed(stopping=execution.spec.cancel or late)
-    if execution.spec.cancel:
-        run.stop(ExecutionPhase.CANCELLED, "Cancelled", "cancelled by spec.cancel")
-    elif late:
-        assert deadline is not None
-        # A pass that runs after the deadline (the operator was busy or restarting) still lets
-        # an execution whose nodes all finished in time end as it would have: decisions that
-        # start nothing (skips, failures before start) are made, no Job is started.
+    if execution.spec.cancel or late:
+        # Decisions that start nothing (skips, failures before start) are still made: a pass that
+        # comes late (the operator was busy or restarting, or its status write was lost) lets an
+        # execution whose nodes had all finished end as it would have. Only then does it stop.
         run.schedule(may_start=False)
         if run.status.phase == ExecutionPhase.RUNNING and run.all_done_by(deadline):
             run.conclude()
+        elif execution.spec.cancel:
+            run.stop(ExecutionPhase.CANCELLED, "Cancelled", "cancelled by spec.cancel")
         else:
             run.stop(ExecutionPhase.FAILED, "DeadlineExceeded",
                      f"the execution ran past spec.timeoutSeconds ({execution.spec.timeoutSeconds}s)")

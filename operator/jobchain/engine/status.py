@@ -104,9 +104,10 @@ def note_job(node: NodeStatus, job_name: str, at: datetime | str, retries: int) 
 # ---- the execution -------------------------------------------------------------------------
 
 def begin(status: ExecutionStatus, workflow_name: str, workflow: WorkflowSpec, params: dict[str, str],
-          at: datetime) -> None:
-    """Takes the Workflow snapshot: from now on the execution runs this spec and these params."""
-    status.startedAt = status.startedAt or iso(at)
+          at: datetime | str) -> None:
+    """Takes the Workflow snapshot: from now on the execution runs this spec and these params.
+    `at` is when the execution started (its creation, so that a replayed start keeps it)."""
+    status.startedAt = status.startedAt or _stamp(at)
     status.workflowName = workflow_name
     status.params = params
     status.workflowSpec = workflow
