@@ -273,8 +273,8 @@ def check_jobs_received_what_status_records(sc: Scenario, outcome: Outcome) -> N
     """(a) The input and the substituted values a Job was given are what the final status says."""
     nodes = {m.name: m for m in outcome.status.nodes}
     for name, manifest in outcome.manifests.items():
-        me = nodes[name]
-        if me.phase not in ("Succeeded", "Failed"):
+        me = nodes.get(name)
+        if me is None or me.phase not in ("Succeeded", "Failed"):
             continue
         source = nodes[me.inputFrom] if me.inputFrom else None
         expected_input = json.dumps(source.output, separators=(",", ":")) if source else ""

@@ -68,25 +68,25 @@ class _Run:
         self._edges: EdgeDecisions | None = None
 
     # ---- start -------------------------------------------------------------------------
-    def start(self, lookup: WorkflowLookup | None) -> bool:
-        """Takes the Workflow snapshot and resolves params; False when the execution failed."""
+    def start(self, lookup: WorkflowLookup | None) -> tuple[str, str] | None:
+        """Takes the Workflow snapshot and resolves params; else (reason, message) of why not."""
         spec = self.execution.spec
         if spec.workflow is not None:
             workflow_name, workflow = self.execution.name, spec.workflow
         elif lookup is None or not lookup.found:
             name = spec.workflowRef.name if spec.workflowRef else "(none)"
-            return self.fail("WorkflowNotFound",
+            return ("WorkflowNotFound",
                              f"Workflow {name!r} not found in namespace {self.execution.namespace!r}; "
                              "create it first or fix spec.workflowRef.name, then create a new execution")
         elif lookup.spec is None:
-            return self.fail("InvalidWorkflow", f"Workflow {lookup.name!r} is invalid: {'; '.join(lookup.problems)}. "
+            return ("InvalidWorkflow", f"Workflow {lookup.name!r} is invalid: {'; '.join(lookup.problems)}. "
                              "Fix the Workflow, then create a new execution")
         else:
             workflow_name, workflow = lookup.name, lookup.spec
         where = "spec.workflow" if spec.workflow is not None else f"Workflow {workflow_name!r}"
         problems = [str(p) for p in validate(workflow, prefix="spec")] + too_deep(workflow, "spec")
         if problems:
-            return self.fail("InvalidWorkflow", f"{where} is invalid: {'; '.join(problems)}. Fix it, then create a "
+            return ("InvalidWorkflow", f"{where} is invalid: {'; '.join(problems)}. Fix it, then create a "
                              "new execution")
         declared = {p.name: p for p in workflow.params}
         unknown = sorted(set(spec.params) - set(declared))
@@ -98,10 +98,10 @@ class _Run:
                              f"(declared: {', '.join(sorted(declared)) or 'none'})")
             if missing:
                 parts.append(f"spec.params must set {', '.join(missing)} (declared without a default)")
-            return self.fail("InvalidParams", "; ".join(parts))
+            return ("InvalidParams", "; ".join(parts))
         params = {n: spec.params.get(n, p.default or "") for n, p in declared.items()}
         st.begin(self.status, workflow_name, workflow, params, self.execution.created or self.now)
-        return True
+        return None
 
     def fail(self, reason: str, message: str) -> bool:
         st.finish(self.status, ExecutionPhase.FAILED, reason, message, self.now)
@@ -387,13 +387,14 @@ def plan(
         run.plan.delete = leftovers(status, observed, [])
         return run.plan
     if status.workflowSpec is None:
-        if execution.spec.cancel and not observed:
-            run.finish(ExecutionPhase.CANCELLED, "Cancelled", "cancelled before it started")
-        else:
-            # (With Jobs observed, a pass started the execution and lost its status write: take the
-            # snapshot again, so what those Jobs did is recorded before a cancel stops the rest.)
-            run.start(workflow)
-        if status.workflowSpec is None:
+        # Also when cancelled: a pass may have started the execution and lost its status write, so
+        # the snapshot is taken again and what its Jobs did is recorded before the cancel stops the rest.
+        refused = run.start(workflow)
+        if refused is not None:
+            if execution.spec.cancel:
+                run.finish(ExecutionPhase.CANCELLED, "Cancelled", "cancelled before it started")
+            else:
+                run.fail(*refused)
             st.summarize(status, execution.generation, now)
             return run.plan
     deadline = None
