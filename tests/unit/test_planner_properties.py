@@ -150,6 +150,11 @@ OUTPUT_CHOICES = [
 ]
 
 
+# The Job controller sets a Job's Complete/Failed condition about a second after its pod ended (it
+# batches pod events); a little more than the time between passes here, so passes fall in the gap.
+JOB_CONDITION_LAG = timedelta(seconds=1.5)
+
+
 @dataclass(frozen=True)
 class Scenario:
     """What happens, fixed before the run: so a run with lost writes can be compared with one without."""
@@ -245,7 +250,7 @@ def run(sc: Scenario, data: st.DataObject | None) -> Outcome:
             assert name not in manifests, f"{name} got a second Job"
             manifests[name] = manifest
             duration = timedelta(seconds=sc.results[name][2])
-            jobs[name] = SimJob(manifest, now + duration, now + duration + timedelta(seconds=1))
+            jobs[name] = SimJob(manifest, now + duration, now + duration + JOB_CONDITION_LAG)
         for deleted in p.delete:
             jobs = {k: v for k, v in jobs.items() if v.manifest["metadata"]["name"] != deleted}
         running_jobs = [j for j in jobs.values() if now < j.pod_done]
