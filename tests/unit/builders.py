@@ -29,6 +29,7 @@ from jobchain.engine.planner import (
     plan,
 )
 from jobchain.engine.render import LABEL_NODE, job_name
+from jobchain.k8s.observe import Observation
 from jobchain.k8s.writes import JobRefused
 
 EXECUTION = "run-1"
@@ -143,6 +144,18 @@ def env_of(job_manifest: Mapping[str, Any]) -> dict[str, Any]:
     """name -> value (or valueFrom) of the main container's env."""
     container = job_manifest["spec"]["template"]["spec"]["containers"][0]
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+
+
+def script_seen(job_manifest: Mapping[str, Any]) -> str:
+    """The node's script with each `${JOBCHAIN_REF_n}` expanded to its value as the container
+    gets it (the kubelet turns `$$` into `$`): what the script says, for assertions."""
+    container = job_manifest["spec"]["template"]["spec"]["containers"][0]
+    script = str(container["command"][-1])
+    for item in container["env"]:
+        if item["name"].startswith("JOBCHAIN_REF_"):
+            value = item["value"].replace("$$", "$")
+            script = script.replace("'\"${" + item["name"] + "}\"'", value).replace("${" + item["name"] + "}", value)
+    return script
 
 
 # ---- a scripted cluster ------------------------------------------------------------------
@@ -333,6 +346,8 @@ class FakeCluster:
         self.fail_status_writes = 0
         self.observer = self
         self.writer = self
+        self.store = self  # what the operator's watch store is told of its own writes
+        self.stored: list[str] = []  # names of the objects written through to the store, in order
 
     # reads (not recorded)
     def get_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
@@ -342,21 +357,27 @@ class FakeCluster:
     def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.workflows.get(name)
 
-    def observe(self, namespace: str, execution: str, uid: str, wanted: Any) -> dict[str, ObservedJob]:
-        return dict(self.seen)
+    def observe(self, namespace: str, execution: str, uid: str, wanted: Any, started: bool = True) -> Observation:
+        return Observation(jobs=dict(self.seen))
+
+    # the store's write-through (not recorded as actions: no API call)
+    def put_job(self, job_obj: dict[str, Any]) -> None:
+        self.stored.append(job_obj["metadata"]["name"])
+
+    def put_execution(self, body: dict[str, Any], own: bool = False) -> None:
+        self.stored.append(body["metadata"]["name"])
 
     # writes
-    def create_job(self, manifest: dict[str, Any]) -> bool:
+    def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Creates or adopts the Job; returns it as the API server holds it."""
         node_name = manifest["metadata"]["labels"][LABEL_NODE]
         self.actions.append(("create", "job", node_name))
         if node_name in self.refuse:
             raise JobRefused(self.refuse[node_name])
         name = manifest["metadata"]["name"]
-        if name in self.jobs:
-            return False
-        self.jobs[name] = manifest
+        self.jobs.setdefault(name, manifest)
         self.seen.setdefault(node_name, ObservedJob(node=node_name, name=name, state=JobState.RUNNING))
-        return True
+        return self.jobs[name]
 
     def delete_job(self, namespace: str, name: str) -> None:
         self.actions.append(("delete", "job", name))
@@ -367,23 +388,25 @@ class FakeCluster:
         self.actions.append(("delete", "workflowexecution", name))
         self.executions.pop(name, None)
 
-    def _write_status(self, kind: str, plural: str, name: str, apply: Callable[[dict[str, Any]], Any]) -> None:
+    def _write_status(self, kind: str, plural: str, name: str,
+                      apply: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
         self.actions.append((kind, plural))
         if self.fail_status_writes:
             self.fail_status_writes -= 1
             raise WriteFailed("the API server did not answer")
-        if plural == "workflows":
-            self.workflows[name] = apply(self.workflows[name])
-        else:
-            self.executions[name] = apply(self.executions[name])
+        objects = self.workflows if plural == "workflows" else self.executions
+        objects[name] = apply(objects[name])
+        written: dict[str, Any] = json.loads(json.dumps(objects[name]))
+        return written
 
-    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
+    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         wire = through_api_server({"status": status})
-        self._write_status("patch-status", plural, name, lambda obj: merge_patch(obj, wire))
+        return self._write_status("patch-status", plural, name, lambda obj: merge_patch(obj, wire))
 
-    def json_patch_status(self, plural: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> None:
+    def json_patch_status(self, plural: str, namespace: str, name: str,
+                          ops: list[dict[str, Any]]) -> dict[str, Any]:
         wire = [dict(op) for op in ops]
-        self._write_status("patch-status", plural, name, lambda obj: json_patch(obj, wire))
+        return self._write_status("patch-status", plural, name, lambda obj: json_patch(obj, wire))
 
     def event(self, obj: dict[str, Any], kind: str, type_: str, reason: str, message: str) -> None:
         self.actions.append(("event", reason))

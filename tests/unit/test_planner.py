@@ -28,6 +28,7 @@ from .builders import (
     node_status,
     observed,
     phases,
+    script_seen,
     simulate,
     spec,
     with_status,
@@ -156,7 +157,7 @@ def test_chain_passes_outputs_as_input_env_and_references() -> None:
     assert run.status.phase == "Succeeded"
     transform = run.cluster.manifests[job_name("run-1", "transform")]
     assert json.loads(env_of(transform)["JOBCHAIN_INPUT"]) == {"url": "s3://b/k", "rows": 5}
-    assert transform["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "fetch s3://b/k --rows 5"
+    assert script_seen(transform) == "fetch s3://b/k --rows 5"
     load_env = env_of(run.cluster.manifests[job_name("run-1", "load")])
     assert load_env["SRC"] == "s3://b/k"
     assert load_env["PREV"] == "done"
@@ -420,7 +421,7 @@ def test_params_are_resolved_with_defaults_and_passed_to_nodes() -> None:
     p = plan(execution(workflow, params={"env": "prod"}), {}, T0)
     assert p.status.params == {"env": "prod", "region": "eu"}
     assert json.loads(env_of(p.create[0])["JOBCHAIN_PARAMS"]) == {"env": "prod", "region": "eu"}
-    assert p.create[0]["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "echo prod eu"
+    assert script_seen(p.create[0]) == "echo prod eu"
 
 
 def test_workflow_snapshot_is_kept_editing_the_workflow_changes_nothing() -> None:
@@ -673,3 +674,14 @@ def test_input_status_is_not_modified() -> None:
     before = ex.status.model_copy(deep=True)
     plan(ex, {}, T0)
     assert ex.status == before == ExecutionStatus()
+
+
+def test_output_from_logs_keeps_the_end_of_the_log() -> None:
+    # Issue 8, defect 10: a log's result is in its last lines; the first 32 KiB of the last
+    # 64 KiB were kept, dropping them.
+    wf = spec(node("a", output={"from": "logs"}))
+    first = plan(execution(wf), {}, T0)
+    log = "progress line\n" * 4000 + "RESULT 42"
+    done = plan(with_status(execution(wf), first.status), observed(job("a", "Succeeded", log)), T0)
+    a = node_status(done.status, "a")
+    assert a.outputTruncated and str(a.output).endswith("RESULT 42")

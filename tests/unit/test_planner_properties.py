@@ -30,7 +30,7 @@ from jobchain.engine.graph import Graph, validate
 from jobchain.engine.planner import JobState, ObservedJob, plan
 from jobchain.engine.refs import render_value
 
-from .builders import T0, created_nodes, env_of, execution, job, json_patch, spec, with_status
+from .builders import T0, created_nodes, env_of, execution, job, json_patch, script_seen, spec, with_status
 
 KINDS = ["success", "failure", "always", "condition"]
 WHENS = ["true", "false", "has(output.ok) && output.ok", "output.ok", "node.exitCode == 0",
@@ -283,8 +283,9 @@ def check_jobs_received_what_status_records(sc: Scenario, outcome: Outcome) -> N
             continue
         source = nodes[me.inputFrom] if me.inputFrom else None
         expected_input = json.dumps(source.output, separators=(",", ":")) if source else ""
-        assert env_of(manifest)["JOBCHAIN_INPUT"] == expected_input, f"{name} got another input than recorded"
-        script = manifest["spec"]["template"]["spec"]["containers"][0]["command"][2]
+        received = str(env_of(manifest)["JOBCHAIN_INPUT"]).replace("$$", "$")  # the kubelet's unescape
+        assert received == expected_input, f"{name} got another input than recorded"
+        script = script_seen(manifest)  # as the container's shell runs it, references expanded
         spec_script = next(n.script for n in sc.workflow.nodes if n.name == name)
         if spec_script == "echo $(input)":
             assert source is not None

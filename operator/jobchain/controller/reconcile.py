@@ -9,7 +9,8 @@ sees it as that node's Job) rather than a status that names a Job which never ex
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,7 +41,9 @@ from jobchain.engine.planner import (
     record_refusals,
 )
 from jobchain.engine.render import LABEL_NODE
+from jobchain.engine.secrets import redact, secret_refs
 from jobchain.engine.timefmt import iso
+from jobchain.engine.types import ObservedJob
 from jobchain.k8s.cluster import Cluster
 from jobchain.k8s.observe import NodeToRead
 from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, JobRefused
@@ -95,11 +98,13 @@ def _to_read(workflow: WorkflowSpec | None, status: ExecutionStatus) -> list[Nod
     if workflow is None:
         return []
     finished = {n.name for n in status.nodes if n.phase not in (NodePhase.PENDING, NodePhase.RUNNING)}
-    return [NodeToRead(n.name, OutputSource(n.output.from_)) for n in workflow.nodes if n.name not in finished]
+    running = {n.name: n.jobName for n in status.nodes if n.phase == NodePhase.RUNNING}
+    return [NodeToRead(n.name, OutputSource(n.output.from_), running.get(n.name))
+            for n in workflow.nodes if n.name not in finished]
 
 
 def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[dict[str, Any]],
-                    now: datetime) -> None:
+                    now: datetime, finished_seen: dict[str, float], created_at: dict[str, float]) -> None:
     if old.phase != ExecutionPhase.RUNNING and new.phase == ExecutionPhase.RUNNING:
         metrics.EXECUTIONS_STARTED.inc()
     if old.phase not in TERMINAL_EXECUTION_PHASES and new.phase in TERMINAL_EXECUTION_PHASES:
@@ -119,27 +124,73 @@ def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[di
         finished = parse_time(source.finishedAt) if source else None
         if finished:
             metrics.NODE_HANDOFF.observe(max(0.0, (now - finished).total_seconds()))
+        # The operator's own share: the event that finished the predecessor received -> this
+        # Job's create returned (monotonic clock), for a predecessor that finished in this pass.
+        source_name = (started.inputFrom if started else None) or ""
+        seen = finished_seen.get(source_name)
+        returned = created_at.get(job["metadata"]["name"])
+        if seen is not None and returned is not None and before.get(source_name) in (
+            None, NodePhase.PENDING, NodePhase.RUNNING,
+        ):
+            metrics.HANDOFF_OPERATOR.observe(max(0.0, returned - seen))
+
+
+def refuse(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
+           at: datetime) -> Outcome:
+    """Fails an execution before it runs anything (once: a finished one is left as it is)."""
+    if old.phase in TERMINAL_EXECUTION_PHASES:
+        return Outcome(str(old.phase))
+    failed = old.model_copy(deep=True)
+    st.finish(failed, ExecutionPhase.FAILED, reason, message, at)
+    st.summarize(failed, body["metadata"].get("generation"), at)
+    _write(cluster, body, old, failed)
+    return Outcome(str(failed.phase))
+
+
+def _without_secrets(cluster: Cluster, namespace: str, spec: WorkflowExecutionSpec,
+                     observed: dict[str, ObservedJob]) -> dict[str, ObservedJob]:
+    """Observed results with the values of the execution's secret params redacted from what is kept
+    (failure messages with log tails, outputs), before anything reaches status or Events."""
+    refs = secret_refs(spec)
+    if not refs or not any(o.message or o.raw_output for o in observed.values()):
+        return observed
+    values = cluster.secret_values(namespace, refs.values())
+    out = {}
+    for node, seen in observed.items():
+        if values is None and (seen.message or seen.raw_output):
+            note = "(withheld: the operator could not read this execution's secret params to redact them)"
+            seen = replace(seen, message=note if seen.message else "", raw_output=note if seen.raw_output else None)
+        elif values:
+            seen = replace(seen, message=redact(seen.message, values) or "", raw_output=redact(seen.raw_output, values))
+        out[node] = seen
+    return out
 
 
 def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limit: int = DEFAULT_OUTPUT_LIMIT,
-                        now: datetime | None = None) -> Outcome:
+                        now: datetime | None = None, operator_namespace: str | None = None) -> Outcome:
+    """One pass over the execution as the store holds it.
+
+    The store is never older than what the last pass wrote (its status write and Job creates
+    are written through, and an older watch event never replaces a newer copy), and passes of
+    one execution never overlap (see `scheduler`): so a pass never plans from a status older
+    than one already written, and status never goes backwards.
+    """
     body = cluster.get_execution(namespace, name)
     if body is None:
         return Outcome(None)
     meta = body["metadata"]
     old = ExecutionStatus.model_validate(body.get("status") or {})
+    if operator_namespace and namespace == operator_namespace:
+        # Its pods could run as the operator's own ServiceAccount and borrow its rights.
+        return refuse(cluster, body, old, "RefusedNamespace",
+                      f"executions are not run in {namespace!r}, the jobchain operator's own namespace: its "
+                      "ServiceAccount's rights must not be reachable by a workflow's pods. Create the execution "
+                      "in another namespace", now or datetime.now(UTC))
     try:
         spec = WorkflowExecutionSpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
-        if old.phase in TERMINAL_EXECUTION_PHASES:
-            return Outcome(str(old.phase))
-        at = now or datetime.now(UTC)
-        failed = old.model_copy(deep=True)
-        st.finish(failed, ExecutionPhase.FAILED, "InvalidSpec",
-                  "spec is invalid: " + "; ".join(describe_validation_error(exc, "spec")), at)
-        st.summarize(failed, meta.get("generation"), at)
-        _write(cluster, body, old, failed)
-        return Outcome(str(failed.phase))
+        return refuse(cluster, body, old, "InvalidSpec",
+                      "spec is invalid: " + "; ".join(describe_validation_error(exc, "spec")), now or datetime.now(UTC))
 
     now = now or datetime.now(UTC)
     if old.phase in TERMINAL_EXECUTION_PHASES and not old.running:
@@ -151,17 +202,23 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
                      spec.ttlSecondsAfterFinished)
             return Outcome(None)
         return Outcome(str(old.phase), expiry)
+    began = time.monotonic()
     lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None else None
     workflow = old.workflowSpec or spec.workflow or (lookup.spec if lookup else None)
-    observed = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old))
+    observation = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old),
+                                           started=old.workflowSpec is not None)
+    observed = _without_secrets(cluster, namespace, spec, observation.jobs)
     execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old,
                                created=utc_stamp(meta.get("creationTimestamp")))
     result = plan(execution, observed, now, lookup, output_limit)
+    planned = time.monotonic()
 
     refused: dict[str, str] = {}
+    created_at: dict[str, float] = {}
     for job in result.create:
         try:
-            cluster.writer.create_job(job)
+            cluster.store.put_job(cluster.writer.create_job(job))
+            created_at[job["metadata"]["name"]] = time.monotonic()
         except JobRefused as exc:  # the user's node spec, not a passing fault: fail the node
             refused[job["metadata"]["labels"][LABEL_NODE]] = str(exc)
     for job_name in result.delete:
@@ -173,10 +230,11 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     wake_at = now if refused else (result.wake_at or expires_at(spec, new))
     _write(cluster, body, old, new)
     created = [j for j in result.create if j["metadata"]["labels"][LABEL_NODE] not in refused]
-    _record_metrics(old, new, created, now)
+    _record_metrics(old, new, created, now, observation.finished_seen, created_at)
     if result.create or result.delete or new.phase != old.phase:
-        log.info("%s/%s: %s %s, created %s, deleted %s", namespace, name, new.phase, new.progress,
-                 [j["metadata"]["name"] for j in result.create], result.delete)
+        log.info("%s/%s: %s %s, created %s, deleted %s (read+plan %.0f ms, writes %.0f ms)", namespace, name,
+                 new.phase, new.progress, [j["metadata"]["name"] for j in result.create], result.delete,
+                 (planned - began) * 1000, (time.monotonic() - planned) * 1000)
     return Outcome(str(new.phase), wake_at)
 
 
@@ -186,7 +244,8 @@ def _write(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, new: Ex
     meta = body["metadata"]
     patch = status_patch(old, new)
     if patch is not None:
-        cluster.writer.json_patch_status(EXECUTIONS, meta["namespace"], meta["name"], patch)
+        written = cluster.writer.json_patch_status(EXECUTIONS, meta["namespace"], meta["name"], patch)
+        cluster.store.put_execution(written, own=True)  # the next pass plans from what was written
     for event in events_between(old, new):
         cluster.writer.event(body, "WorkflowExecution", event.type, event.reason, event.message)
 

@@ -110,9 +110,10 @@ def _strict_float(text: str) -> float:
     return number
 
 
-def parse_output(raw: str | None, limit: int) -> tuple[Any, bool]:
+def parse_output(raw: str | None, limit: int, keep_end: bool = False) -> tuple[Any, bool]:
     """(value, truncated). JSON when the text is strict JSON that can be kept as it is, else
-    the text; None when empty. Text over `limit` bytes is cut (and never parsed)."""
+    the text; None when empty. Text over `limit` bytes is cut (and never parsed): its start is
+    kept, or its end with `keep_end` (a log, whose result is usually in its last lines)."""
     if raw is None:
         return None, False
     text = raw.encode("utf-8", errors="replace").decode("utf-8").strip()
@@ -120,7 +121,8 @@ def parse_output(raw: str | None, limit: int) -> tuple[Any, bool]:
         return None, False
     data = text.encode()
     if len(data) > limit:
-        return data[:limit].decode(errors="ignore"), True
+        kept = data[-limit:] if keep_end else data[:limit]
+        return kept.decode(errors="ignore"), True
     try:
         return canonical(json.loads(text, parse_constant=_not_strict, parse_float=_strict_float)), False
     except (ValueError, RecursionError):  # NotKept is a ValueError, as is json's own error

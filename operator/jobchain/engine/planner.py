@@ -29,6 +29,7 @@ from jobchain.api.models import (
     Join,
     NodePhase,
     NodeStatus,
+    OutputSource,
     WorkflowSpec,
 )
 from jobchain.engine import cel, refs
@@ -45,7 +46,8 @@ from jobchain.engine.outputs import (
     too_deep,
 )
 from jobchain.engine.refs import Scope, UnresolvedReference
-from jobchain.engine.render import ExecutionRef, job_name, render_job
+from jobchain.engine.render import ExecutionRef, ValueTooLarge, job_name, render_job
+from jobchain.engine.secrets import secret_param_problems, secret_refs
 from jobchain.engine.timefmt import format_duration, iso, parse_time
 from jobchain.engine.types import Event, ExecutionInput, JobState, ObservedJob, Plan, WorkflowLookup
 
@@ -89,18 +91,22 @@ class _Run:
             return ("InvalidWorkflow", f"{where} is invalid: {'; '.join(problems)}. Fix it, then create a "
                              "new execution")
         declared = {p.name: p for p in workflow.params}
-        unknown = sorted(set(spec.params) - set(declared))
-        missing = sorted(n for n, p in declared.items() if p.default is None and n not in spec.params)
-        if unknown or missing:
-            parts = []
+        from_secrets = secret_refs(spec)
+        unknown = sorted((set(spec.params) | set(from_secrets)) - set(declared))
+        missing = sorted(n for n, p in declared.items()
+                         if p.default is None and not p.secret and n not in spec.params and n not in from_secrets)
+        secret_problems = secret_param_problems(workflow, spec)
+        if unknown or missing or secret_problems:
+            parts = list(secret_problems)
             if unknown:
                 parts.append(f"spec.params sets {', '.join(unknown)}, which {where} does not declare "
                              f"(declared: {', '.join(sorted(declared)) or 'none'})")
             if missing:
                 parts.append(f"spec.params must set {', '.join(missing)} (declared without a default)")
             return ("InvalidParams", "; ".join(parts))
-        params = {n: spec.params.get(n, p.default or "") for n, p in declared.items()}
-        st.begin(self.status, workflow_name, workflow, params, self.execution.created or self.now)
+        params = {n: spec.params.get(n, p.default or "") for n, p in declared.items() if n not in from_secrets}
+        st.begin(self.status, workflow_name, workflow, params, self.execution.created or self.now,
+                 secret_params=sorted(from_secrets))
         return None
 
     def fail(self, reason: str, message: str) -> bool:
@@ -173,7 +179,8 @@ class _Run:
         finished.sort(key=lambda pair: (pair[1].finished_at or "", self.order[pair[0].name]))
         for node, seen in finished:
             limit = min(limit_setting, max(MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET - outputs_used))
-            output, truncated = parse_output(seen.raw_output, limit)
+            from_logs = self.graph.nodes[node.name].output.from_ == OutputSource.LOGS
+            output, truncated = parse_output(seen.raw_output, limit, keep_end=from_logs)
             outputs_used += stored_size(output)
             message = seen.message
             if truncated:
@@ -323,12 +330,14 @@ class _Run:
             input=nodes[source].output if source else None,
             has_input=source is not None,
             outputs=ran,
+            secrets=secret_refs(self.execution.spec),
         )
         try:
             job = render_job(self.ref(), self.workflow, spec_node, scope)
         except UnresolvedReference as exc:
             at = self.decided_at(self.graph.incoming[name], nodes)
-            self.mark(node, NodePhase.FAILED, at, f"unresolved reference {exc}", inputFrom=source, startedAt=at)
+            why = str(exc) if isinstance(exc, ValueTooLarge) else f"unresolved reference {exc}"
+            self.mark(node, NodePhase.FAILED, at, why, inputFrom=source, startedAt=at)
             return False
         if not slot_free:
             return None

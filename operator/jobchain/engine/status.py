@@ -104,12 +104,15 @@ def note_job(node: NodeStatus, job_name: str, at: datetime | str, retries: int) 
 # ---- the execution -------------------------------------------------------------------------
 
 def begin(status: ExecutionStatus, workflow_name: str, workflow: WorkflowSpec, params: dict[str, str],
-          at: datetime | str) -> None:
+          at: datetime | str, secret_params: list[str] | None = None) -> None:
     """Takes the Workflow snapshot: from now on the execution runs this spec and these params.
-    `at` is when the execution started (its creation, so that a replayed start keeps it)."""
+    `at` is when the execution started (its creation, so that a replayed start keeps it).
+
+    Secret params are named, never valued: their values go from the Secret to the pod."""
     status.startedAt = status.startedAt or _stamp(at)
     status.workflowName = workflow_name
     status.params = params
+    status.secretParams = secret_params or None
     status.workflowSpec = workflow
     status.nodes = [NodeStatus(name=n.name) for n in workflow.nodes]
     status.phase = ExecutionPhase.RUNNING
