@@ -215,7 +215,7 @@ class _Run:
             if not self.decided(incoming, nodes):
                 continue
             held = [e for e in incoming if self.holds_or_false(e, nodes)]
-            nodes[name].inputFrom = self.input_source(held, nodes)
+            st.restore_input(nodes[name], self.input_source(held, nodes))
             self.unrestored.discard(name)
 
     def input_source(self, held: list[InEdge], nodes: dict[str, NodeStatus]) -> str | None:

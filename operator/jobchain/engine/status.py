@@ -101,6 +101,13 @@ def note_job(node: NodeStatus, job_name: str, at: datetime | str, retries: int) 
     mark_node(node, NodePhase.RUNNING, at)
 
 
+def restore_input(node: NodeStatus, source: str | None) -> None:
+    """The input of a node whose Job a pass created and whose status write was lost: set once, also
+    on a node that finished meanwhile (its Job got that input when it was created)."""
+    if node.inputFrom is None:
+        node.inputFrom = source
+
+
 # ---- the execution -------------------------------------------------------------------------
 
 def begin(status: ExecutionStatus, workflow_name: str, workflow: WorkflowSpec, params: dict[str, str],
