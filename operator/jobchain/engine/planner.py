@@ -35,7 +35,7 @@ from jobchain.api.models import (
 from jobchain.engine import cel, refs
 from jobchain.engine import status as st
 from jobchain.engine.conditions import EdgeDecisions
-from jobchain.engine.graph import Graph, InEdge, node_texts, validate
+from jobchain.engine.graph import Graph, InEdge, node_texts
 from jobchain.engine.lifecycle import expires_at, leftovers, record_refusals
 from jobchain.engine.outputs import (
     DEFAULT_OUTPUT_LIMIT,
@@ -43,11 +43,11 @@ from jobchain.engine.outputs import (
     STATUS_OUTPUT_BUDGET,
     parse_output,
     stored_size,
-    too_deep,
 )
 from jobchain.engine.refs import Scope, UnresolvedReference
 from jobchain.engine.render import ExecutionRef, ValueTooLarge, job_name, render_job
-from jobchain.engine.secrets import secret_param_problems, secret_refs
+from jobchain.engine.secrets import secret_refs
+from jobchain.engine.snapshot import Refusal, snapshot
 from jobchain.engine.timefmt import format_duration, iso, parse_time
 from jobchain.engine.types import Event, ExecutionInput, JobState, ObservedJob, Plan, WorkflowLookup
 
@@ -72,41 +72,11 @@ class _Run:
     # ---- start -------------------------------------------------------------------------
     def start(self, lookup: WorkflowLookup | None) -> tuple[str, str] | None:
         """Takes the Workflow snapshot and resolves params; else (reason, message) of why not."""
-        spec = self.execution.spec
-        if spec.workflow is not None:
-            workflow_name, workflow = self.execution.name, spec.workflow
-        elif lookup is None or not lookup.found:
-            name = spec.workflowRef.name if spec.workflowRef else "(none)"
-            return ("WorkflowNotFound",
-                             f"Workflow {name!r} not found in namespace {self.execution.namespace!r}; "
-                             "create it first or fix spec.workflowRef.name, then create a new execution")
-        elif lookup.spec is None:
-            return ("InvalidWorkflow", f"Workflow {lookup.name!r} is invalid: {'; '.join(lookup.problems)}. "
-                             "Fix the Workflow, then create a new execution")
-        else:
-            workflow_name, workflow = lookup.name, lookup.spec
-        where = "spec.workflow" if spec.workflow is not None else f"Workflow {workflow_name!r}"
-        problems = [str(p) for p in validate(workflow, prefix="spec")] + too_deep(workflow, "spec")
-        if problems:
-            return ("InvalidWorkflow", f"{where} is invalid: {'; '.join(problems)}. Fix it, then create a "
-                             "new execution")
-        declared = {p.name: p for p in workflow.params}
-        from_secrets = secret_refs(spec)
-        unknown = sorted((set(spec.params) | set(from_secrets)) - set(declared))
-        missing = sorted(n for n, p in declared.items()
-                         if p.default is None and not p.secret and n not in spec.params and n not in from_secrets)
-        secret_problems = secret_param_problems(workflow, spec)
-        if unknown or missing or secret_problems:
-            parts = list(secret_problems)
-            if unknown:
-                parts.append(f"spec.params sets {', '.join(unknown)}, which {where} does not declare "
-                             f"(declared: {', '.join(sorted(declared)) or 'none'})")
-            if missing:
-                parts.append(f"spec.params must set {', '.join(missing)} (declared without a default)")
-            return ("InvalidParams", "; ".join(parts))
-        params = {n: spec.params.get(n, p.default or "") for n, p in declared.items() if n not in from_secrets}
-        st.begin(self.status, workflow_name, workflow, params, self.execution.created or self.now,
-                 secret_params=sorted(from_secrets))
+        taken = snapshot(self.execution, lookup)
+        if isinstance(taken, Refusal):
+            return taken.reason, taken.message
+        st.begin(self.status, taken.workflow_name, taken.workflow, taken.params,
+                 self.execution.created or self.now, secret_params=taken.secret_params)
         return None
 
     def fail(self, reason: str, message: str) -> bool:
