@@ -35,21 +35,43 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/* The rules the operator needs in every namespace it serves (a ClusterRole or Roles). */}}
 {{- define "jobchain.operatorRules" -}}
 - apiGroups: [jobchain.dev]
-  resources: [workflows, workflowexecutions]
-  verbs: [get, list, watch, patch, update]
+  resources: [workflows]
+  verbs: [get, list, watch]
+# executions are read from the operator's watch, never with GET; delete: ttlSecondsAfterFinished
+- apiGroups: [jobchain.dev]
+  resources: [workflowexecutions]
+  verbs: [list, watch, delete]
 - apiGroups: [jobchain.dev]
   resources: [workflows/status, workflowexecutions/status]
-  verbs: [get, patch, update]
+  verbs: [patch]
 - apiGroups: [batch]
   resources: [jobs]
   verbs: [get, list, watch, create, delete]
 - apiGroups: [""]
   resources: [pods]
-  verbs: [get, list, watch, delete]
+  verbs: [list, watch]
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
-- apiGroups: ["", events.k8s.io]
+- apiGroups: [""]
   resources: [events]
-  verbs: [create, patch]
+  verbs: [create]
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
+{{- end -}}
+
+{{/* The dashboard's labels: its own name, so the operator's selector never matches its pods. */}}
+{{- define "jobchain.dashboardSelectorLabels" -}}
+app.kubernetes.io/name: jobchain-dashboard
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "jobchain.dashboardLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "jobchain.dashboardSelectorLabels" . }}
+app.kubernetes.io/component: dashboard
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: jobchain
+app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}

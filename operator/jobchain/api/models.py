@@ -91,6 +91,19 @@ class Param(Spec):
         "every execution must set it.",
     )
     description: str | None = Field(default=None, description="What the parameter is for.")
+    secret: bool = Field(
+        default=False,
+        description="The value is sensitive: an execution must take it from a Secret (spec.paramsFrom), "
+        "never inline; it is delivered to the nodes that reference it through the Secret, and never written "
+        "to the execution's status, the Job spec, Events or the operator's log. No default allowed.",
+    )
+
+    @model_validator(mode="after")
+    def _secret_has_no_default(self) -> Param:
+        if self.secret and self.default is not None:
+            raise ValueError(f"param {self.name!r} is secret and cannot have a default (it would be in the "
+                             "Workflow for all to read); remove the default and set it with spec.paramsFrom")
+        return self
 
 
 class NodeDefaults(Spec):
@@ -224,6 +237,20 @@ class WorkflowRef(Spec):
     name: str = Field(max_length=253, description="Name of a Workflow in the execution's namespace.")
 
 
+class SecretKeySelector(Spec):
+    name: str = Field(max_length=253, description="Name of a Secret in the execution's namespace.")
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253, description="Key in the Secret's data.")
+
+
+class ParamSource(Spec):
+    secretKeyRef: SecretKeySelector = Field(description="The Secret key that holds the param's value.")
+
+
+class ParamFrom(Spec):
+    name: str = Field(pattern=PARAM_NAME, max_length=63, description="Name of the workflow's param.")
+    valueFrom: ParamSource = Field(description="Where the value is: a Secret key.")
+
+
 class WorkflowExecutionSpec(Spec):
     workflowRef: WorkflowRef | None = Field(
         default=None, description="The Workflow to run, in the same namespace. Or set `workflow`."
@@ -235,6 +262,13 @@ class WorkflowExecutionSpec(Spec):
         default_factory=dict,
         max_length=100,
         description="Values of the workflow's params. Fixed once the execution is created.",
+    )
+    paramsFrom: list[ParamFrom] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Params whose values come from a Secret (valueFrom.secretKeyRef): secret params. The "
+        "operator never reads them into status; each node that references one gets it as an environment "
+        "variable from the Secret. Fixed once the execution is created.",
     )
     timeoutSeconds: int | None = Field(
         default=None,
@@ -299,7 +333,12 @@ class ExecutionStatus(Observed):
         description="Snapshot of the Workflow spec taken at start: editing the Workflow never "
         "changes a running execution.",
     )
-    params: dict[str, str] | None = Field(default=None, description="Resolved parameter values.")
+    params: dict[str, str] | None = Field(
+        default=None, description="Resolved parameter values (secret params are not here: see secretParams)."
+    )
+    secretParams: list[str] | None = Field(
+        default=None, description="Names of the secret params (their values are never in status)."
+    )
     nodes: list[NodeStatus] = Field(default_factory=list, description="Result of every node, in declaration order.")
     conditions: list[Condition] = Field(default_factory=list, description="Succeeded condition.")
 

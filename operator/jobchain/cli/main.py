@@ -130,7 +130,21 @@ def build_parser(prog: str = "jobchain") -> Parser:
     graph = command("graph", "draw a workflow's graph (from the cluster or a file)")
     graph.add_argument("target", nargs="?", metavar="WORKFLOW|FILE")
     graph.add_argument("--execution", metavar="NAME", help="draw this execution, with each node's phase")
-    graph.add_argument("--format", choices=("text", "mermaid", "dot"), default="text")
+    graph.add_argument(
+        "--format",
+        choices=("text", "mermaid", "dot", "svg"),
+        default="text",
+        help="svg: a standalone picture, laid out as the dashboard draws it",
+    )
+
+    dashboard = command(
+        "dashboard",
+        "serve a read-only web dashboard of executions and workflows, live: all namespaces "
+        "you may list, or only -n NAMESPACE",
+    )
+    dashboard.add_argument("--address", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    dashboard.add_argument("--port", type=int, default=8090, metavar="N", help="port to listen on (default: 8090)")
+    dashboard.add_argument("--open", action="store_true", help="open the page in the default web browser")
 
     operator = command("operator", "run the operator (normally inside the cluster)", cluster=False)
     scope = operator.add_mutually_exclusive_group()
@@ -145,6 +159,8 @@ def build_parser(prog: str = "jobchain") -> Parser:
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace (the default)")
     operator.add_argument("--metrics-port", type=int, default=8080, metavar="N")
     operator.add_argument("--health-port", type=int, default=8081, metavar="N")
+    operator.add_argument("--bind-address", default="0.0.0.0", metavar="ADDR",
+                          help="address the metrics and health servers listen on (default 0.0.0.0: all)")
     operator.add_argument("--log-format", choices=("plain", "json"), default="plain")
     operator.add_argument("--verbose", "-v", action="store_true")
     return parser
@@ -166,6 +182,7 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
             args.health_port,
             args.log_format,
             args.verbose,
+            args.bind_address,
         )
 
     def cluster() -> Cluster:
@@ -199,6 +216,11 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
         from jobchain.cli.logs import follow_logs, show_logs
 
         return (follow_logs if args.follow else show_logs)(cluster(), args.execution, args.node, out)
+    if args.command == "dashboard":
+        from jobchain.cli.dashboard import run_dashboard
+
+        given = getattr(args, "namespace", None) is not None
+        return run_dashboard(cluster(), given, args.address, args.port, args.open, out, err)
     if args.command == "cancel":
         return commands.cancel_execution(cluster(), args.execution, out)
     raise CliError(f"unknown command {args.command!r}")

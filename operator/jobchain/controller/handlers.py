@@ -51,13 +51,16 @@ class Runtime:
         count_requests(api)
         self.cluster = Cluster(api, self.store)
         self.output_limit = int(os.environ.get("JOBCHAIN_OUTPUT_LIMIT_BYTES", DEFAULT_OUTPUT_LIMIT))
+        # Set from the downward API in the shipped Deployment: executions there are refused.
+        self.operator_namespace = os.environ.get("JOBCHAIN_OPERATOR_NAMESPACE") or None
         self.running: set[Key] = set()
         self.executions = Scheduler(self._reconcile_execution, on_result=self._after_execution)
         self.workflows = Scheduler(self._reconcile_workflow, workers=2)
 
     def _reconcile_execution(self, key: Key) -> reconcile.Outcome:
         try:
-            return reconcile.reconcile_execution(self.cluster, key[0], key[1], self.output_limit)
+            return reconcile.reconcile_execution(self.cluster, key[0], key[1], self.output_limit,
+                                                 operator_namespace=self.operator_namespace)
         except Exception as exc:
             # Retried with backoff by the scheduler; after a few failures in a row, say so where
             # the user looks (kubectl describe), not only in the operator's log.

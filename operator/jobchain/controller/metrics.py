@@ -32,6 +32,6 @@ STORE_OBJECTS = Gauge("jobchain_store_objects", "Objects held in the operator's 
 RECONCILE_ERRORS = Counter("jobchain_reconcile_errors_total", "Reconciles that raised and were retried.")
 
 
-def serve(port: int) -> None:
+def serve(port: int, address: str = "0.0.0.0") -> None:
     if port > 0:
-        start_http_server(port)
+        start_http_server(port, addr=address)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +19,6 @@ from pydantic import ValidationError
 from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import (
     TERMINAL_EXECUTION_PHASES,
-    Condition,
     ExecutionPhase,
     ExecutionStatus,
     NodePhase,
@@ -29,18 +28,21 @@ from jobchain.api.models import (
     WorkflowStatus,
 )
 from jobchain.controller import metrics
+from jobchain.engine import status as st
+from jobchain.engine.events import events_between
 from jobchain.engine.graph import validate
-from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
+from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT, too_deep
 from jobchain.engine.planner import (
     ExecutionInput,
     WorkflowLookup,
     expires_at,
-    iso,
     parse_time,
     plan,
     record_refusals,
 )
 from jobchain.engine.render import LABEL_NODE
+from jobchain.engine.secrets import redact, secret_refs
+from jobchain.engine.types import ObservedJob
 from jobchain.k8s.cluster import Cluster
 from jobchain.k8s.observe import NodeToRead
 from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, JobRefused
@@ -55,14 +57,21 @@ class Outcome:
 
 
 def dump_status(status: ExecutionStatus) -> dict[str, Any]:
-    """Status as a merge patch: top-level fields that became empty are sent as null (removed)."""
-    data = status.model_dump(mode="json", by_alias=True, exclude={"nodes", "workflowSpec"})
+    """Status as written (replacing the whole status): unset fields left out, outputs exactly as
+    they are (a null inside an output is data and is kept)."""
+    data = status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"nodes", "workflowSpec"})
     data["nodes"] = [n.model_dump(mode="json", by_alias=True, exclude_none=True) for n in status.nodes]
-    data["workflowSpec"] = (
-        status.workflowSpec.model_dump(mode="json", by_alias=True, exclude_none=True)
-        if status.workflowSpec is not None else None
-    )
+    if status.workflowSpec is not None:
+        data["workflowSpec"] = status.workflowSpec.model_dump(mode="json", by_alias=True, exclude_none=True)
     return data
+
+
+def status_patch(old: ExecutionStatus, new: ExecutionStatus) -> list[dict[str, Any]] | None:
+    """The JSON patch that writes `new` over `old` (the whole status), None when nothing changed."""
+    data = dump_status(new)
+    if data == dump_status(old):
+        return None
+    return [{"op": "add", "path": "/status", "value": data}]
 
 
 def _lookup(cluster: Cluster, namespace: str, spec: WorkflowExecutionSpec) -> WorkflowLookup | None:
@@ -119,8 +128,39 @@ def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[di
             metrics.HANDOFF_OPERATOR.observe(max(0.0, returned - seen))
 
 
+def refuse(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
+           at: datetime) -> Outcome:
+    """Fails an execution before it runs anything (once: a finished one is left as it is)."""
+    if old.phase in TERMINAL_EXECUTION_PHASES:
+        return Outcome(str(old.phase))
+    failed = old.model_copy(deep=True)
+    st.finish(failed, ExecutionPhase.FAILED, reason, message, at)
+    st.summarize(failed, body["metadata"].get("generation"), at)
+    _write(cluster, body, old, failed)
+    return Outcome(str(failed.phase))
+
+
+def _without_secrets(cluster: Cluster, namespace: str, spec: WorkflowExecutionSpec,
+                     observed: dict[str, ObservedJob]) -> dict[str, ObservedJob]:
+    """Observed results with the values of the execution's secret params redacted from what is kept
+    (failure messages with log tails, outputs), before anything reaches status or Events."""
+    refs = secret_refs(spec)
+    if not refs or not any(o.message or o.raw_output for o in observed.values()):
+        return observed
+    values = cluster.secret_values(namespace, refs.values())
+    out = {}
+    for node, seen in observed.items():
+        if values is None and (seen.message or seen.raw_output):
+            note = "(withheld: the operator could not read this execution's secret params to redact them)"
+            seen = replace(seen, message=note if seen.message else "", raw_output=note if seen.raw_output else None)
+        elif values:
+            seen = replace(seen, message=redact(seen.message, values) or "", raw_output=redact(seen.raw_output, values))
+        out[node] = seen
+    return out
+
+
 def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limit: int = DEFAULT_OUTPUT_LIMIT,
-                        now: datetime | None = None) -> Outcome:
+                        now: datetime | None = None, operator_namespace: str | None = None) -> Outcome:
     """One pass over the execution as the store holds it.
 
     The store is never older than what the last pass wrote (its status write and Job creates
@@ -133,21 +173,17 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
         return Outcome(None)
     meta = body["metadata"]
     old = ExecutionStatus.model_validate(body.get("status") or {})
+    if operator_namespace and namespace == operator_namespace:
+        # Its pods could run as the operator's own ServiceAccount and borrow its rights.
+        return refuse(cluster, body, old, "RefusedNamespace",
+                      f"executions are not run in {namespace!r}, the jobchain operator's own namespace: its "
+                      "ServiceAccount's rights must not be reachable by a workflow's pods. Create the execution "
+                      "in another namespace", now or datetime.now(UTC))
     try:
         spec = WorkflowExecutionSpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
-        if old.phase in TERMINAL_EXECUTION_PHASES:
-            return Outcome(str(old.phase))
-        stamp = iso(now or datetime.now(UTC))
-        failed = old.model_copy(update={
-            "phase": ExecutionPhase.FAILED, "reason": "InvalidSpec", "startedAt": old.startedAt or stamp,
-            "finishedAt": stamp,
-            "message": "spec is invalid: " + "; ".join(describe_validation_error(exc, "spec")),
-        })
-        written = cluster.writer.patch_status(EXECUTIONS, namespace, name, dump_status(failed))
-        cluster.store.put_execution(written, own=True)
-        cluster.writer.event(body, "WorkflowExecution", "Warning", "InvalidSpec", failed.message)
-        return Outcome(str(failed.phase))
+        return refuse(cluster, body, old, "InvalidSpec",
+                      "spec is invalid: " + "; ".join(describe_validation_error(exc, "spec")), now or datetime.now(UTC))
 
     now = now or datetime.now(UTC)
     if old.phase in TERMINAL_EXECUTION_PHASES and not old.running:
@@ -164,8 +200,9 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     workflow = old.workflowSpec or spec.workflow or (lookup.spec if lookup else None)
     observation = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old),
                                            started=old.workflowSpec is not None)
+    observed = _without_secrets(cluster, namespace, spec, observation.jobs)
     execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old)
-    result = plan(execution, observation.jobs, now, lookup, output_limit)
+    result = plan(execution, observed, now, lookup, output_limit)
     planned = time.monotonic()
 
     refused: dict[str, str] = {}
@@ -180,22 +217,29 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
         cluster.writer.delete_job(namespace, job_name)
     new = result.status
     if refused:
-        result.events.extend(record_refusals(new, refused, now))
+        record_refusals(new, refused, now)
     # A refused node's failure is routed by the next pass, at once.
     wake_at = now if refused else (result.wake_at or expires_at(spec, new))
-    patch = dump_status(new)
-    if patch != dump_status(old):
-        written = cluster.writer.patch_status(EXECUTIONS, namespace, name, patch)
-        cluster.store.put_execution(written, own=True)
-    for event in result.events:
-        cluster.writer.event(body, "WorkflowExecution", event.type, event.reason, event.message)
+    _write(cluster, body, old, new)
     created = [j for j in result.create if j["metadata"]["labels"][LABEL_NODE] not in refused]
     _record_metrics(old, new, created, now, observation.finished_seen, created_at)
-    if result.create or result.delete or result.events:
+    if result.create or result.delete or new.phase != old.phase:
         log.info("%s/%s: %s %s, created %s, deleted %s (read+plan %.0f ms, writes %.0f ms)", namespace, name,
                  new.phase, new.progress, [j["metadata"]["name"] for j in result.create], result.delete,
                  (planned - began) * 1000, (time.monotonic() - planned) * 1000)
     return Outcome(str(new.phase), wake_at)
+
+
+def _write(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, new: ExecutionStatus) -> None:
+    """Writes the new status if it differs, then posts the Events its changes mean. Events come
+    after the write: a write that fails posts nothing, and the retry derives them again."""
+    meta = body["metadata"]
+    patch = status_patch(old, new)
+    if patch is not None:
+        written = cluster.writer.json_patch_status(EXECUTIONS, meta["namespace"], meta["name"], patch)
+        cluster.store.put_execution(written, own=True)  # the next pass plans from what was written
+    for event in events_between(old, new):
+        cluster.writer.event(body, "WorkflowExecution", event.type, event.reason, event.message)
 
 
 def workflow_status(body: dict[str, Any], now: datetime) -> WorkflowStatus:
@@ -207,21 +251,10 @@ def workflow_status(body: dict[str, Any], now: datetime) -> WorkflowStatus:
     try:
         spec = WorkflowSpec.model_validate(body.get("spec") or {})
         node_count = len(spec.nodes)
-        problems = [str(p) for p in validate(spec)]
+        problems = [str(p) for p in validate(spec)] + too_deep(spec, "spec")
     except ValidationError as exc:
         problems = describe_validation_error(exc, "spec")
-    ready = Condition(
-        type="Ready",
-        status="False" if problems else "True",
-        reason="InvalidWorkflow" if problems else "Valid",
-        message="; ".join(problems) if problems else f"{node_count} node(s), valid",
-        observedGeneration=generation,
-    )
-    previous = next((c for c in old.conditions if c.type == "Ready"), None)
-    ready.lastTransitionTime = (
-        previous.lastTransitionTime if previous and previous.status == ready.status else iso(now)
-    )
-    return WorkflowStatus(observedGeneration=generation, nodeCount=node_count, conditions=[ready])
+    return st.workflow_ready(old, generation, node_count, problems, now)
 
 
 def reconcile_workflow(cluster: Cluster, body: dict[str, Any]) -> None:

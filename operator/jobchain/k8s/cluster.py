@@ -8,6 +8,8 @@ not have reached the watch yet).
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kubernetes import client, config
@@ -57,6 +59,29 @@ class Cluster:
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+    def secret_values(self, namespace: str, refs: Iterable[Mapping[str, Any]]) -> list[str] | None:
+        """The values of Secret keys ({name, key}), to redact them; None if one cannot be read.
+
+        A Secret or key that does not exist has no value to leak (the pod cannot start without
+        it) and is skipped; any other error returns None, and the caller keeps no text at all.
+        """
+        core = client.CoreV1Api(self.api)
+        values: list[str] = []
+        secrets: dict[str, dict[str, Any] | None] = {}
+        for ref in refs:
+            name, key = str(ref["name"]), str(ref["key"])
+            if name not in secrets:
+                try:
+                    secrets[name] = core.read_namespaced_secret(name, namespace).data or {}
+                except ApiException as exc:
+                    if exc.status != 404:
+                        return None
+                    secrets[name] = None
+            data = secrets[name]
+            if data and key in data:
+                values.append(base64.b64decode(str(data[key])).decode(errors="replace"))
+        return values
 
     def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get(WORKFLOWS, namespace, name)

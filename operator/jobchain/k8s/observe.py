@@ -178,6 +178,20 @@ def output_of(pod: Obj, source: OutputSource, read_log: Callable[[int], str | No
     return (text, "") if text is not None else (None, "the pod log could not be read")
 
 
+def owned_by(pod: Obj, job: Obj) -> bool:
+    """Whether the Job controller made `pod` for `job` (an ownerReference with the Job's uid).
+
+    Why not the labels alone: anyone who may create or relabel pods in the namespace (a step
+    with patch rights, for one) could make a pod that carries a node's labels and a forged
+    result; only the Job controller makes pods owned by the Job's uid.
+    """
+    uid = (job.get("metadata") or {}).get("uid")
+    return bool(uid) and any(
+        ref.get("kind") == "Job" and ref.get("uid") == uid
+        for ref in (pod.get("metadata") or {}).get("ownerReferences") or []
+    )
+
+
 def log_text(data: bytes, size: int) -> str:
     """The last `size` bytes of a log as text: bytes that are not UTF-8 become U+FFFD, never an error."""
     if len(data) > size:
@@ -250,7 +264,7 @@ class Observer:
             node = (job["metadata"].get("labels") or {}).get(LABEL_NODE)
             if node is None:
                 continue
-            pods = self.store.pods(job["metadata"].get("uid") or "")
+            pods = [p for p in self.store.pods(job["metadata"].get("uid") or "") if owned_by(p, job)]
             interpreted = interpret_job(job, pods)
             wanted_node = wanted_by_name.get(node)
             if wanted_node is None:
