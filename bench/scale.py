@@ -83,9 +83,6 @@ def main() -> int:
             share_before = histogram(proc.metrics(), "jobchain_handoff_operator_seconds")
             own_before = operator_requests(proc.metrics())
             server_before = apiserver_requests(api)
-            stream = watch.Watch()
-            events = stream.stream(custom.list_namespaced_custom_object, "jobchain.dev", "v1alpha1", namespace,
-                                   "workflowexecutions", timeout_seconds=3600)
             names = [f"s{i:04d}" for i in range(args.executions)]
             started = time.monotonic()
 
@@ -101,18 +98,22 @@ def main() -> int:
             phases: dict[str, str] = {}
             last_report = time.monotonic()
             in_flight_max = 0
-            for event in events:
-                obj = event["object"]
-                phase = (obj.get("status") or {}).get("phase") or ""
-                phases[obj["metadata"]["name"]] = phase
-                in_flight_max = max(in_flight_max, sum(p == "Running" for p in phases.values()))
-                done = sum(p in TERMINAL for p in phases.values())
-                if time.monotonic() - last_report > 30:
-                    last_report = time.monotonic()
-                    say(f"  {done}/{args.executions} finished, operator RSS peak {peak_rss_mib(proc.proc.pid):.0f} MiB; "
-                        f"{load()}")
-                if done == args.executions:
-                    stream.stop()
+            while sum(p in TERMINAL for p in phases.values()) < args.executions:
+                # A watch the API server ends early (a CRD re-applied by another client ends them
+                # all) is opened again; it starts with every execution as it is.
+                stream = watch.Watch()
+                for event in stream.stream(custom.list_namespaced_custom_object, "jobchain.dev", "v1alpha1",
+                                           namespace, "workflowexecutions", timeout_seconds=300):
+                    obj = event["object"]
+                    phases[obj["metadata"]["name"]] = (obj.get("status") or {}).get("phase") or ""
+                    in_flight_max = max(in_flight_max, sum(p == "Running" for p in phases.values()))
+                    done = sum(p in TERMINAL for p in phases.values())
+                    if time.monotonic() - last_report > 30:
+                        last_report = time.monotonic()
+                        say(f"  {done}/{args.executions} finished, operator RSS peak "
+                            f"{peak_rss_mib(proc.proc.pid):.0f} MiB; {load()}")
+                    if done == args.executions:
+                        stream.stop()
             wall = time.monotonic() - started
             server_after = apiserver_requests(api)
             metrics = proc.metrics()
