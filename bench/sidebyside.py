@@ -114,6 +114,7 @@ def main() -> int:
             floors: list[float] = []
             chains: list[float] = []
             before = histogram(proc.metrics(), "jobchain_handoff_operator_seconds")
+            before_0 = histogram(proc.metrics(), "jobchain_handoff_before_create_seconds")
             for r in range(args.rounds):
                 floors.append(floor_round(api, floor_ns, f"f{r}", args.nodes))
                 say(f"round {r + 1} floor:    {floors[-1]:6.2f}s, {floors[-1] / args.nodes:.3f}s per node; {load()}")
@@ -121,6 +122,7 @@ def main() -> int:
                 say(f"round {r + 1} jobchain: {chains[-1]:6.2f}s, {chains[-1] / args.nodes:.3f}s per node, "
                     f"ratio {chains[-1] / floors[-1]:.3f}; {load()}")
             share = subtract(histogram(proc.metrics(), "jobchain_handoff_operator_seconds"), before)
+            before_create = subtract(histogram(proc.metrics(), "jobchain_handoff_before_create_seconds"), before_0)
         finally:
             core.delete_namespace(floor_ns)
             core.delete_namespace(chain_ns)
@@ -132,7 +134,8 @@ def main() -> int:
         f"per node, jobchain {chain_node:.3f}s per node, ratio {chain_node / floor_node:.3f} "
         f"(median of per-round ratios {statistics.median(ratios):.3f}); operator share p50 "
         f"{(p50 or 0) * 1000:.0f} ms, p99 {(p99 or 0) * 1000:.0f} ms over {share[-1][1] if share else 0:.0f} "
-        f"handoffs; {load()}")
+        f"handoffs (before the create request: p50 {(quantile(before_create, 0.5) or 0) * 1000:.0f} ms, p99 "
+        f"{(quantile(before_create, 0.99) or 0) * 1000:.0f} ms); {load()}")
     return 0
 
 
