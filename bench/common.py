@@ -185,3 +185,23 @@ def inline_chain(name: str, nodes: int, script: str) -> dict[str, Any]:
              for i in range(nodes)]
     return {"apiVersion": "jobchain.dev/v1alpha1", "kind": "WorkflowExecution", "metadata": {"name": name},
             "spec": {"workflow": {"defaults": {"image": BUSYBOX, "timeoutSeconds": 600}, "nodes": steps}}}
+
+
+def watch_events(list_call: Any, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Watch events, forever: a watch the API server ends or refuses for a moment (another client
+    re-applying a CRD makes it answer 429 "storage is (re)initializing") is opened again, from the
+    current state. The caller stops by leaving the loop."""
+    from kubernetes import watch
+
+    while True:
+        stream = watch.Watch()
+        try:
+            yield from stream.stream(list_call, *args, timeout_seconds=300, **kwargs)
+        except client.ApiException as exc:
+            if exc.status not in (410, 429, 500, 503, 504):
+                raise
+            time.sleep(1)
+        except OSError:
+            time.sleep(1)
+        finally:
+            stream.stop()

@@ -32,8 +32,9 @@ from common import (
     quantile,
     say,
     subtract,
+    watch_events,
 )
-from kubernetes import client, watch
+from kubernetes import client
 
 SCRIPT = 'echo "{}" > /dev/termination-log'
 READ_KINDS = ("workflowexecutions", "jobs", "pods")
@@ -88,9 +89,16 @@ def main() -> int:
             started = time.monotonic()
 
             def create(name: str) -> Any:
-                return custom.create_namespaced_custom_object("jobchain.dev", "v1alpha1", namespace,
-                                                              "workflowexecutions",
-                                                              inline_chain(name, args.nodes, SCRIPT))
+                for _ in range(30):  # 429 while another client re-applies the CRD
+                    try:
+                        return custom.create_namespaced_custom_object("jobchain.dev", "v1alpha1", namespace,
+                                                                      "workflowexecutions",
+                                                                      inline_chain(name, args.nodes, SCRIPT))
+                    except client.ApiException as exc:
+                        if exc.status != 429:
+                            raise
+                        time.sleep(1)
+                raise RuntimeError(f"could not create {name}")
 
             with ThreadPoolExecutor(8) as pool:
                 list(pool.map(create, names))
@@ -99,22 +107,18 @@ def main() -> int:
             phases: dict[str, str] = {}
             last_report = time.monotonic()
             in_flight_max = 0
-            while sum(p in TERMINAL for p in phases.values()) < args.executions:
-                # A watch the API server ends early (a CRD re-applied by another client ends them
-                # all) is opened again; it starts with every execution as it is.
-                stream = watch.Watch()
-                for event in stream.stream(custom.list_namespaced_custom_object, "jobchain.dev", "v1alpha1",
-                                           namespace, "workflowexecutions", timeout_seconds=300):
-                    obj = event["object"]
-                    phases[obj["metadata"]["name"]] = (obj.get("status") or {}).get("phase") or ""
-                    in_flight_max = max(in_flight_max, sum(p == "Running" for p in phases.values()))
-                    done = sum(p in TERMINAL for p in phases.values())
-                    if time.monotonic() - last_report > 30:
-                        last_report = time.monotonic()
-                        say(f"  {done}/{args.executions} finished, operator RSS peak "
-                            f"{peak_rss_mib(proc.proc.pid):.0f} MiB; {load()}")
-                    if done == args.executions:
-                        stream.stop()
+            for event in watch_events(custom.list_namespaced_custom_object, "jobchain.dev", "v1alpha1",
+                                      namespace, "workflowexecutions"):
+                obj = event["object"]
+                phases[obj["metadata"]["name"]] = (obj.get("status") or {}).get("phase") or ""
+                in_flight_max = max(in_flight_max, sum(p == "Running" for p in phases.values()))
+                done = sum(p in TERMINAL for p in phases.values())
+                if time.monotonic() - last_report > 30:
+                    last_report = time.monotonic()
+                    say(f"  {done}/{args.executions} finished, operator RSS peak "
+                        f"{peak_rss_mib(proc.proc.pid):.0f} MiB; {load()}")
+                if done == args.executions:
+                    break
             wall = time.monotonic() - started
             server_after = apiserver_requests(api)
             metrics = proc.metrics()

@@ -31,8 +31,9 @@ from common import (
     quantile,
     say,
     subtract,
+    watch_events,
 )
-from kubernetes import client, watch
+from kubernetes import client
 
 SCRIPT = 'echo "{}" > /dev/termination-log'
 
@@ -58,23 +59,20 @@ def floor_round(api: client.ApiClient, namespace: str, run: str, nodes: int) -> 
     started = time.monotonic()
     batch.create_namespaced_job(namespace, floor_job(namespace, run, 0, ""))
     done: set[int] = set()
-    while True:  # a watch the API server ends early is opened again (it starts with every pod)
-        stream = watch.Watch()
-        for event in stream.stream(core.list_namespaced_pod, namespace, label_selector=f"floor-run={run}",
-                                   timeout_seconds=300):
-            pod = event["object"]
-            index = int(pod.metadata.labels["floor-node"])
-            term = next((s.state.terminated for s in pod.status.container_statuses or []
-                         if s.name == "main" and s.state and s.state.terminated), None)
-            if term is None or index in done:
-                continue
-            done.add(index)
-            if term.exit_code != 0:
-                raise RuntimeError(f"floor node {index} failed: exit code {term.exit_code}")
-            if index + 1 == nodes:
-                stream.stop()
-                return time.monotonic() - started
-            batch.create_namespaced_job(namespace, floor_job(namespace, run, index + 1, term.message or ""))
+    for event in watch_events(core.list_namespaced_pod, namespace, label_selector=f"floor-run={run}"):
+        pod = event["object"]
+        index = int(pod.metadata.labels["floor-node"])
+        term = next((s.state.terminated for s in pod.status.container_statuses or []
+                     if s.name == "main" and s.state and s.state.terminated), None)
+        if term is None or index in done:
+            continue
+        done.add(index)
+        if term.exit_code != 0:
+            raise RuntimeError(f"floor node {index} failed: exit code {term.exit_code}")
+        if index + 1 == nodes:
+            return time.monotonic() - started
+        batch.create_namespaced_job(namespace, floor_job(namespace, run, index + 1, term.message or ""))
+    raise AssertionError("unreachable")
 
 
 # ---- jobchain: the same chain as one execution ----------------------------------------------
@@ -85,16 +83,14 @@ def jobchain_round(api: client.ApiClient, namespace: str, run: str, nodes: int) 
     started = time.monotonic()
     custom.create_namespaced_custom_object("jobchain.dev", "v1alpha1", namespace, "workflowexecutions",
                                            inline_chain(run, nodes, SCRIPT))
-    while True:  # a watch the API server ends early is opened again (it starts with the object)
-        stream = watch.Watch()
-        for event in stream.stream(custom.list_namespaced_custom_object, "jobchain.dev", "v1alpha1", namespace,
-                                   "workflowexecutions", field_selector=f"metadata.name={run}", timeout_seconds=300):
-            phase = (event["object"].get("status") or {}).get("phase")
-            if phase in ("Succeeded", "Failed", "Cancelled"):
-                stream.stop()
-                if phase != "Succeeded":
-                    raise RuntimeError(f"execution {run} ended {phase}: {event['object']['status'].get('message')}")
-                return time.monotonic() - started
+    for event in watch_events(custom.list_namespaced_custom_object, "jobchain.dev", "v1alpha1", namespace,
+                              "workflowexecutions", field_selector=f"metadata.name={run}"):
+        phase = (event["object"].get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed", "Cancelled"):
+            if phase != "Succeeded":
+                raise RuntimeError(f"execution {run} ended {phase}: {event['object']['status'].get('message')}")
+            return time.monotonic() - started
+    raise AssertionError("unreachable")
 
 
 def main() -> int:
