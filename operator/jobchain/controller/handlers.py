@@ -41,8 +41,8 @@ log = logging.getLogger(__name__)
 RESYNC_SECONDS = 60.0
 # Passes wait on the API server, not the CPU: enough threads that a node's handoff never queues
 # behind other executions' writes when a hundred run at once.
-WORKERS = 32
-EVENT_THREADS = 4
+WORKERS = 16
+EVENT_THREADS = 2
 FAILURES_BEFORE_EVENT = 3
 OURS = {LABEL_MANAGED_BY: MANAGED_BY}
 FINISHED = {str(p) for p in FINISHED_NODE_PHASES}
