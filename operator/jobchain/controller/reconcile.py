@@ -104,7 +104,8 @@ def _to_read(workflow: WorkflowSpec | None, status: ExecutionStatus) -> list[Nod
 
 
 def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[dict[str, Any]],
-                    now: datetime, finished_seen: dict[str, float], created_at: dict[str, float]) -> None:
+                    now: datetime, finished_seen: dict[str, float],
+                    created_at: dict[str, tuple[float, float]]) -> None:
     if old.phase != ExecutionPhase.RUNNING and new.phase == ExecutionPhase.RUNNING:
         metrics.EXECUTIONS_STARTED.inc()
     if old.phase not in TERMINAL_EXECUTION_PHASES and new.phase in TERMINAL_EXECUTION_PHASES:
@@ -128,11 +129,12 @@ def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[di
         # Job's create returned (monotonic clock), for a predecessor that finished in this pass.
         source_name = (started.inputFrom if started else None) or ""
         seen = finished_seen.get(source_name)
-        returned = created_at.get(job["metadata"]["name"])
-        if seen is not None and returned is not None and before.get(source_name) in (
+        times = created_at.get(job["metadata"]["name"])
+        if seen is not None and times is not None and before.get(source_name) in (
             None, NodePhase.PENDING, NodePhase.RUNNING,
         ):
-            metrics.HANDOFF_OPERATOR.observe(max(0.0, returned - seen))
+            metrics.HANDOFF_OPERATOR.observe(max(0.0, times[1] - seen))
+            metrics.HANDOFF_BEFORE_CREATE.observe(max(0.0, times[0] - seen))
 
 
 def refuse(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
@@ -214,11 +216,12 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     planned = time.monotonic()
 
     refused: dict[str, str] = {}
-    created_at: dict[str, float] = {}
+    created_at: dict[str, tuple[float, float]] = {}  # Job name -> (create sent, create returned)
     for job in result.create:
         try:
+            sent = time.monotonic()
             cluster.store.put_job(cluster.writer.create_job(job))
-            created_at[job["metadata"]["name"]] = time.monotonic()
+            created_at[job["metadata"]["name"]] = (sent, time.monotonic())
         except JobRefused as exc:  # the user's node spec, not a passing fault: fail the node
             refused[job["metadata"]["labels"][LABEL_NODE]] = str(exc)
     for job_name in result.delete:
