@@ -300,3 +300,26 @@ def test_page_survives_the_cluster_going_away_and_coming_back(
     wait_js(driver, f"return !!document.querySelector(\"#executions tr[data-name='{name}']\")", 60,
             "the execution created while the cluster was away to appear")
     assert dashboard.proc is not None and dashboard.proc.poll() is None, "the dashboard server died"
+
+
+def test_workflows_page_lists_a_workflow_and_draws_it_with_params_and_scripts(
+    browser: Any, dashboard: Dashboard, namespace: str, objects: Objects
+) -> None:
+    import yaml
+    from selenium.webdriver.common.by import By
+
+    workflow = next(d for d in yaml.safe_load_all(EXAMPLE.read_text()) if d["kind"] == "Workflow")
+    objects.create(workflow)
+    driver = browser
+    driver.get(f"{dashboard.url}#/workflows?ns={namespace}")
+    wait_js(driver, "return !!document.querySelector(\"#workflows tr[data-name='routing'] a\")", 30, "the list")
+    driver.find_element(By.CSS_SELECTOR, "#workflows tr[data-name='routing'] a").click()
+    wait_js(driver, "return document.querySelectorAll('.node').length === 5", 15, "the routing graph")
+    assert "rows" in driver.find_element(By.ID, "w-meta").text and "42" in driver.find_element(By.ID, "w-meta").text
+    labels = driver.execute_script(
+        "return [...document.querySelectorAll('.edge text')].map(t => t.firstChild.textContent)"
+    )
+    assert "output.rows > 10" in labels and "failure" in labels
+    driver.find_element(By.CSS_SELECTOR, ".node[data-name='small-load']").click()
+    script = driver.find_element(By.ID, "node-script").text
+    assert 'echo "loading $(input.rows) rows one by one"' in script
