@@ -42,6 +42,7 @@ from jobchain.engine.planner import (
 )
 from jobchain.engine.render import LABEL_NODE
 from jobchain.engine.secrets import redact, secret_refs
+from jobchain.engine.timefmt import iso
 from jobchain.engine.types import ObservedJob
 from jobchain.k8s.cluster import Cluster
 from jobchain.k8s.observe import NodeToRead
@@ -64,6 +65,12 @@ def dump_status(status: ExecutionStatus) -> dict[str, Any]:
     if status.workflowSpec is not None:
         data["workflowSpec"] = status.workflowSpec.model_dump(mode="json", by_alias=True, exclude_none=True)
     return data
+
+
+def utc_stamp(value: Any) -> str | None:
+    """A Kubernetes timestamp as status stores them."""
+    moment = parse_time(str(value)) if value else None
+    return iso(moment) if moment else None
 
 
 def status_patch(old: ExecutionStatus, new: ExecutionStatus) -> list[dict[str, Any]] | None:
@@ -198,12 +205,13 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
             return Outcome(None)
         return Outcome(str(old.phase), expiry)
     began = time.monotonic()
-    lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None and not spec.cancel else None
+    lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None else None
     workflow = old.workflowSpec or spec.workflow or (lookup.spec if lookup else None)
     observation = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old),
                                            started=old.workflowSpec is not None)
     observed = _without_secrets(cluster, namespace, spec, observation.jobs)
-    execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old)
+    execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old,
+                               created=utc_stamp(meta.get("creationTimestamp")))
     result = plan(execution, observed, now, lookup, output_limit)
     planned = time.monotonic()
 
