@@ -23,8 +23,9 @@ from jobchain.api.models import (
     NodeStatus,
     WorkflowSpec,
 )
-from jobchain.engine.graph import Graph, validate
+from jobchain.engine.graph import Graph
 from jobchain.engine.planner import plan
+from jobchain.engine.validation import validate_workflow
 
 from .builders import T0, Cluster, created_nodes, execution, spec, with_status
 
@@ -64,7 +65,7 @@ def workflows(draw: st.DrawFn) -> WorkflowSpec:
             body["script"] = "true"
     order = draw(st.permutations(bodies))
     workflow = spec(*order, parallelism=draw(st.integers(1, 4)))
-    assert validate(workflow) == []
+    assert validate_workflow(workflow) == []
     return workflow
 
 

@@ -26,7 +26,7 @@ from jobchain.api.models import API_VERSION, PARAM_NAME, TERMINAL_EXECUTION_PHAS
 from jobchain.cli.cluster import WORKFLOWS, Cluster
 from jobchain.cli.errors import CliError, Exit, usage_error
 from jobchain.cli.tables import nodes_table, phase_line, status_of
-from jobchain.engine.graph import validate
+from jobchain.engine.validation import join, validate_params, validate_workflow
 
 TICK_SECONDS = 1.0  # how often a live view on a terminal is redrawn without a change (durations advance)
 NO_OPERATOR_HINT_SECONDS = 20.0  # an execution not started by then is probably not seen by any operator
@@ -65,23 +65,14 @@ def check_against_workflow(workflow: dict[str, Any], params: dict[str, str]) -> 
             f"Workflow {name!r} is invalid: {'; '.join(describe_validation_error(err))}; "
             "fix it (jobchain lint FILE) and apply it again"
         ) from None
-    problems = validate(spec)
+    problems = validate_workflow(spec)
     if problems:
         raise usage_error(
-            f"Workflow {name!r} is invalid: {'; '.join(map(str, problems))}; "
-            "fix it (jobchain lint FILE) and apply it again"
+            f"Workflow {name!r} is invalid: {join(problems)}; fix it (jobchain lint FILE) and apply it again"
         )
-    declared = {p.name: p for p in spec.params}
-    unknown = sorted(set(params) - set(declared))
-    if unknown:
-        raise usage_error(
-            f"Workflow {name!r} has no param {', '.join(unknown)} (declared: {', '.join(sorted(declared)) or 'none'})"
-        )
-    missing = sorted(n for n, p in declared.items() if p.default is None and n not in params)
-    if missing:
-        raise usage_error(
-            f"Workflow {name!r} needs {' '.join(f'-p {n}=VALUE' for n in missing)} (declared without a default)"
-        )
+    problems = validate_params(params, spec.params, f"Workflow {name!r}")
+    if problems:
+        raise usage_error(f"{join(problems)}; set params with -p NAME=VALUE")
 
 
 def execution_manifest(workflow: str, params: dict[str, str], timeout: int | None) -> dict[str, Any]:

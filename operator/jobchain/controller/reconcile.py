@@ -28,7 +28,6 @@ from jobchain.api.models import (
     WorkflowStatus,
 )
 from jobchain.controller import metrics
-from jobchain.engine.graph import validate
 from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
 from jobchain.engine.planner import (
     ExecutionInput,
@@ -40,6 +39,7 @@ from jobchain.engine.planner import (
     record_refusals,
 )
 from jobchain.engine.render import LABEL_NODE
+from jobchain.engine.validation import validate_workflow
 from jobchain.k8s.cluster import Cluster
 from jobchain.k8s.observe import NodeToRead
 from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, JobRefused
@@ -180,7 +180,7 @@ def workflow_status(body: dict[str, Any], now: datetime) -> WorkflowStatus:
     try:
         spec = WorkflowSpec.model_validate(body.get("spec") or {})
         node_count = len(spec.nodes)
-        problems = [str(p) for p in validate(spec)]
+        problems = [str(p) for p in validate_workflow(spec)]
     except ValidationError as exc:
         problems = describe_validation_error(exc, "spec")
     ready = Condition(

@@ -29,7 +29,7 @@ from jobchain.api.models import (
     WorkflowSpec,
 )
 from jobchain.engine import cel, refs
-from jobchain.engine.graph import Graph, InEdge, node_texts, validate
+from jobchain.engine.graph import Graph, InEdge, node_texts
 from jobchain.engine.outputs import (
     DEFAULT_OUTPUT_LIMIT,
     MIN_OUTPUT_SHARE,
@@ -41,6 +41,7 @@ from jobchain.engine.refs import Scope, UnresolvedReference
 from jobchain.engine.render import ExecutionRef, job_name, render_job
 from jobchain.engine.timefmt import format_duration, iso, parse_time
 from jobchain.engine.types import Event, ExecutionInput, JobState, ObservedJob, Plan, WorkflowLookup
+from jobchain.engine.validation import join, resolve_params, validate_params, validate_workflow
 
 
 class _Run:
@@ -79,25 +80,16 @@ class _Run:
             workflow_name, workflow = lookup.name, lookup.spec
         status.workflowName = workflow_name
         where = "spec.workflow" if spec.workflow is not None else f"Workflow {workflow_name!r}"
-        problems = validate(workflow, prefix="spec")
+        problems = validate_workflow(workflow, prefix="spec")
         if problems:
             self.finish(ExecutionPhase.FAILED, "InvalidWorkflow",
-                        f"{where} is invalid: {'; '.join(str(p) for p in problems)}. Fix it, then create a "
-                        "new execution")
+                        f"{where} is invalid: {join(problems)}. Fix it, then create a new execution")
             return False
-        declared = {p.name: p for p in workflow.params}
-        unknown = sorted(set(spec.params) - set(declared))
-        missing = sorted(n for n, p in declared.items() if p.default is None and n not in spec.params)
-        if unknown or missing:
-            parts = []
-            if unknown:
-                parts.append(f"spec.params sets {', '.join(unknown)}, which {where} does not declare "
-                             f"(declared: {', '.join(sorted(declared)) or 'none'})")
-            if missing:
-                parts.append(f"spec.params must set {', '.join(missing)} (declared without a default)")
-            self.finish(ExecutionPhase.FAILED, "InvalidParams", "; ".join(parts))
+        problems = validate_params(spec.params, workflow.params, where)
+        if problems:
+            self.finish(ExecutionPhase.FAILED, "InvalidParams", join(problems))
             return False
-        status.params = {n: spec.params.get(n, p.default or "") for n, p in declared.items()}
+        status.params = resolve_params(spec.params, workflow.params)
         status.workflowSpec = workflow
         status.nodes = [NodeStatus(name=n.name) for n in workflow.nodes]
         status.phase = ExecutionPhase.RUNNING
