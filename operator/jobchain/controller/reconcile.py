@@ -40,9 +40,10 @@ from jobchain.engine.planner import (
 )
 from jobchain.engine.render import LABEL_NODE
 from jobchain.engine.validation import validate_workflow
+from jobchain.k8s.api import EXECUTIONS, WORKFLOWS
 from jobchain.k8s.cluster import Cluster
 from jobchain.k8s.observe import NodeToRead
-from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, JobRefused
+from jobchain.k8s.writes import JobRefused
 
 log = logging.getLogger(__name__)
 

@@ -17,13 +17,10 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from jobchain.api.models import API_VERSION, GROUP, VERSION
+from jobchain.api.models import API_VERSION
+from jobchain.k8s.api import CustomObjects
 
 log = logging.getLogger(__name__)
-
-EXECUTIONS = "workflowexecutions"
-WORKFLOWS = "workflows"
-MERGE_PATCH = "application/merge-patch+json"
 
 
 class JobRefused(Exception):
@@ -54,7 +51,7 @@ class Writer:
     def __init__(self, api: client.ApiClient) -> None:
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
+        self.objects = CustomObjects(api)
         self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
 
     def create_job(self, manifest: dict[str, Any]) -> bool:
@@ -91,9 +88,7 @@ class Writer:
                 raise
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, {"status": status}, _content_type=MERGE_PATCH
-        )
+        self.objects.patch_status(namespace, plural, name, status)
 
     def event(self, obj: dict[str, Any], kind: str, type_: str, reason: str, message: str) -> None:
         """Posts a Kubernetes Event on the object. Never raises: events are best effort."""
