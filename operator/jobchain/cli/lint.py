@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import API_VERSION, Workflow, WorkflowExecution, WorkflowSpec
+from jobchain.cli import yaml_input
 from jobchain.cli.errors import Exit
 from jobchain.engine.validation import validate_execution, validate_workflow
 
@@ -78,7 +79,7 @@ def parse_documents(text: str, file: str) -> tuple[list[Document], list[LintProb
     documents: list[Document] = []
     index = 0
     try:
-        for index, body in enumerate(yaml.safe_load_all(text), start=1):
+        for index, body in enumerate(yaml_input.load_all(text), start=1):
             if body is not None:
                 documents.append(Document(file, index, body))
     except yaml.YAMLError as exc:
@@ -87,15 +88,9 @@ def parse_documents(text: str, file: str) -> tuple[list[Document], list[LintProb
             f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(unknown position)"
         )
         reason = getattr(exc, "problem", None) or str(exc)
-        return documents, [
-            LintProblem(
-                file,
-                f"document {index + 1}",
-                where,
-                f"not valid YAML: {reason}; fix the syntax (indentation, quoting)",
-                index + 1,
-            )
-        ]
+        message = (f"refused: {reason}" if isinstance(exc, yaml_input.RefusedYaml)
+                   else f"not valid YAML: {reason}; fix the syntax (indentation, quoting)")
+        return documents, [LintProblem(file, f"document {index + 1}", where, message, index + 1)]
     return documents, []
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 from jobchain.api import limits
 from jobchain.api.models import EdgeKind, Node, Param, WorkflowExecutionSpec, WorkflowSpec
@@ -60,6 +61,33 @@ def _duplicates(names: Iterable[str]) -> list[tuple[int, str, int]]:
     return repeated
 
 
+def depth(value: Any) -> int:
+    """Nesting depth of a JSON value (a scalar is 0), without recursion: the value may be very deep."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        current, level = stack.pop()
+        if isinstance(current, dict):
+            children: Iterable[Any] = current.values()
+        elif isinstance(current, list):
+            children = current
+        else:
+            continue
+        deepest = max(deepest, level + 1)
+        if deepest > limits.MAX_FREE_FORM_DEPTH:
+            return deepest  # deep enough to refuse; no need to walk the rest
+        stack.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def _free_form(node: Node) -> Iterable[tuple[str, Any]]:
+    """(field path relative to the node, value) of the fields passed to Kubernetes as they are."""
+    yield "podTemplate", node.podTemplate
+    yield "resources", node.resources
+    for i, env in enumerate(node.env):
+        yield f"env[{i}].valueFrom", env.valueFrom
+
+
 def _node_problems(node: Node, path: str, spec: WorkflowSpec, names: set[str],
                    budget: cel.Budget | None) -> Iterable[Problem]:
     """Problems of one node and its edges; `budget` None: the `when`s are not compiled (over their limit)."""
@@ -72,6 +100,10 @@ def _node_problems(node: Node, path: str, spec: WorkflowSpec, names: set[str],
         if size > limits.MAX_ARG_BYTES:
             yield Problem(f"{path}.{rel}", f"is {size} bytes; Linux refuses a single argument or environment "
                           f"string over {limits.MAX_ARG_BYTES} bytes: pass large data through a volume instead")
+    for rel, value in _free_form(node):
+        if value is not None and depth(value) > limits.MAX_FREE_FORM_DEPTH:
+            yield Problem(f"{path}.{rel}", f"nested more than {limits.MAX_FREE_FORM_DEPTH} levels deep; "
+                          "a pod spec needs far fewer: flatten it")
     targets: set[str] = set()
     for j, edge in enumerate(node.next):
         epath = f"{path}.next[{j}]"
