@@ -54,7 +54,40 @@ def run(n: int, parallel: bool, output_bytes: int) -> None:
           f"{truncated} outputs truncated, phase {status.phase}")
 
 
+def fan_out(targets: int = 499, parallelism: int = 20) -> None:
+    """One node with `targets` condition edges (a third of them false): the case that made one pass
+    take seconds when every edge was evaluated again, with every output converted again to CEL."""
+    nodes: list[dict[str, object]] = [{
+        "name": "a", "script": "echo", "next": [
+            {"node": f"t{i}", "type": "condition", "when": f"output.n > {i % 3}"} for i in range(targets)],
+    }]
+    nodes += [{"name": f"t{i}", "script": "echo"} for i in range(targets)]
+    spec = WorkflowSpec.model_validate({"defaults": {"image": "busybox:1.36"}, "parallelism": parallelism,
+                                        "nodes": nodes})
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    status = ExecutionStatus()
+    observed: dict[str, ObservedJob] = {}
+    times: list[float] = []
+    lookup = WorkflowLookup("bench", spec)
+    while status.phase not in ("Succeeded", "Failed"):
+        execution = ExecutionInput("bench", "default", "uid", 1, WorkflowExecutionSpec(workflowRef={"name": "bench"}),
+                                   status)
+        t0 = time.perf_counter()
+        result = plan(execution, observed, now, lookup)
+        times.append(time.perf_counter() - t0)
+        status = result.status
+        for job in result.create:
+            node = job["metadata"]["labels"]["jobchain.dev/node"]
+            out = '{"n": 2}' if node == "a" else None
+            observed[node] = ObservedJob(node, job["metadata"]["name"], JobState.SUCCEEDED, "pod", 0, out,
+                                         finished_at=iso(now))
+        now += timedelta(seconds=1)
+    print(f"   1 node with {targets} condition edges, parallelism {parallelism}: {len(times)} plan() calls, "
+          f"{sum(times) / len(times) * 1000:7.2f} ms/call, slowest {max(times) * 1000:7.2f} ms, phase {status.phase}")
+
+
 if __name__ == "__main__":
+    fan_out()
     for n, parallel, out in [(10, False, 100), (100, False, 100), (500, False, 100), (500, True, 100),
                              (300, False, 30000), (500, True, 30000)]:
         run(n, parallel, out)

@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client, config
 
-from tests.e2e.support import E2E_NAMESPACE_PREFIX, Objects, OperatorProcess, install_crds
+from tests.e2e.support import E2E_NAMESPACE_PREFIX, Objects, OperatorAccount, OperatorProcess, install_crds
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E_DIR = Path(__file__).resolve().parent
@@ -93,10 +93,23 @@ def namespace(api: client.ApiClient) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def operator_process(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    """The CRDs installed and the operator running as a host process on this session's namespaces."""
+def operator_account(kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorAccount]:
+    """The operator's ServiceAccount with exactly the shipped RBAC (see OperatorAccount)."""
     install_crds(kubeconfig)
-    proc = OperatorProcess(kubeconfig, tmp_path_factory.mktemp("operator"))
+    account = OperatorAccount(kubeconfig, tmp_path_factory.mktemp("account"))
+    try:
+        account.create()
+        yield account
+    finally:
+        account.delete()
+
+
+@pytest.fixture(scope="session")
+def operator_process(operator_account: OperatorAccount, tmp_path_factory: pytest.TempPathFactory,
+                     ) -> Iterator[OperatorProcess]:
+    """The operator running as a host process on this session's namespaces, as its ServiceAccount:
+    with the rights manifests/base grants it, not the admin's."""
+    proc = OperatorProcess(str(operator_account.path), tmp_path_factory.mktemp("operator"))
     proc.start()
     yield proc
     proc.stop()

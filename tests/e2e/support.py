@@ -62,6 +62,86 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# The operator's own namespace in this session: its ServiceAccount lives here, and the operator
+# is told it is its namespace (executions here are refused). It matches the watched pattern, so
+# the refusal is what keeps an execution here from running, not the watch.
+OPERATOR_NAMESPACE = f"{E2E_NAMESPACE_PREFIX}system"
+OPERATOR_SA = "jobchain-operator"
+# Cluster-scoped objects of manifests/base that the session creates under its own name, so
+# that sessions (and the install tests, which apply the real names) never share them.
+SESSION_COPIES = ("ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolicy",
+                  "ValidatingAdmissionPolicyBinding")
+
+
+def shipped_docs(*files: str) -> list[dict[str, Any]]:
+    """The documents of manifests/base files, as kustomize would apply them (no transforms used)."""
+    return [d for f in files for d in yaml.safe_load_all((ROOT / "manifests/base" / f).read_text()) if d]
+
+
+def session_name(name: str) -> str:
+    return f"jc-e2e-{SESSION}-{name}"
+
+
+class OperatorAccount:
+    """The operator's ServiceAccount, bound to exactly the RBAC manifests/base ships, and a
+    kubeconfig that authenticates as it: the host operator runs with the rights a real install
+    gives, so a missing right fails a test and cluster-admin hides nothing.
+
+    Cluster-scoped objects (the ClusterRoles, their bindings, the step admission policy) are
+    created as session copies: same rules, names prefixed with jc-e2e-<session>-.
+    """
+
+    def __init__(self, admin_kubeconfig: str, folder: Path) -> None:
+        self.admin = admin_kubeconfig
+        self.path = folder / "operator.kubeconfig"
+        self.created: list[tuple[str, str]] = []  # (kind, name) of cluster-scoped copies
+
+    def objects(self) -> list[dict[str, Any]]:
+        docs = shipped_docs("rbac.yaml", "rbac-users.yaml", "step-policy.yaml")
+        out: list[dict[str, Any]] = []
+        for doc in docs:
+            doc = dict(doc)
+            if doc["kind"] not in SESSION_COPIES:
+                continue
+            doc["metadata"] = {**doc["metadata"], "name": session_name(doc["metadata"]["name"])}
+            if "roleRef" in doc:
+                doc["roleRef"] = {**doc["roleRef"], "name": session_name(doc["roleRef"]["name"])}
+            if "subjects" in doc:
+                doc["subjects"] = [{**s, "namespace": OPERATOR_NAMESPACE} for s in doc["subjects"]]
+            spec = doc.get("spec") or {}
+            if "policyName" in spec:
+                doc["spec"] = {**spec, "policyName": session_name(spec["policyName"])}
+            out.append(doc)
+        return out
+
+    def create(self) -> str:
+        """Creates the namespace, ServiceAccount and RBAC; writes and returns the kubeconfig."""
+        kubectl(self.admin, "create", "namespace", OPERATOR_NAMESPACE)
+        kubectl(self.admin, "-n", OPERATOR_NAMESPACE, "create", "serviceaccount", OPERATOR_SA)
+        for doc in self.objects():
+            kubectl(self.admin, "apply", "--server-side", "-f", "-", input_text=yaml.safe_dump(doc))
+            self.created.append((doc["kind"], doc["metadata"]["name"]))
+        token = kubectl(self.admin, "-n", OPERATOR_NAMESPACE, "create", "token", OPERATOR_SA,
+                        "--duration=12h").strip()
+        admin = yaml.safe_load(Path(self.admin).read_text())
+        context = next(c for c in admin["contexts"] if c["name"] == admin["current-context"])["context"]
+        cluster = next(c for c in admin["clusters"] if c["name"] == context["cluster"])
+        self.path.write_text(yaml.safe_dump({
+            "apiVersion": "v1", "kind": "Config", "clusters": [cluster],
+            "users": [{"name": OPERATOR_SA, "user": {"token": token}}],
+            "contexts": [{"name": OPERATOR_SA, "context": {"cluster": cluster["name"], "user": OPERATOR_SA}}],
+            "current-context": OPERATOR_SA,
+        }))
+        self.path.chmod(0o600)
+        return str(self.path)
+
+    def delete(self) -> None:
+        for kind, name in reversed(self.created):
+            kubectl(self.admin, "delete", kind.lower(), name, "--ignore-not-found", "--wait=false", check=False)
+        kubectl(self.admin, "delete", "namespace", OPERATOR_NAMESPACE, "--ignore-not-found", "--wait=false",
+                check=False)
+
+
 class OperatorProcess:
     """`python -m jobchain.controller` with its output in a log file."""
 
@@ -74,17 +154,22 @@ class OperatorProcess:
         self.health_port = health_port or free_port()
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self) -> None:
+    def start(self, wait: bool = True) -> None:
+        """Starts the operator; with `wait`, until its health endpoint answers."""
         if self.running():
+            if wait:
+                wait_for(lambda: self._healthy(), timeout=60, what="operator health endpoint")
             return
-        env = {**os.environ, "KUBECONFIG": self.kubeconfig}
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "JOBCHAIN_OPERATOR_NAMESPACE": OPERATOR_NAMESPACE}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jobchain.controller", "--namespace", self.namespace_pattern,
-             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port), "--verbose"],
+             "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
+             "--bind-address", "127.0.0.1", "--verbose"],
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )
-        wait_for(lambda: self._healthy(), timeout=60, what="operator health endpoint")
+        if wait:
+            wait_for(lambda: self._healthy(), timeout=60, what="operator health endpoint")
 
     def _healthy(self) -> bool:
         import urllib.request

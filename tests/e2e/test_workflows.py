@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 from kubernetes.client.exceptions import ApiException
 
 from tests.e2e.support import Objects, OperatorProcess, nodes, wait_for, workflow
@@ -320,3 +322,92 @@ def test_what_an_execution_runs_cannot_change_after_it_is_created(objects: Objec
     objects.patch_execution(name, {"spec": {"cancel": True}})
     done = objects.wait_phase(name, timeout=60)
     assert done["status"]["phase"] == "Cancelled" and done["status"]["params"] == {"day": "tuesday"}
+
+
+NODE_RANK = {"Pending": 0, "Running": 1, "Succeeded": 2, "Failed": 2, "Skipped": 2, "Cancelled": 2}
+
+
+def _status_history(api: client.ApiClient, namespace: str, name: str, stop: threading.Event,
+                    seen: list[dict[str, Any]]) -> None:
+    """Every version of the execution's status the API server sends on a watch."""
+    custom = client.CustomObjectsApi(api)
+    while not stop.is_set():
+        stream = watch.Watch().stream(custom.list_namespaced_custom_object, "jobchain.dev", "v1alpha1", namespace,
+                                      "workflowexecutions", field_selector=f"metadata.name={name}", timeout_seconds=5)
+        for event in stream:
+            seen.append(event["object"].get("status") or {})
+            if stop.is_set():
+                break
+
+
+def test_operator_killed_while_its_store_is_cold_duplicates_nothing_and_never_moves_status_back(
+        objects: Objects, operator: OperatorProcess, api: client.ApiClient, namespace: str) -> None:
+    # Issue 10: passes read from a store the watches fill. Killed again and again right after it
+    # starts (while the store is still being filled from the first listing), the operator must
+    # never plan from a store that has not seen the cluster: a Job it does not hold yet would
+    # look deleted (the node failed) or missing (a second Job).
+    steps = [{"name": f"s{i}", "script": f"sleep 2; echo {i} > $JOBCHAIN_OUTPUT",
+              **({"next": [{"node": f"s{i + 1}"}]} if i < 4 else {})} for i in range(5)]
+    objects.create(workflow("cold", steps))
+    created = objects.create({"apiVersion": "jobchain.dev/v1alpha1", "kind": "WorkflowExecution",
+                              "metadata": {"generateName": "cold-"}, "spec": {"workflowRef": {"name": "cold"}}})
+    name = created["metadata"]["name"]
+    history: list[dict[str, Any]] = []
+    stop = threading.Event()
+    watcher = threading.Thread(target=_status_history, args=(api, namespace, name, stop, history), daemon=True)
+    watcher.start()
+    try:
+        wait_for(lambda: any(n.get("phase") == "Running" for n in (objects.execution(name).get("status") or {})
+                             .get("nodes") or []), 90, "the first node running")
+        for delay in (0.5, 1.5, 3.0, 0.0, 2.0, 4.0):
+            operator.kill()
+            operator.start(wait=delay == 0.0)  # 0.0: killed the moment its health endpoint answers
+            time.sleep(delay)
+        operator.kill()
+        operator.start()
+        done = objects.wait_phase(name, timeout=180)
+    finally:
+        stop.set()
+        watcher.join(timeout=10)
+    assert done["status"]["phase"] == "Succeeded", done["status"].get("message")
+    assert [nodes(done)[f"s{i}"]["output"] for i in range(5)] == [0, 1, 2, 3, 4]
+    jobs = objects.jobs(name)
+    assert sorted(j.metadata.labels["jobchain.dev/node"] for j in jobs) == [f"s{i}" for i in range(5)]
+    for job in jobs:
+        pods = objects.core.list_namespaced_pod(
+            namespace, label_selector=f"batch.kubernetes.io/job-name={job.metadata.name}").items
+        assert len(pods) == 1, [p.metadata.name for p in pods]
+    # Status never went backwards: per node, phases only move forward and a finished node never
+    # changes; the execution's progress never drops.
+    assert len(history) > 5
+    last: dict[str, dict[str, Any]] = {}
+    for status in history:
+        for node in status.get("nodes") or []:
+            before = last.get(node["name"])
+            if before is not None:
+                assert NODE_RANK[node["phase"]] >= NODE_RANK[before["phase"]], (before, node)
+                if NODE_RANK[before["phase"]] == 2:
+                    kept = (before["phase"], before.get("output"))
+                    assert (node["phase"], node.get("output")) == kept, (before, node)
+            last[node["name"]] = node
+    finished = [sum(NODE_RANK[n["phase"]] == 2 for n in s.get("nodes") or []) for s in history]
+    assert finished == sorted(finished), finished
+
+
+def test_finished_nodes_jobs_pods_and_logs_are_kept_when_the_execution_ends(objects: Objects) -> None:
+    # Issue 8, defect 7: two nodes end moments apart; the execution ends with the second,
+    # about a second before the Job controller says the first one's Job is Complete. That Job
+    # is not "still running": deleting it took its pod and log (`jobchain logs` found nothing).
+    objects.create(workflow("keep", [
+        {"name": "a", "script": "echo log-of-a; sleep 1; echo 1 > $JOBCHAIN_OUTPUT"},
+        {"name": "b", "script": "echo log-of-b; sleep 1; echo 2 > $JOBCHAIN_OUTPUT"},
+    ]))
+    done = objects.run("keep")
+    assert done["status"]["phase"] == "Succeeded"
+    time.sleep(3)  # a background delete would have removed the Jobs by now
+    jobs = objects.jobs(done["metadata"]["name"])
+    assert sorted((j.metadata.labels["jobchain.dev/node"], j.metadata.deletion_timestamp) for j in jobs) == [
+        ("a", None), ("b", None)]
+    for node in ("a", "b"):
+        pod = nodes(done)[node]["podName"]
+        assert f"log-of-{node}" in objects.core.read_namespaced_pod_log(pod, objects.namespace, container="main")

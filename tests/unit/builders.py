@@ -6,6 +6,7 @@ a test reads like the workflow it is about and the models' own validation is exe
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -28,6 +29,8 @@ from jobchain.engine.planner import (
     plan,
 )
 from jobchain.engine.render import LABEL_NODE, job_name
+from jobchain.k8s.observe import Observation
+from jobchain.k8s.writes import JobRefused
 
 EXECUTION = "run-1"
 NAMESPACE = "team-a"
@@ -141,6 +144,18 @@ def env_of(job_manifest: Mapping[str, Any]) -> dict[str, Any]:
     return {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
 
 
+def script_seen(job_manifest: Mapping[str, Any]) -> str:
+    """The node's script with each `${JOBCHAIN_REF_n}` expanded to its value as the container
+    gets it (the kubelet turns `$$` into `$`): what the script says, for assertions."""
+    container = job_manifest["spec"]["template"]["spec"]["containers"][0]
+    script = str(container["command"][-1])
+    for item in container["env"]:
+        if item["name"].startswith("JOBCHAIN_REF_"):
+            value = item["value"].replace("$$", "$")
+            script = script.replace("'\"${" + item["name"] + "}\"'", value).replace("${" + item["name"] + "}", value)
+    return script
+
+
 # ---- a scripted cluster ------------------------------------------------------------------
 
 # What a node's Job does when the simulated cluster runs it: (state, raw output).
@@ -239,3 +254,162 @@ def simulate(
 def lookup(workflow: WorkflowSpec | None, name: str = "wf", found: bool = True,
            problems: Iterable[str] = ()) -> WorkflowLookup:
     return WorkflowLookup(name=name, spec=workflow, found=found, problems=tuple(problems))
+
+
+# ---- the API server's writes, and a fake cluster for the controller ----------------------------
+
+def _prune_nulls(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _prune_nulls(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_prune_nulls(v) for v in value]
+    return value
+
+
+def merge_patch(target: Any, patch: Any) -> Any:
+    """A JSON merge patch (RFC 7386) as the Kubernetes API server applies it (evanphx/json-patch).
+
+    One difference from the RFC matters here: a value the patch puts in place (a new member, or a
+    list replacing a list) has its null members removed at every depth, also inside the objects of
+    a list, where the RFC would keep them. That is how {"result": null} inside `nodes[].output`
+    got lost.
+    """
+    if not isinstance(target, dict):
+        return _prune_nulls(patch)
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif out.get(key) is None:
+            out[key] = _prune_nulls(value)
+        else:
+            out[key] = merge_patch(out[key], value)
+    return out
+
+
+def json_patch(target: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, Any]:
+    """A JSON patch (RFC 6902), the `add` of one top-level member the controller uses."""
+    out = dict(target)
+    for op in ops:
+        assert op["op"] in ("add", "replace") and op["path"].count("/") == 1, op
+        out[op["path"][1:]] = json.loads(json.dumps(op["value"]))
+    return out
+
+
+class WriteFailed(Exception):
+    """Stands for the API server refusing a write (a 5xx, a timeout)."""
+
+
+class FakeCluster:
+    """The controller's view of a cluster, recording every write it makes as an action, in the
+    style of sample-controller's fake clientset: a test states the actions a scenario must make.
+
+    Objects are kept as the API server would keep them: status patches are applied with the API
+    server's semantics and the result is what the next reconcile reads.
+    """
+
+    def __init__(self, execution_body: dict[str, Any] | None = None,
+                 workflows: Mapping[str, dict[str, Any]] | None = None) -> None:
+        self.executions: dict[str, dict[str, Any]] = {}
+        if execution_body is not None:
+            self.executions[execution_body["metadata"]["name"]] = json.loads(json.dumps(execution_body))
+        self.workflows = {name: {"metadata": {"name": name, "namespace": NAMESPACE}, "spec": spec_}
+                          for name, spec_ in (workflows or {}).items()}
+        self.jobs: dict[str, dict[str, Any]] = {}
+        self.seen: dict[str, ObservedJob] = {}  # what the observer reports, by node
+        self.actions: list[tuple[str, ...]] = []
+        self.refuse: dict[str, str] = {}  # node -> the API server's message
+        self.fail_status_writes = 0
+        self.observer = self
+        self.writer = self
+        self.store = self  # what the operator's watch store is told of its own writes
+        self.stored: list[str] = []  # names of the objects written through to the store, in order
+
+    # reads (not recorded)
+    def get_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
+        body = self.executions.get(name)
+        return json.loads(json.dumps(body)) if body is not None else None
+
+    def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.workflows.get(name)
+
+    def observe(self, namespace: str, execution: str, uid: str, wanted: Any) -> Observation:
+        return Observation(jobs=dict(self.seen))
+
+    # the store's write-through (not recorded as actions: no API call)
+    def put_job(self, job_obj: dict[str, Any]) -> None:
+        self.stored.append(job_obj["metadata"]["name"])
+
+    def put_execution(self, body: dict[str, Any], own: bool = False) -> None:
+        self.stored.append(body["metadata"]["name"])
+
+    # writes
+    def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Creates or adopts the Job; returns it as the API server holds it."""
+        node_name = manifest["metadata"]["labels"][LABEL_NODE]
+        self.actions.append(("create", "job", node_name))
+        if node_name in self.refuse:
+            raise JobRefused(self.refuse[node_name])
+        name = manifest["metadata"]["name"]
+        self.jobs.setdefault(name, manifest)
+        self.seen.setdefault(node_name, ObservedJob(node=node_name, name=name, state=JobState.RUNNING))
+        return self.jobs[name]
+
+    def delete_job(self, namespace: str, name: str) -> None:
+        self.actions.append(("delete", "job", name))
+        self.jobs.pop(name, None)
+        self.seen = {k: v for k, v in self.seen.items() if v.name != name}
+
+    def delete_execution(self, namespace: str, name: str) -> None:
+        self.actions.append(("delete", "workflowexecution", name))
+        self.executions.pop(name, None)
+
+    def _write_status(self, kind: str, plural: str, name: str,
+                      apply: Callable[[dict[str, Any]], Any]) -> dict[str, Any]:
+        self.actions.append((kind, plural))
+        if self.fail_status_writes:
+            self.fail_status_writes -= 1
+            raise WriteFailed("the API server did not answer")
+        objects = self.workflows if plural == "workflows" else self.executions
+        objects[name] = apply(objects[name])
+        written: dict[str, Any] = json.loads(json.dumps(objects[name]))
+        return written
+
+    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        wire = json.loads(json.dumps({"status": status}))
+        return self._write_status("patch-status", plural, name, lambda obj: merge_patch(obj, wire))
+
+    def json_patch_status(self, plural: str, namespace: str, name: str,
+                          ops: list[dict[str, Any]]) -> dict[str, Any]:
+        wire = json.loads(json.dumps(ops))
+        return self._write_status("patch-status", plural, name, lambda obj: json_patch(obj, wire))
+
+    def event(self, obj: dict[str, Any], kind: str, type_: str, reason: str, message: str) -> None:
+        self.actions.append(("event", reason))
+
+    # the cluster acting
+    def finish(self, node_name: str, state: str, output: str | None, at: datetime, message: str = "") -> None:
+        self.seen[node_name] = job(node_name, state, output, finished_at=at, message=message)
+
+    def status(self, name: str = EXECUTION) -> ExecutionStatus:
+        return ExecutionStatus.model_validate(self.executions[name].get("status") or {})
+
+    def take_actions(self) -> list[tuple[str, ...]]:
+        actions, self.actions = self.actions, []
+        return actions
+
+
+def execution_body(workflow: WorkflowSpec | None = None, *, ref: str | None = None, spec_: dict[str, Any] | None = None,
+                   **fields: Any) -> dict[str, Any]:
+    """A WorkflowExecution object as the API server returns it."""
+    body_spec: dict[str, Any] = dict(spec_ or {})
+    if workflow is not None:
+        body_spec["workflow"] = workflow.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if ref is not None:
+        body_spec["workflowRef"] = {"name": ref}
+    body_spec.update(fields)
+    return {"apiVersion": "jobchain.dev/v1alpha1", "kind": "WorkflowExecution",
+            "metadata": {"name": EXECUTION, "namespace": NAMESPACE, "uid": UID, "generation": 1},
+            "spec": body_spec}

@@ -251,6 +251,29 @@ def test_logs_follow_goes_node_by_node_until_the_end() -> None:
     assert out.getvalue().splitlines() == ["[extract] one", "[extract] two", "[load] three"]
 
 
+def test_logs_follow_reads_a_log_whose_container_ran_between_two_polls() -> None:
+    # The container was still being created on the first try; by the next poll it had run and
+    # the operator had recorded the node finished (it does so the moment the container ends).
+    states = iter([execution("e", "Running", [dict(DONE[0], phase="Running", finishedAt=None)])])
+    final = execution("e", "Succeeded", DONE[:1])
+
+    class Quick(FakeCluster):
+        def get(self, plural: str, name: str) -> dict[str, Any]:
+            self.pods = {"extract": ["p1"]}
+            return next(states, final)
+
+        def follow_log(self, pod: str) -> Iterator[str]:
+            raise LogNotReady("container main is waiting to start: ContainerCreating")
+            yield ""
+
+        def read_log(self, pod: str) -> str | None:
+            return "extracting\n3 rows\n"
+
+    out = io.StringIO()
+    assert logs.Follower(Quick(), "e", out, sleep=lambda _: None).run("extract") == 0
+    assert out.getvalue().splitlines() == ["[extract] extracting", "[extract] 3 rows"]
+
+
 def test_logs_of_an_unknown_node_name_the_nodes() -> None:
     cluster = FakeCluster()
     cluster.objects[(EXECUTIONS, "e")] = execution("e", "Running", DONE)

@@ -100,7 +100,7 @@ HOSTILE: list[tuple[str, str, str]] = [
      "Workflow/w: spec.nodes[0].timeoutSeconds: "),
     ("a podTemplate deeper than the operator takes",
      node_yaml("    podTemplate: " + "{a: " * 40 + "1" + "}" * 40 + "\n"),
-     "Workflow/w: spec.nodes[0].podTemplate: nested more than 32 levels deep"),
+     "Workflow/w: spec.nodes[0].podTemplate: nested deeper than 32 levels"),
 ]
 
 

@@ -111,13 +111,14 @@ def _perms(*rules: tuple[str, str, str]) -> set[tuple[str, str, str]]:
 
 # What the operator needs in each namespace it serves (issue 4), and nothing else.
 NAMESPACED = _perms(
-    ("jobchain.dev", "workflows workflowexecutions", "get list watch patch update"),
-    ("jobchain.dev", "workflows/status workflowexecutions/status", "get patch update"),
+    ("jobchain.dev", "workflows", "get list watch"),
+    ("jobchain.dev", "workflowexecutions", "list watch delete"),
+    ("jobchain.dev", "workflows/status workflowexecutions/status", "patch"),
     ("batch", "jobs", "get list watch create delete"),
-    ("", "pods", "get list watch delete"),
+    ("", "pods", "list watch"),
     ("", "pods/log", "get"),
-    ("", "events", "create patch"),
-    ("events.k8s.io", "events", "create patch"),
+    ("", "events", "create"),
+    ("", "secrets", "get"),
 )
 # Cluster-scoped reads kopf makes to discover namespaces and resources.
 DISCOVERY = _perms(

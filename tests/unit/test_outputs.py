@@ -68,3 +68,8 @@ SIZES: list[tuple[Any, int]] = [
 @pytest.mark.parametrize(("value", "size"), SIZES)
 def test_stored_size(value: Any, size: int) -> None:
     assert stored_size(value) == size
+
+
+def test_a_cut_keeps_the_end_when_asked() -> None:
+    value, truncated = parse_output("x" * 100 + "RESULT", 6, keep_end=True)
+    assert (value, truncated) == ("RESULT", True)

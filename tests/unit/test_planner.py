@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from jobchain.api.models import ExecutionStatus, WorkflowSpec
+from jobchain.engine.events import events_between
 from jobchain.engine.outputs import MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET, stored_size
 from jobchain.engine.planner import ObservedJob, Plan, iso, plan
 from jobchain.engine.render import job_name
@@ -27,6 +28,7 @@ from .builders import (
     node_status,
     observed,
     phases,
+    script_seen,
     simulate,
     spec,
     with_status,
@@ -155,7 +157,7 @@ def test_chain_passes_outputs_as_input_env_and_references() -> None:
     assert run.status.phase == "Succeeded"
     transform = run.cluster.manifests[job_name("run-1", "transform")]
     assert json.loads(env_of(transform)["JOBCHAIN_INPUT"]) == {"url": "s3://b/k", "rows": 5}
-    assert transform["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "fetch s3://b/k --rows 5"
+    assert script_seen(transform) == "fetch s3://b/k --rows 5"
     load_env = env_of(run.cluster.manifests[job_name("run-1", "load")])
     assert load_env["SRC"] == "s3://b/k"
     assert load_env["PREV"] == "done"
@@ -263,7 +265,7 @@ def test_condition_error_after_a_start_in_the_same_pass_creates_no_job() -> None
     assert p.status.reason == "ConditionError"
     assert phases(p.status) == {"a": "Succeeded", "x": "Failed", "y": "Cancelled", "z": "Cancelled"}
     assert p.create == []
-    assert "NodeStarted" not in [e.reason for e in p.events]  # no event for a Job never created
+    assert "NodeStarted" not in [e.reason for e in events_between(ex.status, p.status)]  # no Job, no event
 
 
 def test_condition_that_is_not_a_bool_is_a_condition_error() -> None:
@@ -420,7 +422,7 @@ def test_params_are_resolved_with_defaults_and_passed_to_nodes() -> None:
     p = plan(execution(workflow, params={"env": "prod"}), {}, T0)
     assert p.status.params == {"env": "prod", "region": "eu"}
     assert json.loads(env_of(p.create[0])["JOBCHAIN_PARAMS"]) == {"env": "prod", "region": "eu"}
-    assert p.create[0]["spec"]["template"]["spec"]["containers"][0]["command"][-1] == "echo prod eu"
+    assert script_seen(p.create[0]) == "echo prod eu"
 
 
 def test_workflow_snapshot_is_kept_editing_the_workflow_changes_nothing() -> None:
@@ -562,17 +564,29 @@ TERMINALS: list[tuple[str, dict[str, Any]]] = [
 
 
 @pytest.mark.parametrize("changes", [c[1] for c in TERMINALS], ids=[c[0] for c in TERMINALS])
-def test_finished_execution_never_changes_and_deletes_leftover_running_jobs(changes: dict[str, Any]) -> None:
+def test_finished_execution_never_changes_and_keeps_the_jobs_of_nodes_that_ran(changes: dict[str, Any]) -> None:
     run = simulate(chain("a", "b"))
     final = run.status
     ex = with_status(execution(chain("a", "b")), final, **changes)
-    leftover = observed(job("a", "Succeeded"), job("b"))  # say, a Job re-created outside jobchain
-    p = plan(ex, leftover, T0 + timedelta(hours=1), lookup(None, found=False))
+    # b's pod finished (its result is in status) but the Job controller has not yet set the
+    # Job's Complete condition: the Job, its pod and its log are kept (`jobchain logs` reads them).
+    lagging = observed(job("a", "Succeeded"), job("b"))
+    p = plan(ex, lagging, T0 + timedelta(hours=1), lookup(None, found=False))
     assert p.status == final
     assert p.create == []
-    assert p.delete == [job_name("run-1", "b")]
-    assert p.events == []
+    assert p.delete == []
+    assert events_between(ex.status, p.status) == []
     assert p.wake_at is None
+
+
+def test_finished_execution_deletes_running_jobs_of_nodes_that_did_not_run() -> None:
+    ex, _ = started(chain("a", "b"))
+    cancelled = plan(with_status(ex, ex.status, cancel=True), observed(job("a")), T0 + timedelta(seconds=1))
+    assert cancelled.delete == [job_name("run-1", "a")]
+    # The delete did not complete before a crash: the next pass deletes it again.
+    again = plan(with_status(ex, cancelled.status, cancel=True), observed(job("a")), T0 + timedelta(seconds=2))
+    assert again.status == cancelled.status
+    assert again.delete == [job_name("run-1", "a")]
 
 
 def test_failed_execution_stays_failed_when_cancel_is_set_later() -> None:
@@ -626,7 +640,8 @@ def test_progress_running_and_conditions_while_running() -> None:
     assert s.startedAt == iso(T0)
     assert s.observedGeneration == 1
     assert [(c.type, c.status, c.reason) for c in s.conditions] == [("Succeeded", "Unknown", "Running")]
-    assert [e.reason for e in p1.events] == ["ExecutionStarted", "NodeStarted", "NodeStarted"]
+    assert [e.reason for e in events_between(ExecutionStatus(), s)] == ["ExecutionStarted", "NodeStarted",
+                                                                        "NodeStarted"]
     p2 = plan(ex, observed(job("a", "Succeeded"), job("b")), T0 + timedelta(seconds=2))
     assert (p2.status.progress, p2.status.running) == ("1/3", "b")
     assert p2.status.conditions[0].lastTransitionTime == iso(T0)  # unchanged condition keeps its time
@@ -660,3 +675,14 @@ def test_input_status_is_not_modified() -> None:
     before = ex.status.model_copy(deep=True)
     plan(ex, {}, T0)
     assert ex.status == before == ExecutionStatus()
+
+
+def test_output_from_logs_keeps_the_end_of_the_log() -> None:
+    # Issue 8, defect 10: a log's result is in its last lines; the first 32 KiB of the last
+    # 64 KiB were kept, dropping them.
+    wf = spec(node("a", output={"from": "logs"}))
+    first = plan(execution(wf), {}, T0)
+    log = "progress line\n" * 4000 + "RESULT 42"
+    done = plan(with_status(execution(wf), first.status), observed(job("a", "Succeeded", log)), T0)
+    a = node_status(done.status, "a")
+    assert a.outputTruncated and str(a.output).endswith("RESULT 42")

@@ -39,9 +39,11 @@ _RULES: dict[str, list[dict[str, str]]] = {
             "rule": "(has(self.workflowRef) ? self.workflowRef.name : '') == "
                     "(has(oldSelf.workflowRef) ? oldSelf.workflowRef.name : '') && "
                     "has(self.workflow) == has(oldSelf.workflow) && "
-                    "(has(self.params) ? self.params : {}) == (has(oldSelf.params) ? oldSelf.params : {})",
-            "message": "spec.workflowRef, spec.workflow and spec.params cannot change after the execution is "
-                       "created; create a new execution instead",
+                    "(has(self.params) ? self.params : {}) == (has(oldSelf.params) ? oldSelf.params : {}) && "
+                    "(has(self.paramsFrom) ? self.paramsFrom : []) == "
+                    "(has(oldSelf.paramsFrom) ? oldSelf.paramsFrom : [])",
+            "message": "spec.workflowRef, spec.workflow, spec.params and spec.paramsFrom cannot change after the "
+                       "execution is created; create a new execution instead",
         },
     ],
     "Node": [
@@ -59,7 +61,7 @@ _RULES: dict[str, list[dict[str, str]]] = {
 }
 
 # Lists whose items are identified by name: the API server refuses duplicates at apply time.
-_MAP_LISTS = {("WorkflowSpec", "nodes"), ("WorkflowSpec", "params")}
+_MAP_LISTS = {("WorkflowSpec", "nodes"), ("WorkflowSpec", "params"), ("WorkflowExecutionSpec", "paramsFrom")}
 
 
 def structural(schema: dict[str, Any]) -> dict[str, Any]:

@@ -22,7 +22,6 @@ MAX_PARAM_VALUE = 8192  # characters of a param's default, or of a value an exec
 MAX_DESCRIPTION = 1024  # characters of a param's description
 MAX_IMAGE = 1024  # characters of an image reference
 MAX_NAME = 253  # characters of an env name, a ServiceAccount or Workflow name
-MAX_FREE_FORM_DEPTH = 32  # nesting inside podTemplate, resources, valueFrom (a real pod spec needs about 10)
 MAX_SECONDS = 2**31 - 1  # timeoutSeconds, ttlSecondsAfterFinished (int32, as Kubernetes' own durations)
 
 # Linux refuses one argument or environment string longer than this (MAX_ARG_STRLEN, 32 pages,

@@ -100,6 +100,19 @@ class Param(Spec):
     description: str | None = Field(
         default=None, max_length=limits.MAX_DESCRIPTION, description="What the parameter is for."
     )
+    secret: bool = Field(
+        default=False,
+        description="The value is sensitive: an execution must take it from a Secret (spec.paramsFrom), "
+        "never inline; it is delivered to the nodes that reference it through the Secret, and never written "
+        "to the execution's status, the Job spec, Events or the operator's log. No default allowed.",
+    )
+
+    @model_validator(mode="after")
+    def _secret_has_no_default(self) -> Param:
+        if self.secret and self.default is not None:
+            raise ValueError(f"param {self.name!r} is secret and cannot have a default (it would be in the "
+                             "Workflow for all to read); remove the default and set it with spec.paramsFrom")
+        return self
 
 
 class NodeDefaults(Spec):
@@ -130,8 +143,9 @@ class OutputSpec(Spec):
         default=OutputSource.TERMINATION_MESSAGE,
         alias="from",
         description="Where the node's output is read: terminationMessage (the file $JOBCHAIN_OUTPUT, "
-        "which is the container's termination message; at most 4096 bytes), logs (the tail of the "
-        "pod log, 64 KiB), or annotation (the pod's jobchain.dev/output annotation, set by the node "
+        "which is the container's termination message; at most 4096 bytes), logs (the end of the "
+        "pod log: its last 64 KiB are read and, past the output limit, the end is kept, where results "
+        "usually are), or annotation (the pod's jobchain.dev/output annotation, set by the node "
         "on its own pod). Output that parses as JSON is stored as JSON, otherwise as a string.",
     )
 
@@ -260,6 +274,20 @@ class WorkflowRef(Spec):
     name: str = Field(max_length=limits.MAX_NAME, description="Name of a Workflow in the execution's namespace.")
 
 
+class SecretKeySelector(Spec):
+    name: str = Field(max_length=253, description="Name of a Secret in the execution's namespace.")
+    key: str = Field(pattern=r"^[-._a-zA-Z0-9]+$", max_length=253, description="Key in the Secret's data.")
+
+
+class ParamSource(Spec):
+    secretKeyRef: SecretKeySelector = Field(description="The Secret key that holds the param's value.")
+
+
+class ParamFrom(Spec):
+    name: str = Field(pattern=PARAM_NAME, max_length=63, description="Name of the workflow's param.")
+    valueFrom: ParamSource = Field(description="Where the value is: a Secret key.")
+
+
 class WorkflowExecutionSpec(Spec):
     workflowRef: WorkflowRef | None = Field(
         default=None, description="The Workflow to run, in the same namespace. Or set `workflow`."
@@ -271,6 +299,13 @@ class WorkflowExecutionSpec(Spec):
         default_factory=dict,
         max_length=limits.MAX_PARAMS,
         description="Values of the workflow's params. Fixed once the execution is created.",
+    )
+    paramsFrom: list[ParamFrom] = Field(
+        default_factory=list,
+        max_length=limits.MAX_PARAMS,
+        description="Params whose values come from a Secret (valueFrom.secretKeyRef): secret params. The "
+        "operator never reads them into status; each node that references one gets it as an environment "
+        "variable from the Secret. Fixed once the execution is created.",
     )
     timeoutSeconds: int | None = Field(
         default=None,
@@ -337,7 +372,12 @@ class ExecutionStatus(Observed):
         description="Snapshot of the Workflow spec taken at start: editing the Workflow never "
         "changes a running execution.",
     )
-    params: dict[str, str] | None = Field(default=None, description="Resolved parameter values.")
+    params: dict[str, str] | None = Field(
+        default=None, description="Resolved parameter values (secret params are not here: see secretParams)."
+    )
+    secretParams: list[str] | None = Field(
+        default=None, description="Names of the secret params (their values are never in status)."
+    )
     nodes: list[NodeStatus] = Field(default_factory=list, description="Result of every node, in declaration order.")
     conditions: list[Condition] = Field(default_factory=list, description="Succeeded condition.")
 

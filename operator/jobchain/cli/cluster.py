@@ -138,16 +138,16 @@ class Cluster:
 
     # ---- workflows and executions ------------------------------------------------------
     def get(self, plural: str, name: str) -> dict[str, Any]:
-        return self._call(plural, name, lambda: self.objects.get(self.namespace, plural, name))
+        return self._call(plural, name, lambda: self.objects.get_object(self.namespace, plural, name))
 
     def list_objects(self, plural: str) -> list[dict[str, Any]]:
-        return self._call(plural, None, lambda: self.objects.list(self.namespace, plural))
+        return self._call(plural, None, lambda: self.objects.list_objects(self.namespace, plural))
 
     def create_execution(self, body: dict[str, Any]) -> dict[str, Any]:
-        return self._call(EXECUTIONS, None, lambda: self.objects.create(self.namespace, EXECUTIONS, body))
+        return self._call(EXECUTIONS, None, lambda: self.objects.create_object(self.namespace, EXECUTIONS, body))
 
     def cancel_execution(self, name: str) -> dict[str, Any]:
-        return self._call(EXECUTIONS, name, lambda: self.objects.patch(
+        return self._call(EXECUTIONS, name, lambda: self.objects.patch_object(
             self.namespace, EXECUTIONS, name, {"spec": {"cancel": True}}))
 
     def watch_execution(self, name: str) -> Iterator[dict[str, Any]]:

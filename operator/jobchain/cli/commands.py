@@ -167,7 +167,8 @@ def draw_graph(
 
 # ---- operator ----------------------------------------------------------------------------
 def run_operator(
-    namespaces: list[str] | None, metrics_port: int, health_port: int, log_format: str, verbose: bool
+    namespaces: list[str] | None, metrics_port: int, health_port: int, log_format: str, verbose: bool,
+    bind_address: str = "0.0.0.0",
 ) -> int:
     """Imported lazily: kopf (and the controller) load only for this command."""
     try:
@@ -183,5 +184,6 @@ def run_operator(
             health_port=health_port,
             log_format=log_format,
             verbose=verbose,
+            bind_address=bind_address,
         )
     )

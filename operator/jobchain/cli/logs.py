@@ -135,7 +135,16 @@ class Follower:
                 execution, ended = self.refresh()
                 status = next((n for n in status_of(execution).nodes if n.name == node), None)
                 if ended or status is None or status.phase in FINISHED_NODE_PHASES:
-                    self.emit(prefixed(node, f"(pod {pod} never started: {exc})"))
+                    # The container may have run and ended between two polls (a node is recorded
+                    # finished the moment its container ends): its log is there to read whole.
+                    try:
+                        text = self.cluster.read_log(pod)
+                    except LogNotReady:
+                        text = None
+                    if text is None:
+                        self.emit(prefixed(node, f"(pod {pod} never started: {exc})"))
+                    else:
+                        self.emit(prefixed(node, text))
                     return
                 if not any(p["metadata"]["name"] == pod for p in self.cluster.node_pods(self.name, node)):
                     return

@@ -145,6 +145,8 @@ def build_parser(prog: str = "jobchain") -> Parser:
     scope.add_argument("--all-namespaces", "-A", action="store_true", help="watch every namespace (the default)")
     operator.add_argument("--metrics-port", type=int, default=8080, metavar="N")
     operator.add_argument("--health-port", type=int, default=8081, metavar="N")
+    operator.add_argument("--bind-address", default="0.0.0.0", metavar="ADDR",
+                          help="address the metrics and health servers listen on (default 0.0.0.0: all)")
     operator.add_argument("--log-format", choices=("plain", "json"), default="plain")
     operator.add_argument("--verbose", "-v", action="store_true")
     return parser
@@ -166,6 +168,7 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
             args.health_port,
             args.log_format,
             args.verbose,
+            args.bind_address,
         )
 
     def cluster() -> Cluster:

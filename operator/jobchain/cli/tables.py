@@ -171,7 +171,11 @@ def execution_details(execution: dict[str, Any], now: datetime) -> str:
         ("Duration", execution_duration(status, now)),
         (
             "Params",
-            ", ".join(f"{k}={v}" for k, v in sorted((status.params or spec.get("params") or {}).items())),
+            ", ".join(f"{k}={v}" for k, v in sorted({
+                **(status.params or spec.get("params") or {}),
+                **dict.fromkeys(status.secretParams or [p.get("name") for p in spec.get("paramsFrom") or []],
+                                "<secret>"),
+            }.items())),
         ),
         ("Cancel", "requested" if spec.get("cancel") else ""),
     ]

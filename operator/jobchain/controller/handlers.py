@@ -1,4 +1,5 @@
-"""kopf registrations, and nothing else: every handler only says "look at this object again".
+"""kopf registrations, and nothing else: index handlers keep the store, event handlers say
+"look at this execution again".
 
 Why event handlers and not kopf's create/update state machine: the engine decides from
 the whole current state, so any change (the execution, one of its Jobs, one of its pods)
@@ -6,6 +7,13 @@ just triggers a reconcile. Nothing is stored in the objects by kopf (no finalize
 progress annotations), so deleting an execution is never blocked by the operator. The
 resync the scheduler keeps for a running execution is a safety net for missed events only: it
 never decides when a node starts.
+
+Why the store is filled by index handlers: kopf runs index handlers over the whole initial
+listing of every indexed resource before it calls any other handler, so no pass ever runs on
+a store that has not seen the cluster yet (a Job missing from a cold store would look like a
+Job deleted outside jobchain). An event only pokes when it can change a decision: a node's
+container newly terminated, a Job's verdict or failure count changed, an execution changed by
+someone else than our own status write. Everything else would be a pass that decides nothing.
 """
 
 from __future__ import annotations
@@ -20,11 +28,13 @@ import kopf
 
 from jobchain.api.models import GROUP, TERMINAL_EXECUTION_PHASES, VERSION
 from jobchain.controller import reconcile
-from jobchain.controller.metrics import EXECUTIONS_RUNNING
+from jobchain.controller.metrics import EXECUTIONS_RUNNING, STORE_OBJECTS
 from jobchain.controller.scheduler import Key, Scheduler
 from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
-from jobchain.engine.render import ANNOTATION_EXECUTION, LABEL_MANAGED_BY, MANAGED_BY
+from jobchain.engine.render import LABEL_MANAGED_BY, MANAGED_BY
 from jobchain.k8s.cluster import Cluster, connect
+from jobchain.k8s.requests import count_requests
+from jobchain.k8s.store import Store, execution_of
 from jobchain.k8s.writes import describe
 
 log = logging.getLogger(__name__)
@@ -36,15 +46,22 @@ OURS = {LABEL_MANAGED_BY: MANAGED_BY}
 
 class Runtime:
     def __init__(self) -> None:
-        self.cluster = Cluster(connect())
+        self.store = Store()
+        api = connect()
+        count_requests(api)
+        self.cluster = Cluster(api, self.store)
+        self.signals: dict[str, bool] = {}  # object uid -> its last event can change a decision
         self.output_limit = int(os.environ.get("JOBCHAIN_OUTPUT_LIMIT_BYTES", DEFAULT_OUTPUT_LIMIT))
+        # Set from the downward API in the shipped Deployment: executions there are refused.
+        self.operator_namespace = os.environ.get("JOBCHAIN_OPERATOR_NAMESPACE") or None
         self.running: set[Key] = set()
         self.executions = Scheduler(self._reconcile_execution, on_result=self._after_execution)
         self.workflows = Scheduler(self._reconcile_workflow, workers=2)
 
     def _reconcile_execution(self, key: Key) -> reconcile.Outcome:
         try:
-            return reconcile.reconcile_execution(self.cluster, key[0], key[1], self.output_limit)
+            return reconcile.reconcile_execution(self.cluster, key[0], key[1], self.output_limit,
+                                                 operator_namespace=self.operator_namespace)
         except Exception as exc:
             # Retried with backoff by the scheduler; after a few failures in a row, say so where
             # the user looks (kubectl describe), not only in the operator's log.
@@ -107,43 +124,77 @@ async def cleanup(**_: Any) -> None:
         _runtime.workflows.shutdown()
 
 
+def _raw(body: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: body[k] for k in body}
+
+
+def _uid(body: Mapping[str, Any]) -> str:
+    return str((body.get("metadata") or {}).get("uid") or "")
+
+
+@kopf.index(GROUP, VERSION, "workflowexecutions")
+async def index_execution(body: kopf.Body, **_: Any) -> None:
+    runtime().store.put_execution(_raw(body))
+
+
+@kopf.index("batch", "v1", "jobs", labels=OURS)
+async def index_job(body: kopf.Body, **_: Any) -> None:
+    rt = runtime()
+    rt.signals[_uid(body)] = rt.store.put_job(_raw(body))
+
+
+@kopf.index("", "v1", "pods", labels=OURS)
+async def index_pod(body: kopf.Body, **_: Any) -> None:
+    rt = runtime()
+    rt.signals[_uid(body)] = rt.store.put_pod(_raw(body))
+
+
+def _count_store() -> None:
+    for kind, count in runtime().store.sizes().items():
+        STORE_OBJECTS.labels(kind).set(count)
+
+
 @kopf.on.event(GROUP, VERSION, "workflowexecutions")
 async def execution_changed(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
     key = (namespace or "", name)
+    rt = runtime()
     if event.get("type") == "DELETED":
-        runtime().executions.forget(key)
-        runtime().running.discard(key)
-        EXECUTIONS_RUNNING.set(len(runtime().running))
+        rt.executions.forget(key)
+        rt.running.discard(key)
+        rt.store.drop_execution(*key)
+        EXECUTIONS_RUNNING.set(len(rt.running))
+        _count_store()
         return
-    runtime().executions.poke(key)
-
-
-def _owner(body: Mapping[str, Any]) -> str | None:
-    meta = body.get("metadata", {})
-    for ref in meta.get("ownerReferences") or []:
-        if ref.get("kind") == "WorkflowExecution" and ref.get("apiVersion", "").startswith(f"{GROUP}/"):
-            return str(ref["name"])
-    name = (meta.get("annotations") or {}).get(ANNOTATION_EXECUTION)
-    return str(name) if name else None
+    if rt.store.is_own_write(dict(event["object"])):
+        return  # the echo of our own status write: the pass that wrote it decided everything
+    rt.executions.poke(key)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
-async def job_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
-    owner = _owner(body)
-    if owner and namespace:
-        runtime().executions.poke((namespace, owner))
+async def job_changed(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+    rt = runtime()
+    changed = rt.signals.pop(_uid(body), True)
+    if event.get("type") == "DELETED":
+        rt.store.drop_job(_raw(body))
+        _count_store()
+        changed = True  # a running node's Job gone is news
+    owner = execution_of(_raw(body))
+    if changed and owner and namespace:
+        rt.executions.poke((namespace, owner))
 
 
 @kopf.on.event("", "v1", "pods", labels=OURS)
-async def pod_changed(body: kopf.Body, namespace: str | None, **_: Any) -> None:
-    # A pod's terminated state is visible about a second before the Job controller reports it.
-    status = body.get("status") or {}
-    terminated = status.get("phase") in ("Succeeded", "Failed") or any(
-        (s.get("state") or {}).get("terminated") for s in status.get("containerStatuses") or []
-    )
-    owner = _owner(body)
-    if terminated and owner and namespace:
-        runtime().executions.poke((namespace, owner))
+async def pod_changed(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any) -> None:
+    # A pod's node container is seen terminated seconds before the Job controller reports it.
+    rt = runtime()
+    changed = rt.signals.pop(_uid(body), False)
+    if event.get("type") == "DELETED":
+        rt.store.drop_pod(_raw(body))
+        _count_store()
+        return  # the Job controller counts a pod deleted before it finished: the Job event says it
+    owner = execution_of(_raw(body))
+    if changed and owner and namespace:
+        rt.executions.poke((namespace, owner))
 
 
 @kopf.on.event(GROUP, VERSION, "workflows")

@@ -9,19 +9,27 @@ import kopf
 from jobchain.controller import metrics
 
 
+def _host(address: str) -> str:
+    """An address as the host part of a URL (IPv6 in brackets)."""
+    return f"[{address}]" if ":" in address and not address.startswith("[") else address
+
+
 def run_operator(namespaces: list[str] | None = None, metrics_port: int = 8080, health_port: int = 8081,
-                 log_format: str = "plain", verbose: bool = False) -> int:
-    """Runs until stopped (SIGTERM/SIGINT). Watches `namespaces`, or all when None or empty."""
+                 log_format: str = "plain", verbose: bool = False, bind_address: str = "0.0.0.0") -> int:
+    """Runs until stopped (SIGTERM/SIGINT). Watches `namespaces`, or all when None or empty.
+
+    The metrics and health servers listen on `bind_address` (all interfaces by default, as a pod
+    needs for its probes and for Prometheus; 127.0.0.1 keeps them off the network elsewhere)."""
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
     from jobchain.controller import handlers  # noqa: F401  (registers the handlers)
 
-    metrics.serve(metrics_port)
+    metrics.serve(metrics_port, bind_address)
     kopf.run(
         standalone=True,  # one operator per cluster (Deployment strategy Recreate); no peering objects needed
         clusterwide=not namespaces,
         namespaces=namespaces or (),
-        liveness_endpoint=f"http://0.0.0.0:{health_port}/healthz" if health_port else None,
+        liveness_endpoint=f"http://{_host(bind_address)}:{health_port}/healthz" if health_port else None,
     )
     return 0

@@ -9,7 +9,8 @@ sees it as that node's Job) rather than a status that names a Job which never ex
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +19,6 @@ from pydantic import ValidationError
 from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import (
     TERMINAL_EXECUTION_PHASES,
-    Condition,
     ExecutionPhase,
     ExecutionStatus,
     NodePhase,
@@ -28,17 +28,20 @@ from jobchain.api.models import (
     WorkflowStatus,
 )
 from jobchain.controller import metrics
+from jobchain.engine import status as st
+from jobchain.engine.events import events_between
 from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
 from jobchain.engine.planner import (
     ExecutionInput,
     WorkflowLookup,
     expires_at,
-    iso,
     parse_time,
     plan,
     record_refusals,
 )
 from jobchain.engine.render import LABEL_NODE
+from jobchain.engine.secrets import redact, secret_refs
+from jobchain.engine.types import ObservedJob
 from jobchain.engine.validation import validate_workflow
 from jobchain.k8s.api import EXECUTIONS, WORKFLOWS
 from jobchain.k8s.cluster import Cluster
@@ -55,14 +58,21 @@ class Outcome:
 
 
 def dump_status(status: ExecutionStatus) -> dict[str, Any]:
-    """Status as a merge patch: top-level fields that became empty are sent as null (removed)."""
-    data = status.model_dump(mode="json", by_alias=True, exclude={"nodes", "workflowSpec"})
+    """Status as written (replacing the whole status): unset fields left out, outputs exactly as
+    they are (a null inside an output is data and is kept)."""
+    data = status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"nodes", "workflowSpec"})
     data["nodes"] = [n.model_dump(mode="json", by_alias=True, exclude_none=True) for n in status.nodes]
-    data["workflowSpec"] = (
-        status.workflowSpec.model_dump(mode="json", by_alias=True, exclude_none=True)
-        if status.workflowSpec is not None else None
-    )
+    if status.workflowSpec is not None:
+        data["workflowSpec"] = status.workflowSpec.model_dump(mode="json", by_alias=True, exclude_none=True)
     return data
+
+
+def status_patch(old: ExecutionStatus, new: ExecutionStatus) -> list[dict[str, Any]] | None:
+    """The JSON patch that writes `new` over `old` (the whole status), None when nothing changed."""
+    data = dump_status(new)
+    if data == dump_status(old):
+        return None
+    return [{"op": "add", "path": "/status", "value": data}]
 
 
 def _lookup(cluster: Cluster, namespace: str, spec: WorkflowExecutionSpec) -> WorkflowLookup | None:
@@ -82,11 +92,13 @@ def _to_read(workflow: WorkflowSpec | None, status: ExecutionStatus) -> list[Nod
     if workflow is None:
         return []
     finished = {n.name for n in status.nodes if n.phase not in (NodePhase.PENDING, NodePhase.RUNNING)}
-    return [NodeToRead(n.name, OutputSource(n.output.from_)) for n in workflow.nodes if n.name not in finished]
+    running = {n.name: n.jobName for n in status.nodes if n.phase == NodePhase.RUNNING}
+    return [NodeToRead(n.name, OutputSource(n.output.from_), running.get(n.name))
+            for n in workflow.nodes if n.name not in finished]
 
 
 def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[dict[str, Any]],
-                    now: datetime) -> None:
+                    now: datetime, finished_seen: dict[str, float], created_at: dict[str, float]) -> None:
     if old.phase != ExecutionPhase.RUNNING and new.phase == ExecutionPhase.RUNNING:
         metrics.EXECUTIONS_STARTED.inc()
     if old.phase not in TERMINAL_EXECUTION_PHASES and new.phase in TERMINAL_EXECUTION_PHASES:
@@ -106,29 +118,73 @@ def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[di
         finished = parse_time(source.finishedAt) if source else None
         if finished:
             metrics.NODE_HANDOFF.observe(max(0.0, (now - finished).total_seconds()))
+        # The operator's own share: the event that finished the predecessor received -> this
+        # Job's create returned (monotonic clock), for a predecessor that finished in this pass.
+        source_name = (started.inputFrom if started else None) or ""
+        seen = finished_seen.get(source_name)
+        returned = created_at.get(job["metadata"]["name"])
+        if seen is not None and returned is not None and before.get(source_name) in (
+            None, NodePhase.PENDING, NodePhase.RUNNING,
+        ):
+            metrics.HANDOFF_OPERATOR.observe(max(0.0, returned - seen))
+
+
+def refuse(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
+           at: datetime) -> Outcome:
+    """Fails an execution before it runs anything (once: a finished one is left as it is)."""
+    if old.phase in TERMINAL_EXECUTION_PHASES:
+        return Outcome(str(old.phase))
+    failed = old.model_copy(deep=True)
+    st.finish(failed, ExecutionPhase.FAILED, reason, message, at)
+    st.summarize(failed, body["metadata"].get("generation"), at)
+    _write(cluster, body, old, failed)
+    return Outcome(str(failed.phase))
+
+
+def _without_secrets(cluster: Cluster, namespace: str, spec: WorkflowExecutionSpec,
+                     observed: dict[str, ObservedJob]) -> dict[str, ObservedJob]:
+    """Observed results with the values of the execution's secret params redacted from what is kept
+    (failure messages with log tails, outputs), before anything reaches status or Events."""
+    refs = secret_refs(spec)
+    if not refs or not any(o.message or o.raw_output for o in observed.values()):
+        return observed
+    values = cluster.secret_values(namespace, refs.values())
+    out = {}
+    for node, seen in observed.items():
+        if values is None and (seen.message or seen.raw_output):
+            note = "(withheld: the operator could not read this execution's secret params to redact them)"
+            seen = replace(seen, message=note if seen.message else "", raw_output=note if seen.raw_output else None)
+        elif values:
+            seen = replace(seen, message=redact(seen.message, values) or "", raw_output=redact(seen.raw_output, values))
+        out[node] = seen
+    return out
 
 
 def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limit: int = DEFAULT_OUTPUT_LIMIT,
-                        now: datetime | None = None) -> Outcome:
+                        now: datetime | None = None, operator_namespace: str | None = None) -> Outcome:
+    """One pass over the execution as the store holds it.
+
+    The store is never older than what the last pass wrote (its status write and Job creates
+    are written through, and an older watch event never replaces a newer copy), and passes of
+    one execution never overlap (see `scheduler`): so a pass never plans from a status older
+    than one already written, and status never goes backwards.
+    """
     body = cluster.get_execution(namespace, name)
     if body is None:
         return Outcome(None)
     meta = body["metadata"]
     old = ExecutionStatus.model_validate(body.get("status") or {})
+    if operator_namespace and namespace == operator_namespace:
+        # Its pods could run as the operator's own ServiceAccount and borrow its rights.
+        return refuse(cluster, body, old, "RefusedNamespace",
+                      f"executions are not run in {namespace!r}, the jobchain operator's own namespace: its "
+                      "ServiceAccount's rights must not be reachable by a workflow's pods. Create the execution "
+                      "in another namespace", now or datetime.now(UTC))
     try:
         spec = WorkflowExecutionSpec.model_validate(body.get("spec") or {})
     except ValidationError as exc:
-        if old.phase in TERMINAL_EXECUTION_PHASES:
-            return Outcome(str(old.phase))
-        stamp = iso(now or datetime.now(UTC))
-        failed = old.model_copy(update={
-            "phase": ExecutionPhase.FAILED, "reason": "InvalidSpec", "startedAt": old.startedAt or stamp,
-            "finishedAt": stamp,
-            "message": "spec is invalid: " + "; ".join(describe_validation_error(exc, "spec")),
-        })
-        cluster.writer.patch_status(EXECUTIONS, namespace, name, dump_status(failed))
-        cluster.writer.event(body, "WorkflowExecution", "Warning", "InvalidSpec", failed.message)
-        return Outcome(str(failed.phase))
+        return refuse(cluster, body, old, "InvalidSpec",
+                      "spec is invalid: " + "; ".join(describe_validation_error(exc, "spec")), now or datetime.now(UTC))
 
     now = now or datetime.now(UTC)
     if old.phase in TERMINAL_EXECUTION_PHASES and not old.running:
@@ -142,34 +198,45 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
         return Outcome(str(old.phase), expiry)
     lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None and not spec.cancel else None
     workflow = old.workflowSpec or spec.workflow or (lookup.spec if lookup else None)
-    observed = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old))
+    observation = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old))
+    observed = _without_secrets(cluster, namespace, spec, observation.jobs)
     execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old)
     result = plan(execution, observed, now, lookup, output_limit)
 
     refused: dict[str, str] = {}
+    created_at: dict[str, float] = {}
     for job in result.create:
         try:
-            cluster.writer.create_job(job)
+            cluster.store.put_job(cluster.writer.create_job(job))
+            created_at[job["metadata"]["name"]] = time.monotonic()
         except JobRefused as exc:  # the user's node spec, not a passing fault: fail the node
             refused[job["metadata"]["labels"][LABEL_NODE]] = str(exc)
     for job_name in result.delete:
         cluster.writer.delete_job(namespace, job_name)
     new = result.status
     if refused:
-        result.events.extend(record_refusals(new, refused, now))
+        record_refusals(new, refused, now)
     # A refused node's failure is routed by the next pass, at once.
     wake_at = now if refused else (result.wake_at or expires_at(spec, new))
-    patch = dump_status(new)
-    if patch != dump_status(old):
-        cluster.writer.patch_status(EXECUTIONS, namespace, name, patch)
-    for event in result.events:
-        cluster.writer.event(body, "WorkflowExecution", event.type, event.reason, event.message)
+    _write(cluster, body, old, new)
     created = [j for j in result.create if j["metadata"]["labels"][LABEL_NODE] not in refused]
-    _record_metrics(old, new, created, now)
-    if result.create or result.delete or result.events:
+    _record_metrics(old, new, created, now, observation.finished_seen, created_at)
+    if result.create or result.delete or new.phase != old.phase:
         log.info("%s/%s: %s %s, created %s, deleted %s", namespace, name, new.phase, new.progress,
                  [j["metadata"]["name"] for j in result.create], result.delete)
     return Outcome(str(new.phase), wake_at)
+
+
+def _write(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, new: ExecutionStatus) -> None:
+    """Writes the new status if it differs, then posts the Events its changes mean. Events come
+    after the write: a write that fails posts nothing, and the retry derives them again."""
+    meta = body["metadata"]
+    patch = status_patch(old, new)
+    if patch is not None:
+        written = cluster.writer.json_patch_status(EXECUTIONS, meta["namespace"], meta["name"], patch)
+        cluster.store.put_execution(written, own=True)  # the next pass plans from what was written
+    for event in events_between(old, new):
+        cluster.writer.event(body, "WorkflowExecution", event.type, event.reason, event.message)
 
 
 def workflow_status(body: dict[str, Any], now: datetime) -> WorkflowStatus:
@@ -184,18 +251,7 @@ def workflow_status(body: dict[str, Any], now: datetime) -> WorkflowStatus:
         problems = [str(p) for p in validate_workflow(spec)]
     except ValidationError as exc:
         problems = describe_validation_error(exc, "spec")
-    ready = Condition(
-        type="Ready",
-        status="False" if problems else "True",
-        reason="InvalidWorkflow" if problems else "Valid",
-        message="; ".join(problems) if problems else f"{node_count} node(s), valid",
-        observedGeneration=generation,
-    )
-    previous = next((c for c in old.conditions if c.type == "Ready"), None)
-    ready.lastTransitionTime = (
-        previous.lastTransitionTime if previous and previous.status == ready.status else iso(now)
-    )
-    return WorkflowStatus(observedGeneration=generation, nodeCount=node_count, conditions=[ready])
+    return st.workflow_ready(old, generation, node_count, problems, now)
 
 
 def reconcile_workflow(cluster: Cluster, body: dict[str, Any]) -> None:

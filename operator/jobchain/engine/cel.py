@@ -1,9 +1,11 @@
 """CEL for edge conditions, on top of cel-python (a maintained pure-Python implementation).
 
-Why a wrapper: the rest of the engine sees two functions and one error type, compiled
-programs are cached by their text (a `when` is evaluated once per execution, but compiled
-for every validation), and cel-python's errors (returned or raised) become one
-`CelError` with a readable message.
+Why a wrapper: the rest of the engine sees a few functions and one error type, compiled
+programs are cached by their text (a `when` is compiled once, then evaluated for each
+execution), and cel-python's errors (returned or raised) become one `CelError` with a
+readable message. Values are converted to CEL once (`to_cel`) and the converted values
+reused for every edge of a planning pass (`evaluate_activation`): converting every node's
+output again for each of 499 edges made one pass take seconds.
 
 Why a step budget: a short `when` can cost without bound (four nested `.all()` over ten
 items each are 10^4 evaluations; six take a minute), and it runs on the operator that
@@ -141,16 +143,38 @@ def check(expression: str, budget: Budget | None = None) -> None:
             raise CelError(f"unknown name {match.group(1)!r}: `when` can use {', '.join(VARIABLES)}")
 
 
-def _to_python(value: Any) -> Any:
-    if isinstance(value, celtypes.BoolType):
-        return bool(value)
-    return value
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def to_cel(value: Any) -> Any:
+    """A JSON value as CEL sees it. An integer outside CEL's int (signed 64-bit) becomes a
+    double, as CEL itself reads JSON numbers, instead of failing the whole conversion."""
+    if isinstance(value, bool):
+        return celtypes.BoolType(value)
+    if isinstance(value, int):
+        if _INT64_MIN <= value <= _INT64_MAX:
+            return celtypes.IntType(value)
+        return celtypes.DoubleType(float(value))
+    if isinstance(value, dict):
+        return celtypes.MapType({celtypes.StringType(str(k)): to_cel(v) for k, v in value.items()})
+    if isinstance(value, list | tuple):
+        return celtypes.ListType([to_cel(v) for v in value])
+    return json_to_cel(value)
 
 
 def evaluate_bool(expression: str, variables: dict[str, Any]) -> bool:
-    """Evaluates a `when`; raises CelError on a runtime error or a non-bool result."""
+    """Evaluates a `when` over plain JSON variables; see evaluate_activation."""
+    try:
+        activation = {name: to_cel(value) for name, value in variables.items()}
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise CelError(f"a value cannot be given to CEL: {exc}") from None
+    return evaluate_activation(expression, activation)
+
+
+def evaluate_activation(expression: str, activation: dict[str, Any]) -> bool:
+    """Evaluates a `when` over variables already converted with to_cel; raises CelError on a
+    runtime error or a non-bool result."""
     program = _program(expression)
-    activation = {name: json_to_cel(value) for name, value in variables.items()}
     try:
         with _spending(Budget(CEL_EVAL_STEPS)):
             result = program.evaluate(activation)

@@ -2,11 +2,25 @@
 
 Why capped: outputs live in the execution's status so they survive Job and pod deletion,
 and status must stay far below etcd's object size limit even with hundreds of nodes.
+
+Why canonical: the value stored in status, the value the next node is given, and the value
+read back from the API server after a restart must be one and the same. The API server
+stores JSON numbers as int64 or float64 and its serializer gives up on deep nesting, so an
+output is brought into a form that survives that trip unchanged before anything uses it:
+
+- text that is not strict JSON (NaN, Infinity, 1e999, invalid UTF-16 escapes) is kept as
+  the text, not as JSON;
+- JSON nested deeper than MAX_OUTPUT_DEPTH is kept as the text too (never fatal);
+- a whole number written as a float (2.0) is stored as the integer (2), as the API server
+  would store it;
+- an integer outside the signed 64-bit range (18446744073709551615) is stored as the string
+  of its digits, so nothing (the API server, CEL) ever rounds it.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 DEFAULT_OUTPUT_LIMIT = 32 * 1024
@@ -16,27 +30,104 @@ DEFAULT_OUTPUT_LIMIT = 32 * 1024
 STATUS_OUTPUT_BUDGET = 256 * 1024
 MIN_OUTPUT_SHARE = 128
 LOG_TAIL_BYTES = 64 * 1024
+MAX_OUTPUT_DEPTH = 32
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+
+class NotKept(ValueError):
+    """A JSON text that cannot be stored as JSON as it is (reason in the message)."""
 
 
 def stored_size(value: Any) -> int:
     if value is None:
         return 0
     if isinstance(value, str):
-        return len(value.encode())
+        return len(value.encode(errors="replace"))
     return len(json.dumps(value, separators=(",", ":")).encode())
 
 
-def parse_output(raw: str | None, limit: int) -> tuple[Any, bool]:
-    """(value, truncated). JSON when the text parses as JSON, else the text; None when empty."""
+def depth(value: Any, limit: int) -> int:
+    """How deeply `value` nests (a scalar is 0), counted up to limit + 1 only: no recursion."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        current, level = stack.pop()
+        if isinstance(current, dict | list):
+            level += 1
+            deepest = max(deepest, level)
+            if level > limit:
+                return level
+            stack.extend((v, level) for v in (current.values() if isinstance(current, dict) else current))
+    return deepest
+
+
+def _check_text(text: str) -> str:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise NotKept("a string with an invalid UTF-16 escape") from None
+    return text
+
+
+def canonical(value: Any) -> Any:
+    """`value` in the form the API server stores unchanged; NotKept when that is impossible."""
+    if depth(value, MAX_OUTPUT_DEPTH) > MAX_OUTPUT_DEPTH:
+        raise NotKept(f"nested deeper than {MAX_OUTPUT_DEPTH} levels")
+    return _canonical(value)
+
+
+def _canonical(value: Any) -> Any:
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise NotKept("not a finite number")
+        if value.is_integer():
+            value = int(value)
+        else:
+            return value
+    if isinstance(value, int):
+        return value if INT64_MIN <= value <= INT64_MAX else str(value)
+    if isinstance(value, str):
+        return _check_text(value)
+    if isinstance(value, list):
+        return [_canonical(v) for v in value]
+    if isinstance(value, dict):
+        return {_check_text(k): _canonical(v) for k, v in value.items()}
+    raise NotKept(f"not JSON: {type(value).__name__}")
+
+
+def _not_strict(text: str) -> Any:
+    raise NotKept(f"{text} is not JSON")
+
+
+def _strict_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise NotKept(f"{text} is out of a double's range")
+    return number
+
+
+def parse_output(raw: str | None, limit: int, keep_end: bool = False) -> tuple[Any, bool]:
+    """(value, truncated). JSON when the text is strict JSON that can be kept as it is, else
+    the text; None when empty. Text over `limit` bytes is cut (and never parsed): its start is
+    kept, or its end with `keep_end` (a log, whose result is usually in its last lines)."""
     if raw is None:
         return None, False
-    text = raw.strip()
+    text = raw.encode("utf-8", errors="replace").decode("utf-8").strip()
     if not text:
         return None, False
     data = text.encode()
     if len(data) > limit:
-        return data[:limit].decode(errors="ignore"), True
+        kept = data[-limit:] if keep_end else data[:limit]
+        return kept.decode(errors="ignore"), True
     try:
-        return json.loads(text), False
-    except ValueError:
+        return canonical(json.loads(text, parse_constant=_not_strict, parse_float=_strict_float)), False
+    except (ValueError, RecursionError):  # NotKept is a ValueError, as is json's own error
         return text, False
+
+
+# Node fields passed to Kubernetes as they are: nested deeper than this, the snapshot in status
+# could not be written (the serializer's limit), so validation (engine.validation) refuses the workflow.
+MAX_FREE_FORM_DEPTH = MAX_OUTPUT_DEPTH
+

@@ -6,6 +6,12 @@ creates and deletes what it says, and writes the status it returns, once. Becaus
 decision depends only on its inputs, a handler retried by kopf or an operator restarted
 half-way reaches the same decision: a node with an observed Job is never given a second
 one, and a finished node or execution is never changed again.
+
+Every status change goes through `engine.status` (mark_node, finish, ...); Events are
+derived afterwards from old and new status (`engine.events`). Times that decide anything
+come from the cluster or from earlier decisions, never from the time of the pass alone: a
+node skipped or failed before it started is stamped with the time its predecessors
+finished, so a pass replayed after a lost status write decides exactly as the first one.
 """
 
 from __future__ import annotations
@@ -18,18 +24,19 @@ from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import (
     FINISHED_NODE_PHASES,
     TERMINAL_EXECUTION_PHASES,
-    Condition,
     EdgeKind,
     ExecutionPhase,
-    ExecutionStatus,
     Join,
     NodePhase,
     NodeStatus,
-    WorkflowExecutionSpec,
+    OutputSource,
     WorkflowSpec,
 )
 from jobchain.engine import cel, refs
+from jobchain.engine import status as st
+from jobchain.engine.conditions import EdgeDecisions
 from jobchain.engine.graph import Graph, InEdge, node_texts
+from jobchain.engine.lifecycle import expires_at, leftovers, record_refusals
 from jobchain.engine.outputs import (
     DEFAULT_OUTPUT_LIMIT,
     MIN_OUTPUT_SHARE,
@@ -38,7 +45,8 @@ from jobchain.engine.outputs import (
     stored_size,
 )
 from jobchain.engine.refs import Scope, UnresolvedReference
-from jobchain.engine.render import ExecutionRef, job_name, render_job
+from jobchain.engine.render import ExecutionRef, ValueTooLarge, job_name, render_job
+from jobchain.engine.secrets import secret_refs
 from jobchain.engine.timefmt import format_duration, iso, parse_time
 from jobchain.engine.types import Event, ExecutionInput, JobState, ObservedJob, Plan, WorkflowLookup
 from jobchain.engine.validation import join, resolve_params, validate_params, validate_workflow
@@ -56,47 +64,43 @@ class _Run:
         self.plan = Plan(status=self.status)
         self.output_limit = output_limit
         self.unrestored: set[str] = set()  # adopted nodes whose inputFrom is not restored yet
+        self.started_now: set[str] = set()  # nodes given a Job by this pass
+        self._graph: Graph | None = None
+        self._order: dict[str, int] = {}
+        self._edges: EdgeDecisions | None = None
 
     # ---- start -------------------------------------------------------------------------
     def start(self, lookup: WorkflowLookup | None) -> bool:
         """Takes the Workflow snapshot and resolves params; False when the execution failed."""
         spec = self.execution.spec
-        status = self.status
-        status.startedAt = status.startedAt or iso(self.now)
         if spec.workflow is not None:
             workflow_name, workflow = self.execution.name, spec.workflow
         elif lookup is None or not lookup.found:
             name = spec.workflowRef.name if spec.workflowRef else "(none)"
-            self.finish(ExecutionPhase.FAILED, "WorkflowNotFound",
-                        f"Workflow {name!r} not found in namespace {self.execution.namespace!r}; "
-                        "create it first or fix spec.workflowRef.name, then create a new execution")
-            return False
+            return self.fail("WorkflowNotFound",
+                             f"Workflow {name!r} not found in namespace {self.execution.namespace!r}; "
+                             "create it first or fix spec.workflowRef.name, then create a new execution")
         elif lookup.spec is None:
-            self.finish(ExecutionPhase.FAILED, "InvalidWorkflow",
-                        f"Workflow {lookup.name!r} is invalid: {'; '.join(lookup.problems)}. "
-                        "Fix the Workflow, then create a new execution")
-            return False
+            return self.fail("InvalidWorkflow", f"Workflow {lookup.name!r} is invalid: {'; '.join(lookup.problems)}. "
+                             "Fix the Workflow, then create a new execution")
         else:
             workflow_name, workflow = lookup.name, lookup.spec
-        status.workflowName = workflow_name
         where = "spec.workflow" if spec.workflow is not None else f"Workflow {workflow_name!r}"
         problems = validate_workflow(workflow, prefix="spec")
         if problems:
-            self.finish(ExecutionPhase.FAILED, "InvalidWorkflow",
-                        f"{where} is invalid: {join(problems)}. Fix it, then create a new execution")
-            return False
-        problems = validate_params(spec.params, workflow.params, where)
+            return self.fail("InvalidWorkflow", f"{where} is invalid: {join(problems)}. Fix it, then create a "
+                             "new execution")
+        from_secrets = secret_refs(spec)
+        problems = validate_params(spec.params, workflow.params, where, from_secrets=from_secrets)
         if problems:
-            self.finish(ExecutionPhase.FAILED, "InvalidParams", join(problems))
-            return False
-        status.params = resolve_params(spec.params, workflow.params)
-        status.workflowSpec = workflow
-        status.nodes = [NodeStatus(name=n.name) for n in workflow.nodes]
-        status.phase = ExecutionPhase.RUNNING
-        status.reason = "Running"
-        self.plan.events.append(Event("Normal", "ExecutionStarted",
-                                      f"Started {where} with {len(workflow.nodes)} node(s)"))
+            return self.fail("InvalidParams", join(problems))
+        params = {n: v for n, v in resolve_params(spec.params, workflow.params).items() if n not in from_secrets}
+        st.begin(self.status, workflow_name, workflow, params, self.now, secret_params=sorted(from_secrets))
         return True
+
+    def fail(self, reason: str, message: str) -> bool:
+        st.finish(self.status, ExecutionPhase.FAILED, reason, message, self.now)
+        return False
 
     # ---- helpers -----------------------------------------------------------------------
     @property
@@ -104,56 +108,79 @@ class _Run:
         assert self.status.workflowSpec is not None
         return self.status.workflowSpec
 
+    @property
+    def graph(self) -> Graph:
+        if self._graph is None:
+            self._graph = Graph.of(self.workflow)
+            self._order = {n.name: i for i, n in enumerate(self.workflow.nodes)}
+        return self._graph
+
+    @property
+    def order(self) -> dict[str, int]:
+        """Declaration index of each node."""
+        if self._graph is None:
+            _ = self.graph
+        return self._order
+
+    @property
+    def edges(self) -> EdgeDecisions:
+        if self._edges is None:
+            self._edges = EdgeDecisions(self.status)
+        return self._edges
+
     def nodes(self) -> dict[str, NodeStatus]:
         return {n.name: n for n in self.status.nodes}
+
+    def mark(self, node: NodeStatus, phase: NodePhase, at: datetime | str, message: str | None = None,
+             **fields: Any) -> None:
+        st.mark_node(node, phase, at, message, message_limit=st.node_message_limit(len(self.status.nodes)),
+                     **fields)
+        if self._edges is not None:
+            self._edges.changed(node)
 
     def ref(self) -> ExecutionRef:
         return ExecutionRef(self.execution.name, self.execution.namespace, self.execution.uid,
                             self.status.workflowName or self.execution.name)
 
     # ---- folding observed Jobs into node status ----------------------------------------
-    def fold_observed(self) -> None:
+    def fold_observed(self, stopping: bool) -> None:
+        """Records what the observed Jobs say. Finished ones are taken in the order they finished
+        (declaration order breaks ties), which is also the order the output budget is handed
+        out in: a pass replayed after a lost status write truncates exactly as the first."""
+        graph = self.graph
         limit_setting = self.workflow.outputLimitBytes or self.output_limit
         outputs_used = sum(stored_size(n.output) for n in self.status.nodes)
+        finished: list[tuple[NodeStatus, ObservedJob]] = []
         for node in self.status.nodes:
             if node.phase in FINISHED_NODE_PHASES:
                 continue
             seen = self.observed.get(node.name)
             if seen is None:
-                if node.phase == NodePhase.RUNNING:
-                    node.phase = NodePhase.FAILED
-                    node.finishedAt = iso(self.now)
-                    node.message = (f"Job {node.jobName} disappeared before its result was read "
-                                    "(deleted outside jobchain?)")
-                    self.plan.events.append(Event("Warning", "NodeFailed", f"Node {node.name}: {node.message}"))
-                continue
-            node.jobName = seen.name
-            node.startedAt = node.startedAt or iso(self.now)
-            if seen.state == JobState.RUNNING:
-                node.phase = NodePhase.RUNNING
-                node.retries = seen.retries
-                continue
-            budget_left = max(MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET - outputs_used)
-            limit = min(limit_setting, budget_left)
-            node.output, node.outputTruncated = parse_output(seen.raw_output, limit)
-            outputs_used += stored_size(node.output)
-            node.podName = seen.pod_name
-            node.exitCode = seen.exit_code
-            node.retries = seen.retries
-            node.finishedAt = seen.finished_at or iso(self.now)
-            node.message = seen.message
-            if node.outputTruncated:
-                note = f"output truncated to {limit} bytes"
-                node.message = f"{node.message}; {note}" if node.message else note
-            if seen.state == JobState.SUCCEEDED:
-                node.phase = NodePhase.SUCCEEDED
-                self.plan.events.append(Event("Normal", "NodeSucceeded", f"Node {node.name} succeeded"))
+                # Gone while Running: deleted by a cancel or deadline pass whose status write was
+                # lost (the stop below cancels it again), or else outside jobchain.
+                if node.phase == NodePhase.RUNNING and not stopping:
+                    self.mark(node, NodePhase.FAILED, self.now, f"Job {node.jobName} disappeared before its "
+                              "result was read (deleted outside jobchain?)")
+            elif seen.state == JobState.RUNNING:
+                st.note_job(node, seen.name, self.now, seen.retries)
             else:
-                node.phase = NodePhase.FAILED
-                self.plan.events.append(Event("Warning", "NodeFailed", f"Node {node.name} failed: {node.message}"))
+                finished.append((node, seen))
+        finished.sort(key=lambda pair: (pair[1].finished_at or "", self.order[pair[0].name]))
+        for node, seen in finished:
+            limit = min(limit_setting, max(MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET - outputs_used))
+            from_logs = self.graph.nodes[node.name].output.from_ == OutputSource.LOGS
+            output, truncated = parse_output(seen.raw_output, limit, keep_end=from_logs)
+            outputs_used += stored_size(output)
+            message = seen.message
+            if truncated:
+                note = f"output truncated to {limit} bytes"
+                message = f"{message}; {note}" if message else note
+            phase = NodePhase.SUCCEEDED if seen.state == JobState.SUCCEEDED else NodePhase.FAILED
+            self.mark(node, phase, seen.finished_at or self.now, message, jobName=seen.name,
+                      startedAt=node.startedAt or iso(self.now), podName=seen.pod_name, exitCode=seen.exit_code,
+                      retries=seen.retries, output=output, outputTruncated=truncated)
         # A node with a Job and incoming edges got its input when it started; none recorded means
         # the pass that started it lost its status write (it was adopted, now or earlier).
-        graph = Graph.of(self.workflow)
         self.unrestored = {n.name for n in self.status.nodes
                            if n.jobName and n.inputFrom is None and graph.incoming[n.name]}
         self.restore_inputs()
@@ -165,63 +192,49 @@ class _Run:
         edges that held then hold now: the same input as without the crash, which conditions
         on the node's out-edges (`input`) depend on. A predecessor still Pending here was
         skipped or failed before starting in the lost pass (it has no Job); schedule() decides
-        it again, and until then the node stays in `unrestored` and its out-edges undecided.
+        it again, with the same time stamp, and until then the node stays in `unrestored`.
         """
         if not self.unrestored:
             return
-        graph = Graph.of(self.workflow)
+        graph = self.graph
         nodes = self.nodes()
         # Upstream first (a node has more upstream nodes than any of its predecessors).
         for name in sorted(self.unrestored, key=lambda n: (len(graph.upstream(n)), n)):
             incoming = graph.incoming[name]
             if not self.decided(incoming, nodes):
                 continue
-            held = [e for e in incoming if self.holds_or_false(e, name, nodes)]
+            held = [e for e in incoming if self.holds_or_false(e, nodes)]
             nodes[name].inputFrom = self.input_source(held, nodes)
             self.unrestored.discard(name)
 
     def input_source(self, held: list[InEdge], nodes: dict[str, NodeStatus]) -> str | None:
         """The predecessor whose edge held that finished last (declaration order breaks ties)."""
-        order = [n.name for n in self.workflow.nodes]
-        source = max(held, key=lambda e: (nodes[e.source].finishedAt or "", order.index(e.source)), default=None)
+        source = max(held, key=lambda e: (nodes[e.source].finishedAt or "", self.order[e.source]), default=None)
         return source.source if source else None
+
+    def decided_at(self, incoming: list[InEdge], nodes: dict[str, NodeStatus]) -> str:
+        """When a node's fate was sealed: its last predecessor's finish (the start, for a start node)."""
+        stamps = [nodes[e.source].finishedAt or "" for e in incoming]
+        return max(stamps, default="") or self.status.startedAt or iso(self.now)
 
     # ---- stopping ----------------------------------------------------------------------
     def stop(self, phase: ExecutionPhase, reason: str, message: str) -> None:
         """Cancel, deadline, condition error: delete running Jobs, cancel what has not finished."""
-        # A Job planned earlier in this pass belongs to a node cancelled now: neither it nor its
-        # NodeStarted event happens.
-        dropped = {job["metadata"]["name"] for job in self.plan.create}
+        # A Job planned earlier in this pass belongs to a node cancelled now: it is never created.
         self.plan.create.clear()
-        started = {f"as Job {name}" for name in dropped}
-        self.plan.events = [e for e in self.plan.events
-                            if not (e.reason == "NodeStarted" and any(e.message.endswith(s) for s in started))]
         for node in self.status.nodes:
             if node.phase in FINISHED_NODE_PHASES:
                 continue
             seen = self.observed.get(node.name)
             if seen is not None and seen.state == JobState.RUNNING:
                 self.plan.delete.append(seen.name)
-            if node.phase == NodePhase.RUNNING:
-                node.finishedAt = iso(self.now)
-            node.phase = NodePhase.CANCELLED
-            node.message = f"not finished: {reason}"
+            unmade: dict[str, Any] = {"jobName": None, "startedAt": None} if node.name in self.started_now else {}
+            self.mark(node, NodePhase.CANCELLED, self.now, f"not finished: {reason}", **unmade)
         self.finish(phase, reason, message)
 
     def finish(self, phase: ExecutionPhase, reason: str, message: str) -> None:
-        status = self.status
-        status.phase = phase
-        status.reason = reason
-        status.message = message
-        status.finishedAt = iso(self.now)
-        started = parse_time(status.startedAt) or self.now
-        status.duration = format_duration((self.now - started).total_seconds())
-        kind = "Normal" if phase == ExecutionPhase.SUCCEEDED else "Warning"
-        self.plan.events.append(Event(kind, f"Execution{phase}", message))
-        # Jobs the status does not know of (created before a crash lost the status write) end too.
-        for seen in self.observed.values():
-            if seen.state == JobState.RUNNING and seen.name not in self.plan.delete:
-                self.plan.delete.append(seen.name)
+        st.finish(self.status, phase, reason, message, self.now)
+        self.plan.delete.extend(leftovers(self.status, self.observed, self.plan.delete))
 
     # ---- edges and readiness -----------------------------------------------------------
     def decided(self, incoming: list[InEdge], nodes: dict[str, NodeStatus]) -> bool:
@@ -229,39 +242,17 @@ class _Run:
         return not any(nodes[e.source].phase not in FINISHED_NODE_PHASES or e.source in self.unrestored
                        for e in incoming)
 
-    def holds_or_false(self, edge: InEdge, target: str, nodes: dict[str, NodeStatus]) -> bool:
-        """edge_holds, with a condition that errs counted as not holding (for restoring inputs only)."""
+    def holds_or_false(self, edge: InEdge, nodes: dict[str, NodeStatus]) -> bool:
+        """Whether an edge holds, a condition that errs counted as not holding (restoring inputs only)."""
         try:
-            return self.edge_holds(edge, target, nodes)
+            return self.edges.holds(edge, nodes)
         except cel.CelError:
             return False
 
-    def edge_holds(self, edge: InEdge, target: str, nodes: dict[str, NodeStatus]) -> bool:
-        source = nodes[edge.source]
-        if source.phase == NodePhase.SUCCEEDED:
-            if edge.kind in (EdgeKind.SUCCESS, EdgeKind.ALWAYS):
-                return True
-            if edge.kind == EdgeKind.CONDITION:
-                return self.condition(edge, source, nodes)
-            return False
-        if source.phase == NodePhase.FAILED:
-            return edge.kind in (EdgeKind.FAILURE, EdgeKind.ALWAYS)
-        return False  # Skipped or Cancelled: holds for nothing
-
-    def condition(self, edge: InEdge, source: NodeStatus, nodes: dict[str, NodeStatus]) -> bool:
-        assert edge.when is not None
-        variables = {
-            "output": source.output,
-            "input": nodes[source.inputFrom].output if source.inputFrom in nodes else None,
-            "params": dict(self.status.params or {}),
-            "node": {"name": source.name, "phase": str(source.phase), "exitCode": source.exitCode},
-            "nodes": {n.name: {"phase": str(n.phase), "output": n.output} for n in self.status.nodes},
-        }
-        return cel.evaluate_bool(edge.when, variables)
-
-    def schedule(self) -> None:
-        graph = Graph.of(self.workflow)
-        order = [n.name for n in self.workflow.nodes]
+    def schedule(self, may_start: bool) -> None:
+        """Decides every node whose incoming edges are decided: skip it, fail it before it starts
+        (a reference with no value), or start it when a slot is free (and `may_start`)."""
+        graph = self.graph
         changed = True
         while changed and self.status.phase == ExecutionPhase.RUNNING:
             changed = False
@@ -269,31 +260,27 @@ class _Run:
             nodes = self.nodes()
             running = sum(1 for n in self.status.nodes if n.phase == NodePhase.RUNNING)
             ready: list[tuple[str, list[InEdge]]] = []
-            for name in order:
+            for spec_node in self.workflow.nodes:
+                name = spec_node.name
                 node = nodes[name]
-                if node.phase != NodePhase.PENDING:
-                    continue
                 incoming = graph.incoming[name]
-                if not self.decided(incoming, nodes):
+                if node.phase != NodePhase.PENDING or not self.decided(incoming, nodes):
                     continue
                 held: list[InEdge] = []
                 for edge in incoming:
                     try:
-                        if self.edge_holds(edge, name, nodes):
+                        if self.edges.holds(edge, nodes):
                             held.append(edge)
                     except cel.CelError as exc:
-                        where = f"spec.nodes[{order.index(edge.source)}].next[{edge.index}]"
+                        where = f"spec.nodes[{self.order[edge.source]}].next[{edge.index}]"
                         self.stop(ExecutionPhase.FAILED, "ConditionError",
                                   f"{where} ({edge.source} -> {name}) when `{edge.when}`: {exc}")
                         return
-                join = Join(self.workflow.nodes[order.index(name)].join)
-                runs = not incoming or (len(held) == len(incoming) if join == Join.ALL else bool(held))
+                runs = not incoming or (len(held) == len(incoming) if spec_node.join == Join.ALL else bool(held))
                 if not runs:
-                    node.phase = NodePhase.SKIPPED
-                    node.finishedAt = iso(self.now)
-                    node.message = "skipped: " + ", ".join(
-                        f"{e.source} ({e.kind}) {'held' if e in held else 'did not hold'}" for e in incoming
-                    ) + f" (join: {join})"
+                    shown = [f"{e.source} ({e.kind}) {'held' if e in held else 'did not hold'}" for e in incoming]
+                    self.mark(node, NodePhase.SKIPPED, self.decided_at(incoming, nodes),
+                              "skipped: " + st.names_with_more(shown, 5) + f" (join: {spec_node.join})")
                     changed = True
                     continue
                 ready.append((name, held))
@@ -302,11 +289,15 @@ class _Run:
                 # so ready nodes start in declaration order.
                 continue
             for name, held in ready:
-                started = self.start_node(name, held, nodes, slot_free=running < self.workflow.parallelism)
+                slot_free = may_start and running < self.workflow.parallelism
+                started = self.start_node(name, held, nodes, slot_free)
                 if started:
                     running += 1
                 elif started is False:
-                    changed = True  # failed before starting: its out-edges are decided now
+                    # Failed before starting: its out-edges are decided now, and a node they make ready
+                    # may come before the rest of `ready` in declaration order.
+                    changed = True
+                    break
 
     def start_node(self, name: str, held: list[InEdge], nodes: dict[str, NodeStatus], slot_free: bool) -> bool | None:
         """Renders and plans the node's Job: True when started, None when it waits for a slot.
@@ -316,7 +307,7 @@ class _Run:
         more Jobs running than at first.
         """
         node = nodes[name]
-        spec_node = next(n for n in self.workflow.nodes if n.name == name)
+        spec_node = self.workflow.nodes[self.order[name]]
         if not slot_free and not any(next(refs.find(text), None) for _, text in node_texts(spec_node)):
             return None  # nothing that could fail: no need to render it yet
         source = self.input_source(held, nodes)
@@ -328,24 +319,21 @@ class _Run:
             input=nodes[source].output if source else None,
             has_input=source is not None,
             outputs=ran,
+            secrets=secret_refs(self.execution.spec),
         )
         try:
             job = render_job(self.ref(), self.workflow, spec_node, scope)
         except UnresolvedReference as exc:
-            node.inputFrom = source
-            node.phase = NodePhase.FAILED
-            node.startedAt = node.finishedAt = iso(self.now)
-            node.message = f"unresolved reference {exc}"
-            self.plan.events.append(Event("Warning", "NodeFailed", f"Node {name}: {node.message}"))
+            at = self.decided_at(self.graph.incoming[name], nodes)
+            why = str(exc) if isinstance(exc, ValueTooLarge) else f"unresolved reference {exc}"
+            self.mark(node, NodePhase.FAILED, at, why, inputFrom=source, startedAt=at)
             return False
         if not slot_free:
             return None
-        node.inputFrom = source
-        node.phase = NodePhase.RUNNING
-        node.jobName = job["metadata"]["name"]
-        node.startedAt = iso(self.now)
+        self.mark(node, NodePhase.RUNNING, self.now, inputFrom=source, jobName=job["metadata"]["name"],
+                  startedAt=iso(self.now))
+        self.started_now.add(name)
         self.plan.create.append(job)
-        self.plan.events.append(Event("Normal", "NodeStarted", f"Started node {name} as Job {node.jobName}"))
         return True
 
     def conclude(self) -> None:
@@ -363,56 +351,20 @@ class _Run:
         summary = (f"{counts[NodePhase.SUCCEEDED]} succeeded, {counts[NodePhase.FAILED]} failed, "
                    f"{counts[NodePhase.SKIPPED]} skipped")
         if unhandled:
-            detail = "; ".join(f"{n.name}: {n.message or 'failed'}" for n in unhandled)
-            self.finish(ExecutionPhase.FAILED, "NodeFailed",
-                        f"node(s) {', '.join(n.name for n in unhandled)} failed ({detail}); {summary}")
+            detail = "; ".join(f"{n.name}: {st.cut(n.message or 'failed', 300)}"
+                               for n in unhandled[:st.NAMED_IN_MESSAGE])
+            names = st.names_with_more([n.name for n in unhandled])
+            self.finish(ExecutionPhase.FAILED, "NodeFailed", f"node(s) {names} failed ({detail}); {summary}")
         else:
             self.finish(ExecutionPhase.SUCCEEDED, "Succeeded", f"all nodes finished: {summary}")
 
-    def summarize(self) -> None:
-        status = self.status
-        status.observedGeneration = self.execution.generation
-        if status.nodes:
-            done = sum(1 for n in status.nodes if n.phase in FINISHED_NODE_PHASES)
-            status.progress = f"{done}/{len(status.nodes)}"
-        running = [n.name for n in status.nodes if n.phase == NodePhase.RUNNING]
-        status.running = ",".join(running) if running else None
-        cond_status = {ExecutionPhase.SUCCEEDED: "True", ExecutionPhase.FAILED: "False",
-                       ExecutionPhase.CANCELLED: "False"}.get(ExecutionPhase(status.phase), "Unknown")
-        old = next((c for c in status.conditions if c.type == "Succeeded"), None)
-        changed = old is None or old.status != cond_status or old.reason != status.reason
-        status.conditions = [Condition(
-            type="Succeeded",
-            status=cond_status,
-            reason=status.reason or str(status.phase),
-            message=status.message,
-            lastTransitionTime=iso(self.now) if changed or old is None else old.lastTransitionTime,
-        )]
-
-
-def record_refusals(status: ExecutionStatus, refused: Mapping[str, str], now: datetime) -> list[Event]:
-    """Fails the nodes whose Job the API server refused as invalid (a bad podTemplate, env,
-    resources...). Retrying could never help; failing the node lets its failure edges run."""
-    events = []
-    for node in status.nodes:
-        if node.name in refused:
-            node.phase = NodePhase.FAILED
-            node.finishedAt = iso(now)
-            node.jobName = None
-            node.message = (f"Kubernetes refused the node's Job: {refused[node.name]}. Fix the node's "
-                            "podTemplate, env, resources or image in the Workflow")
-            events.append(Event("Warning", "NodeFailed", f"Node {node.name}: {node.message}"))
-    running = [n.name for n in status.nodes if n.phase == NodePhase.RUNNING]
-    status.running = ",".join(running) if running else None
-    return events
-
-
-def expires_at(spec: WorkflowExecutionSpec, status: ExecutionStatus) -> datetime | None:
-    """When a finished execution is to be deleted (spec.ttlSecondsAfterFinished), if ever."""
-    if spec.ttlSecondsAfterFinished is None or status.phase not in TERMINAL_EXECUTION_PHASES:
-        return None
-    finished = parse_time(status.finishedAt)
-    return finished + timedelta(seconds=spec.ttlSecondsAfterFinished) if finished else None
+    def all_done_by(self, deadline: datetime) -> bool:
+        """Every node finished, and finished before the deadline (by its own finishedAt)."""
+        for node in self.status.nodes:
+            finished = parse_time(node.finishedAt)
+            if node.phase not in FINISHED_NODE_PHASES or finished is None or finished > deadline:
+                return False
+        return True
 
 
 def plan(
@@ -428,31 +380,39 @@ def plan(
     if status.phase in TERMINAL_EXECUTION_PHASES:
         # Finished: status never changes again; only Jobs still running (a delete that did
         # not complete before a crash) are deleted.
-        run.plan.delete = [o.name for o in observed.values() if o.state == JobState.RUNNING]
+        run.plan.delete = leftovers(status, observed, [])
         return run.plan
     if status.workflowSpec is None:
         if execution.spec.cancel:
-            status.startedAt = status.startedAt or iso(now)
             run.finish(ExecutionPhase.CANCELLED, "Cancelled", "cancelled before it started")
-            run.summarize()
+        else:
+            run.start(workflow)
+        if status.workflowSpec is None:
+            st.summarize(status, execution.generation, now)
             return run.plan
-        if not run.start(workflow):
-            run.summarize()
-            return run.plan
-    run.fold_observed()
     deadline = None
     if execution.spec.timeoutSeconds:
         started = parse_time(status.startedAt) or now
         deadline = started + timedelta(seconds=execution.spec.timeoutSeconds)
+    late = deadline is not None and now >= deadline
+    run.fold_observed(stopping=execution.spec.cancel or late)
     if execution.spec.cancel:
         run.stop(ExecutionPhase.CANCELLED, "Cancelled", "cancelled by spec.cancel")
-    elif deadline is not None and now >= deadline:
-        run.stop(ExecutionPhase.FAILED, "DeadlineExceeded",
-                 f"the execution ran past spec.timeoutSeconds ({execution.spec.timeoutSeconds}s)")
+    elif late:
+        assert deadline is not None
+        # A pass that runs after the deadline (the operator was busy or restarting) still lets
+        # an execution whose nodes all finished in time end as it would have: decisions that
+        # start nothing (skips, failures before start) are made, no Job is started.
+        run.schedule(may_start=False)
+        if run.status.phase == ExecutionPhase.RUNNING and run.all_done_by(deadline):
+            run.conclude()
+        else:
+            run.stop(ExecutionPhase.FAILED, "DeadlineExceeded",
+                     f"the execution ran past spec.timeoutSeconds ({execution.spec.timeoutSeconds}s)")
     else:
-        run.schedule()
+        run.schedule(may_start=True)
         run.conclude()
-    run.summarize()
+    st.summarize(status, execution.generation, now)
     if status.phase not in TERMINAL_EXECUTION_PHASES:
         run.plan.wake_at = deadline
     return run.plan
@@ -477,4 +437,5 @@ __all__ = [
     "job_name",
     "parse_time",
     "plan",
+    "record_refusals",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +56,12 @@ def find(text: str) -> Iterator[tuple[str, Reference | None]]:
         yield match.group(1), parse(match.group(1))
 
 
+def locate(text: str) -> Iterator[tuple[int, int, str]]:
+    """(start, end, inside) of each of our references, for rewriting them in place."""
+    for match in _REF.finditer(text):
+        yield match.start(), match.end(), match.group(1)
+
+
 def render_value(value: Any) -> str:
     """How a JSON value is written into a string: strings as they are, the rest as compact JSON."""
     if isinstance(value, str):
@@ -89,10 +95,14 @@ class Scope:
     input: Any = None
     has_input: bool = False
     outputs: dict[str, Any] | None = None  # node name -> output, for finished nodes that ran
+    # secret params: name -> secretKeyRef ({name, key}); their values never pass through the operator
+    secrets: Mapping[str, Any] | None = None
 
     def resolve(self, ref: Reference) -> Any:
         if ref.kind == "params":
             assert ref.target is not None
+            if ref.target in (self.secrets or {}):
+                raise UnresolvedReference(f"$({ref.text}): a secret param has no value outside the container")
             if ref.target not in self.params:
                 raise UnresolvedReference(f"$({ref.text}): no such param")
             return self.params[ref.target]

@@ -16,8 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobchain.api.models import API_VERSION, Node, WorkflowSpec
+from jobchain.engine import refs
 from jobchain.engine.graph import node_texts
-from jobchain.engine.refs import Scope
+from jobchain.engine.refs import Scope, UnresolvedReference
+from jobchain.engine.shell import Quoting, contexts
 
 LABEL_EXECUTION = "jobchain.dev/execution"
 LABEL_NODE = "jobchain.dev/node"
@@ -30,6 +32,10 @@ ANNOTATION_EXECUTION = "jobchain.dev/execution"  # the full name: label values a
 CONTAINER = "main"
 OUTPUT_PATH = "/dev/termination-log"
 MAX_JOB_NAME = 52  # the Job controller appends "-xxxxx" to pod names; keep hostnames <= 63
+# Linux's MAX_ARG_STRLEN: one argument or one "NAME=value" environment string, with its NUL.
+MAX_ARG_BYTES = 128 * 1024
+REF_VAR = "JOBCHAIN_REF_"
+SECRET_VAR = "JOBCHAIN_SECRET_"
 
 
 def _hash(*parts: str, size: int = 8) -> str:
@@ -92,6 +98,115 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+class ValueTooLarge(UnresolvedReference):
+    """A value that Linux would refuse to pass to the container (over MAX_ARG_BYTES)."""
+
+
+def kube_escape(value: str) -> str:
+    """A value the kubelet delivers byte for byte: it expands `$(VAR)` and `$$` in env values,
+    command and args, so every `$` of a value is written `$$`."""
+    return value.replace("$", "$$")
+
+
+def _check_size(what: str, text: str) -> None:
+    size = len(text.encode()) + 1
+    if size > MAX_ARG_BYTES:
+        raise ValueTooLarge(
+            f"{what} would be {size} bytes, over Linux's limit of {MAX_ARG_BYTES} bytes for one argument "
+            "or environment variable; pass less data (a smaller output, a key of it) or through a volume"
+        )
+
+
+class _Substitution:
+    """Replaces a node's references so that no value is ever parsed: by the shell or by the kubelet.
+
+    In a script, each distinct reference becomes an environment variable the operator sets
+    (`JOBCHAIN_REF_1`, ...) and the script text gets an expansion of it (`${JOBCHAIN_REF_1}`):
+    the shell expands a value and never re-parses it, so `"$(params.who)"` works as written
+    whatever the value holds. In command, args and env values the value is written in place,
+    with `$` escaped as `$$` for the kubelet. A secret param is never known to the operator:
+    it is an env var taken from the Secret (`valueFrom.secretKeyRef`), referenced as
+    `${JOBCHAIN_SECRET_NAME}` in scripts and `$(JOBCHAIN_SECRET_NAME)` (kubelet expansion) elsewhere.
+    """
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.env: list[dict[str, Any]] = []
+        self.names: dict[str, str] = {}  # reference text -> env var name
+
+    def _parse(self, raw: str) -> refs.Reference:
+        ref = refs.parse(raw)
+        if ref is None:
+            raise UnresolvedReference(f"$({raw}): not a valid reference")
+        return ref
+
+    def _secret(self, ref: refs.Reference) -> str | None:
+        """The env var of a secret param (added once), or None if `ref` is not one."""
+        secrets = self.scope.secrets or {}
+        if ref.kind != "params" or ref.target not in secrets:
+            return None
+        name = SECRET_VAR + str(ref.target)
+        if ref.text not in self.names:
+            self.names[ref.text] = name
+            self.env.append({"name": name, "valueFrom": {"secretKeyRef": copy.deepcopy(secrets[str(ref.target)])}})
+        return name
+
+    def variable(self, ref: refs.Reference) -> str:
+        """The env var holding the value of `ref` (added on first use)."""
+        secret = self._secret(ref)
+        if secret is not None:
+            return secret
+        if ref.text not in self.names:
+            name = f"{REF_VAR}{sum(1 for n in self.names.values() if n.startswith(REF_VAR)) + 1}"
+            value = refs.render_value(self.scope.resolve(ref))
+            _check_size(f"$({ref.text}) (environment variable {name})", f"{name}={value}")
+            self.names[ref.text] = name
+            self.env.append({"name": name, "value": kube_escape(value)})
+        return self.names[ref.text]
+
+    def script(self, text: str) -> str:
+        matches = list(refs.locate(text))
+        if not matches:
+            return text
+        quoting = contexts(text, [(start, end) for start, end, _ in matches])
+        out, last = [], 0
+        for (start, end, raw), where in zip(matches, quoting, strict=True):
+            ref = self._parse(raw)
+            if where == Quoting.QUOTED_HEREDOC:
+                raise UnresolvedReference(
+                    f"$({ref.text}) is inside a quoted here-document (<<'EOF'), where the shell expands "
+                    "nothing; use an unquoted delimiter (<<EOF) so the value can be expanded"
+                )
+            expansion = "${" + self.variable(ref) + "}"
+            if where == Quoting.SINGLE:
+                expansion = "'\"" + expansion + "\"'"
+            out += [text[last:start], expansion]
+            last = end
+        out.append(text[last:])
+        return "".join(out)
+
+    def inline(self, what: str, text: str) -> str:
+        """command, args and env values: values in place, `$`-escaped; secrets as $(VAR)."""
+        out, plain, last = [], [], 0
+        for start, end, raw in refs.locate(text):
+            ref = self._parse(raw)
+            secret = self._secret(ref)
+            if secret is not None:
+                value, written = "", f"$({secret})"
+            else:
+                value = refs.render_value(self.scope.resolve(ref))
+                written = kube_escape(value)
+            out += [text[last:start], written]
+            plain += [text[last:start], value]
+            last = end
+        if last == 0:
+            return text
+        out.append(text[last:])
+        plain.append(text[last:])
+        _check_size(what, "".join(plain))
+        return "".join(out)
+
+
 def render_job(
     execution: ExecutionRef,
     spec: WorkflowSpec,
@@ -100,16 +215,27 @@ def render_job(
 ) -> dict[str, Any]:
     """The batch/v1 Job for `node`. Raises refs.UnresolvedReference for a reference with no value."""
     defaults = spec.defaults
-    texts = {rel: scope.substitute(text) for rel, text in node_texts(node)}
+    values = _Substitution(scope)
+    texts = {
+        rel: values.script(text) if rel == "script" else values.inline(f"{rel} of node {node.name}", text)
+        for rel, text in node_texts(node)
+    }
+    public_params = {k: v for k, v in scope.params.items() if k not in (scope.secrets or {})}
+    params_json = json.dumps(public_params, sort_keys=True, separators=(",", ":"))
+    input_json = json.dumps(scope.input, separators=(",", ":")) if scope.has_input else ""
+    _check_size("JOBCHAIN_PARAMS", f"JOBCHAIN_PARAMS={params_json}")
+    _check_size("JOBCHAIN_INPUT (the predecessor's output)", f"JOBCHAIN_INPUT={input_json}")
 
     env: list[dict[str, Any]] = [
-        {"name": "JOBCHAIN_EXECUTION", "value": execution.name},
+        {"name": "JOBCHAIN_EXECUTION", "value": kube_escape(execution.name)},
         {"name": "JOBCHAIN_NODE", "value": node.name},
         {"name": "JOBCHAIN_OUTPUT", "value": OUTPUT_PATH},
-        {"name": "JOBCHAIN_PARAMS", "value": json.dumps(scope.params, sort_keys=True, separators=(",", ":"))},
-        {"name": "JOBCHAIN_INPUT", "value": json.dumps(scope.input, separators=(",", ":")) if scope.has_input else ""},
+        {"name": "JOBCHAIN_PARAMS", "value": kube_escape(params_json)},
+        {"name": "JOBCHAIN_INPUT", "value": kube_escape(input_json)},
         {"name": "JOBCHAIN_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "JOBCHAIN_POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        # before the node's own env: the kubelet expands $(VAR) only with variables defined earlier
+        *values.env,
     ]
     for i, var in enumerate(node.env):
         item: dict[str, Any] = {"name": var.name}

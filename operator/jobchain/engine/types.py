@@ -61,8 +61,10 @@ class Event:
 
 @dataclass
 class Plan:
+    """The new status, and the Jobs to create and to delete. (Events are derived from old and
+    new status by engine.events, not collected here.)"""
+
     status: ExecutionStatus
     create: list[dict[str, Any]] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
-    events: list[Event] = field(default_factory=list)
     wake_at: datetime | None = None  # when to look again without any event (the deadline)

@@ -15,7 +15,7 @@ well under a second.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ from jobchain.api import limits
 from jobchain.api.models import EdgeKind, Node, Param, WorkflowExecutionSpec, WorkflowSpec
 from jobchain.engine import cel, refs
 from jobchain.engine.graph import Graph, node_texts
+from jobchain.engine.outputs import MAX_FREE_FORM_DEPTH, depth
 
 MAX_PROBLEMS = 50  # more are summarized in one line: a message must stay readable (and fit in status)
 
@@ -61,25 +62,6 @@ def _duplicates(names: Iterable[str]) -> list[tuple[int, str, int]]:
     return repeated
 
 
-def depth(value: Any) -> int:
-    """Nesting depth of a JSON value (a scalar is 0), without recursion: the value may be very deep."""
-    deepest = 0
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        current, level = stack.pop()
-        if isinstance(current, dict):
-            children: Iterable[Any] = current.values()
-        elif isinstance(current, list):
-            children = current
-        else:
-            continue
-        deepest = max(deepest, level + 1)
-        if deepest > limits.MAX_FREE_FORM_DEPTH:
-            return deepest  # deep enough to refuse; no need to walk the rest
-        stack.extend((child, level + 1) for child in children)
-    return deepest
-
-
 def _free_form(node: Node) -> Iterable[tuple[str, Any]]:
     """(field path relative to the node, value) of the fields passed to Kubernetes as they are."""
     yield "podTemplate", node.podTemplate
@@ -101,9 +83,9 @@ def _node_problems(node: Node, path: str, spec: WorkflowSpec, names: set[str],
             yield Problem(f"{path}.{rel}", f"is {size} bytes; Linux refuses a single argument or environment "
                           f"string over {limits.MAX_ARG_BYTES} bytes: pass large data through a volume instead")
     for rel, value in _free_form(node):
-        if value is not None and depth(value) > limits.MAX_FREE_FORM_DEPTH:
-            yield Problem(f"{path}.{rel}", f"nested more than {limits.MAX_FREE_FORM_DEPTH} levels deep; "
-                          "a pod spec needs far fewer: flatten it")
+        if value is not None and depth(value, MAX_FREE_FORM_DEPTH) > MAX_FREE_FORM_DEPTH:
+            yield Problem(f"{path}.{rel}", f"nested deeper than {MAX_FREE_FORM_DEPTH} levels (the operator could "
+                          "not keep it in status; a pod spec needs about 10): flatten it")
     targets: set[str] = set()
     for j, edge in enumerate(node.next):
         epath = f"{path}.next[{j}]"
@@ -232,8 +214,10 @@ def validate_workflow(spec: WorkflowSpec, prefix: str = "spec") -> list[Problem]
 
 
 # ---- an execution's params -----------------------------------------------------------------
-def validate_params(params: Mapping[str, str], declared: Iterable[Param], where: str) -> list[Problem]:
-    """The InvalidParams rule: every param set is declared, every param without a default is set.
+def validate_params(params: Mapping[str, str], declared: Iterable[Param], where: str,
+                    from_secrets: Collection[str] = ()) -> list[Problem]:
+    """The InvalidParams rule: every param set is declared, every param without a default is set,
+    secret params come from Secrets (spec.paramsFrom) and only from there.
 
     `where` names the workflow for the message: `Workflow 'etl'` or `spec.workflow`.
     """
@@ -244,9 +228,24 @@ def validate_params(params: Mapping[str, str], declared: Iterable[Param], where:
         for name in sorted(set(params) - set(by_name))
     ]
     problems += [
-        Problem("spec.params", f"must set {name!r}: {where} declares it without a default")
-        for name in sorted(n for n, p in by_name.items() if p.default is None and n not in params)
+        Problem("spec.paramsFrom", f"sets {name!r}, which {where} does not declare (declared: {listed})")
+        for name in sorted(set(from_secrets) - set(by_name))
     ]
+    problems += [
+        Problem(f"spec.params.{name}", f"param {name} is set both in spec.params and in spec.paramsFrom; "
+                "set it in one place")
+        for name in sorted(set(params) & set(from_secrets))
+    ]
+    for name, param in sorted(by_name.items()):
+        if param.secret and name in params:
+            problems.append(Problem(f"spec.params.{name}", f"param {name} is secret: set it with "
+                                    "spec.paramsFrom[].valueFrom.secretKeyRef, not in spec.params, where everyone "
+                                    "who may read the execution sees it"))
+        elif param.secret and name not in from_secrets:
+            problems.append(Problem("spec.paramsFrom", f"param {name} is secret and must be set with "
+                                    "spec.paramsFrom[].valueFrom.secretKeyRef (a key of a Secret in this namespace)"))
+        elif param.default is None and name not in params and name not in from_secrets:
+            problems.append(Problem("spec.params", f"must set {name!r}: {where} declares it without a default"))
     return _capped(problems, "spec.params")
 
 
@@ -277,4 +276,5 @@ def validate_execution(spec: WorkflowExecutionSpec, workflow: WorkflowSpec | Non
         return problems
     if spec.workflow is not None:
         problems = validate_workflow(workflow, prefix="spec.workflow")
-    return problems + validate_params(spec.params, workflow.params, where)
+    from_secrets = [p.name for p in spec.paramsFrom]
+    return problems + validate_params(spec.params, workflow.params, where, from_secrets)

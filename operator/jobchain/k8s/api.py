@@ -30,6 +30,7 @@ from jobchain.engine.render import LABEL_NODE, execution_selector
 WORKFLOWS = "workflows"
 EXECUTIONS = "workflowexecutions"
 MERGE_PATCH = "application/merge-patch+json"
+JSON_PATCH = "application/json-patch+json"
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 # The config and watch helpers carry no type annotations; used through Any, they type-check.
@@ -37,7 +38,7 @@ config: Any = _config
 watch: Any = _watch
 
 __all__ = [
-    "EXECUTIONS", "MERGE_PATCH", "WORKFLOWS", "ConfigException", "CustomObjects", "KubeconfigMissing",
+    "EXECUTIONS", "JSON_PATCH", "MERGE_PATCH", "WORKFLOWS", "ConfigException", "CustomObjects", "KubeconfigMissing",
     "Loaded", "connect", "execution_selector", "load", "node_selector",
 ]
 
@@ -131,36 +132,47 @@ class CustomObjects:
         self.api = client.CustomObjectsApi(api)
         self.timeout = timeout
 
-    def _call(self, method: Any, namespace: str, plural: str, *args: Any, **kw: Any) -> Any:
+    def _options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {"_preload_content": False}
         if self.timeout is not None:
-            kw.setdefault("_request_timeout", self.timeout)
-        response = method(GROUP, VERSION, namespace, plural, *args, _preload_content=False, **kw)
-        return json.loads(response.data)
+            options["_request_timeout"] = self.timeout
+        return options
 
-    def get(self, namespace: str, plural: str, name: str) -> dict[str, Any]:
-        return dict(self._call(self.api.get_namespaced_custom_object, namespace, plural, name))
+    # Each method calls the client itself, with the plural as an argument: tests/unit/test_rbac_calls.py
+    # reads the operator's rights from these calls, so they stay plain calls.
+    def get_object(self, namespace: str, plural: str, name: str) -> dict[str, Any]:
+        return _decoded(self.api.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name,
+                                                              **self._options()))
 
-    def list(self, namespace: str, plural: str) -> list[dict[str, Any]]:
-        return list(self._call(self.api.list_namespaced_custom_object, namespace, plural).get("items") or [])
+    def list_objects(self, namespace: str, plural: str) -> list[dict[str, Any]]:
+        body = _decoded(self.api.list_namespaced_custom_object(GROUP, VERSION, namespace, plural, **self._options()))
+        return list(body.get("items") or [])
 
-    def create(self, namespace: str, plural: str, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
-        kw = {"dry_run": "All"} if dry_run else {}
-        return dict(self._call(self.api.create_namespaced_custom_object, namespace, plural, body, **kw))
+    def create_object(self, namespace: str, plural: str, body: dict[str, Any]) -> dict[str, Any]:
+        return _decoded(self.api.create_namespaced_custom_object(GROUP, VERSION, namespace, plural, body,
+                                                                 **self._options()))
 
-    def patch(self, namespace: str, plural: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+    def patch_object(self, namespace: str, plural: str, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         """A JSON merge patch of the object (spec, metadata)."""
-        return dict(self._call(self.api.patch_namespaced_custom_object, namespace, plural, name, patch,
-                               _content_type=MERGE_PATCH))
+        return _decoded(self.api.patch_namespaced_custom_object(GROUP, VERSION, namespace, plural, name, patch,
+                                                                _content_type=MERGE_PATCH, **self._options()))
 
-    def patch_status(self, namespace: str, plural: str, name: str, status: dict[str, Any]) -> None:
-        """A JSON merge patch of the status subresource."""
-        self._call(self.api.patch_namespaced_custom_object_status, namespace, plural, name, {"status": status},
-                   _content_type=MERGE_PATCH)
+    def patch_object_status(self, namespace: str, plural: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """A JSON merge patch of the status subresource; returns the object as written."""
+        return _decoded(self.api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, {"status": status}, _content_type=MERGE_PATCH,
+            **self._options()))
 
-    def delete(self, namespace: str, plural: str, name: str) -> None:
+    def json_patch_object_status(self, namespace: str, plural: str, name: str,
+                                 ops: list[dict[str, Any]]) -> dict[str, Any]:
+        """A JSON patch (RFC 6902) of the status subresource; returns the object as written."""
+        return _decoded(self.api.patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, plural, name, ops, _content_type=JSON_PATCH, **self._options()))
+
+    def delete_object(self, namespace: str, plural: str, name: str) -> None:
         """Deletes the object; what it owns (Jobs, pods) follows in the background."""
-        self._call(self.api.delete_namespaced_custom_object, namespace, plural, name,
-                   propagation_policy="Background")
+        self.api.delete_namespaced_custom_object(GROUP, VERSION, namespace, plural, name,
+                                                 propagation_policy="Background", **self._options())
 
     def watch(self, namespace: str, plural: str, field_selector: str, seconds: int) -> Iterator[dict[str, Any]]:
         """Watch events ({type, raw_object}) until the server ends the watch after `seconds`."""
@@ -170,3 +182,8 @@ class CustomObjects:
             _request_timeout=seconds + 30,  # a connection that died silently ends, and is renewed
         )
         yield from stream
+
+
+def _decoded(response: Any) -> dict[str, Any]:
+    """The JSON body of a raw (`_preload_content=False`) response."""
+    return dict(json.loads(response.data))

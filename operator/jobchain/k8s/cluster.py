@@ -1,9 +1,16 @@
 """The operator's view of the cluster: the reads of our own objects, and the observer and
 writer behind one object the controller holds. Connection, names and the custom-object calls
-are `k8s.api`'s, shared with the CLI."""
+are `k8s.api`'s, shared with the CLI.
+
+Executions are read from the store the watches fill (`k8s/store.py`). Workflows are read from
+the API server once per execution, at start (a Workflow created just before its execution may
+not have reached the watch yet).
+"""
 
 from __future__ import annotations
 
+import base64
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kubernetes import client
@@ -11,36 +18,62 @@ from kubernetes.client.exceptions import ApiException
 
 from jobchain.k8s.api import EXECUTIONS, WORKFLOWS, CustomObjects, connect
 from jobchain.k8s.observe import Observer
+from jobchain.k8s.store import Store
 from jobchain.k8s.writes import Writer
 
 __all__ = ["Cluster", "connect"]
 
 
 class Cluster:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, store: Store | None = None) -> None:
         self.api = api
+        self.store = store or Store()
         self.objects = CustomObjects(api)
-        self.observer = Observer(api)
+        self.observer = Observer(api, self.store)
         self.writer = Writer(api)
 
     def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            return self.objects.get(namespace, plural, name)
+            return self.objects.get_object(namespace, plural, name)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
 
     def get_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
-        return self._get(EXECUTIONS, namespace, name)
+        """The execution as the watch last delivered it (or as our last write left it)."""
+        return self.store.execution(namespace, name)
 
     def delete_execution(self, namespace: str, name: str) -> None:
         """Deletes an execution; its Jobs and pods follow through their ownerReferences."""
         try:
-            self.objects.delete(namespace, EXECUTIONS, name)
+            self.objects.delete_object(namespace, EXECUTIONS, name)
         except ApiException as exc:
             if exc.status != 404:
                 raise
+
+    def secret_values(self, namespace: str, refs: Iterable[Mapping[str, Any]]) -> list[str] | None:
+        """The values of Secret keys ({name, key}), to redact them; None if one cannot be read.
+
+        A Secret or key that does not exist has no value to leak (the pod cannot start without
+        it) and is skipped; any other error returns None, and the caller keeps no text at all.
+        """
+        core = client.CoreV1Api(self.api)
+        values: list[str] = []
+        secrets: dict[str, dict[str, Any] | None] = {}
+        for ref in refs:
+            name, key = str(ref["name"]), str(ref["key"])
+            if name not in secrets:
+                try:
+                    secrets[name] = core.read_namespaced_secret(name, namespace).data or {}
+                except ApiException as exc:
+                    if exc.status != 404:
+                        return None
+                    secrets[name] = None
+            data = secrets[name]
+            if data and key in data:
+                values.append(base64.b64decode(str(data[key])).decode(errors="replace"))
+        return values
 
     def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get(WORKFLOWS, namespace, name)

@@ -1,19 +1,29 @@
-"""Reads what the cluster says about an execution's Jobs and turns it into ObservedJob values.
+"""Reads what the watches say about an execution's Jobs and turns it into ObservedJob values.
 
-Why the pod and not only the Job: the Job controller batches pod updates for about a second
-before it sets the Job's Complete/Failed condition, while the pod's own terminated state is
-visible at once. A node whose pod has succeeded, or whose last allowed attempt has failed,
-is finished now, which is what makes the step-to-step handoff fast. Outputs are read here,
-as soon as a node is seen finished, so the planner can keep them in status before anything
-deletes the pod. Objects are handled as plain dicts (as in `kubectl get -o json`), so the
-interpretation (`interpret_job`) is a pure function tested without a cluster.
+Why the node's container and not the pod phase or the Job: the first pod update that shows the
+node's container terminated often still says `phase: Pending` or `Running`; the phase follows
+on the kubelet's next status sync (about a second later) and the Job's Complete/Failed
+condition a second after that (the Job controller batches pod updates). A node is finished
+the moment its container is seen terminated: exit code 0 succeeded, anything else is a failed
+attempt, final once no retry is left. That is what makes the step-to-step handoff fast. Only
+the node's own container decides: init containers and extra containers from `podTemplate`
+do not; a pod that failed without the node's container ever terminating (evicted, an init
+container failed) is a failed attempt; the Job's own Complete/Failed conditions still decide
+when no pod says anything (a deadline before any pod started, pods deleted).
+
+Everything is read from the store the watches fill (`k8s/store.py`), not from the API server;
+the API server is asked only to confirm that a Job the store does not hold is really gone
+(before a Running node is declared failed for it) and for pod logs, which only nodes whose
+output is their log or that failed need. Outputs are read as soon as a node is seen finished,
+so the planner keeps them in status before anything deletes the pod. A pod counts for a node
+only if it is controlled by that node's Job (its owner uid), never by its labels alone.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kubernetes import client
@@ -22,23 +32,36 @@ from kubernetes.client.exceptions import ApiException
 from jobchain.api.models import OutputSource
 from jobchain.engine.outputs import LOG_TAIL_BYTES
 from jobchain.engine.planner import JobState, ObservedJob
-from jobchain.engine.render import ANNOTATION_OUTPUT, CONTAINER, LABEL_NODE, execution_selector
+from jobchain.engine.render import ANNOTATION_OUTPUT, CONTAINER, LABEL_NODE
 from jobchain.engine.timefmt import iso, parse_time
+from jobchain.k8s.store import Store
 
 log = logging.getLogger(__name__)
 
 FAILURE_LOG_BYTES = 2048
-JOB_NAME_LABELS = ("batch.kubernetes.io/job-name", "job-name")
 
 Obj = dict[str, Any]
 
 
 @dataclass(frozen=True)
 class NodeToRead:
-    """A node not yet finished in status: its Job's result (and output) is wanted."""
+    """A node not yet finished in status: its Job's result (and output) is wanted.
+
+    `job`: the Job status says the node runs as, if any (confirmed with the API server before
+    the node is declared failed because the store does not hold it).
+    """
 
     name: str
     source: OutputSource
+    job: str | None = None
+
+
+@dataclass
+class Observation:
+    """The planner's input, and when (monotonic clock) each newly finished node was first seen so."""
+
+    jobs: dict[str, ObservedJob] = field(default_factory=dict)
+    finished_seen: dict[str, float] = field(default_factory=dict)
 
 
 def utc_stamp(value: Any) -> str | None:
@@ -62,6 +85,19 @@ def terminated(pod: Obj) -> Obj | None:
     return None
 
 
+def attempt(pod: Obj) -> JobState:
+    """One pod's verdict: the node's container decides; a pod that failed without it, failed."""
+    term = terminated(pod)
+    if term is not None:
+        return JobState.SUCCEEDED if term.get("exitCode") == 0 else JobState.FAILED
+    phase = (pod.get("status") or {}).get("phase")
+    if phase == "Failed":
+        return JobState.FAILED  # evicted, deleted before it ran, an init container failed
+    if phase == "Succeeded":
+        return JobState.SUCCEEDED
+    return JobState.RUNNING
+
+
 @dataclass(frozen=True)
 class JobResult:
     """What a Job and its pods say, before any output is read."""
@@ -75,21 +111,24 @@ class JobResult:
 def interpret_job(job: Obj, pods: list[Obj]) -> JobResult:
     """Decides whether a node's Job has finished, from the Job and its pods (oldest first)."""
     backoff = (job.get("spec") or {}).get("backoffLimit") or 0
-    phases = [(p.get("status") or {}).get("phase") for p in pods]
-    succeeded = [p for p, ph in zip(pods, phases, strict=True) if ph == "Succeeded"]
-    failed = [p for p, ph in zip(pods, phases, strict=True) if ph == "Failed"]
-    complete = _true_condition(job, "Complete", "SuccessCriteriaMet")
+    verdicts = [(p, attempt(p)) for p in pods]
+    succeeded = [p for p, v in verdicts if v == JobState.SUCCEEDED]
+    failed = [p for p, v in verdicts if v == JobState.FAILED]
+    # A pod deleted before it finished is gone from the watch; the Job controller counts it.
+    failures = max(len(failed), int((job.get("status") or {}).get("failed") or 0))
+    if succeeded:
+        return JobResult(JobState.SUCCEEDED, succeeded[-1], len(failed), "")
+    if _true_condition(job, "Complete", "SuccessCriteriaMet") is not None:
+        return JobResult(JobState.SUCCEEDED, None, failures, "")
     failure = _true_condition(job, "Failed", "FailureTarget")
-    if complete is not None or succeeded:
-        return JobResult(JobState.SUCCEEDED, succeeded[-1] if succeeded else None, len(failed), "")
-    if failure is not None or len(failed) > backoff:
+    if failure is not None or failures > backoff:
         reason = ""
         if failure is not None:
             reason = str(failure.get("reason") or "Failed")
             if failure.get("message"):
                 reason += f": {failure['message']}"
-        return JobResult(JobState.FAILED, failed[-1] if failed else None, max(0, len(failed) - 1), reason)
-    return JobResult(JobState.RUNNING, None, len(failed), "")
+        return JobResult(JobState.FAILED, failed[-1] if failed else None, max(0, failures - 1), reason)
+    return JobResult(JobState.RUNNING, None, failures, "")
 
 
 def observed_job(node: str, job: Obj, result: JobResult, raw_output: str | None, log_tail: str | None,
@@ -108,6 +147,10 @@ def observed_job(node: str, job: Obj, result: JobResult, raw_output: str | None,
         if term is not None:
             why = term.get("reason")
             parts.append(f"exit code {term.get('exitCode')}" + (f" ({why})" if why not in (None, "Error") else ""))
+        else:
+            status = result.pod.get("status") or {}
+            why = status.get("reason") or "Failed"
+            parts.append(f"pod {why}" + (f": {status['message']}" if status.get("message") else ""))
         if log_tail:
             parts.append(f"last log lines: {log_tail}")
     if read_error:
@@ -134,77 +177,110 @@ def output_of(pod: Obj, source: OutputSource, read_log: Callable[[int], str | No
     return (text, "") if text is not None else (None, "the pod log could not be read")
 
 
-def _reader(observer: Observer, pod: Obj) -> Callable[[int], str | None]:
-    return lambda size: observer.log_tail(pod, size)
+def owned_by(pod: Obj, job: Obj) -> bool:
+    """Whether the Job controller made `pod` for `job` (an ownerReference with the Job's uid).
+
+    Why not the labels alone: anyone who may create or relabel pods in the namespace (a step
+    with patch rights, for one) could make a pod that carries a node's labels and a forged
+    result; only the Job controller makes pods owned by the Job's uid.
+    """
+    uid = (job.get("metadata") or {}).get("uid")
+    return bool(uid) and any(
+        ref.get("kind") == "Job" and ref.get("uid") == uid
+        for ref in (pod.get("metadata") or {}).get("ownerReferences") or []
+    )
+
+
+def log_text(data: bytes, size: int) -> str:
+    """The last `size` bytes of a log as text: bytes that are not UTF-8 become U+FFFD, never an error."""
+    if len(data) > size:
+        data = data[-size:]
+        # Cut at a character boundary: skip continuation bytes of a character cut in half.
+        start = 0
+        while start < min(4, len(data)) and 0x80 <= data[start] < 0xC0:
+            start += 1
+        data = data[start:]
+    return data.decode("utf-8", errors="replace").strip()
 
 
 class Observer:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, store: Store) -> None:
         self.api = api
+        self.store = store
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
 
-    def _dicts(self, items: Iterable[Any]) -> list[Obj]:
-        return [self.api.sanitize_for_serialization(item) for item in items]  # type: ignore[no-untyped-call]
-
     def jobs(self, namespace: str, execution: str, uid: str) -> list[Obj]:
         """The execution's Jobs (those of an older execution of the same name are ignored)."""
-        listed = self.batch.list_namespaced_job(namespace, label_selector=execution_selector(execution))
-        return [
-            j for j in self._dicts(listed.items)
-            if any(ref.get("uid") == uid for ref in j["metadata"].get("ownerReferences") or [])
-        ]
+        return [j for j in self.store.jobs(namespace, execution)
+                if any(ref.get("uid") == uid for ref in j["metadata"].get("ownerReferences") or [])]
 
-    def pods(self, namespace: str, execution: str) -> dict[str, list[Obj]]:
-        """The execution's pods by Job name, oldest first."""
-        listed = self.core.list_namespaced_pod(namespace, label_selector=execution_selector(execution))
-        by_job: dict[str, list[Obj]] = {}
-        for pod in self._dicts(listed.items):
-            labels = pod["metadata"].get("labels") or {}
-            job = next((labels[k] for k in JOB_NAME_LABELS if k in labels), None)
-            if job:
-                by_job.setdefault(job, []).append(pod)
-        for items in by_job.values():
-            items.sort(key=lambda p: p["metadata"].get("creationTimestamp") or "")
-        return by_job
+    def confirm_job(self, namespace: str, name: str, uid: str) -> Obj | None:
+        """The Job from the API server, when the store does not hold it (a watch lagging)."""
+        try:
+            found = self.batch.read_namespaced_job(name, namespace)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        job: Obj = self.api.sanitize_for_serialization(found)  # type: ignore[no-untyped-call]
+        if not any(ref.get("uid") == uid for ref in job["metadata"].get("ownerReferences") or []):
+            return None
+        self.store.put_job(job)
+        return job
 
-    def observe(self, namespace: str, execution: str, uid: str, wanted: Iterable[NodeToRead]) -> dict[str, ObservedJob]:
+    def observe(self, namespace: str, execution: str, uid: str, wanted: Iterable[NodeToRead]) -> Observation:
         wanted_by_name = {w.name: w for w in wanted}
-        result: dict[str, ObservedJob] = {}
-        pods: dict[str, list[Obj]] | None = None
-        for job in self.jobs(namespace, execution, uid):
+        result = Observation()
+        jobs = self.jobs(namespace, execution, uid)
+        held = {(j["metadata"].get("labels") or {}).get(LABEL_NODE) for j in jobs}
+        for want in wanted_by_name.values():
+            if want.job and want.name not in held:
+                job = self.confirm_job(namespace, want.job, uid)
+                if job is not None:
+                    jobs.append(job)
+        for job in jobs:
             node = (job["metadata"].get("labels") or {}).get(LABEL_NODE)
             if node is None:
                 continue
-            want = wanted_by_name.get(node)
-            if want is None:
-                # Finished in status already: only whether it still runs matters (a leftover to delete).
-                done = _true_condition(job, "Complete", "Failed")
-                state = JobState.RUNNING if done is None else JobState.SUCCEEDED
-                result[node] = ObservedJob(node, job["metadata"]["name"], state)
+            pods = [p for p in self.store.pods(job["metadata"].get("uid") or "") if owned_by(p, job)]
+            interpreted = interpret_job(job, pods)
+            wanted_node = wanted_by_name.get(node)
+            if wanted_node is None:
+                # Finished in status already: only whether it still runs matters (a leftover to
+                # delete). A Job whose node container has terminated is not running, even before
+                # the Job controller says Complete: deleting it would take its pod and log.
+                state = JobState.RUNNING if interpreted.state == JobState.RUNNING else JobState.SUCCEEDED
+                result.jobs[node] = ObservedJob(node, job["metadata"]["name"], state)
                 continue
-            if pods is None:
-                pods = self.pods(namespace, execution)
-            interpreted = interpret_job(job, pods.get(job["metadata"]["name"], []))
             raw, error, tail = None, "", None
             pod = interpreted.pod
             if pod is not None:
-                raw, error = output_of(pod, want.source, _reader(self, pod))
+                raw, error = output_of(pod, wanted_node.source, _reader(self, pod))
                 if interpreted.state == JobState.FAILED:
                     tail = self.log_tail(pod, FAILURE_LOG_BYTES)
-            result[node] = observed_job(node, job, interpreted, raw, tail, error)
+                seen = self.store.finished_seen(pod["metadata"].get("uid") or "")
+                if seen is not None:
+                    result.finished_seen[node] = seen
+            result.jobs[node] = observed_job(node, job, interpreted, raw, tail, error)
         return result
 
     def log_tail(self, pod: Obj, size: int) -> str | None:
+        """The end of the node container's log, at most `size` bytes; None when it cannot be read."""
         meta = pod["metadata"]
         try:
-            text = self.core.read_namespaced_pod_log(
+            response: Any = self.core.read_namespaced_pod_log(
                 meta["name"], meta["namespace"], container=CONTAINER, tail_lines=max(100, size // 16),
+                _preload_content=False,  # raw bytes: a log need not be UTF-8
             )
+            data = bytes(response.data)
+            if not 200 <= int(response.status) <= 299:
+                raise ApiException(status=response.status, reason=str(response.reason))
         except ApiException as exc:
             log.warning("cannot read the log of pod %s/%s: %s", meta["namespace"], meta["name"], exc.reason)
             return None
-        data = str(text).encode()
-        if len(data) > size:
-            data = data[-size:]
-        return data.decode(errors="ignore").strip()
+        return log_text(data, size)
+
+
+def _reader(observer: Observer, pod: Obj) -> Callable[[int], str | None]:
+    return lambda size: observer.log_tail(pod, size)

@@ -49,20 +49,22 @@ def describe(exc: BaseException) -> str:
 
 class Writer:
     def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
         self.objects = CustomObjects(api)
         self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
 
-    def create_job(self, manifest: dict[str, Any]) -> bool:
+    def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Creates the Job, or adopts it if it already exists for the same execution.
 
-        Returns True when this call created it.
+        Returns the Job as the API server has it (for the store: the next pass must see it even
+        before its watch event arrives).
         """
         meta = manifest["metadata"]
         try:
-            self.batch.create_namespaced_job(meta["namespace"], manifest)  # type: ignore[arg-type]
-            return True
+            created = self.batch.create_namespaced_job(meta["namespace"], manifest)  # type: ignore[arg-type]
+            return self._dict(created)
         except ApiException as exc:
             if exc.status in (400, 422):
                 raise JobRefused(api_message(exc)) from None
@@ -72,7 +74,7 @@ class Writer:
         owner_uid = manifest["metadata"]["ownerReferences"][0]["uid"]
         owners = existing.metadata.owner_references if existing.metadata else None
         if any(ref.uid == owner_uid for ref in owners or []):
-            return False
+            return self._dict(existing)
         raise ForeignJobError(
             f"Job {meta['namespace']}/{meta['name']} exists and belongs to another execution "
             "(an older one of the same name, still being garbage-collected?); will retry"
@@ -87,8 +89,21 @@ class Writer:
             if exc.status != 404:
                 raise
 
-    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.objects.patch_status(namespace, plural, name, status)
+    def _dict(self, obj: Any) -> dict[str, Any]:
+        return dict(self.api.sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
+
+    def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
+        """Writes status. Returns the object as written (its new resourceVersion), for the store."""
+        return self.objects.patch_object_status(namespace, plural, name, status)
+
+    def json_patch_status(self, plural: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
+        """Applies a JSON patch (RFC 6902) to the status subresource; returns the object as written.
+
+        Why, for executions: a merge patch deletes every null member it carries, also inside the
+        `nodes` list, so an output such as {"result": null} would be stored as {}. A JSON patch
+        stores values exactly (see controller.reconcile.status_patch).
+        """
+        return self.objects.json_patch_object_status(namespace, plural, name, ops)
 
     def event(self, obj: dict[str, Any], kind: str, type_: str, reason: str, message: str) -> None:
         """Posts a Kubernetes Event on the object. Never raises: events are best effort."""

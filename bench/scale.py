@@ -1,0 +1,142 @@
+"""Scale: E executions of N chained nodes created at once, run by one operator.
+
+Prints the wall time (first create to last execution finished), how many Succeeded, the
+operator's peak RSS, API requests per node by verb and resource, and the operator's share of
+each handoff (p50/p99 of jobchain_handoff_operator_seconds). Requests are counted twice: by the
+API server (apiserver_request_total, before and after; it has no client label, so on a shared
+cluster it includes the other clients' requests of the same kinds) and by the operator itself
+(jobchain_api_requests_total: exactly its own reconciles' requests). Asserts nothing.
+
+Run: .venv/bin/python bench/scale.py [--executions 500] [--nodes 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from common import (
+    api_client,
+    apiserver_requests,
+    bench_prefix,
+    create_namespace,
+    histogram,
+    inline_chain,
+    load,
+    machine,
+    operator,
+    peak_rss_mib,
+    quantile,
+    say,
+    subtract,
+)
+from kubernetes import client, watch
+
+SCRIPT = 'echo "{}" > /dev/termination-log'
+READ_KINDS = ("workflowexecutions", "jobs", "pods")
+TERMINAL = ("Succeeded", "Failed", "Cancelled")
+
+
+def operator_requests(text: str) -> Counter[tuple[str, str, str]]:
+    import re
+
+    counts: Counter[tuple[str, str, str]] = Counter()
+    for labels, value in re.findall(r'^jobchain_api_requests_total\{([^}]*)\} (\S+)$', text, re.M):
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        counts[(fields["verb"], fields["resource"], fields["subresource"])] += float(value)
+    return counts
+
+
+def table(title: str, counts: Counter[tuple[str, str, str]], nodes: int) -> dict[str, float]:
+    rows = sorted(((v, r, s), c) for (v, r, s), c in counts.items()
+                  if c and r in (*READ_KINDS, "workflows", "events"))
+    say(f"{title} (per node, {nodes} nodes):")
+    for (verb, resource, sub), count in rows:
+        say(f"  {verb:7s} {resource + ('/' + sub if sub else ''):28s} {count:8.0f}  {count / nodes:6.3f}")
+    reads = sum(c for (v, r, s), c in counts.items() if v in ("get", "list") and r in READ_KINDS and s != "log")
+    logs = sum(c for (v, r, s), c in counts.items() if r == "pods" and s == "log")
+    patches = sum(c for (v, r, s), c in counts.items() if v == "patch" and r == "workflowexecutions" and s == "status")
+    posts = sum(c for (v, r, s), c in counts.items() if v == "create" and r == "jobs")
+    return {"reads": reads / nodes, "logs": logs / nodes, "patches": patches / nodes, "posts": posts / nodes}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--executions", type=int, default=500)
+    parser.add_argument("--nodes", type=int, default=5)
+    args = parser.parse_args()
+    api = api_client()
+    core = client.CoreV1Api(api)
+    custom = client.CustomObjectsApi(api)
+    prefix = bench_prefix()
+    namespace = prefix + "scale"
+    total_nodes = args.executions * args.nodes
+    say(f"machine: {machine()}; {load()}")
+    with operator(prefix) as proc:
+        assert proc.proc is not None
+        create_namespace(core, namespace)
+        try:
+            time.sleep(2)  # the operator's watches on the new namespace
+            share_before = histogram(proc.metrics(), "jobchain_handoff_operator_seconds")
+            own_before = operator_requests(proc.metrics())
+            server_before = apiserver_requests(api)
+            stream = watch.Watch()
+            events = stream.stream(custom.list_namespaced_custom_object, "jobchain.dev", "v1alpha1", namespace,
+                                   "workflowexecutions", timeout_seconds=3600)
+            names = [f"s{i:04d}" for i in range(args.executions)]
+            started = time.monotonic()
+
+            def create(name: str) -> Any:
+                return custom.create_namespaced_custom_object("jobchain.dev", "v1alpha1", namespace,
+                                                              "workflowexecutions",
+                                                              inline_chain(name, args.nodes, SCRIPT))
+
+            with ThreadPoolExecutor(8) as pool:
+                list(pool.map(create, names))
+            say(f"{args.executions} executions x {args.nodes} nodes created in {time.monotonic() - started:.1f}s; "
+                f"{load()}")
+            phases: dict[str, str] = {}
+            last_report = time.monotonic()
+            in_flight_max = 0
+            for event in events:
+                obj = event["object"]
+                phase = (obj.get("status") or {}).get("phase") or ""
+                phases[obj["metadata"]["name"]] = phase
+                in_flight_max = max(in_flight_max, sum(p == "Running" for p in phases.values()))
+                done = sum(p in TERMINAL for p in phases.values())
+                if time.monotonic() - last_report > 30:
+                    last_report = time.monotonic()
+                    say(f"  {done}/{args.executions} finished, operator RSS peak {peak_rss_mib(proc.proc.pid):.0f} MiB; "
+                        f"{load()}")
+                if done == args.executions:
+                    stream.stop()
+            wall = time.monotonic() - started
+            server_after = apiserver_requests(api)
+            metrics = proc.metrics()
+            rss = peak_rss_mib(proc.proc.pid)
+        finally:
+            core.delete_namespace(namespace)
+    succeeded = sum(p == "Succeeded" for p in phases.values())
+    share = subtract(histogram(metrics, "jobchain_handoff_operator_seconds"), share_before)
+    p50, p99 = quantile(share, 0.5), quantile(share, 0.99)
+    own = operator_requests(metrics)
+    own.subtract(own_before)
+    server = server_after.copy()
+    server.subtract(server_before)
+    mine = table("requests counted by the operator (its own only)", own, total_nodes)
+    seen = table("requests counted by the API server (all clients of the cluster)", server, total_nodes)
+    say(f"RESULT {args.executions} executions x {args.nodes} nodes created at once: wall {wall:.1f}s, "
+        f"{succeeded}/{args.executions} Succeeded, up to {in_flight_max} Running at once, operator peak RSS "
+        f"{rss:.0f} MiB; per node: reads (GET+LIST of {'/'.join(READ_KINDS)}) {mine['reads']:.3f} own / "
+        f"{seen['reads']:.3f} API server, log reads {mine['logs']:.3f}, status PATCHes {mine['patches']:.3f} own / "
+        f"{seen['patches']:.3f} API server, Job POSTs {mine['posts']:.3f} own / {seen['posts']:.3f} API server; "
+        f"operator share p50 {(p50 or 0) * 1000:.0f} ms, p99 {(p99 or 0) * 1000:.0f} ms over "
+        f"{share[-1][1] if share else 0:.0f} handoffs; {load()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,42 @@
+"""The Kubernetes Events of a reconcile, derived from the status before and after it.
+
+Why derived and not collected while planning: an Event then says exactly what the written
+status says happened. A Job planned and dropped in the same pass (a cancel arriving at once)
+never shows as started, a refusal by the API server shows as the node's failure, and no
+Event ever has to be found again and removed by its text. Metrics are derived the same way
+(controller.reconcile).
+"""
+
+from __future__ import annotations
+
+from jobchain.api.models import (
+    FINISHED_NODE_PHASES,
+    TERMINAL_EXECUTION_PHASES,
+    ExecutionPhase,
+    ExecutionStatus,
+    NodePhase,
+)
+from jobchain.engine.types import Event
+
+
+def events_between(old: ExecutionStatus, new: ExecutionStatus) -> list[Event]:
+    """What happened between two statuses of one execution, in the order a user would tell it."""
+    events: list[Event] = []
+    if old.phase != ExecutionPhase.RUNNING and new.phase == ExecutionPhase.RUNNING and old.workflowSpec is None:
+        events.append(Event("Normal", "ExecutionStarted",
+                            f"Started workflow {new.workflowName!r} with {len(new.nodes)} node(s)"))
+    before = {n.name: n.phase for n in old.nodes}
+    for node in new.nodes:
+        was = before.get(node.name, NodePhase.PENDING)
+        if was in FINISHED_NODE_PHASES or was == node.phase:
+            continue
+        if node.phase == NodePhase.RUNNING:
+            events.append(Event("Normal", "NodeStarted", f"Started node {node.name} as Job {node.jobName}"))
+        elif node.phase == NodePhase.SUCCEEDED:
+            events.append(Event("Normal", "NodeSucceeded", f"Node {node.name} succeeded"))
+        elif node.phase == NodePhase.FAILED:
+            events.append(Event("Warning", "NodeFailed", f"Node {node.name} failed: {node.message or 'failed'}"))
+    if old.phase not in TERMINAL_EXECUTION_PHASES and new.phase in TERMINAL_EXECUTION_PHASES:
+        kind = "Normal" if new.phase == ExecutionPhase.SUCCEEDED else "Warning"
+        events.append(Event(kind, f"Execution{new.phase}", new.message))
+    return events

@@ -1,0 +1,47 @@
+"""What happens to an execution around its plans: Jobs refused by the API server, Jobs left
+running when it ends, and when a finished one is deleted (its time to live)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+
+from jobchain.api.models import (
+    TERMINAL_EXECUTION_PHASES,
+    ExecutionStatus,
+    NodePhase,
+    WorkflowExecutionSpec,
+)
+from jobchain.engine import status as st
+from jobchain.engine.timefmt import parse_time
+from jobchain.engine.types import JobState, ObservedJob
+
+
+def leftovers(status: ExecutionStatus, observed: Mapping[str, ObservedJob], already: list[str]) -> list[str]:
+    """Jobs still running that no node of a finished execution should have: those of nodes the
+    status does not know as run (created before a crash lost the status write, or cancelled).
+    A node recorded Succeeded or Failed had its pod finish, whatever its Job's conditions say
+    yet (the Job controller sets them about a second late): its Job, pod and log are kept."""
+    ran = {n.name for n in status.nodes if n.phase in (NodePhase.SUCCEEDED, NodePhase.FAILED)}
+    return [o.name for o in observed.values()
+            if o.state == JobState.RUNNING and o.node not in ran and o.name not in already]
+
+
+def record_refusals(status: ExecutionStatus, refused: Mapping[str, str], now: datetime) -> None:
+    """Fails the nodes whose Job the API server refused as invalid (a bad podTemplate, env,
+    resources...). Retrying could never help; failing the node lets its failure edges run."""
+    limit = st.node_message_limit(len(status.nodes))
+    for node in status.nodes:
+        if node.name in refused:
+            st.mark_node(node, NodePhase.FAILED, now,
+                         f"Kubernetes refused the node's Job: {refused[node.name]}. Fix the node's podTemplate, "
+                         "env, resources or image in the Workflow", message_limit=limit, jobName=None)
+    st.summarize(status, status.observedGeneration, now)
+
+
+def expires_at(spec: WorkflowExecutionSpec, status: ExecutionStatus) -> datetime | None:
+    """When a finished execution is to be deleted (spec.ttlSecondsAfterFinished), if ever."""
+    if spec.ttlSecondsAfterFinished is None or status.phase not in TERMINAL_EXECUTION_PHASES:
+        return None
+    finished = parse_time(status.finishedAt)
+    return finished + timedelta(seconds=spec.ttlSecondsAfterFinished) if finished else None

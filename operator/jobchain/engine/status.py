@@ -1,0 +1,183 @@
+"""Every change to an execution's or a workflow's status goes through the functions here.
+
+Why one place: a finished node must never change, `finishedAt` is set once, the Succeeded
+and Ready conditions follow one `lastTransitionTime` rule, and every message fits a size
+budget so the whole status of a 500-node execution stays far below etcd's object limit.
+When each of those rules lived where a phase was set (the planner set phases by hand in
+eight places, the controller in three more), each copy drifted. The planner, the refusal of
+a Job, the InvalidSpec branch of the controller and the Workflow Ready condition call these
+functions; Events and metrics are derived afterwards by comparing old and new status
+(`engine.events`), so nothing else needs to know what changed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from jobchain.api.models import (
+    FINISHED_NODE_PHASES,
+    TERMINAL_EXECUTION_PHASES,
+    Condition,
+    ExecutionPhase,
+    ExecutionStatus,
+    NodePhase,
+    NodeStatus,
+    WorkflowSpec,
+    WorkflowStatus,
+)
+from jobchain.engine.timefmt import format_duration, iso, parse_time
+
+# Messages. A node's message holds what went wrong (an exit code, the last log lines, a
+# refusal by the API server): all node messages together get NODE_MESSAGE_BUDGET, split
+# evenly between the nodes (so the cap of each is known before any runs and never depends
+# on the order in which nodes finish), but never less than NODE_MESSAGE_MIN each.
+NODE_MESSAGE_BUDGET = 128 * 1024
+NODE_MESSAGE_MAX = 2048
+NODE_MESSAGE_MIN = 256
+EXECUTION_MESSAGE_LIMIT = 2048
+NAMED_IN_MESSAGE = 3  # the execution message names at most this many nodes, then "and N more"
+
+_NODE_FIELDS = frozenset(NodeStatus.model_fields) - {"name", "phase", "message"}
+
+
+def node_message_limit(node_count: int) -> int:
+    return max(NODE_MESSAGE_MIN, min(NODE_MESSAGE_MAX, NODE_MESSAGE_BUDGET // max(1, node_count)))
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` if it fits in `limit` UTF-8 bytes, else a prefix of it saying how much was cut."""
+    data = text.encode("utf-8", errors="replace")
+    if len(data) <= limit:
+        return text
+    longest_note = len(f"... ({len(data)} more bytes)")
+    head = data[: max(0, limit - longest_note)].decode("utf-8", errors="ignore")
+    return f"{head}... ({len(data) - len(head.encode())} more bytes)"
+
+
+def names_with_more(names: list[str], limit: int = NAMED_IN_MESSAGE) -> str:
+    """'a, b, c and 237 more': a message names a few nodes, never all of 500."""
+    shown = ", ".join(names[:limit])
+    return f"{shown} and {len(names) - limit} more" if len(names) > limit else shown
+
+
+def _stamp(at: datetime | str) -> str:
+    return at if isinstance(at, str) else iso(at)
+
+
+# ---- nodes ---------------------------------------------------------------------------------
+
+def mark_node(node: NodeStatus, phase: NodePhase, at: datetime | str, message: str | None = None, *,
+              message_limit: int = NODE_MESSAGE_MAX, **fields: Any) -> bool:
+    """Moves a node to `phase` (with the other fields given); False, and nothing changed, if it
+    had finished already: a finished node never changes.
+
+    `startedAt` is set when the node starts running (unless given), `finishedAt` when it reaches
+    a final phase (unless given), each only once. `at` is a time or a timestamp as stored.
+    """
+    if node.phase in FINISHED_NODE_PHASES:
+        return False
+    unknown = set(fields) - _NODE_FIELDS
+    if unknown:
+        raise TypeError(f"not NodeStatus fields: {sorted(unknown)}")
+    for key, value in fields.items():
+        setattr(node, key, value)
+    node.phase = phase
+    if message is not None:
+        node.message = cut(message, message_limit)
+    if phase == NodePhase.RUNNING and node.startedAt is None:
+        node.startedAt = _stamp(at)
+    if phase in FINISHED_NODE_PHASES and node.finishedAt is None:
+        node.finishedAt = _stamp(at)
+    return True
+
+
+def note_job(node: NodeStatus, job_name: str, at: datetime | str, retries: int) -> None:
+    """A running node's Job as observed (adopted after a lost write, or its retries counted)."""
+    if node.phase in FINISHED_NODE_PHASES:
+        return
+    node.jobName = job_name
+    node.retries = retries
+    mark_node(node, NodePhase.RUNNING, at)
+
+
+# ---- the execution -------------------------------------------------------------------------
+
+def begin(status: ExecutionStatus, workflow_name: str, workflow: WorkflowSpec, params: dict[str, str],
+          at: datetime, secret_params: list[str] | None = None) -> None:
+    """Takes the Workflow snapshot: from now on the execution runs this spec and these params.
+
+    Secret params are named, never valued: their values go from the Secret to the pod."""
+    status.startedAt = status.startedAt or iso(at)
+    status.workflowName = workflow_name
+    status.params = params
+    status.secretParams = secret_params or None
+    status.workflowSpec = workflow
+    status.nodes = [NodeStatus(name=n.name) for n in workflow.nodes]
+    status.phase = ExecutionPhase.RUNNING
+    status.reason = "Running"
+
+
+def finish(status: ExecutionStatus, phase: ExecutionPhase, reason: str, message: str, at: datetime) -> bool:
+    """Ends the execution (once: False if it had ended already). Sets the Succeeded condition."""
+    if status.phase in TERMINAL_EXECUTION_PHASES:
+        return False
+    status.phase = phase
+    status.reason = reason
+    status.message = cut(message, EXECUTION_MESSAGE_LIMIT)
+    status.startedAt = status.startedAt or iso(at)
+    status.finishedAt = iso(at)
+    started = parse_time(status.startedAt) or at
+    status.duration = format_duration((at - started).total_seconds())
+    _succeeded_condition(status, at)
+    return True
+
+
+def summarize(status: ExecutionStatus, generation: int | None, at: datetime) -> None:
+    """The fields derived from the nodes (progress, running) and the Succeeded condition."""
+    status.observedGeneration = generation
+    if status.nodes:
+        done = sum(1 for n in status.nodes if n.phase in FINISHED_NODE_PHASES)
+        status.progress = f"{done}/{len(status.nodes)}"
+    running = [n.name for n in status.nodes if n.phase == NodePhase.RUNNING]
+    status.running = ",".join(running) if running else None
+    _succeeded_condition(status, at)
+
+
+def _succeeded_condition(status: ExecutionStatus, at: datetime) -> None:
+    value = {ExecutionPhase.SUCCEEDED: "True", ExecutionPhase.FAILED: "False",
+             ExecutionPhase.CANCELLED: "False"}.get(ExecutionPhase(status.phase), "Unknown")
+    status.conditions = set_condition(status.conditions, Condition(
+        type="Succeeded", status=value, reason=status.reason or str(status.phase), message=status.message,
+    ), at)
+
+
+def set_condition(conditions: list[Condition], new: Condition, at: datetime) -> list[Condition]:
+    """`conditions` with `new` in place of the one of its type. The one lastTransitionTime rule
+    (as Kubernetes' own meta.SetStatusCondition): it changes when the condition's status changes,
+    not when only its reason or message does."""
+    old = next((c for c in conditions if c.type == new.type), None)
+    keep = old is not None and old.status == new.status and old.lastTransitionTime is not None
+    new = new.model_copy(update={"lastTransitionTime": old.lastTransitionTime if keep and old else iso(at)})
+    return [new if c.type == new.type else c for c in conditions] if old else [*conditions, new]
+
+
+# ---- workflows -----------------------------------------------------------------------------
+
+def workflow_ready(old: WorkflowStatus, generation: int | None, node_count: int | None, problems: list[str],
+                   at: datetime) -> WorkflowStatus:
+    """A Workflow's status: Ready True, or False with its problems (named a few at a time)."""
+    if problems:
+        shown = "; ".join(problems[:20]) + (f"; and {len(problems) - 20} more" if len(problems) > 20 else "")
+        message = cut(shown, EXECUTION_MESSAGE_LIMIT)
+    else:
+        message = f"{node_count} node(s), valid"
+    ready = Condition(
+        type="Ready",
+        status="False" if problems else "True",
+        reason="InvalidWorkflow" if problems else "Valid",
+        message=message,
+        observedGeneration=generation,
+    )
+    return WorkflowStatus(observedGeneration=generation, nodeCount=node_count,
+                          conditions=set_condition(old.conditions, ready, at))

@@ -1,0 +1,254 @@
+"""In-memory copies of the executions, Jobs and pods the operator watches, kept current by its watches.
+
+Why: every reconcile pass needs the execution, its Jobs and their pods. Reading them from the
+API server (a GET and two label-selector LISTs per pass, several passes per node) is what an API
+server's operators bill a controller for, while the operator already receives every change of
+these objects on its watches. The handlers put each object they receive here; passes read here.
+
+Three rules keep the copies from misleading a pass:
+- Newer wins: an object is replaced only by a copy with a resourceVersion at least as new (a
+  watch event that arrives after our own write's response must not bring an older status back).
+- Our own writes are written through: the Job a pass created and the status it wrote are put
+  here at once, so the next pass never works from a state older than what it wrote itself.
+- Cold start: the handlers fill the store from kopf index handlers, which kopf runs for the whole
+  initial listing of every indexed resource before it calls any other handler; no pass runs on
+  a store that has not seen the cluster yet.
+
+Objects are trimmed to what the operator reads, so that thousands of pods cost little memory.
+The store is written from the event loop and read from the reconcile threads: one lock.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from jobchain.engine.render import ANNOTATION_EXECUTION, ANNOTATION_OUTPUT, CONTAINER, LABEL_EXECUTION
+
+Obj = dict[str, Any]
+Key = tuple[str, str]  # (namespace, name)
+
+_META = ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
+         "deletionTimestamp", "labels", "ownerReferences")
+
+
+def rv_newer_or_same(new: str | None, old: str | None) -> bool:
+    """Whether resourceVersion `new` is not older than `old`.
+
+    resourceVersions are opaque by contract, but every API server backed by etcd uses the etcd
+    revision, an integer that only grows; anything else is taken as newer (never stuck on a copy).
+    """
+    if not old or not new:
+        return True
+    if new.isdigit() and old.isdigit():
+        return int(new) >= int(old)
+    return True
+
+
+def _meta(obj: Obj, annotations: Iterable[str] = ()) -> Obj:
+    meta = obj.get("metadata") or {}
+    kept = {k: meta[k] for k in _META if k in meta}
+    notes = meta.get("annotations") or {}
+    picked = {k: notes[k] for k in annotations if k in notes}
+    if picked:
+        kept["annotations"] = picked
+    return kept
+
+
+def trim_job(job: Obj) -> Obj:
+    """What the operator reads of a Job: identity, owner, backoffLimit, status."""
+    spec = job.get("spec") or {}
+    return {
+        "metadata": _meta(job, (ANNOTATION_EXECUTION,)),
+        "spec": {"backoffLimit": spec.get("backoffLimit")},
+        "status": dict(job.get("status") or {}),
+    }
+
+
+def trim_pod(pod: Obj) -> Obj:
+    """What the operator reads of a pod: identity, owner, phase, the node container's state."""
+    status = pod.get("status") or {}
+    kept_status: Obj = {k: status[k] for k in ("phase", "reason", "message") if k in status}
+    containers = [s for s in status.get("containerStatuses") or [] if s.get("name") == CONTAINER]
+    if containers:
+        kept_status["containerStatuses"] = containers
+    return {"metadata": _meta(pod, (ANNOTATION_OUTPUT, ANNOTATION_EXECUTION)), "status": kept_status}
+
+
+def _key(obj: Obj) -> Key:
+    meta = obj.get("metadata") or {}
+    return (meta.get("namespace") or "", meta.get("name") or "")
+
+
+def execution_of(obj: Obj) -> str | None:
+    """The name of the execution a Job or pod belongs to (annotation: labels are cut at 63)."""
+    meta = obj.get("metadata") or {}
+    name = (meta.get("annotations") or {}).get(ANNOTATION_EXECUTION)
+    if name:
+        return str(name)
+    label = (meta.get("labels") or {}).get(LABEL_EXECUTION)
+    return str(label) if label else None
+
+
+def controller_uid(obj: Obj, kind: str) -> str | None:
+    """The uid of the object's controlling owner of `kind` (a pod's Job), if any."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:
+        if ref.get("kind") == kind and ref.get("controller"):
+            return str(ref.get("uid"))
+    return None
+
+
+def node_terminated(pod: Obj) -> bool:
+    """Whether the node's container has terminated or the pod has failed (evicted, init failed)."""
+    status = pod.get("status") or {}
+    if status.get("phase") in ("Succeeded", "Failed"):
+        return True
+    return any(s.get("name") == CONTAINER and (s.get("state") or {}).get("terminated")
+               for s in status.get("containerStatuses") or [])
+
+
+class Store:
+    def __init__(self, clock: Any = time.monotonic) -> None:
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._executions: dict[Key, Obj] = {}
+        self._own_versions: dict[Key, str] = {}  # resourceVersion of our last status write
+        self._jobs: dict[Key, Obj] = {}
+        self._jobs_of: dict[Key, set[str]] = {}  # (namespace, execution) -> Job names
+        self._pods: dict[Key, Obj] = {}
+        self._pods_of: dict[str, set[Key]] = {}  # Job uid -> pods
+        self._finished_seen: dict[str, float] = {}  # pod uid -> monotonic time first seen finished
+
+    # ---- executions --------------------------------------------------------------------
+    def put_execution(self, obj: Obj, own: bool = False) -> bool:
+        """Keeps the execution unless the copy held is newer. Returns whether it is stored.
+
+        `own`: the response of our own status write (its watch event will need no pass).
+        """
+        key = _key(obj)
+        with self._lock:
+            held = self._executions.get(key)
+            if held is not None and not rv_newer_or_same(_rv(obj), _rv(held)):
+                return False
+            self._executions[key] = obj
+            if own:
+                self._own_versions[key] = _rv(obj) or ""
+            return True
+
+    def is_own_write(self, obj: Obj) -> bool:
+        """Whether this copy of the execution is the one our last status write produced."""
+        with self._lock:
+            rv = _rv(obj)
+            return bool(rv) and self._own_versions.get(_key(obj)) == rv
+
+    def execution(self, namespace: str, name: str) -> Obj | None:
+        with self._lock:
+            return self._executions.get((namespace, name))
+
+    def drop_execution(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._executions.pop((namespace, name), None)
+            self._own_versions.pop((namespace, name), None)
+
+    # ---- Jobs --------------------------------------------------------------------------
+    def put_job(self, job: Obj) -> bool:
+        """Keeps the Job unless the copy held is newer. Returns whether its verdict changed
+        (conditions, succeeded/failed counts): only then can a pass decide something new."""
+        job = trim_job(job)
+        key = _key(job)
+        owner = execution_of(job)
+        with self._lock:
+            held = self._jobs.get(key)
+            if held is not None and held["metadata"].get("uid") == job["metadata"].get("uid") \
+                    and not rv_newer_or_same(_rv(job), _rv(held)):
+                return False
+            self._jobs[key] = job
+            if owner:
+                self._jobs_of.setdefault((key[0], owner), set()).add(key[1])
+            return held is None or _verdict(held) != _verdict(job)
+
+    def drop_job(self, job: Obj) -> None:
+        key = _key(job)
+        with self._lock:
+            held = self._jobs.get(key)
+            uid = (job.get("metadata") or {}).get("uid")
+            if held is None or (uid and held["metadata"].get("uid") != uid):
+                return  # a newer Job of the same name replaced it
+            del self._jobs[key]
+            owner = execution_of(held)
+            names = self._jobs_of.get((key[0], owner or ""))
+            if names is not None:
+                names.discard(key[1])
+                if not names:
+                    del self._jobs_of[(key[0], owner or "")]
+
+    def jobs(self, namespace: str, execution: str) -> list[Obj]:
+        with self._lock:
+            names = self._jobs_of.get((namespace, execution)) or set()
+            return [self._jobs[(namespace, n)] for n in sorted(names) if (namespace, n) in self._jobs]
+
+    # ---- pods --------------------------------------------------------------------------
+    def put_pod(self, pod: Obj) -> bool:
+        """Keeps the pod unless the copy held is newer. Returns whether the node's container is
+        newly seen terminated (or the pod newly failed): the one pod change a pass acts on."""
+        pod = trim_pod(pod)
+        key = _key(pod)
+        job_uid = controller_uid(pod, "Job")
+        uid = pod["metadata"].get("uid") or ""
+        with self._lock:
+            held = self._pods.get(key)
+            if held is not None and held["metadata"].get("uid") == uid \
+                    and not rv_newer_or_same(_rv(pod), _rv(held)):
+                return False
+            self._pods[key] = pod
+            if job_uid:
+                self._pods_of.setdefault(job_uid, set()).add(key)
+            if not node_terminated(pod):
+                return False
+            if uid and uid not in self._finished_seen:
+                self._finished_seen[uid] = self._clock()
+            return held is None or held["metadata"].get("uid") != uid or not node_terminated(held)
+
+    def drop_pod(self, pod: Obj) -> None:
+        key = _key(pod)
+        with self._lock:
+            held = self._pods.get(key)
+            uid = (pod.get("metadata") or {}).get("uid")
+            if held is None or (uid and held["metadata"].get("uid") != uid):
+                return
+            del self._pods[key]
+            self._finished_seen.pop(held["metadata"].get("uid") or "", None)
+            job_uid = controller_uid(held, "Job")
+            keys = self._pods_of.get(job_uid or "")
+            if keys is not None:
+                keys.discard(key)
+                if not keys:
+                    del self._pods_of[job_uid or ""]
+
+    def pods(self, job_uid: str) -> list[Obj]:
+        """The pods controlled by the Job of this uid (no other pod counts for it), oldest first."""
+        with self._lock:
+            pods = [self._pods[k] for k in self._pods_of.get(job_uid) or () if k in self._pods]
+        return sorted(pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
+
+    def finished_seen(self, pod_uid: str) -> float | None:
+        """When (monotonic clock) the operator first received the pod as finished."""
+        with self._lock:
+            return self._finished_seen.get(pod_uid)
+
+    def sizes(self) -> dict[str, int]:
+        with self._lock:
+            return {"executions": len(self._executions), "jobs": len(self._jobs), "pods": len(self._pods)}
+
+
+def _verdict(job: Obj) -> tuple[Any, ...]:
+    status = job.get("status") or {}
+    conditions = sorted(str(c.get("type")) for c in status.get("conditions") or [] if c.get("status") == "True")
+    return tuple(conditions), status.get("succeeded"), status.get("failed")
+
+
+def _rv(obj: Obj) -> str | None:
+    value = (obj.get("metadata") or {}).get("resourceVersion")
+    return str(value) if value else None
