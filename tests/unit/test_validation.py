@@ -55,7 +55,8 @@ def test_the_params_check_says_the_same_in_the_operator_lint_and_run(tmp_path: P
     cluster.objects[(WORKFLOWS, "etl")] = files[0]
     with pytest.raises(CliError) as caught:
         run.run_workflow(cluster, "etl", params, None, None, io.StringIO())
-    assert caught.value.message == f"{join(expected)}; set params with -p NAME=VALUE"
+    assert caught.value.message == (f"{join(expected)}; set params with -p NAME=VALUE, secret params with "
+                                    "--secret-param NAME=SECRET:KEY")
     assert cluster.created == []
 
 

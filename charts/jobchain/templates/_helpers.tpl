@@ -60,3 +60,18 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   resources: [secrets]
   verbs: [get]
 {{- end -}}
+
+{{/* The dashboard's labels: its own name, so the operator's selector never matches its pods. */}}
+{{- define "jobchain.dashboardSelectorLabels" -}}
+app.kubernetes.io/name: jobchain-dashboard
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "jobchain.dashboardLabels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "jobchain.dashboardSelectorLabels" . }}
+app.kubernetes.io/component: dashboard
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: jobchain
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from jobchain.api.models import EdgeKind, Node, WorkflowSpec
 from jobchain.engine.graph import Graph
 
-FORMATS = ("text", "mermaid", "dot")
+FORMATS = ("text", "mermaid", "dot", "svg")
 
 # Colours shared by the Mermaid classes and the DOT fills.
 PHASE_COLOURS = {
@@ -145,5 +145,9 @@ def render_dot(spec: WorkflowSpec, phases: Mapping[str, str] | None = None, titl
 
 
 def render(spec: WorkflowSpec, fmt: str, phases: Mapping[str, str] | None = None, title: str = "") -> str:
+    if fmt == "svg":  # laid out by the dashboard's layout; imported here, as graph_svg imports this module
+        from jobchain.cli.graph_svg import render_svg
+
+        return render_svg(spec, phases, title)
     renderers = {"text": render_text, "mermaid": render_mermaid, "dot": render_dot}
     return renderers[fmt](spec, phases, title)

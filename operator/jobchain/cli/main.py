@@ -91,6 +91,14 @@ def build_parser(prog: str = "jobchain") -> Parser:
         metavar="KEY=VALUE",
         help="a param value (repeatable)",
     )
+    run.add_argument(
+        "--secret-param",
+        dest="secret_params",
+        action="append",
+        default=[],
+        metavar="NAME=SECRET:KEY",
+        help="a secret param, taken from a key of a Secret in the namespace (repeatable; never shown)",
+    )
     mode = run.add_mutually_exclusive_group()
     mode.add_argument(
         "--watch",
@@ -130,7 +138,21 @@ def build_parser(prog: str = "jobchain") -> Parser:
     graph = command("graph", "draw a workflow's graph (from the cluster or a file)")
     graph.add_argument("target", nargs="?", metavar="WORKFLOW|FILE")
     graph.add_argument("--execution", metavar="NAME", help="draw this execution, with each node's phase")
-    graph.add_argument("--format", choices=("text", "mermaid", "dot"), default="text")
+    graph.add_argument(
+        "--format",
+        choices=("text", "mermaid", "dot", "svg"),
+        default="text",
+        help="svg: a standalone picture, laid out as the dashboard draws it",
+    )
+
+    dashboard = command(
+        "dashboard",
+        "serve a read-only web dashboard of executions and workflows, live: all namespaces "
+        "you may list, or only -n NAMESPACE",
+    )
+    dashboard.add_argument("--address", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    dashboard.add_argument("--port", type=int, default=8090, metavar="N", help="port to listen on (default: 8090)")
+    dashboard.add_argument("--open", action="store_true", help="open the page in the default web browser")
 
     operator = command("operator", "run the operator (normally inside the cluster)", cluster=False)
     scope = operator.add_mutually_exclusive_group()
@@ -185,15 +207,25 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
     if args.command == "graph":
         return commands.draw_graph(cluster, args.target, args.execution, args.format, stdin, out, err)
     if args.command == "run":
-        from jobchain.cli.run import check_timeout, parse_params, run_execution, run_workflow
+        from jobchain.cli.run import (
+            check_timeout,
+            execution_manifest,
+            parse_params,
+            parse_secret_params,
+            run_execution,
+        )
         from jobchain.cli.workflow_file import execution_from_file, is_file_argument
 
         # Bad input (a -p, a file) is refused before the cluster is touched.
         params, timeout = parse_params(args.params), check_timeout(args.timeout)
+        secret_params = parse_secret_params(args.secret_params)
         if is_file_argument(args.workflow):
             manifest = execution_from_file(args.workflow, params, timeout, stdin)
-            return run_execution(cluster(), manifest, args.mode, out, err)
-        return run_workflow(cluster(), args.workflow, params, args.mode, timeout, out, err)
+        else:
+            manifest = execution_manifest(args.workflow, params, timeout)
+        if secret_params:
+            manifest["spec"]["paramsFrom"] = secret_params
+        return run_execution(cluster(), manifest, args.mode, out, err)
     if args.command == "get":
         return commands.get_execution(cluster(), args.execution, args.output, out)
     if args.command == "list":
@@ -202,6 +234,11 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
         from jobchain.cli.logs import follow_logs, show_logs
 
         return (follow_logs if args.follow else show_logs)(cluster(), args.execution, args.node, out)
+    if args.command == "dashboard":
+        from jobchain.cli.dashboard import run_dashboard
+
+        given = getattr(args, "namespace", None) is not None
+        return run_dashboard(cluster(), given, args.address, args.port, args.open, out, err)
     if args.command == "cancel":
         return commands.cancel_execution(cluster(), args.execution, out)
     raise CliError(f"unknown command {args.command!r}")

@@ -55,7 +55,23 @@ def parse_params(items: list[str]) -> dict[str, str]:
     return params
 
 
-def check_against_workflow(workflow: dict[str, Any], params: dict[str, str]) -> None:
+def parse_secret_params(items: list[str]) -> list[dict[str, Any]]:
+    """`--secret-param NAME=SECRET:KEY` arguments as spec.paramsFrom entries."""
+    out: list[dict[str, Any]] = []
+    for item in items:
+        name, sep, ref = item.partition("=")
+        secret, colon, key = ref.partition(":")
+        if not sep or not colon or not secret or not key or not re.match(PARAM_NAME, name):
+            raise usage_error(f"--secret-param {item!r}: expected NAME=SECRET:KEY, the param's name and a key "
+                              "of a Secret in the namespace (for example --secret-param token=creds:api-token)")
+        if any(p["name"] == name for p in out):
+            raise usage_error(f"--secret-param {name}: given twice; keep one")
+        out.append({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+    return out
+
+
+def check_against_workflow(workflow: dict[str, Any], params: dict[str, str],
+                           secret_params: frozenset[str] = frozenset()) -> None:
     """Refuses what the operator would fail the execution for: an invalid Workflow, bad params."""
     name = (workflow.get("metadata") or {}).get("name", "")
     try:
@@ -70,9 +86,10 @@ def check_against_workflow(workflow: dict[str, Any], params: dict[str, str]) -> 
         raise usage_error(
             f"Workflow {name!r} is invalid: {join(problems)}; fix it (jobchain lint FILE) and apply it again"
         )
-    problems = validate_params(params, spec.params, f"Workflow {name!r}")
+    problems = validate_params(params, spec.params, f"Workflow {name!r}", from_secrets=secret_params)
     if problems:
-        raise usage_error(f"{join(problems)}; set params with -p NAME=VALUE")
+        raise usage_error(f"{join(problems)}; set params with -p NAME=VALUE, secret params with "
+                          "--secret-param NAME=SECRET:KEY")
 
 
 def execution_manifest(workflow: str, params: dict[str, str], timeout: int | None) -> dict[str, Any]:
@@ -208,7 +225,8 @@ def run_execution(
     """Creates `manifest` (after checking the Workflow it refers to), then follows it as `mode` says."""
     ref = (manifest["spec"].get("workflowRef") or {}).get("name")
     if ref and not manifest["spec"].get("workflow"):
-        check_against_workflow(cluster.get(WORKFLOWS, ref), manifest["spec"].get("params") or {})
+        check_against_workflow(cluster.get(WORKFLOWS, ref), manifest["spec"].get("params") or {},
+                               frozenset(p["name"] for p in manifest["spec"].get("paramsFrom") or []))
     created = cluster.create_execution(manifest)
     name = created["metadata"]["name"]
     if mode is None:

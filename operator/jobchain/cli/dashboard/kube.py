@@ -1,0 +1,121 @@
+"""The dashboard's read-only Kubernetes calls, blocking, for worker threads.
+
+Why its own small wrapper: the dashboard only ever reads (list, get, watch, pod logs), as
+the user whose kubeconfig it was started with, so it can never do what that user may not.
+Responses are read raw so objects stay plain dicts, and failures are left as the client
+library raises them: the server turns them into a JSON error or a "cluster unreachable"
+state, and never dies of them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any, cast
+
+from kubernetes import client
+from kubernetes import watch as _watch
+from kubernetes.client.exceptions import ApiException
+
+from jobchain.api.models import GROUP, VERSION
+from jobchain.engine.render import LABEL_EXECUTION, LABEL_NODE, label_value
+
+WORKFLOWS = "workflows"
+EXECUTIONS = "workflowexecutions"
+REQUEST_TIMEOUT = 15  # seconds for a read: a page waits at most this long on a dead cluster
+WATCH_SECONDS = 240  # a watch is renewed this often, so a silently dropped connection is noticed
+LOG_TAIL_BYTES = 256 * 1024
+FOLLOW_TAIL_LINES = 5000
+FOLLOW_IDLE_SECONDS = 3600  # a followed log silent this long is closed (the page then re-reads it)
+
+watch: Any = _watch
+
+
+def _body(response: Any) -> dict[str, Any]:
+    return cast(dict[str, Any], json.loads(response.data))
+
+
+class ReadOnlyClient:
+    """list/get/watch of the jobchain kinds, pods of a node, and pod logs; nothing that writes."""
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+
+    @property
+    def host(self) -> str:
+        return str(self.api.configuration.host)
+
+    def list_objects(self, plural: str, namespace: str | None) -> dict[str, Any]:
+        """A list of objects (all namespaces when namespace is None), with its resourceVersion."""
+        if namespace is None:
+            response = self.custom.list_cluster_custom_object(
+                GROUP, VERSION, plural, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            )
+        else:
+            response = self.custom.list_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            )
+        return _body(response)
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            response = self.custom.get_namespaced_custom_object(
+                GROUP, VERSION, namespace, plural, name, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+            )
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return _body(response)
+
+    def watch(self, plural: str, namespace: str | None, resource_version: str) -> Iterator[dict[str, Any]]:
+        """Watch events ({type, raw_object}) from resource_version on, for WATCH_SECONDS at most."""
+        fn: Any = self.custom.list_cluster_custom_object
+        args: tuple[str, ...] = (GROUP, VERSION, plural)
+        if namespace is not None:
+            fn, args = self.custom.list_namespaced_custom_object, (GROUP, VERSION, namespace, plural)
+        stream = watch.Watch().stream(
+            fn,
+            *args,
+            resource_version=resource_version,
+            allow_watch_bookmarks=True,
+            timeout_seconds=WATCH_SECONDS,
+            _request_timeout=(REQUEST_TIMEOUT, WATCH_SECONDS + 30),
+        )
+        for event in stream:
+            yield cast(dict[str, Any], event)
+
+    def namespaces(self) -> list[str]:
+        response = self.core.list_namespace(_preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+        return sorted(item["metadata"]["name"] for item in _body(response).get("items") or [])
+
+    def node_pods(self, namespace: str, execution: str, node: str) -> list[dict[str, Any]]:
+        """The node's pods, oldest first (more than one when it was retried)."""
+        selector = f"{LABEL_EXECUTION}={label_value(execution)},{LABEL_NODE}={node}"
+        response = self.core.list_namespaced_pod(
+            namespace, label_selector=selector, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+        )
+        pods = list(_body(response).get("items") or [])
+        return sorted(pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"]))
+
+    def read_log(self, namespace: str, pod: str) -> str:
+        """The tail of a pod's log (the last LOG_TAIL_BYTES)."""
+        response = self.core.read_namespaced_pod_log(
+            pod, namespace, limit_bytes=LOG_TAIL_BYTES, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+        )
+        return bytes(cast(Any, response).data).decode(errors="replace")
+
+    def open_log_stream(self, namespace: str, pod: str) -> Any:
+        """A followed log from its last FOLLOW_TAIL_LINES lines on (an open urllib3 response).
+
+        The caller reads its chunks and closes it; it ends when the container ends."""
+        return self.core.read_namespaced_pod_log(
+            pod,
+            namespace,
+            follow=True,
+            tail_lines=FOLLOW_TAIL_LINES,
+            _preload_content=False,
+            _request_timeout=(REQUEST_TIMEOUT, FOLLOW_IDLE_SECONDS),
+        )

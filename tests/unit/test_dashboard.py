@@ -1,0 +1,270 @@
+"""The dashboard without a browser: what its pages are told, its server's rules, its failures.
+
+The views are pure functions of objects; the server is exercised through aiohttp's test
+client with a hub whose cache is filled by hand; the watch loop runs against a stand-in
+client that fails like an unreachable cluster and then answers, as a real one coming back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import urllib3
+from aiohttp.test_utils import TestClient, TestServer
+
+from jobchain.cli.dashboard import views
+from jobchain.cli.dashboard.hub import Hub
+from jobchain.cli.dashboard.server import allowed_hosts, build_app
+from jobchain.cli.main import main
+
+ROUTING_SPEC = {
+    "params": [{"name": "rows", "default": "42"}],
+    "defaults": {"image": "busybox:1.36"},
+    "nodes": [
+        {"name": "extract", "script": "x", "next": [
+            {"node": "bulk-load", "type": "condition", "when": "output.rows > 10"},
+            {"node": "small-load", "type": "condition", "when": "output.rows <= 10"},
+            {"node": "alert", "type": "failure"},
+        ]},
+        {"name": "bulk-load", "script": "x", "next": [{"node": "done", "type": "always"}]},
+        {"name": "small-load", "script": "x", "next": [{"node": "done", "type": "always"}]},
+        {"name": "done", "join": "any", "script": "x"},
+        {"name": "alert", "script": "x"},
+    ],
+}
+
+
+def _execution(nodes: list[dict[str, Any]], phase: str = "Running", name: str = "routing-abc") -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "ns", "uid": "u1", "resourceVersion": "7",
+                     "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"workflowRef": {"name": "routing"}, "params": {"rows": "7"}},
+        "status": {"phase": phase, "workflowName": "routing", "workflowSpec": ROUTING_SPEC, "params": {"rows": "7"},
+                   "progress": "2/5", "nodes": nodes},
+    }
+
+
+def _edges(view: dict[str, Any]) -> dict[str, str]:
+    return {f"{e['source']}>{e['target']}": e["state"] for e in view["graph"]["edges"]}
+
+
+def test_the_condition_that_held_fired_and_the_others_did_not() -> None:
+    view = views.execution_view(_execution([
+        {"name": "extract", "phase": "Succeeded", "output": {"rows": 7}},
+        {"name": "small-load", "phase": "Running", "inputFrom": "extract"},
+        {"name": "bulk-load", "phase": "Skipped"},
+    ]))
+    assert _edges(view) == {
+        "extract>bulk-load": "not-held", "extract>small-load": "fired", "extract>alert": "not-held",
+        "bulk-load>done": "not-held", "small-load>done": "undecided",
+    }
+    assert view["statuses"]["extract"]["output"] == {"rows": 7}
+    assert view["workflow"] == "routing" and view["params"] == {"rows": "7"}
+    assert set(view["graph"]["layout"]["nodes"]) == {"extract", "bulk-load", "small-load", "done", "alert"}
+
+
+@pytest.mark.parametrize(("phase", "kind", "state"), [
+    ("Succeeded", "success", "fired"), ("Succeeded", "failure", "not-held"), ("Succeeded", "always", "fired"),
+    ("Failed", "success", "not-held"), ("Failed", "failure", "fired"), ("Failed", "always", "fired"),
+    ("Skipped", "always", "not-held"), ("Cancelled", "failure", "not-held"), ("Running", "always", "undecided"),
+])
+def test_edge_states_follow_the_engine_rules(phase: str, kind: str, state: str) -> None:
+    from jobchain.api.models import NodeStatus
+
+    source = NodeStatus(name="a", phase=phase)
+    assert views.edge_state(kind, None, source, {"a": source}, {}) == state
+
+
+def test_a_condition_that_cannot_be_evaluated_did_not_hold() -> None:
+    from jobchain.api.models import NodeStatus
+
+    source = NodeStatus(name="a", phase="Succeeded", output={"other": 1})
+    assert views.edge_state("condition", "output.rows > 1", source, {"a": source}, {}) == "not-held"
+
+
+def test_an_execution_not_started_yet_is_drawn_from_its_workflow() -> None:
+    fresh = {"metadata": {"name": "x", "namespace": "ns"}, "spec": {"workflowRef": {"name": "routing"}}}
+    assert views.execution_view(fresh)["graph"] is None
+    view = views.execution_view(fresh, {"spec": ROUTING_SPEC})
+    assert view["phase"] == "" and len(view["graph"]["nodes"]) == 5
+    assert set(_edges(view).values()) == {"undecided"}
+
+
+def test_an_inline_workflow_is_shown_as_inline() -> None:
+    obj = {"metadata": {"name": "x", "namespace": "ns"}, "spec": {"workflow": ROUTING_SPEC}}
+    assert views.execution_summary(obj)["workflow"] == "(inline)"
+    assert views.execution_view(obj)["graph"] is not None
+
+
+def test_a_workflow_page_shows_params_scripts_and_an_unknown_edge_target() -> None:
+    spec = {"nodes": [{"name": "a", "image": "busybox", "script": "echo hi", "next": [{"node": "ghost"}]}],
+            "params": [{"name": "p", "default": "1"}]}
+    view = views.workflow_view({"metadata": {"name": "w", "namespace": "ns"}, "spec": spec,
+                                "status": {"conditions": [{"type": "Ready", "status": "False", "message": "bad"}]}})
+    assert view["ready"] == "False" and view["message"] == "bad"
+    assert view["paramSpecs"] == [{"name": "p", "default": "1"}]
+    nodes = {n["name"]: n for n in view["graph"]["nodes"]}
+    assert nodes["a"]["script"] == "echo hi" and nodes["ghost"]["unknown"] is True
+
+
+# ---- the server ----------------------------------------------------------------------------
+class FakeClient:
+    """Stands in for the read-only client: answers from a dict, or fails like a dead cluster."""
+
+    host = "https://127.0.0.1:1"
+
+    def __init__(self) -> None:
+        self.down = True
+        self.items: list[dict[str, Any]] = []
+        self.lists = 0
+
+    def list_objects(self, plural: str, namespace: str | None) -> dict[str, Any]:
+        self.lists += 1
+        if self.down:
+            raise urllib3.exceptions.MaxRetryError(None, "/", OSError("Connection refused"))  # type: ignore[arg-type]
+        return {"metadata": {"resourceVersion": "1"}, "items": list(self.items)}
+
+    def watch(self, plural: str, namespace: str | None, version: str) -> Any:
+        if self.down:
+            raise urllib3.exceptions.ProtocolError("Connection reset")
+        time.sleep(0.05)
+        return iter(())
+
+    def namespaces(self) -> list[str]:
+        return ["ns", "other"]
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return None
+
+    def node_pods(self, namespace: str, execution: str, node: str) -> list[dict[str, Any]]:
+        return [{"metadata": {"name": f"{execution}-{node}-pod"}}]
+
+    def open_log_stream(self, namespace: str, pod: str) -> Any:
+        raise AssertionError(f"followed pod {pod}")
+
+
+def _run(coro: Any) -> Any:
+    return asyncio.run(coro)
+
+
+def test_the_server_reads_only_and_refuses_foreign_host_names() -> None:
+    async def scenario() -> None:
+        hub = Hub(FakeClient(), None, asyncio.get_running_loop())  # type: ignore[arg-type]
+        hub.cache[("ns", "routing-abc")] = _execution([{"name": "extract", "phase": "Succeeded"}])
+        hub.synced.set()
+        app = build_app(hub, hub.client, {"allowedHosts": allowed_hosts("127.0.0.1")})
+        async with TestClient(TestServer(app, host="127.0.0.1")) as http:
+            page = await http.get("/")
+            assert page.status == 200 and "app.js" in await page.text()
+            script = await http.get("/static/app.js")
+            assert script.status == 200 and "drawGraph" in await script.text()
+            rows = await (await http.get("/api/executions?namespace=ns")).json()
+            assert [r["name"] for r in rows["items"]] == ["routing-abc"]
+            assert (await (await http.get("/api/executions?namespace=other")).json())["items"] == []
+            view = await (await http.get("/api/executions/ns/routing-abc")).json()
+            assert view["graph"]["edges"][0]["source"] == "extract"
+            missing = await http.get("/api/executions/ns/nope")
+            assert missing.status == 404 and "not found" in (await missing.json())["error"]
+            assert (await http.post("/api/executions")).status == 405
+            assert (await http.delete("/api/executions/ns/routing-abc")).status == 405
+            foreign = await http.get("/api/executions", headers={"Host": "evil.example:8090"})
+            assert foreign.status == 403
+            # Only a pod of the node is followed, never any other pod the identity could read.
+            other = await http.get("/api/follow/kube-system/x/n?pod=kube-apiserver")
+            assert "is not a pod of node" in await other.text()
+            info = await (await http.get("/api/info")).json()
+            assert info["scope"] is None and info["namespaces"] == ["ns", "other"]
+
+    _run(scenario())
+
+
+def test_the_watch_survives_an_unreachable_cluster_and_picks_up_when_it_is_back() -> None:
+    async def scenario() -> None:
+        client = FakeClient()
+        hub = Hub(client, None, asyncio.get_running_loop(), sleep=lambda s: time.sleep(0.02))  # type: ignore[arg-type]
+        listener = hub.subscribe("ns", None)
+        hub.start()
+        try:
+            while hub.state.message == "connecting":
+                await asyncio.sleep(0.01)
+            assert not hub.state.connected
+            assert "cannot reach the Kubernetes API server at https://127.0.0.1:1" in hub.state.message
+            assert (await listener.queue.get())[0] == "cluster"
+            client.items = [_execution([], name="came-back")]
+            client.down = False
+            for _ in range(300):
+                if hub.state.connected and ("ns", "came-back") in hub.cache:
+                    break
+                await asyncio.sleep(0.01)
+            assert hub.state.connected and ("ns", "came-back") in hub.cache
+            kinds = [listener.queue.get_nowait()[0] for _ in range(listener.queue.qsize())]
+            assert "snapshot" in kinds and "cluster" in kinds
+        finally:
+            hub.stop()
+
+    _run(scenario())
+
+
+# ---- the command -----------------------------------------------------------------------------
+def _main(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    code = main(args)
+    return code, capsys.readouterr().err
+
+
+def test_without_a_kubeconfig_it_says_so_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, err = _main(["--kubeconfig", str(tmp_path / "none"), "dashboard"], capsys)
+    assert code == 4
+    assert err.count("\n") == 1 and "cannot load a kubeconfig" in err and "Traceback" not in err
+
+
+def test_with_the_cluster_down_it_says_so_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        f"clusters: [{{name: c, cluster: {{server: 'https://127.0.0.1:{port}', insecure-skip-tls-verify: true}}}}]\n"
+        "users: [{name: u, user: {token: t}}]\ncontexts: [{name: c, context: {cluster: c, user: u}}]\n"
+    )
+    code, err = _main(["--kubeconfig", str(config), "dashboard", "--port", "0"], capsys)
+    assert code == 4, err
+    assert err.count("\n") == 1 and "cannot reach the Kubernetes API server" in err and "Traceback" not in err
+
+
+def test_the_static_files_ship_inside_the_package_and_fetch_nothing_from_elsewhere() -> None:
+    from importlib import resources
+
+    static = resources.files("jobchain.cli.dashboard") / "static"
+    names = {p.name for p in static.iterdir()}
+    assert {"index.html", "app.js", "app.css"} <= names
+    for name in ("index.html", "app.js", "app.css"):
+        text = (static / name).read_text()
+        assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "https://" not in text, name
+
+
+def test_a_port_in_use_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from jobchain.cli import dashboard
+    from jobchain.cli.errors import CliError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+
+        class _Cluster:
+            api = type("A", (), {"configuration": type("C", (), {"host": "https://x"})()})()
+            namespace = "ns"
+
+        with pytest.raises(CliError) as err:
+            asyncio.run(dashboard._serve(_Cluster(), "ns", "127.0.0.1", port, False, io.StringIO()))  # type: ignore[arg-type]
+        assert f"cannot listen on 127.0.0.1:{port}" in err.value.message
