@@ -119,6 +119,8 @@ def check(expression: str, budget: Budget | None = None) -> None:
     the checks of one workflow, caps them all together.
     """
     program = _program(expression)
+    if _plain(expression):
+        return  # every name is a variable and nothing can repeat: the trial run could find nothing
     steps = CEL_EVAL_STEPS if budget is None else min(CEL_EVAL_STEPS, max(budget.steps, 0))
     trial = Budget(steps)
     try:
@@ -141,6 +143,22 @@ def check(expression: str, budget: Budget | None = None) -> None:
         match = _UNDECLARED.search(_eval_message(result))
         if match:
             raise CelError(f"unknown name {match.group(1)!r}: `when` can use {', '.join(VARIABLES)}")
+
+
+@lru_cache(maxsize=1024)
+def _plain(expression: str) -> bool:
+    """True when every bare name is one of VARIABLES and there is no method call or macro.
+
+    Why: most conditions are like `output.rows > 10 && has(output.key)`; for them the trial
+    evaluation of `check` can report nothing (no unknown name; cost linear in the text), and
+    skipping it makes validating a workflow with hundreds of conditions several times faster.
+    """
+    for tree in _program(expression).ast.iter_subtrees():
+        if tree.data == "member_dot_arg":  # x.f(...): a macro (all, exists, map, ...) or a method
+            return False
+        if tree.data == "ident" and str(tree.children[0]) not in VARIABLES:
+            return False
+    return True
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
