@@ -19,7 +19,7 @@ import yaml
 
 from jobchain.api import limits
 from jobchain.cli.lint import run_lint
-from tests.e2e.support import install_crds, tool
+from tests.e2e.support import Objects, install_crds, tool, wait_for, workflow
 
 API = "jobchain.dev/v1alpha1"
 
@@ -140,3 +140,28 @@ def test_lint_also_refuses_what_only_the_operator_refuses(crds: None, kubeconfig
     lint, _ = lint_accepts(path)
     assert server, f"the API server said: {said}"
     assert not lint
+
+
+def nested_all(depth: int) -> str:
+    expression = "true"
+    for i in range(depth):
+        expression = f"[0,1,2,3,4,5,6,7,8,9].all(x{i}, {expression})"
+    return expression
+
+
+@pytest.mark.usefixtures("operator")
+def test_a_costly_when_is_refused_at_once_while_other_executions_run(objects: Objects) -> None:
+    """Defect 14 on the real operator: a 190-character `when` (about 60 CPU-s to check before)."""
+    objects.create(workflow("costly", [{"name": "a", "script": "true",
+                                        "next": [{"node": "b", "type": "condition", "when": nested_all(6)}]},
+                                       {"name": "b", "script": "true"}]))
+    objects.create(workflow("plain", [{"name": "a", "script": "true", "next": [{"node": "b"}]},
+                                      {"name": "b", "script": "true"}]))
+    ready = wait_for(lambda: next((c for c in (objects.workflow("costly").get("status") or {}).get("conditions", [])
+                                   if c["type"] == "Ready"), None), 30, "Ready condition")
+    assert ready["status"] == "False" and "costs more than 20000 evaluation steps" in ready["message"]
+    costly = objects.run("costly")
+    assert (costly["status"]["phase"], costly["status"]["reason"]) == ("Failed", "InvalidWorkflow")
+    # 300 s: on the shared 2-core machine a `true` pod has taken 84 s from creation to its end.
+    plain = objects.run("plain", timeout=300)
+    assert plain["status"]["phase"] == "Succeeded", plain["status"]
