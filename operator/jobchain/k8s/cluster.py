@@ -25,12 +25,12 @@ __all__ = ["Cluster", "connect"]
 
 
 class Cluster:
-    def __init__(self, api: client.ApiClient, store: Store | None = None) -> None:
+    def __init__(self, api: client.ApiClient, store: Store | None = None, event_threads: int = 0) -> None:
         self.api = api
         self.store = store or Store()
         self.objects = CustomObjects(api)
         self.observer = Observer(api, self.store)
-        self.writer = Writer(api)
+        self.writer = Writer(api, event_threads)
 
     def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
