@@ -309,6 +309,10 @@ async def _send_snapshot(request: web.Request, response: web.StreamResponse, sub
         await response.write(_sse("snapshot", items))
         return
     obj = hub.cache.get((subscriber.namespace or "", subscriber.name))
+    if obj is None and subscriber.namespace:
+        # Created a moment ago, its watch event not here yet: read it rather than say it is gone.
+        with contextlib.suppress(*CLUSTER_ERRORS):
+            obj = await asyncio.to_thread(request.app[CLIENT].get, EXECUTIONS, subscriber.namespace, subscriber.name)
     if obj is None:
         await response.write(_sse("gone", {"name": subscriber.name}))
     else:

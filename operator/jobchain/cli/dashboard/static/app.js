@@ -347,7 +347,7 @@ function executionPage(ns, name) {
     graph.select(selected);
     gantt(v);
     if (selected) panel(false);
-    if (!main.hasAttribute("data-rendered")) {
+    if (main.getAttribute("data-rendered") !== "execution") {
       main.setAttribute("data-rendered", "execution");
       window.jobchainRenderedAt = performance.now();
     }
