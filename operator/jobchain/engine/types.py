@@ -50,6 +50,7 @@ class ExecutionInput:
     generation: int
     spec: WorkflowExecutionSpec
     status: ExecutionStatus
+    scheduled_time: str | None = None  # a WorkflowSchedule's time for this execution (its annotation)
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 EXECUTIONS = "workflowexecutions"
 WORKFLOWS = "workflows"
+SCHEDULES = "workflowschedules"
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
@@ -83,6 +84,28 @@ class Writer:
             f"Job {meta['namespace']}/{meta['name']} exists and belongs to another execution "
             "(an older one of the same name, still being garbage-collected?); will retry"
         )
+
+    def create_execution(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """Creates a schedule's execution; None when one of that name exists already (created by an
+        earlier pass whose status write was lost: that time has run, it is adopted, never doubled)."""
+        try:
+            created = self.custom.create_namespaced_custom_object(
+                GROUP, VERSION, manifest["metadata"]["namespace"], EXECUTIONS, manifest)
+            return dict(created)  # type: ignore[call-overload,no-any-return]
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            raise
+
+    def cancel_execution(self, namespace: str, name: str) -> None:
+        """Sets spec.cancel on an execution (a schedule's Replace policy)."""
+        try:
+            self.custom.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, EXECUTIONS, name, {"spec": {"cancel": True}},
+                _content_type=MERGE_PATCH)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
     def delete_job(self, namespace: str, name: str) -> None:
         try:
