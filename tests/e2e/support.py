@@ -52,7 +52,7 @@ def kubectl(kubeconfig: str, *args: str, input_text: str | None = None, check: b
 
 def install_crds(kubeconfig: str) -> None:
     kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    for crd in ("workflows.jobchain.dev", "workflowexecutions.jobchain.dev"):
+    for crd in ("workflows.jobchain.dev", "workflowexecutions.jobchain.dev", "workflowschedules.jobchain.dev"):
         kubectl(kubeconfig, "wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
 
 
@@ -235,7 +235,8 @@ class Objects:
 
     def create(self, manifest: dict[str, Any] | str) -> dict[str, Any]:
         body = yaml.safe_load(manifest) if isinstance(manifest, str) else manifest
-        plural = {"Workflow": "workflows", "WorkflowExecution": "workflowexecutions"}[body["kind"]]
+        plural = {"Workflow": "workflows", "WorkflowExecution": "workflowexecutions",
+                  "WorkflowSchedule": "workflowschedules"}[body["kind"]]
         created: dict[str, Any] = self.custom.create_namespaced_custom_object(
             GROUP, VERSION, self.namespace, plural, body)
         return created

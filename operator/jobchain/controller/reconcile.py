@@ -41,6 +41,7 @@ from jobchain.engine.planner import (
     record_refusals,
 )
 from jobchain.engine.render import LABEL_NODE
+from jobchain.engine.schedule import ANNOTATION_SCHEDULED_TIME
 from jobchain.engine.secrets import redact, secret_refs
 from jobchain.engine.types import ObservedJob
 from jobchain.k8s.cluster import Cluster
@@ -199,7 +200,8 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     workflow = old.workflowSpec or spec.workflow or (lookup.spec if lookup else None)
     observation = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old))
     observed = _without_secrets(cluster, namespace, spec, observation.jobs)
-    execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old)
+    scheduled = (meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME)
+    execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old, scheduled)
     result = plan(execution, observed, now, lookup, output_limit)
 
     refused: dict[str, str] = {}

@@ -95,6 +95,9 @@ class Writer:
         except ApiException as exc:
             if exc.status == 409:
                 return None
+            if exc.status == 403 and "NamespaceTerminating" in str(exc.body or ""):
+                log.info("not creating %s: its namespace is being deleted", manifest["metadata"].get("name"))
+                return None
             raise
 
     def cancel_execution(self, namespace: str, name: str) -> None:
