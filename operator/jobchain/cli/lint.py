@@ -1,4 +1,4 @@
-"""`jobchain lint`: offline validation of Workflow and WorkflowExecution YAML.
+"""`jobchain lint`: offline validation of Workflow, WorkflowExecution and WorkflowSchedule YAML.
 
 Why it needs no cluster and no extra rules: it parses with the same pydantic models and
 runs the same graph and CEL checks (`engine.graph.validate`) and the same params check as
@@ -19,10 +19,11 @@ from pydantic import ValidationError
 from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import API_VERSION, Workflow, WorkflowExecution, WorkflowSpec
 from jobchain.cli.errors import Exit
+from jobchain.cli.lint_schedule import check_schedule
 from jobchain.engine.graph import validate
 
 STDIN = "-"
-KINDS = ("Workflow", "WorkflowExecution")
+KINDS = ("Workflow", "WorkflowExecution", "WorkflowSchedule")
 
 
 @dataclass(frozen=True)
@@ -129,7 +130,8 @@ def _check_header(doc: Document) -> list[LintProblem]:
     if kind not in KINDS:
         return [
             _problem(
-                doc, "kind", f"unknown kind {kind!r}; jobchain lint checks Workflow and WorkflowExecution"
+                doc, "kind",
+                f"unknown kind {kind!r}; jobchain lint checks Workflow, WorkflowExecution and WorkflowSchedule",
             )
         ]
     problems = []
@@ -213,6 +215,8 @@ def lint_documents(documents: list[Document]) -> tuple[list[LintProblem], int]:
     for i, doc in enumerate(documents):
         if isinstance(doc.body, dict) and doc.body.get("kind") == "WorkflowExecution":
             results[i] += _check_execution(doc, workflows)
+        if isinstance(doc.body, dict) and doc.body.get("kind") == "WorkflowSchedule":
+            results[i] += [_problem(doc, path, message) for path, message in check_schedule(doc.body, workflows)]
         problems += results[i]
     return problems, len(documents)
 

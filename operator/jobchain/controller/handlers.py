@@ -27,7 +27,7 @@ from typing import Any
 import kopf
 
 from jobchain.api.models import GROUP, TERMINAL_EXECUTION_PHASES, VERSION
-from jobchain.controller import reconcile, schedules
+from jobchain.controller import queue, reconcile, schedules
 from jobchain.controller.metrics import EXECUTIONS_RUNNING, STORE_OBJECTS
 from jobchain.controller.scheduler import Key, Scheduler
 from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
@@ -78,6 +78,7 @@ class Runtime:
         finished = outcome.phase in (None, *TERMINAL_EXECUTION_PHASES)
         if finished:
             self.running.discard(key)
+            self.free_slot(key[0], self.store.execution(*key))
         elif outcome.phase == "Running":
             self.running.add(key)
         EXECUTIONS_RUNNING.set(len(self.running))
@@ -88,6 +89,13 @@ class Runtime:
         # with a finalizer, which would block deleting an execution while no operator runs.
         resync = datetime.now(UTC) + timedelta(seconds=RESYNC_SECONDS)
         return min(outcome.wake_at, resync) if outcome.wake_at else resync
+
+    def free_slot(self, namespace: str, body: dict[str, Any] | None) -> None:
+        """A finished (or deleted) execution may free a slot of its Workflow's queue: look at the waiting."""
+        workflow = ((body or {}).get("spec") or {}).get("workflowRef") or {}
+        if workflow.get("name"):
+            for name in queue.waiting_for(self.store, namespace, str(workflow["name"])):
+                self.executions.poke((namespace, name))
 
     def _reconcile_schedule(self, key: Key) -> datetime | None:
         return schedules.reconcile_schedule(self.cluster, *key)
@@ -171,6 +179,7 @@ async def execution_changed(event: kopf.RawEvent, namespace: str | None, name: s
         rt.executions.forget(key)
         rt.running.discard(key)
         rt.store.drop_execution(*key)
+        rt.free_slot(key[0], dict(event["object"]))
         EXECUTIONS_RUNNING.set(len(rt.running))
         _count_store()
         return
