@@ -73,7 +73,8 @@ def create_namespace(core: client.CoreV1Api, name: str) -> None:
 def operator(prefix: str) -> Iterator[OperatorProcess]:
     """The CRDs installed and an operator of this checkout watching namespaces `prefix*`."""
     install_crds(KUBECONFIG)
-    proc = OperatorProcess(KUBECONFIG, Path(tempfile.mkdtemp(prefix="jc-bench-")), namespace_pattern=prefix + "*")
+    proc = OperatorProcess(KUBECONFIG, Path(tempfile.mkdtemp(prefix="jc-bench-")), namespace_pattern=prefix + "*",
+                           verbose=bool(os.environ.get("JC_BENCH_VERBOSE")))  # as deployed: kopf's per-handler debug lines cost CPU
     proc.start()
     try:
         yield proc

@@ -55,27 +55,26 @@ def floor_job(namespace: str, run: str, index: int, given: str) -> dict[str, Any
 def floor_round(api: client.ApiClient, namespace: str, run: str, nodes: int) -> float:
     """Seconds from the first Job's create to the last node's container seen terminated."""
     batch, core = client.BatchV1Api(api), client.CoreV1Api(api)
-    stream = watch.Watch()
-    events = stream.stream(core.list_namespaced_pod, namespace, label_selector=f"floor-run={run}",
-                           timeout_seconds=900)
     started = time.monotonic()
     batch.create_namespaced_job(namespace, floor_job(namespace, run, 0, ""))
     done: set[int] = set()
-    for event in events:
-        pod = event["object"]
-        index = int(pod.metadata.labels["floor-node"])
-        term = next((s.state.terminated for s in pod.status.container_statuses or []
-                     if s.name == "main" and s.state and s.state.terminated), None)
-        if term is None or index in done:
-            continue
-        done.add(index)
-        if term.exit_code != 0:
-            raise RuntimeError(f"floor node {index} failed: exit code {term.exit_code}")
-        if index + 1 == nodes:
-            stream.stop()
-            return time.monotonic() - started
-        batch.create_namespaced_job(namespace, floor_job(namespace, run, index + 1, term.message or ""))
-    raise RuntimeError("the pod watch ended before the chain did")
+    while True:  # a watch the API server ends early is opened again (it starts with every pod)
+        stream = watch.Watch()
+        for event in stream.stream(core.list_namespaced_pod, namespace, label_selector=f"floor-run={run}",
+                                   timeout_seconds=300):
+            pod = event["object"]
+            index = int(pod.metadata.labels["floor-node"])
+            term = next((s.state.terminated for s in pod.status.container_statuses or []
+                         if s.name == "main" and s.state and s.state.terminated), None)
+            if term is None or index in done:
+                continue
+            done.add(index)
+            if term.exit_code != 0:
+                raise RuntimeError(f"floor node {index} failed: exit code {term.exit_code}")
+            if index + 1 == nodes:
+                stream.stop()
+                return time.monotonic() - started
+            batch.create_namespaced_job(namespace, floor_job(namespace, run, index + 1, term.message or ""))
 
 
 # ---- jobchain: the same chain as one execution ----------------------------------------------
@@ -83,20 +82,19 @@ def floor_round(api: client.ApiClient, namespace: str, run: str, nodes: int) -> 
 def jobchain_round(api: client.ApiClient, namespace: str, run: str, nodes: int) -> float:
     """Seconds from the execution's create to its status Succeeded seen on a watch."""
     custom = client.CustomObjectsApi(api)
-    stream = watch.Watch()
-    events = stream.stream(custom.list_namespaced_custom_object, "jobchain.dev", "v1alpha1", namespace,
-                           "workflowexecutions", field_selector=f"metadata.name={run}", timeout_seconds=900)
     started = time.monotonic()
     custom.create_namespaced_custom_object("jobchain.dev", "v1alpha1", namespace, "workflowexecutions",
                                            inline_chain(run, nodes, SCRIPT))
-    for event in events:
-        phase = (event["object"].get("status") or {}).get("phase")
-        if phase in ("Succeeded", "Failed", "Cancelled"):
-            stream.stop()
-            if phase != "Succeeded":
-                raise RuntimeError(f"execution {run} ended {phase}: {event['object']['status'].get('message')}")
-            return time.monotonic() - started
-    raise RuntimeError("the execution watch ended before the execution did")
+    while True:  # a watch the API server ends early is opened again (it starts with the object)
+        stream = watch.Watch()
+        for event in stream.stream(custom.list_namespaced_custom_object, "jobchain.dev", "v1alpha1", namespace,
+                                   "workflowexecutions", field_selector=f"metadata.name={run}", timeout_seconds=300):
+            phase = (event["object"].get("status") or {}).get("phase")
+            if phase in ("Succeeded", "Failed", "Cancelled"):
+                stream.stop()
+                if phase != "Succeeded":
+                    raise RuntimeError(f"execution {run} ended {phase}: {event['object']['status'].get('message')}")
+                return time.monotonic() - started
 
 
 def main() -> int:

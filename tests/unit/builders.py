@@ -335,7 +335,7 @@ class FakeCluster:
     def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.workflows.get(name)
 
-    def observe(self, namespace: str, execution: str, uid: str, wanted: Any) -> Observation:
+    def observe(self, namespace: str, execution: str, uid: str, wanted: Any, started: bool = True) -> Observation:
         return Observation(jobs=dict(self.seen))
 
     # the store's write-through (not recorded as actions: no API call)

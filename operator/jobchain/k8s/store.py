@@ -121,6 +121,15 @@ class Store:
         self._pods_of: dict[str, set[Key]] = {}  # Job uid -> pods
         self._finished_seen: dict[str, float] = {}  # pod uid -> monotonic time first seen finished
         self._schedules: dict[Key, Obj] = {}
+        self._warm: set[str] = set()  # namespaces whose Jobs and pods were listed once
+
+    def is_warm(self, namespace: str) -> bool:
+        with self._lock:
+            return namespace in self._warm
+
+    def mark_warm(self, namespace: str) -> None:
+        with self._lock:
+            self._warm.add(namespace)
 
     # ---- executions --------------------------------------------------------------------
     def put_execution(self, obj: Obj, own: bool = False) -> bool:
