@@ -10,9 +10,16 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.e2e.support import GROUP, VERSION, Objects, OperatorProcess, nodes, wait_for, workflow
+from tests.e2e.support import GROUP, VERSION, Objects, OperatorProcess, install_crds, nodes, wait_for, workflow
 
 pytestmark = pytest.mark.usefixtures("operator")
+
+
+@pytest.fixture(autouse=True)
+def current_crds(kubeconfig: str) -> None:
+    """These CRD fields are new: apply this tree's CRDs again right before the test, in case another
+    test session on the same cluster applied older ones since this session started."""
+    install_crds(kubeconfig)
 LABEL = "jobchain.dev/schedule"
 
 

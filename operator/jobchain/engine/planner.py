@@ -150,7 +150,8 @@ class _Run:
 
     def ref(self) -> ExecutionRef:
         return ExecutionRef(self.execution.name, self.execution.namespace, self.execution.uid,
-                            self.status.workflowName or self.execution.name, self.execution.scheduled_time)
+                            self.status.workflowName or self.execution.name,
+                            self.execution.scheduled_time or self.status.startedAt)
 
     # ---- folding observed Jobs into node status ----------------------------------------
     def fold_observed(self, stopping: bool) -> None:

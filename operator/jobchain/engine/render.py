@@ -78,7 +78,8 @@ class ExecutionRef:
     namespace: str
     uid: str
     workflow: str  # the Workflow's name, or the execution's own for an inline spec
-    scheduled_time: str | None = None  # a WorkflowSchedule's time for this run (JOBCHAIN_SCHEDULED_TIME)
+    # JOBCHAIN_SCHEDULED_TIME: a WorkflowSchedule's time for this run, else when the execution started
+    scheduled_time: str | None = None
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
