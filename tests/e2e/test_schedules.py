@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.e2e.support import GROUP, VERSION, Objects, OperatorProcess, install_crds, nodes, wait_for, workflow
+from tests.e2e.support import (
+    GROUP,
+    VERSION,
+    Objects,
+    OperatorProcess,
+    install_crds,
+    nodes,
+    wait_for,
+    workflow,
+)
 
 pytestmark = pytest.mark.usefixtures("operator")
 
