@@ -44,6 +44,7 @@ from jobchain.engine.planner import (
 from jobchain.engine.render import LABEL_NODE
 from jobchain.engine.schedule import ANNOTATION_SCHEDULED_TIME
 from jobchain.engine.secrets import redact, secret_refs
+from jobchain.engine.timefmt import iso
 from jobchain.engine.types import ObservedJob
 from jobchain.k8s.cluster import Cluster
 from jobchain.k8s.observe import NodeToRead
@@ -66,6 +67,12 @@ def dump_status(status: ExecutionStatus) -> dict[str, Any]:
     if status.workflowSpec is not None:
         data["workflowSpec"] = status.workflowSpec.model_dump(mode="json", by_alias=True, exclude_none=True)
     return data
+
+
+def utc_stamp(value: Any) -> str | None:
+    """A Kubernetes timestamp as status stores them."""
+    moment = parse_time(str(value)) if value else None
+    return iso(moment) if moment else None
 
 
 def status_patch(old: ExecutionStatus, new: ExecutionStatus) -> list[dict[str, Any]] | None:
@@ -99,7 +106,8 @@ def _to_read(workflow: WorkflowSpec | None, status: ExecutionStatus) -> list[Nod
 
 
 def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[dict[str, Any]],
-                    now: datetime, finished_seen: dict[str, float], created_at: dict[str, float]) -> None:
+                    now: datetime, finished_seen: dict[str, float],
+                    created_at: dict[str, tuple[float, float]]) -> None:
     if old.phase != ExecutionPhase.RUNNING and new.phase == ExecutionPhase.RUNNING:
         metrics.EXECUTIONS_STARTED.inc()
     if old.phase not in TERMINAL_EXECUTION_PHASES and new.phase in TERMINAL_EXECUTION_PHASES:
@@ -123,11 +131,12 @@ def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[di
         # Job's create returned (monotonic clock), for a predecessor that finished in this pass.
         source_name = (started.inputFrom if started else None) or ""
         seen = finished_seen.get(source_name)
-        returned = created_at.get(job["metadata"]["name"])
-        if seen is not None and returned is not None and before.get(source_name) in (
+        times = created_at.get(job["metadata"]["name"])
+        if seen is not None and times is not None and before.get(source_name) in (
             None, NodePhase.PENDING, NodePhase.RUNNING,
         ):
-            metrics.HANDOFF_OPERATOR.observe(max(0.0, returned - seen))
+            metrics.HANDOFF_OPERATOR.observe(max(0.0, times[1] - seen))
+            metrics.HANDOFF_BEFORE_CREATE.observe(max(0.0, times[0] - seen))
 
 
 def refuse(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
@@ -197,7 +206,7 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
             return Outcome(None)
         return Outcome(str(old.phase), expiry)
     began = time.monotonic()
-    lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None and not spec.cancel else None
+    lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None else None
     # Under a Workflow's maxConcurrentExecutions, an execution about to start waits for a slot; the
     # decision and the status write that takes the slot happen under the queue's lock.
     with queue.slot(cluster.store, namespace, name, spec, lookup) as waiting:
@@ -245,17 +254,19 @@ def _plan_pass(cluster: Cluster, body: dict[str, Any], spec: WorkflowExecutionSp
     observation = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old),
                                            started=old.workflowSpec is not None)
     observed = _without_secrets(cluster, namespace, spec, observation.jobs)
-    scheduled = (meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME)
-    execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old, scheduled)
+    execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old,
+                               created=utc_stamp(meta.get("creationTimestamp")),
+                               scheduled_time=(meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME))
     result = plan(execution, observed, now, lookup, output_limit)
     planned = time.monotonic()
 
     refused: dict[str, str] = {}
-    created_at: dict[str, float] = {}
+    created_at: dict[str, tuple[float, float]] = {}  # Job name -> (create sent, create returned)
     for job in result.create:
         try:
+            sent = time.monotonic()
             cluster.store.put_job(cluster.writer.create_job(job))
-            created_at[job["metadata"]["name"]] = time.monotonic()
+            created_at[job["metadata"]["name"]] = (sent, time.monotonic())
         except JobRefused as exc:  # the user's node spec, not a passing fault: fail the node
             refused[job["metadata"]["labels"][LABEL_NODE]] = str(exc)
     for job_name in result.delete:
