@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.support import Objects, install_crds, kubectl, wait_for
+from tests.e2e.support import Objects, kubectl, reinstall_crds, wait_for
 
 pytestmark = pytest.mark.usefixtures("operator")
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,7 +34,7 @@ def health(kind: str, obj: dict[str, Any]) -> str:
 
 def test_gitops_example_syncs_and_its_post_sync_hook_runs_to_succeeded(kubeconfig: str, namespace: str,
                                                                      objects: Objects) -> None:
-    install_crds(kubeconfig)  # this tree's CRDs, in case another session on the cluster applied older ones
+    reinstall_crds(kubeconfig, objects)  # this tree's CRDs (the cluster is shared with other sessions)
     kubectl(kubeconfig, "apply", "-n", namespace, "-f", str(GITOPS / "app"))
     schedule = wait_for(lambda: (s := objects.custom.get_namespaced_custom_object(
         "jobchain.dev", "v1alpha1", namespace, "workflowschedules", "nightly-etl")).get("status") and s, 60,

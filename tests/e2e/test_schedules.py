@@ -15,8 +15,8 @@ from tests.e2e.support import (
     VERSION,
     Objects,
     OperatorProcess,
-    install_crds,
     nodes,
+    reinstall_crds,
     wait_for,
     workflow,
 )
@@ -25,10 +25,9 @@ pytestmark = pytest.mark.usefixtures("operator")
 
 
 @pytest.fixture(autouse=True)
-def current_crds(kubeconfig: str) -> None:
-    """These CRD fields are new: apply this tree's CRDs again right before the test, in case another
-    test session on the same cluster applied older ones since this session started."""
-    install_crds(kubeconfig)
+def current_crds(kubeconfig: str, objects: Objects) -> None:
+    """These CRD fields are new: this tree's CRDs again right before the test (see reinstall_crds)."""
+    reinstall_crds(kubeconfig, objects)
 LABEL = "jobchain.dev/schedule"
 
 
