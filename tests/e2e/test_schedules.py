@@ -121,7 +121,7 @@ def test_every_10s_runs_on_time_keeps_its_history_and_survives_an_operator_kille
     def trimmed() -> bool:
         done = [e for e in runs(objects, "tick") if (e.get("status") or {}).get("phase") == "Succeeded"]
         return len(done) == 2 and bool(get_schedule(objects, "tick").get("status", {}).get("lastSuccessfulTime"))
-    wait_for(trimmed, 40, "tick's history trimmed to 2 succeeded executions")
+    wait_for(trimmed, 120, "tick's history trimmed to 2 succeeded executions")  # slow pods on a loaded machine
     status = get_schedule(objects, "tick")["status"]
     print(f"tick status: {status}")
     assert status["nextScheduleTime"] > status["lastScheduleTime"]
