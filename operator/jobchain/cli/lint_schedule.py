@@ -13,10 +13,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from jobchain.api.errors import describe_validation_error
-from jobchain.api.models import WorkflowSchedule, WorkflowSpec
+from jobchain.api.models import WorkflowExecutionSpec, WorkflowSchedule, WorkflowSpec
 from jobchain.engine.cron import ScheduleError, parse
-from jobchain.engine.graph import validate
 from jobchain.engine.schedule import MAX_NAME
+from jobchain.engine.validation import validate_execution
 
 
 def check_schedule(body: Any, workflows: dict[str, WorkflowSpec]) -> list[tuple[str, str]]:
@@ -35,22 +35,10 @@ def check_schedule(body: Any, workflows: dict[str, WorkflowSpec]) -> list[tuple[
         path = "spec.timeZone" if "spec.timeZone" in str(exc) else "spec.schedule"
         problems.append((path, str(exc)))
     template = spec.executionTemplate
-    where = "spec.executionTemplate"
-    if (template.workflow is None) == (template.workflowRef is None):
-        problems.append((where, "set exactly one of workflowRef (a Workflow in the same namespace) or workflow"))
-        return problems
-    workflow = template.workflow
-    if workflow is not None:
-        problems += [(p.path, p.message) for p in validate(workflow, prefix=f"{where}.workflow")]
-    elif template.workflowRef is not None:
-        workflow = workflows.get(template.workflowRef.name)
-    if workflow is not None:
-        declared = {p.name: p for p in workflow.params}
-        from_secrets = {p.name for p in template.paramsFrom}
-        for param in sorted(set(template.params) - set(declared)):
-            problems.append((f"{where}.params.{param}", "the workflow does not declare this param (declared: "
-                             f"{', '.join(sorted(declared)) or 'none'})"))
-        given = set(template.params) | from_secrets
-        for param in sorted(n for n, p in declared.items() if p.default is None and not p.secret and n not in given):
-            problems.append((f"{where}.params", f"must set {param!r}: the workflow declares it without a default"))
+    # The template is an execution's spec: checked by the operator's own rule for executions.
+    as_execution = WorkflowExecutionSpec.model_validate(template.model_dump(by_alias=True, exclude_none=True))
+    workflow = template.workflow if template.workflow is not None else \
+        workflows.get(template.workflowRef.name) if template.workflowRef is not None else None
+    for problem in validate_execution(as_execution, workflow, where="the workflow"):
+        problems.append(("spec.executionTemplate" + problem.path.removeprefix("spec"), problem.message))
     return problems

@@ -31,8 +31,7 @@ from jobchain.controller import metrics, queue
 from jobchain.engine import resume
 from jobchain.engine import status as st
 from jobchain.engine.events import events_between
-from jobchain.engine.graph import validate
-from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT, too_deep
+from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
 from jobchain.engine.planner import (
     ExecutionInput,
     WorkflowLookup,
@@ -46,9 +45,11 @@ from jobchain.engine.schedule import ANNOTATION_SCHEDULED_TIME
 from jobchain.engine.secrets import redact, secret_refs
 from jobchain.engine.timefmt import iso
 from jobchain.engine.types import ObservedJob
+from jobchain.engine.validation import validate_workflow
+from jobchain.k8s.api import EXECUTIONS, WORKFLOWS
 from jobchain.k8s.cluster import Cluster
 from jobchain.k8s.observe import NodeToRead
-from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, JobRefused
+from jobchain.k8s.writes import JobRefused
 
 log = logging.getLogger(__name__)
 
@@ -307,7 +308,7 @@ def workflow_status(body: dict[str, Any], now: datetime) -> WorkflowStatus:
     try:
         spec = WorkflowSpec.model_validate(body.get("spec") or {})
         node_count = len(spec.nodes)
-        problems = [str(p) for p in validate(spec)] + too_deep(spec, "spec")
+        problems = [str(p) for p in validate_workflow(spec)]
     except ValidationError as exc:
         problems = describe_validation_error(exc, "spec")
     return st.workflow_ready(old, generation, node_count, problems, now)

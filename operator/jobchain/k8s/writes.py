@@ -18,15 +18,12 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from jobchain.api.models import API_VERSION, GROUP, VERSION
+from jobchain.api.models import API_VERSION
+from jobchain.k8s.api import EXECUTIONS, CustomObjects
 
 log = logging.getLogger(__name__)
 
-EXECUTIONS = "workflowexecutions"
-WORKFLOWS = "workflows"
 SCHEDULES = "workflowschedules"
-MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
 
 
 class JobRefused(Exception):
@@ -61,7 +58,7 @@ class Writer:
         self._events = ThreadPoolExecutor(event_threads, thread_name_prefix="events") if event_threads else None
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
+        self.objects = CustomObjects(api)
         self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
 
     def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -93,9 +90,7 @@ class Writer:
         """Creates a schedule's execution; None when one of that name exists already (created by an
         earlier pass whose status write was lost: that time has run, it is adopted, never doubled)."""
         try:
-            created = self.custom.create_namespaced_custom_object(
-                GROUP, VERSION, manifest["metadata"]["namespace"], EXECUTIONS, manifest)
-            return dict(created)  # type: ignore[call-overload,no-any-return]
+            return self.objects.create_object(manifest["metadata"]["namespace"], EXECUTIONS, manifest)
         except ApiException as exc:
             if exc.status == 409:
                 return None
@@ -107,9 +102,7 @@ class Writer:
     def cancel_execution(self, namespace: str, name: str) -> None:
         """Sets spec.cancel on an execution (a schedule's Replace policy)."""
         try:
-            self.custom.patch_namespaced_custom_object(
-                GROUP, VERSION, namespace, EXECUTIONS, name, {"spec": {"cancel": True}},
-                _content_type=MERGE_PATCH)
+            self.objects.patch_object(namespace, EXECUTIONS, name, {"spec": {"cancel": True}})
         except ApiException as exc:
             if exc.status != 404:
                 raise
@@ -128,10 +121,7 @@ class Writer:
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         """Writes status. Returns the object as written (its new resourceVersion), for the store."""
-        written = self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, {"status": status}, _content_type=MERGE_PATCH
-        )
-        return dict(written)  # type: ignore[call-overload,no-any-return]
+        return self.objects.patch_object_status(namespace, plural, name, status)
 
     def json_patch_status(self, plural: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
         """Applies a JSON patch (RFC 6902) to the status subresource; returns the object as written.
@@ -140,10 +130,7 @@ class Writer:
         `nodes` list, so an output such as {"result": null} would be stored as {}. A JSON patch
         stores values exactly (see controller.reconcile.status_patch).
         """
-        written = self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, ops, _content_type=JSON_PATCH,
-        )
-        return dict(written)  # type: ignore[call-overload,no-any-return]
+        return self.objects.json_patch_object_status(namespace, plural, name, ops)
 
     def event(self, obj: dict[str, Any], kind: str, type_: str, reason: str, message: str) -> None:
         """Posts a Kubernetes Event on the object. Never raises: events are best effort."""
