@@ -122,7 +122,8 @@ class _Run:
 
     def ref(self) -> ExecutionRef:
         return ExecutionRef(self.execution.name, self.execution.namespace, self.execution.uid,
-                            self.status.workflowName or self.execution.name)
+                            self.status.workflowName or self.execution.name,
+                            self.execution.scheduled_time or self.status.startedAt)
 
     # ---- folding observed Jobs into node status ----------------------------------------
     def fold_observed(self, stopping: bool) -> None:
@@ -309,6 +310,7 @@ class _Run:
             has_input=source is not None,
             outputs=ran,
             secrets=secret_refs(self.execution.spec),
+            scheduled_time=self.execution.scheduled_time or self.status.startedAt,
         )
         try:
             job = render_job(self.ref(), self.workflow, spec_node, scope)
