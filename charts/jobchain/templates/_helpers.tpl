@@ -61,6 +61,17 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   verbs: [get]
 {{- end -}}
 
+{{/* The leader election Lease (in the release's namespace): create, then get/update of that one Lease. */}}
+{{- define "jobchain.leaseRules" -}}
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [create]
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  resourceNames: [{{ include "jobchain.fullname" . }}]
+  verbs: [get, update]
+{{- end -}}
+
 {{/* The dashboard's labels: its own name, so the operator's selector never matches its pods. */}}
 {{- define "jobchain.dashboardSelectorLabels" -}}
 app.kubernetes.io/name: jobchain-dashboard

@@ -18,6 +18,7 @@ someone else than our own status write. Everything else would be a pass that dec
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Mapping
@@ -27,7 +28,7 @@ from typing import Any
 import kopf
 
 from jobchain.api.models import GROUP, TERMINAL_EXECUTION_PHASES, VERSION
-from jobchain.controller import reconcile
+from jobchain.controller import leader, reconcile
 from jobchain.controller.metrics import EXECUTIONS_RUNNING, STORE_OBJECTS
 from jobchain.controller.scheduler import Key, Scheduler
 from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
@@ -50,13 +51,35 @@ class Runtime:
         api = connect()
         count_requests(api)
         self.cluster = Cluster(api, self.store)
+        # Two replicas, one active (controller/leader.py): the standby's watches keep the store
+        # warm, but its schedulers start nothing and its writer refuses every write.
+        self.leadership = leader.Leadership(leader.SETTINGS, api)
+        self.cluster.writer.guard = self.leadership.check
+        self.cluster.writer.identity = self.leadership.identity
+        self.seen_executions: set[Key] = set()
+        self.seen_workflows: set[Key] = set()
         self.signals: dict[str, bool] = {}  # object uid -> its last event can change a decision
         self.output_limit = int(os.environ.get("JOBCHAIN_OUTPUT_LIMIT_BYTES", DEFAULT_OUTPUT_LIMIT))
         # Set from the downward API in the shipped Deployment: executions there are refused.
         self.operator_namespace = os.environ.get("JOBCHAIN_OPERATOR_NAMESPACE") or None
         self.running: set[Key] = set()
-        self.executions = Scheduler(self._reconcile_execution, on_result=self._after_execution)
-        self.workflows = Scheduler(self._reconcile_workflow, workers=2)
+        self.executions = Scheduler(self._reconcile_execution, on_result=self._after_execution,
+                                    gate=self.leadership.acting)
+        self.workflows = Scheduler(self._reconcile_workflow, workers=2, gate=self.leadership.acting)
+
+    def start_leading(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Runs the election; on taking over, looks again at every execution and workflow seen."""
+        def resume() -> None:
+            for key in list(self.seen_executions):
+                self.executions.poke(key)
+            for key in list(self.seen_workflows):
+                self.workflows.poke(key)
+
+        def on_started() -> None:
+            loop.call_soon_threadsafe(resume)
+
+        self.leadership.on_started = on_started
+        self.leadership.start()
 
     def _reconcile_execution(self, key: Key) -> reconcile.Outcome:
         try:
@@ -115,11 +138,15 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="jobchain.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="jobchain.dev")
     _runtime = Runtime()
+    _runtime.start_leading(asyncio.get_running_loop())
 
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
     if _runtime is not None:
+        # First stop acting and hand the Lease over (a standby takes it within its retry period),
+        # then stop the workers: a write still in flight is refused by the writer's guard.
+        _runtime.leadership.release()
         _runtime.executions.shutdown()
         _runtime.workflows.shutdown()
 
@@ -159,12 +186,14 @@ async def execution_changed(event: kopf.RawEvent, namespace: str | None, name: s
     key = (namespace or "", name)
     rt = runtime()
     if event.get("type") == "DELETED":
+        rt.seen_executions.discard(key)
         rt.executions.forget(key)
         rt.running.discard(key)
         rt.store.drop_execution(*key)
         EXECUTIONS_RUNNING.set(len(rt.running))
         _count_store()
         return
+    rt.seen_executions.add(key)
     if rt.store.is_own_write(dict(event["object"])):
         return  # the echo of our own status write: the pass that wrote it decided everything
     rt.executions.poke(key)
@@ -199,5 +228,9 @@ async def pod_changed(event: kopf.RawEvent, body: kopf.Body, namespace: str | No
 
 @kopf.on.event(GROUP, VERSION, "workflows")
 async def workflow_changed(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
-    if event.get("type") != "DELETED":
-        runtime().workflows.poke((namespace or "", name))
+    key = (namespace or "", name)
+    if event.get("type") == "DELETED":
+        runtime().seen_workflows.discard(key)
+    else:
+        runtime().seen_workflows.add(key)
+        runtime().workflows.poke(key)

@@ -53,6 +53,7 @@ class Cluster:
 
     def delete_execution(self, namespace: str, name: str) -> None:
         """Deletes an execution; its Jobs and pods follow through their ownerReferences."""
+        self.writer.guard()
         try:
             self.custom.delete_namespaced_custom_object(
                 GROUP, VERSION, namespace, EXECUTIONS, name, propagation_policy="Background")

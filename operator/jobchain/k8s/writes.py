@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 
 EXECUTIONS = "workflowexecutions"
 WORKFLOWS = "workflows"
+# On each Job: the replica (Lease identity) that created it, so "only the active replica creates
+# Jobs" can be checked from the cluster alone.
+CREATED_BY = "jobchain.dev/created-by"
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 
@@ -58,6 +62,10 @@ class Writer:
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
         self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
+        # Raises when this replica may not act (it is not the leader): called before every write,
+        # so a replica that lost its Lease stops at once, even in the middle of a reconcile.
+        self.guard: Callable[[], None] = lambda: None
+        self.identity = self.instance
 
     def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Creates the Job, or adopts it if it already exists for the same execution.
@@ -65,7 +73,9 @@ class Writer:
         Returns the Job as the API server has it (for the store: the next pass must see it even
         before its watch event arrives).
         """
+        self.guard()
         meta = manifest["metadata"]
+        meta.setdefault("annotations", {})[CREATED_BY] = self.identity
         try:
             created = self.batch.create_namespaced_job(meta["namespace"], manifest)  # type: ignore[arg-type]
             return self._dict(created)
@@ -85,6 +95,7 @@ class Writer:
         )
 
     def delete_job(self, namespace: str, name: str) -> None:
+        self.guard()
         try:
             self.batch.delete_namespaced_job(
                 name, namespace, body=client.V1DeleteOptions(propagation_policy="Background")
@@ -98,6 +109,7 @@ class Writer:
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         """Writes status. Returns the object as written (its new resourceVersion), for the store."""
+        self.guard()
         written = self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, plural, name, {"status": status}, _content_type=MERGE_PATCH
         )
@@ -110,6 +122,7 @@ class Writer:
         `nodes` list, so an output such as {"result": null} would be stored as {}. A JSON patch
         stores values exactly (see controller.reconcile.status_patch).
         """
+        self.guard()
         written = self.custom.patch_namespaced_custom_object_status(
             GROUP, VERSION, namespace, plural, name, ops, _content_type=JSON_PATCH,
         )
@@ -117,6 +130,10 @@ class Writer:
 
     def event(self, obj: dict[str, Any], kind: str, type_: str, reason: str, message: str) -> None:
         """Posts a Kubernetes Event on the object. Never raises: events are best effort."""
+        try:
+            self.guard()
+        except Exception:
+            return  # a standby says nothing: the active replica posts the events
         meta = obj["metadata"]
         now = datetime.now(UTC)
         body = client.CoreV1Event(
