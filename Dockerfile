@@ -3,8 +3,13 @@
 #   docker build -t jobchain-operator:dev .                       # on python:3.11-slim
 #   hack/image-build.sh                                          # without Docker or a registry
 #
-# BASE must have python3 with the venv module; hack/image-build.sh passes a Debian bookworm
-# rootfs it made with debootstrap. The operator runs as uid 65532 and writes nothing outside
+# BASE must have python3 (3.11, the version requirements.lock was made for) with the venv
+# module. hack/image-build.sh passes the Debian bookworm rootfs it made with debootstrap, pinned
+# by its digest (name@sha256:...). For a release build pin the default the same way:
+#   docker build --build-arg BASE=python:3.11-slim@sha256:<digest> ...
+# (no digest is written here: this project cannot reach a registry to read a true one).
+# Dependencies install from requirements.lock only: exact versions, each file checked against
+# its sha256 (pip --require-hashes). The operator runs as uid 65532 and writes nothing outside
 # /tmp, so the pod can use readOnlyRootFilesystem with an emptyDir on /tmp.
 ARG BASE=python:3.11-slim
 
@@ -14,13 +19,13 @@ FROM ${BASE} AS build
 ARG PIP_CA_FILE=""
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 RUN python3 -m venv /opt/jobchain
-# Dependencies first, from pyproject alone: this layer is reused while only the code changes.
-COPY pyproject.toml /src/
-RUN python3 -c 'import tomllib; print("\n".join(tomllib.load(open("/src/pyproject.toml", "rb"))["project"]["dependencies"]))' > /src/requirements.txt \
- && ${PIP_CA_FILE:+env PIP_CERT=$PIP_CA_FILE} /opt/jobchain/bin/pip install -r /src/requirements.txt
-COPY README.md /src/
+# Dependencies first, from the lock alone: this layer is reused while only the code changes.
+COPY requirements.lock /src/
+RUN ${PIP_CA_FILE:+env PIP_CERT=$PIP_CA_FILE} /opt/jobchain/bin/pip install --require-hashes -r /src/requirements.lock
+COPY pyproject.toml README.md /src/
 COPY operator /src/operator
-RUN ${PIP_CA_FILE:+env PIP_CERT=$PIP_CA_FILE} /opt/jobchain/bin/pip install --no-deps /src \
+# The package itself: no dependency resolved again, its build backend (setuptools) from the lock.
+RUN /opt/jobchain/bin/pip install --no-deps --no-build-isolation --no-index /src \
  && /opt/jobchain/bin/python -m compileall -q /opt/jobchain \
  && /opt/jobchain/bin/python -c "import jobchain"
 

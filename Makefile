@@ -5,8 +5,11 @@ SHELL := /bin/bash
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-venv: ## create .venv with the package and its dev tools
+venv: ## create .venv with the package and its dev tools (from requirements-dev.lock)
 	bash hack/venv.sh
+
+lock: ## regenerate requirements.lock and requirements-dev.lock (hashes) from pyproject.toml
+	bash hack/lock.sh
 
 tools: ## build etcd, Kubernetes, kubectl and helm once into ~/.cache/jobchain
 	bash hack/build-tools.sh
@@ -26,4 +29,4 @@ demo: ## local cluster + operator via Helm + an example workflow shown live
 test: ## everything: lint, unit tier, local cluster, end-to-end tier
 	bash hack/test.sh
 
-.PHONY: help venv tools cluster-up cluster-down kind-up demo test
+.PHONY: help venv lock tools cluster-up cluster-down kind-up demo test

@@ -95,7 +95,7 @@ if [ "$(bh inspect --type image --format '{{index .Docker.Config.Labels "dev.job
 fi
 
 # 3. the operator image, when its inputs changed
-inputs=$(cd "$root" && find operator pyproject.toml README.md Dockerfile .dockerignore -type f \
+inputs=$(cd "$root" && find operator pyproject.toml requirements.lock README.md Dockerfile .dockerignore -type f \
   ! -path '*/__pycache__/*' ! -name '*.pyc' ! -path '*.egg-info/*' -print0 | sort -z |
   xargs -0 sha256sum | sha256sum | cut -c1-64)
 key="$inputs base=$base_sum"
@@ -111,8 +111,11 @@ else
   if [ -n "$ca" ] && [ -f "$ca" ]; then
     ca_args=(--volume "$ca:/run/jobchain-build-ca.pem:ro" --build-arg PIP_CA_FILE=/run/jobchain-build-ca.pem)
   fi
+  # The base by its digest, not its tag: the build uses exactly the rootfs checked above.
+  base_digest=$(bh images --digests --format '{{.Digest}}' "$base" | head -1)
+  [ -n "$base_digest" ] || die "no digest for $base"
   bh bud --quiet --layers --pull=never --network host --isolation chroot "${ca_args[@]}" \
-    --build-arg "BASE=$base" -t "$image" -f "$root/Dockerfile" "$root" > "$cache/image-build.log" 2>&1 ||
+    --build-arg "BASE=$base@$base_digest" -t "$image" -f "$root/Dockerfile" "$root" > "$cache/image-build.log" 2>&1 ||
     { tail -30 "$cache/image-build.log" >&2; die "build failed; full log in $cache/image-build.log"; }
   bh tag "$image" "$image_version"
   step "built $image and $image_version"

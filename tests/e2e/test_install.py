@@ -62,8 +62,10 @@ class Install:
             f"image.tag={IMAGE_TAG}",
             "image.pullPolicy=Never",
             f"watchNamespaces={{{self.workloads}}}",
-            # the cluster-wide user roles may already exist from another install; not needed here
+            # the cluster-wide user roles and step policy may already exist from another install;
+            # not needed here (the other e2e modules run with session copies of both)
             "rbac.userRoles=false",
+            "stepPolicy.enabled=false",
             *extra,
         ]
         return [a for s in sets for a in ("--set", s)]

@@ -25,6 +25,7 @@ from tests.e2e.support import (
     OPERATOR_NAMESPACE,
     ROOT,
     Objects,
+    OperatorAccount,
     OperatorProcess,
     kubectl,
     nodes,
@@ -218,8 +219,13 @@ def test_a_secret_param_reaches_the_container_and_nowhere_else(objects: Objects,
                                   "-"], "args": ["$(params.token)"]},
         {"name": "c", "script": "echo \"leaking $(params.token) now\"; exit 3"},
     ], params=[{"name": "token", "secret": True}]))
-    name = start(objects, "with-secret", paramsFrom=[
-        {"name": "token", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}])
+    started = subprocess.run([sys.executable, "-m", "jobchain.cli.main", "--kubeconfig", kubeconfig, "-n", namespace,
+                              "run", "with-secret", "--secret-param", "token=creds:token"],
+                             capture_output=True, text=True, timeout=60, check=False)
+    assert started.returncode == 0, started.stderr
+    name = started.stdout.strip()
+    assert objects.execution(name)["spec"]["paramsFrom"] == [
+        {"name": "token", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}]
     done = objects.wait_phase(name, timeout=180)
     result = nodes(done)
     assert result["a"]["output"] == digest  # the value reached the script byte for byte
@@ -241,3 +247,24 @@ def test_a_secret_param_reaches_the_container_and_nowhere_else(objects: Objects,
                             "get", name], capture_output=True, text=True, timeout=60, check=False)
     assert "token=<secret>" in shown.stdout, shown.stdout + shown.stderr
     assert secret not in shown.stdout
+
+
+# ---- the operator's rights in this tier ------------------------------------------------------
+
+
+def test_the_e2e_operator_runs_as_its_service_account_with_the_shipped_rights_only(
+        operator_account: OperatorAccount, operator: OperatorProcess, namespace: str) -> None:
+    assert operator.kubeconfig == str(operator_account.path)
+    as_operator = str(operator_account.path)
+    who = kubectl(as_operator, "auth", "whoami", "-o", "jsonpath={.status.userInfo.username}")
+    assert who == f"system:serviceaccount:{OPERATOR_NAMESPACE}:jobchain-operator"
+
+    def can(*what: str) -> bool:
+        return kubectl(as_operator, "auth", "can-i", *what, "-n", namespace, check=False).strip() == "yes"
+
+    assert can("delete", "workflowexecutions.jobchain.dev")  # ttlSecondsAfterFinished
+    assert can("create", "jobs.batch") and can("get", "pods", "--subresource=log")
+    assert not can("create", "pods")  # not cluster-admin: nothing beyond manifests/base
+    assert not can("delete", "pods")
+    assert not can("patch", "workflows.jobchain.dev")
+    assert not can("list", "secrets")

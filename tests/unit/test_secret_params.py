@@ -10,6 +10,8 @@ import pytest
 from pydantic import ValidationError
 
 from jobchain.api.models import Param, WorkflowExecutionSpec
+from jobchain.cli.errors import CliError
+from jobchain.cli.run import check_against_workflow, parse_secret_params
 from jobchain.cli.tables import execution_details
 from jobchain.engine.planner import plan
 from jobchain.engine.secrets import REDACTED, redact
@@ -80,3 +82,25 @@ def test_jobchain_get_shows_secret_params_as_secret() -> None:
         "status": {"phase": "Running", "params": {"url": "u"}, "secretParams": ["token"]},
     }, T0)
     assert "Params:    token=<secret>, url=u" in shown
+
+
+# ---- jobchain run --secret-param --------------------------------------------------------------
+
+WORKFLOW = {"apiVersion": "jobchain.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "w"},
+            "spec": {"params": [{"name": "token", "secret": True}, {"name": "url", "default": "u"}],
+                     "nodes": [{"name": "a", "image": "busybox", "script": "echo $(params.token)"}]}}
+
+
+def test_secret_param_flags_become_params_from() -> None:
+    assert parse_secret_params(["token=creds:api-token"]) == [TOKEN_REF]
+    for bad in ("token", "token=creds", "token=:k", "9x=creds:k"):
+        with pytest.raises(CliError, match="expected NAME=SECRET:KEY"):
+            parse_secret_params([bad])
+
+
+def test_run_asks_for_a_secret_param_by_its_flag_and_refuses_it_inline() -> None:
+    with pytest.raises(CliError, match="needs --secret-param token=SECRET:KEY"):
+        check_against_workflow(WORKFLOW, {})
+    with pytest.raises(CliError, match="is secret: pass it from a Secret with --secret-param"):
+        check_against_workflow(WORKFLOW, {"token": "inline"})
+    check_against_workflow(WORKFLOW, {}, frozenset({"token"}))

@@ -91,6 +91,14 @@ def build_parser(prog: str = "jobchain") -> Parser:
         metavar="KEY=VALUE",
         help="a param value (repeatable)",
     )
+    run.add_argument(
+        "--secret-param",
+        dest="secret_params",
+        action="append",
+        default=[],
+        metavar="NAME=SECRET:KEY",
+        help="a secret param, taken from a key of a Secret in the namespace (repeatable; never shown)",
+    )
     mode = run.add_mutually_exclusive_group()
     mode.add_argument(
         "--watch",
@@ -220,15 +228,25 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
     if args.command == "graph":
         return commands.draw_graph(cluster, args.target, args.execution, args.format, stdin, out, err)
     if args.command == "run":
-        from jobchain.cli.run import check_timeout, parse_params, run_execution, run_workflow
+        from jobchain.cli.run import (
+            check_timeout,
+            execution_manifest,
+            parse_params,
+            parse_secret_params,
+            run_execution,
+        )
         from jobchain.cli.workflow_file import execution_from_file, is_file_argument
 
         # Bad input (a -p, a file) is refused before the cluster is touched.
         params, timeout = parse_params(args.params), check_timeout(args.timeout)
+        secret_params = parse_secret_params(args.secret_params)
         if is_file_argument(args.workflow):
             manifest = execution_from_file(args.workflow, params, timeout, stdin)
-            return run_execution(cluster(), manifest, args.mode, out, err)
-        return run_workflow(cluster(), args.workflow, params, args.mode, timeout, out, err)
+        else:
+            manifest = execution_manifest(args.workflow, params, timeout)
+        if secret_params:
+            manifest["spec"]["paramsFrom"] = secret_params
+        return run_execution(cluster(), manifest, args.mode, out, err)
     if args.command == "get":
         return commands.get_execution(cluster(), args.execution, args.output, out)
     if args.command == "list":

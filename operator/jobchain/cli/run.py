@@ -55,7 +55,23 @@ def parse_params(items: list[str]) -> dict[str, str]:
     return params
 
 
-def check_against_workflow(workflow: dict[str, Any], params: dict[str, str]) -> None:
+def parse_secret_params(items: list[str]) -> list[dict[str, Any]]:
+    """`--secret-param NAME=SECRET:KEY` arguments as spec.paramsFrom entries."""
+    out: list[dict[str, Any]] = []
+    for item in items:
+        name, sep, ref = item.partition("=")
+        secret, colon, key = ref.partition(":")
+        if not sep or not colon or not secret or not key or not re.match(PARAM_NAME, name):
+            raise usage_error(f"--secret-param {item!r}: expected NAME=SECRET:KEY, the param's name and a key "
+                              "of a Secret in the namespace (for example --secret-param token=creds:api-token)")
+        if any(p["name"] == name for p in out):
+            raise usage_error(f"--secret-param {name}: given twice; keep one")
+        out.append({"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}})
+    return out
+
+
+def check_against_workflow(workflow: dict[str, Any], params: dict[str, str],
+                           secret_params: frozenset[str] = frozenset()) -> None:
     """Refuses what the operator would fail the execution for: an invalid Workflow, bad params."""
     name = (workflow.get("metadata") or {}).get("name", "")
     try:
@@ -72,16 +88,21 @@ def check_against_workflow(workflow: dict[str, Any], params: dict[str, str]) -> 
             "fix it (jobchain lint FILE) and apply it again"
         )
     declared = {p.name: p for p in spec.params}
-    unknown = sorted(set(params) - set(declared))
+    inline_secrets = sorted(n for n in params if n in declared and declared[n].secret)
+    if inline_secrets:
+        raise usage_error(
+            f"param {', '.join(inline_secrets)} of Workflow {name!r} is secret: pass it from a Secret with "
+            "--secret-param NAME=SECRET:KEY, never with -p (the execution would show the value)"
+        )
+    unknown = sorted((set(params) | secret_params) - set(declared))
     if unknown:
         raise usage_error(
             f"Workflow {name!r} has no param {', '.join(unknown)} (declared: {', '.join(sorted(declared)) or 'none'})"
         )
-    missing = sorted(n for n, p in declared.items() if p.default is None and n not in params)
+    missing = sorted(n for n, p in declared.items() if p.default is None and n not in params and n not in secret_params)
     if missing:
-        raise usage_error(
-            f"Workflow {name!r} needs {' '.join(f'-p {n}=VALUE' for n in missing)} (declared without a default)"
-        )
+        flags = [f"--secret-param {n}=SECRET:KEY" if declared[n].secret else f"-p {n}=VALUE" for n in missing]
+        raise usage_error(f"Workflow {name!r} needs {' '.join(flags)} (declared without a default)")
 
 
 def execution_manifest(workflow: str, params: dict[str, str], timeout: int | None) -> dict[str, Any]:
@@ -217,7 +238,8 @@ def run_execution(
     """Creates `manifest` (after checking the Workflow it refers to), then follows it as `mode` says."""
     ref = (manifest["spec"].get("workflowRef") or {}).get("name")
     if ref and not manifest["spec"].get("workflow"):
-        check_against_workflow(cluster.get(WORKFLOWS, ref), manifest["spec"].get("params") or {})
+        check_against_workflow(cluster.get(WORKFLOWS, ref), manifest["spec"].get("params") or {},
+                               frozenset(p["name"] for p in manifest["spec"].get("paramsFrom") or []))
     created = cluster.create_execution(manifest)
     name = created["metadata"]["name"]
     if mode is None:
