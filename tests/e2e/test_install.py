@@ -274,14 +274,17 @@ def test_helm_install_runs_a_workflow(install: Install) -> None:
 
 
 def _metrics(install: Install) -> list[tuple[str, dict[str, str], float]]:
-    """Samples of the operator's /metrics, read through the API server's service proxy."""
-    text = kubectl(
-        install.kubeconfig,
-        "get",
-        "--raw",
-        f"/api/v1/namespaces/{install.system}/services/http:{install.deployment}-metrics:metrics/proxy/metrics",
-    )
-    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text) for s in family.samples]
+    """Samples of every replica's /metrics (the active one counts; a standby's counters stay 0),
+    read through the API server's pod proxy, and once through the Service to show it serves."""
+    kubectl(install.kubeconfig, "get", "--raw",
+            f"/api/v1/namespaces/{install.system}/services/http:{install.deployment}-metrics:metrics/proxy/metrics")
+    samples = []
+    for pod in install.operator_pods():
+        text = kubectl(install.kubeconfig, "get", "--raw",
+                       f"/api/v1/namespaces/{install.system}/pods/http:{pod.metadata.name}:8080/proxy/metrics")
+        samples += [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text)
+                    for s in family.samples]
+    return samples
 
 
 def _total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float | None:
@@ -298,6 +301,7 @@ def test_metrics_count_what_ran(install: Install) -> None:
     assert (_total(samples, "jobchain_node_duration_seconds_count", phase="Succeeded") or 0) >= 2, shown
     assert (_total(samples, "jobchain_node_handoff_seconds_count") or 0) >= 1, shown
     assert _total(samples, "jobchain_executions_running") == 0, shown
+    assert _total(samples, "jobchain_leader") == 1, f"exactly one active replica:\n{shown}"
 
 
 def test_helm_upgrade_while_an_execution_runs(install: Install) -> None:

@@ -119,6 +119,7 @@ NAMESPACED = _perms(
     ("", "pods/log", "get"),
     ("", "events", "create"),
     ("", "secrets", "get"),
+    ("", "configmaps", "get create"),
 )
 # The leader election Lease, in the operator's own namespace.
 LEASE = _perms(("coordination.k8s.io", "leases", "create get update"))

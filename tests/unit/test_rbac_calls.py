@@ -34,6 +34,7 @@ KINDS: dict[str, tuple[str, str]] = {
     "event": ("", "events"),
     "secret": ("", "secrets"),
     "lease": ("coordination.k8s.io", "leases"),
+    "config_map": ("", "configmaps"),
 }
 VERBS = {"create": "create", "read": "get", "get": "get", "list": "list", "patch": "patch", "replace": "update",
          "delete": "delete"}

@@ -59,6 +59,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
+# outputs over the inline cap, kept whole in immutable ConfigMaps owned by their execution
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, create]
 {{- end -}}
 
 {{/* The leader election Lease (in the release's namespace): create, then get/update of that one Lease. */}}

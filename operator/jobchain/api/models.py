@@ -298,6 +298,12 @@ class Condition(Observed):
     observedGeneration: int | None = Field(default=None, description="Generation this condition is about.")
 
 
+class OutputRef(Observed):
+    configMap: str = Field(description="The ConfigMap holding the whole output (owned by the execution).")
+    key: str = Field(description="Its key: the output as compact JSON text.")
+    bytes: int = Field(description="Size of that JSON text.")
+
+
 class NodeStatus(Observed):
     name: str = Field(description="Node name.")
     phase: NodePhase = Field(default=NodePhase.PENDING, description="Phase of the node.")
@@ -309,7 +315,16 @@ class NodeStatus(Observed):
     retries: int = Field(default=0, description="Failed pods retried before the result.")
     inputFrom: str | None = Field(default=None, description="The predecessor whose output is this node's input.")
     output: Any = Field(default=None, description="The node's output (any JSON).", json_schema_extra=FREE_FORM)
-    outputTruncated: bool = Field(default=False, description="True when the output was capped.")
+    outputTruncated: bool = Field(
+        default=False,
+        description="True when `output` is not the whole value: a preview of an output kept whole in "
+        "outputRef, or the start of an output too large to keep (the node then failed).",
+    )
+    outputRef: OutputRef | None = Field(
+        default=None,
+        description="Where an output over the inline cap (or over 64 KiB) is kept whole: a ConfigMap "
+        "owned by the execution, given to the next node as $JOBCHAIN_INPUT_FILE.",
+    )
     message: str = Field(default="", description="Why the node ended as it did.")
 
 

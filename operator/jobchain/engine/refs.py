@@ -94,6 +94,8 @@ class Scope:
     outputs: dict[str, Any] | None = None  # node name -> output, for finished nodes that ran
     # secret params: name -> secretKeyRef ({name, key}); their values never pass through the operator
     secrets: Mapping[str, Any] | None = None
+    # The ConfigMap holding the input whole (the predecessor's outputRef), mounted as the input file.
+    input_ref: str | None = None
 
     def resolve(self, ref: Reference) -> Any:
         if ref.kind == "params":

@@ -3,6 +3,7 @@ and what it answers (a Plan). Plain frozen data, so a plan can be compared and r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -50,6 +51,9 @@ class ExecutionInput:
     generation: int
     spec: WorkflowExecutionSpec
     status: ExecutionStatus
+    # The whole outputs of finished nodes whose status holds a preview and an outputRef (read from
+    # their ConfigMaps by the controller): the values edges and inputs use.
+    outputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -67,4 +71,6 @@ class Plan:
     status: ExecutionStatus
     create: list[dict[str, Any]] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
+    # ConfigMaps keeping whole outputs, created (or adopted) before the status that names them is written.
+    config_maps: list[dict[str, Any]] = field(default_factory=list)
     wake_at: datetime | None = None  # when to look again without any event (the deadline)

@@ -9,6 +9,8 @@ not have reached the watch yet).
 from __future__ import annotations
 
 import base64
+import json
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -19,6 +21,8 @@ from jobchain.api.models import GROUP, VERSION
 from jobchain.k8s.observe import Observer
 from jobchain.k8s.store import Store
 from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, Writer
+
+OUTPUT_CACHE = 64  # whole outputs (each up to 1 MiB) kept in memory
 
 
 def connect() -> client.ApiClient:
@@ -37,6 +41,8 @@ class Cluster:
         self.custom = client.CustomObjectsApi(api)
         self.observer = Observer(api, self.store)
         self.writer = Writer(api)
+        # Output ConfigMaps are immutable: a value read once is the value for good.
+        self._outputs: OrderedDict[tuple[str, str], Any] = OrderedDict()
 
     def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -83,6 +89,27 @@ class Cluster:
             if data and key in data:
                 values.append(base64.b64decode(str(data[key])).decode(errors="replace"))
         return values
+
+    def output_value(self, namespace: str, config_map: str, key: str) -> tuple[bool, Any]:
+        """(found, value) of a whole output kept in a ConfigMap; (False, None) if it is gone.
+        Cached (at most OUTPUT_CACHE values): the ConfigMaps are immutable."""
+        cache_key = (namespace, config_map)
+        if cache_key in self._outputs:
+            self._outputs.move_to_end(cache_key)
+            return True, self._outputs[cache_key]
+        try:
+            data = client.CoreV1Api(self.api).read_namespaced_config_map(config_map, namespace).data or {}
+        except ApiException as exc:
+            if exc.status == 404:
+                return False, None
+            raise
+        if key not in data:
+            return False, None
+        value = json.loads(data[key])
+        self._outputs[cache_key] = value
+        while len(self._outputs) > OUTPUT_CACHE:
+            self._outputs.popitem(last=False)
+        return True, value
 
     def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get(WORKFLOWS, namespace, name)

@@ -94,6 +94,26 @@ class Writer:
             "(an older one of the same name, still being garbage-collected?); will retry"
         )
 
+    def create_config_map(self, manifest: dict[str, Any]) -> None:
+        """Creates an output ConfigMap, or adopts it if it exists for the same execution (it is
+        immutable and its name and content derive from the execution and node: the same one)."""
+        self.guard()
+        meta = manifest["metadata"]
+        try:
+            self.core.create_namespaced_config_map(meta["namespace"], manifest)  # type: ignore[arg-type]
+            return
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        existing = self.core.read_namespaced_config_map(meta["name"], meta["namespace"])
+        owner_uid = meta["ownerReferences"][0]["uid"]
+        owners = existing.metadata.owner_references if existing.metadata else None
+        if not any(ref.uid == owner_uid for ref in owners or []):
+            raise ForeignJobError(
+                f"ConfigMap {meta['namespace']}/{meta['name']} exists and belongs to another execution "
+                "(an older one of the same name, still being garbage-collected?); will retry"
+            )
+
     def delete_job(self, namespace: str, name: str) -> None:
         self.guard()
         try:
