@@ -28,6 +28,7 @@ def test_keep_output_inline_in_a_config_map_or_not_at_all() -> None:
     big = keep_output(BIG_TEXT + "\n", 32768)
     assert big.whole == BIG_TEXT and big.value == BIG and big.truncated
     assert isinstance(big.output, str) and len(big.output.encode()) <= 32768 and BIG_TEXT.startswith(big.output)
+    assert BIG_TEXT.endswith(keep_output(BIG_TEXT, 32768, keep_end=True).output), "a log's preview is its end"
     # fits its (raised) inline cap but is too large for the annotation the input file is projected from
     mid_value = {"x": "b" * (INLINE_INPUT_FILE_BYTES + 10)}
     mid = keep_output(json.dumps(mid_value), 262144)
@@ -107,7 +108,7 @@ def test_an_output_over_1_mib_fails_its_node_with_a_clear_message() -> None:
     p = plan(ex, observed(job("produce", "Succeeded", "x" * (2 * 1024 * 1024), finished_at=T0)), T0)
     produce = node_status(p.status, "produce")
     assert str(produce.phase) == "Failed" and produce.outputTruncated and produce.outputRef is None
-    assert f"output is {2 * 1024 * 1024} bytes, over the {MAX_OUTPUT_BYTES} bytes (1 MiB)" in produce.message
+    assert f"output is over the {MAX_OUTPUT_BYTES} bytes (1 MiB) a node's output may be" in produce.message
     assert not p.config_maps and not p.create
     assert str(p.status.phase) == "Failed"
 

@@ -38,7 +38,7 @@ def dump(data: Any, fmt: str) -> str:
 
 
 def get_execution(cluster: Cluster, name: str, fmt: str | None, out: IO[str]) -> int:
-    execution = cluster.get(EXECUTIONS, name)
+    execution = cluster.with_whole_outputs(cluster.get(EXECUTIONS, name))
     if fmt:
         out.write(dump(_clean(execution), fmt))
     else:

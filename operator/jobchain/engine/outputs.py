@@ -163,11 +163,12 @@ class KeptOutput:
 
 def keep_output(raw: str | None, limit: int, keep_end: bool = False) -> KeptOutput:
     """Decides how an output is kept: inline (at most `limit` bytes in status), in a ConfigMap with a
-    preview in status, or not at all (over MAX_OUTPUT_BYTES)."""
+    preview in status (its start, or its end with `keep_end`: a log), or not at all (over
+    MAX_OUTPUT_BYTES: then the start, the only part read)."""
     text = raw.encode("utf-8", errors="replace").decode("utf-8").strip() if raw is not None else ""
     size = len(text.encode())
     if size > MAX_OUTPUT_BYTES:
-        preview, _ = parse_output(text, limit, keep_end)
+        preview, _ = parse_output(text, limit)
         return KeptOutput(preview, True, None, None, size)
     value, _ = parse_output(text, MAX_OUTPUT_BYTES)
     whole = input_json(value)
@@ -176,7 +177,7 @@ def keep_output(raw: str | None, limit: int, keep_end: bool = False) -> KeptOutp
         return KeptOutput(value, False, None, value)
     if fits:
         return KeptOutput(value, False, whole, value)
-    preview, _ = parse_output(text, limit, keep_end)
+    preview, _ = parse_output(text, limit, keep_end)  # a log's result is usually at its end
     return KeptOutput(preview, True, whole, value)
 
 

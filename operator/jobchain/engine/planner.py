@@ -197,8 +197,8 @@ class _Run:
             ref = None
             if kept.too_large:
                 phase = NodePhase.FAILED
-                note = (f"output is {kept.too_large} bytes, over the {MAX_OUTPUT_BYTES} bytes (1 MiB) a node's output "
-                        "may be: only its start is kept and it is passed on to no node; write large data to a "
+                note = (f"output is over the {MAX_OUTPUT_BYTES} bytes (1 MiB) a node's output may be ({kept.too_large} "
+                        "bytes read): only its start is kept and it is passed on to no node; write large data to a "
                         "volume or an object store and output its location")
                 message = f"{message}; {note}" if message else note
             elif kept.whole is not None:
