@@ -129,9 +129,9 @@ class OutputSpec(Spec):
         default=OutputSource.TERMINATION_MESSAGE,
         alias="from",
         description="Where the node's output is read: terminationMessage (the file $JOBCHAIN_OUTPUT, "
-        "which is the container's termination message; at most 4096 bytes), logs (the end of the "
-        "pod log: its last 64 KiB are read and, past the output limit, the end is kept, where results "
-        "usually are), or annotation (the pod's jobchain.dev/output annotation, set by the node "
+        "which is the container's termination message; at most 4096 bytes), logs (the pod log, up to "
+        "1 MiB; over the inline cap it is kept whole in a ConfigMap and status previews its end), "
+        "or annotation (the pod's jobchain.dev/output annotation, set by the node "
         "on its own pod). Output that parses as JSON is stored as JSON, otherwise as a string.",
     )
 
@@ -227,8 +227,9 @@ class WorkflowSpec(Spec):
         default=None,
         ge=256,
         le=262144,
-        description="Cap on each node output kept in status (default 32768). Larger outputs are "
-        "truncated and marked outputTruncated.",
+        description="Cap on each node output kept in status (default 32768). Larger outputs (up to "
+        "1 MiB) are kept whole in a ConfigMap (status.nodes[].outputRef); status keeps a preview marked "
+        "outputTruncated.",
     )
     nodes: list[Node] = Field(min_length=1, max_length=500, description="The steps of the workflow.")
 
