@@ -24,7 +24,15 @@ from pathlib import Path
 import pytest
 
 from tests.browser.support import Dashboard, Relay, relayed_kubeconfig, set_viewport
-from tests.e2e.conftest import api, kubeconfig, namespace, objects, operator, operator_process  # noqa: F401
+from tests.e2e.conftest import (  # noqa: F401
+    api,
+    kubeconfig,
+    namespace,
+    objects,
+    operator,
+    operator_account,
+    operator_process,
+)
 from tests.e2e.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]

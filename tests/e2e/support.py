@@ -146,9 +146,10 @@ class OperatorProcess:
     """`python -m jobchain.controller` with its output in a log file."""
 
     def __init__(self, kubeconfig: str, log_dir: Path, metrics_port: int = 0, health_port: int = 0,
-                 namespace_pattern: str = E2E_NAMESPACE_PREFIX + "*") -> None:
+                 namespace_pattern: str = E2E_NAMESPACE_PREFIX + "*", verbose: bool = True) -> None:
         self.kubeconfig = kubeconfig
         self.namespace_pattern = namespace_pattern
+        self.verbose = verbose
         self.log_path = log_dir / "operator.log"
         self.metrics_port = metrics_port or free_port()
         self.health_port = health_port or free_port()
@@ -165,7 +166,7 @@ class OperatorProcess:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jobchain.controller", "--namespace", self.namespace_pattern,
              "--metrics-port", str(self.metrics_port), "--health-port", str(self.health_port),
-             "--bind-address", "127.0.0.1", "--verbose"],
+             "--bind-address", "127.0.0.1", *(["--verbose"] if self.verbose else [])],
             env=env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
         )
         if wait:

@@ -75,6 +75,7 @@ def execution(
     timeout: int | None = None,
     status: ExecutionStatus | None = None,
     name: str = EXECUTION,
+    created: datetime | None = None,
 ) -> ExecutionInput:
     body: dict[str, Any] = {"params": dict(params or {}), "cancel": cancel, "timeoutSeconds": timeout}
     if workflow is not None:
@@ -88,13 +89,14 @@ def execution(
         generation=1,
         spec=WorkflowExecutionSpec.model_validate(body),
         status=status or ExecutionStatus(),
+        created=iso(created) if created else None,
     )
 
 
 def with_status(ex: ExecutionInput, status: ExecutionStatus, **spec_changes: Any) -> ExecutionInput:
     """The execution as the next handler call sees it: the status written, maybe a spec edit."""
     new_spec = ex.spec.model_copy(update=spec_changes) if spec_changes else ex.spec
-    return ExecutionInput(ex.name, ex.namespace, ex.uid, ex.generation, new_spec, status)
+    return ExecutionInput(ex.name, ex.namespace, ex.uid, ex.generation, new_spec, status, ex.created)
 
 
 def job(
@@ -258,6 +260,26 @@ def lookup(workflow: WorkflowSpec | None, name: str = "wf", found: bool = True,
 
 # ---- the API server's writes, and a fake cluster for the controller ----------------------------
 
+def through_api_server(value: Any) -> Any:
+    """`value` sent as JSON to the API server and read back: strict JSON only (NaN refused), and
+    numbers as Go keeps them (int64, else float64, written back in Go's shortest form, so 2.0
+    comes back as 2 and 18446744073709551615 as 18446744073709552000)."""
+    def numbers(v: Any) -> Any:
+        if isinstance(v, bool) or v is None or isinstance(v, str):
+            return v
+        if isinstance(v, int):
+            if -(2**63) <= v < 2**63:
+                return v
+            v = float(v)
+        if isinstance(v, float):
+            return int(v) if v.is_integer() and abs(v) < 1e21 else v
+        if isinstance(v, list):
+            return [numbers(x) for x in v]
+        return {k: numbers(x) for k, x in v.items()}
+
+    return numbers(json.loads(json.dumps(value, allow_nan=False)))
+
+
 def _prune_nulls(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _prune_nulls(v) for k, v in value.items() if v is not None}
@@ -294,7 +316,7 @@ def json_patch(target: dict[str, Any], ops: list[dict[str, Any]]) -> dict[str, A
     out = dict(target)
     for op in ops:
         assert op["op"] in ("add", "replace") and op["path"].count("/") == 1, op
-        out[op["path"][1:]] = json.loads(json.dumps(op["value"]))
+        out[op["path"][1:]] = through_api_server(op["value"])
     return out
 
 
@@ -335,7 +357,7 @@ class FakeCluster:
     def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.workflows.get(name)
 
-    def observe(self, namespace: str, execution: str, uid: str, wanted: Any) -> Observation:
+    def observe(self, namespace: str, execution: str, uid: str, wanted: Any, started: bool = True) -> Observation:
         return Observation(jobs=dict(self.seen))
 
     # the store's write-through (not recorded as actions: no API call)
@@ -378,12 +400,12 @@ class FakeCluster:
         return written
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
-        wire = json.loads(json.dumps({"status": status}))
+        wire = through_api_server({"status": status})
         return self._write_status("patch-status", plural, name, lambda obj: merge_patch(obj, wire))
 
     def json_patch_status(self, plural: str, namespace: str, name: str,
                           ops: list[dict[str, Any]]) -> dict[str, Any]:
-        wire = json.loads(json.dumps(ops))
+        wire = [dict(op) for op in ops]
         return self._write_status("patch-status", plural, name, lambda obj: json_patch(obj, wire))
 
     def event(self, obj: dict[str, Any], kind: str, type_: str, reason: str, message: str) -> None:

@@ -204,6 +204,7 @@ class NoApi(Observer):
 
     def __init__(self, store: Store) -> None:
         super().__init__(client.ApiClient(client.Configuration(host="http://127.0.0.1:1")), store)
+        store.mark_warm("ns")
 
     def confirm_job(self, namespace: str, name: str, uid: str) -> dict[str, Any] | None:
         raise AssertionError(f"asked the API server for Job {name}")
@@ -255,3 +256,28 @@ def test_a_running_nodes_job_missing_from_the_store_is_confirmed_with_the_api_se
     seen = Confirming(Store()).observe("ns", "run-1", "ex-uid",
                                        [NodeToRead("a", OutputSource.TERMINATION_MESSAGE, "run-1-a")])
     assert asked == ["run-1-a"] and seen.jobs["a"].state == JobState.RUNNING
+
+
+def test_the_first_pass_in_a_namespace_lists_its_jobs_and_pods_once() -> None:
+    # After a restart the watches deliver in no set order: the execution's event may come
+    # before its Jobs'. Read then, a Job missing from the store would look deleted.
+    lists: list[str] = []
+
+    class Items:
+        def __init__(self, kind: str, items: list[dict[str, Any]]) -> None:
+            self.kind, self._items = kind, items
+
+        def __getattr__(self, name: str) -> Any:
+            def listed(namespace: str, label_selector: str) -> Any:
+                lists.append(f"{self.kind} {namespace} {label_selector}")
+                return type("List", (), {"items": self._items})()
+            return listed
+
+    observer = Observer(client.ApiClient(client.Configuration(host="http://127.0.0.1:1")), Store())
+    observer.batch = Items("jobs", [k8s_job("a", "job-uid")])  # type: ignore[assignment]
+    observer.core = Items("pods", [k8s_pod("a-x", "job-uid", "Running", 0)])  # type: ignore[assignment]
+    wanted = [NodeToRead("a", OutputSource.TERMINATION_MESSAGE, "run-1-a")]
+    first = observer.observe("ns", "run-1", "ex-uid", wanted)
+    again = observer.observe("ns", "run-1", "ex-uid", wanted)
+    assert first.jobs["a"].state == again.jobs["a"].state == JobState.SUCCEEDED
+    assert lists == ["jobs ns app.kubernetes.io/managed-by=jobchain", "pods ns app.kubernetes.io/managed-by=jobchain"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -13,6 +14,7 @@ import pytest
 
 from jobchain.api.models import ExecutionStatus
 from jobchain.controller.reconcile import dump_status
+from jobchain.engine import cel, conditions
 from jobchain.engine.planner import ObservedJob, iso, plan
 from jobchain.engine.render import job_name
 
@@ -253,17 +255,31 @@ def test_12_a_node_made_ready_by_a_failure_before_start_starts_in_declaration_or
 
 # ---- 13: many condition edges -------------------------------------------------------------------
 
-def test_13_one_node_with_499_condition_edges_plans_fast() -> None:
+def test_13_one_node_with_499_condition_edges_plans_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     targets = [f"t{i:03d}" for i in range(499)]
     workflow = spec(node("a", *(edge(t, "condition", f"output.n > {i % 3}") for i, t in enumerate(targets))),
                     *(node(t) for t in targets), parallelism=20)
+    evaluations, conversions = Counter(), Counter()
+    evaluate, convert = cel.evaluate_activation, conditions._safe_cel
+    step = 0
+
+    def counting_evaluate(expression: str, activation: dict[str, Any]) -> bool:
+        evaluations[step] += 1
+        return evaluate(expression, activation)
+
+    def counting_convert(value: Any) -> Any:
+        conversions[step] += 1
+        return convert(value)
+
+    monkeypatch.setattr(cel, "evaluate_activation", counting_evaluate)
+    monkeypatch.setattr(conditions, "_safe_cel", counting_convert)
     ex = execution(workflow)
     p = plan(ex, {}, T0)
     ex = with_status(ex, p.status)
     seen = observed(job("a", "Succeeded", '{"n": 2}', finished_at=T0))
     slowest = 0.0
-    for step in range(40):
-        now = T0 + timedelta(seconds=step + 1)
+    for step in range(1, 40):
+        now = T0 + timedelta(seconds=step)
         began = time.perf_counter()
         p = plan(ex, seen, now)
         slowest = max(slowest, time.perf_counter() - began)
@@ -275,8 +291,13 @@ def test_13_one_node_with_499_condition_edges_plans_fast() -> None:
             break
     assert p.status.phase == "Succeeded"
     assert sum(1 for n in p.status.nodes if n.phase == "Skipped") == 166
-    # Was 1.3 s per pass (4.2 s the worst). Generous for a loaded CI machine: the figure is in bench/.
-    assert slowest < 0.5, f"slowest pass took {slowest:.2f} s"
+    # Each edge is evaluated at most once per pass, and each value is converted to CEL once per pass
+    # (outputs, params, the source's `node`): no longer once per edge and loop of the scheduler.
+    assert max(evaluations.values()) <= 499, evaluations
+    assert max(conversions.values()) <= len(p.status.nodes) + 2, conversions
+    # Was 1.3 s per pass (4.2 s the worst). The time is a benchmark's figure (bench/planner.py), not
+    # asserted (it flakes on a loaded machine): what is asserted is the work a pass does.
+    print(f"slowest pass: {slowest * 1000:.0f} ms")
 
 
 def test_finished_at_of_skipped_nodes_is_when_their_predecessors_finished() -> None:

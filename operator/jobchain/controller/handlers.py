@@ -1,5 +1,5 @@
-"""kopf registrations, and nothing else: index handlers keep the store, event handlers say
-"look at this execution again".
+"""kopf registrations, and nothing else: every handler keeps the store current and says "look at
+this execution again" when the change can matter.
 
 Why event handlers and not kopf's create/update state machine: the engine decides from
 the whole current state, so any change (the execution, one of its Jobs, one of its pods)
@@ -8,12 +8,11 @@ progress annotations), so deleting an execution is never blocked by the operator
 resync the scheduler keeps for a running execution is a safety net for missed events only: it
 never decides when a node starts.
 
-Why the store is filled by index handlers: kopf runs index handlers over the whole initial
-listing of every indexed resource before it calls any other handler, so no pass ever runs on
-a store that has not seen the cluster yet (a Job missing from a cold store would look like a
-Job deleted outside jobchain). An event only pokes when it can change a decision: a node's
-container newly terminated, a Job's verdict or failure count changed, an execution changed by
-someone else than our own status write. Everything else would be a pass that decides nothing.
+The store is what passes read instead of the API server (`k8s/store.py`; a namespace's Jobs and
+pods are listed once before its first pass, so a cold store is never read). An event only pokes
+when it can change a decision: a node's container newly terminated, a Job's verdict or failure
+count changed, an execution changed by someone else than our own status write. Everything else
+would be a pass that decides nothing.
 """
 
 from __future__ import annotations
@@ -27,12 +26,12 @@ from typing import Any
 
 import kopf
 
-from jobchain.api.models import GROUP, TERMINAL_EXECUTION_PHASES, VERSION
+from jobchain.api.models import FINISHED_NODE_PHASES, GROUP, TERMINAL_EXECUTION_PHASES, VERSION
 from jobchain.controller import leader, reconcile
 from jobchain.controller.metrics import EXECUTIONS_RUNNING, STORE_OBJECTS
 from jobchain.controller.scheduler import Key, Scheduler
 from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
-from jobchain.engine.render import LABEL_MANAGED_BY, MANAGED_BY
+from jobchain.engine.render import LABEL_MANAGED_BY, LABEL_NODE, MANAGED_BY
 from jobchain.k8s.cluster import Cluster, connect
 from jobchain.k8s.requests import count_requests
 from jobchain.k8s.store import Store, execution_of
@@ -41,16 +40,21 @@ from jobchain.k8s.writes import describe
 log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 60.0
+# Passes wait on the API server, not the CPU: enough threads that a node's handoff never queues
+# behind other executions' writes when a hundred run at once.
+WORKERS = 16
+EVENT_THREADS = 2
 FAILURES_BEFORE_EVENT = 3
 OURS = {LABEL_MANAGED_BY: MANAGED_BY}
+FINISHED = {str(p) for p in FINISHED_NODE_PHASES}
 
 
 class Runtime:
     def __init__(self) -> None:
         self.store = Store()
-        api = connect()
+        api = connect(pool_size=WORKERS + EVENT_THREADS + 4)
         count_requests(api)
-        self.cluster = Cluster(api, self.store)
+        self.cluster = Cluster(api, self.store, event_threads=EVENT_THREADS)
         # Two replicas, one active (controller/leader.py): the standby's watches keep the store
         # warm, but its schedulers start nothing and its writer refuses every write.
         self.leadership = leader.Leadership(leader.SETTINGS, api)
@@ -58,12 +62,11 @@ class Runtime:
         self.cluster.writer.identity = self.leadership.identity
         self.seen_executions: set[Key] = set()
         self.seen_workflows: set[Key] = set()
-        self.signals: dict[str, bool] = {}  # object uid -> its last event can change a decision
         self.output_limit = int(os.environ.get("JOBCHAIN_OUTPUT_LIMIT_BYTES", DEFAULT_OUTPUT_LIMIT))
         # Set from the downward API in the shipped Deployment: executions there are refused.
         self.operator_namespace = os.environ.get("JOBCHAIN_OPERATOR_NAMESPACE") or None
         self.running: set[Key] = set()
-        self.executions = Scheduler(self._reconcile_execution, on_result=self._after_execution,
+        self.executions = Scheduler(self._reconcile_execution, workers=WORKERS, on_result=self._after_execution,
                                     gate=self.leadership.acting)
         self.workflows = Scheduler(self._reconcile_workflow, workers=2, gate=self.leadership.acting)
 
@@ -155,27 +158,6 @@ def _raw(body: Mapping[str, Any]) -> dict[str, Any]:
     return {k: body[k] for k in body}
 
 
-def _uid(body: Mapping[str, Any]) -> str:
-    return str((body.get("metadata") or {}).get("uid") or "")
-
-
-@kopf.index(GROUP, VERSION, "workflowexecutions")
-async def index_execution(body: kopf.Body, **_: Any) -> None:
-    runtime().store.put_execution(_raw(body))
-
-
-@kopf.index("batch", "v1", "jobs", labels=OURS)
-async def index_job(body: kopf.Body, **_: Any) -> None:
-    rt = runtime()
-    rt.signals[_uid(body)] = rt.store.put_job(_raw(body))
-
-
-@kopf.index("", "v1", "pods", labels=OURS)
-async def index_pod(body: kopf.Body, **_: Any) -> None:
-    rt = runtime()
-    rt.signals[_uid(body)] = rt.store.put_pod(_raw(body))
-
-
 def _count_store() -> None:
     for kind, count in runtime().store.sizes().items():
         STORE_OBJECTS.labels(kind).set(count)
@@ -194,33 +176,47 @@ async def execution_changed(event: kopf.RawEvent, namespace: str | None, name: s
         _count_store()
         return
     rt.seen_executions.add(key)
-    if rt.store.is_own_write(dict(event["object"])):
+    obj = dict(event["object"])
+    if rt.store.is_own_write(obj):
         return  # the echo of our own status write: the pass that wrote it decided everything
+    rt.store.put_execution(obj)
     rt.executions.poke(key)
 
 
 @kopf.on.event("batch", "v1", "jobs", labels=OURS)
 async def job_changed(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any) -> None:
     rt = runtime()
-    changed = rt.signals.pop(_uid(body), True)
     if event.get("type") == "DELETED":
         rt.store.drop_job(_raw(body))
         _count_store()
         changed = True  # a running node's Job gone is news
+    else:
+        changed = rt.store.put_job(_raw(body))
     owner = execution_of(_raw(body))
-    if changed and owner and namespace:
+    if changed and owner and namespace and not _recorded_finished(namespace, owner, body):
         rt.executions.poke((namespace, owner))
+
+
+def _recorded_finished(namespace: str, execution: str, job: Mapping[str, Any]) -> bool:
+    """Whether status already has the Job's node finished, while the execution runs on: the Job
+    controller's Complete condition, a second after the pod said so, has nothing left to decide."""
+    held = runtime().store.execution(namespace, execution)
+    status = (held or {}).get("status") or {}
+    if status.get("phase") != "Running":
+        return False
+    node = ((job.get("metadata") or {}).get("labels") or {}).get(LABEL_NODE)
+    return any(n.get("name") == node and n.get("phase") in FINISHED for n in status.get("nodes") or [])
 
 
 @kopf.on.event("", "v1", "pods", labels=OURS)
 async def pod_changed(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, **_: Any) -> None:
     # A pod's node container is seen terminated seconds before the Job controller reports it.
     rt = runtime()
-    changed = rt.signals.pop(_uid(body), False)
     if event.get("type") == "DELETED":
         rt.store.drop_pod(_raw(body))
         _count_store()
         return  # the Job controller counts a pod deleted before it finished: the Job event says it
+    changed = rt.store.put_pod(_raw(body))
     owner = execution_of(_raw(body))
     if changed and owner and namespace:
         rt.executions.poke((namespace, owner))

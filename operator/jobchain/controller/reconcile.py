@@ -42,6 +42,7 @@ from jobchain.engine.planner import (
 )
 from jobchain.engine.render import LABEL_NODE
 from jobchain.engine.secrets import redact, secret_refs
+from jobchain.engine.timefmt import iso
 from jobchain.engine.types import ObservedJob
 from jobchain.k8s.cluster import Cluster
 from jobchain.k8s.observe import NodeToRead
@@ -64,6 +65,12 @@ def dump_status(status: ExecutionStatus) -> dict[str, Any]:
     if status.workflowSpec is not None:
         data["workflowSpec"] = status.workflowSpec.model_dump(mode="json", by_alias=True, exclude_none=True)
     return data
+
+
+def utc_stamp(value: Any) -> str | None:
+    """A Kubernetes timestamp as status stores them."""
+    moment = parse_time(str(value)) if value else None
+    return iso(moment) if moment else None
 
 
 def status_patch(old: ExecutionStatus, new: ExecutionStatus) -> list[dict[str, Any]] | None:
@@ -97,7 +104,8 @@ def _to_read(workflow: WorkflowSpec | None, status: ExecutionStatus) -> list[Nod
 
 
 def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[dict[str, Any]],
-                    now: datetime, finished_seen: dict[str, float], created_at: dict[str, float]) -> None:
+                    now: datetime, finished_seen: dict[str, float],
+                    created_at: dict[str, tuple[float, float]]) -> None:
     if old.phase != ExecutionPhase.RUNNING and new.phase == ExecutionPhase.RUNNING:
         metrics.EXECUTIONS_STARTED.inc()
     if old.phase not in TERMINAL_EXECUTION_PHASES and new.phase in TERMINAL_EXECUTION_PHASES:
@@ -121,11 +129,12 @@ def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[di
         # Job's create returned (monotonic clock), for a predecessor that finished in this pass.
         source_name = (started.inputFrom if started else None) or ""
         seen = finished_seen.get(source_name)
-        returned = created_at.get(job["metadata"]["name"])
-        if seen is not None and returned is not None and before.get(source_name) in (
+        times = created_at.get(job["metadata"]["name"])
+        if seen is not None and times is not None and before.get(source_name) in (
             None, NodePhase.PENDING, NodePhase.RUNNING,
         ):
-            metrics.HANDOFF_OPERATOR.observe(max(0.0, returned - seen))
+            metrics.HANDOFF_OPERATOR.observe(max(0.0, times[1] - seen))
+            metrics.HANDOFF_BEFORE_CREATE.observe(max(0.0, times[0] - seen))
 
 
 def refuse(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
@@ -210,22 +219,27 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
                      spec.ttlSecondsAfterFinished)
             return Outcome(None)
         return Outcome(str(old.phase), expiry)
-    lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None and not spec.cancel else None
+    began = time.monotonic()
+    lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None else None
     workflow = old.workflowSpec or spec.workflow or (lookup.spec if lookup else None)
-    observation = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old))
+    observation = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old),
+                                           started=old.workflowSpec is not None)
     observed = _without_secrets(cluster, namespace, spec, observation.jobs)
     execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old,
-                               _whole_outputs(cluster, namespace, old))
+                               created=utc_stamp(meta.get("creationTimestamp")),
+                               outputs=_whole_outputs(cluster, namespace, old))
     result = plan(execution, observed, now, lookup, output_limit)
     for config_map in result.config_maps:  # before the status that names them, and the Jobs that mount them
         cluster.writer.create_config_map(config_map)
+    planned = time.monotonic()
 
     refused: dict[str, str] = {}
-    created_at: dict[str, float] = {}
+    created_at: dict[str, tuple[float, float]] = {}  # Job name -> (create sent, create returned)
     for job in result.create:
         try:
+            sent = time.monotonic()
             cluster.store.put_job(cluster.writer.create_job(job))
-            created_at[job["metadata"]["name"]] = time.monotonic()
+            created_at[job["metadata"]["name"]] = (sent, time.monotonic())
         except JobRefused as exc:  # the user's node spec, not a passing fault: fail the node
             refused[job["metadata"]["labels"][LABEL_NODE]] = str(exc)
     for job_name in result.delete:
@@ -239,8 +253,9 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     created = [j for j in result.create if j["metadata"]["labels"][LABEL_NODE] not in refused]
     _record_metrics(old, new, created, now, observation.finished_seen, created_at)
     if result.create or result.delete or new.phase != old.phase:
-        log.info("%s/%s: %s %s, created %s, deleted %s", namespace, name, new.phase, new.progress,
-                 [j["metadata"]["name"] for j in result.create], result.delete)
+        log.info("%s/%s: %s %s, created %s, deleted %s (read+plan %.0f ms, writes %.0f ms)", namespace, name,
+                 new.phase, new.progress, [j["metadata"]["name"] for j in result.create], result.delete,
+                 (planned - began) * 1000, (time.monotonic() - planned) * 1000)
     return Outcome(str(new.phase), wake_at)
 
 

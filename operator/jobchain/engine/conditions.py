@@ -39,11 +39,12 @@ class EdgeDecisions:
         self._outputs: dict[str, Any] = {}
         self._params = _safe_cel(dict(status.params or {}))
         self._nodes: Any = None  # celtypes.MapType, built on first use, updated in place
+        self._node_vars: dict[str, Any] = {}  # `node` of each source (finished: never changes)
         self._decided: dict[tuple[str, int], bool | cel.CelError] = {}
 
     def changed(self, node: NodeStatus) -> None:
-        """A node's phase changed in this pass: `nodes.NAME.phase` must say so."""
-        self._outputs.pop(node.name, None)
+        """A node's phase changed in this pass: `nodes.NAME.phase` must say so. (Its output did not:
+        outputs are recorded before the first edge is decided.)"""
         if self._nodes is not None:
             self._nodes[celtypes.StringType(node.name)] = self._entry(node)
 
@@ -55,6 +56,12 @@ class EdgeDecisions:
     def _entry(self, node: NodeStatus) -> Any:
         return celtypes.MapType({celtypes.StringType("phase"): celtypes.StringType(str(node.phase)),
                                  celtypes.StringType("output"): self._output(node)})
+
+    def _node_var(self, source: NodeStatus) -> Any:
+        if source.name not in self._node_vars:
+            self._node_vars[source.name] = _safe_cel(
+                {"name": source.name, "phase": str(source.phase), "exitCode": source.exitCode})
+        return self._node_vars[source.name]
 
     def _nodes_map(self) -> Any:
         if self._nodes is None:
@@ -93,7 +100,7 @@ class EdgeDecisions:
             "output": self._output(source),
             "input": self._output(feeder) if feeder is not None else None,
             "params": self._params,
-            "node": _safe_cel({"name": source.name, "phase": str(source.phase), "exitCode": source.exitCode}),
+            "node": self._node_var(source),
             "nodes": self._nodes_map(),
         }
         return cel.evaluate_activation(edge.when, activation)

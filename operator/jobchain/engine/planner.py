@@ -36,7 +36,7 @@ from jobchain.api.models import (
 from jobchain.engine import cel, refs
 from jobchain.engine import status as st
 from jobchain.engine.conditions import EdgeDecisions
-from jobchain.engine.graph import Graph, InEdge, node_texts, validate
+from jobchain.engine.graph import Graph, InEdge, node_texts
 from jobchain.engine.lifecycle import expires_at, leftovers, record_refusals
 from jobchain.engine.outputs import (
     DEFAULT_OUTPUT_LIMIT,
@@ -45,7 +45,6 @@ from jobchain.engine.outputs import (
     STATUS_OUTPUT_BUDGET,
     keep_output,
     stored_size,
-    too_deep,
 )
 from jobchain.engine.refs import Scope, UnresolvedReference
 from jobchain.engine.render import (
@@ -57,7 +56,8 @@ from jobchain.engine.render import (
     render_job,
     render_output_config_map,
 )
-from jobchain.engine.secrets import secret_param_problems, secret_refs
+from jobchain.engine.secrets import secret_refs
+from jobchain.engine.snapshot import Refusal, snapshot
 from jobchain.engine.timefmt import format_duration, iso, parse_time
 from jobchain.engine.types import Event, ExecutionInput, JobState, ObservedJob, Plan, WorkflowLookup
 
@@ -81,43 +81,14 @@ class _Run:
         self._edges: EdgeDecisions | None = None
 
     # ---- start -------------------------------------------------------------------------
-    def start(self, lookup: WorkflowLookup | None) -> bool:
-        """Takes the Workflow snapshot and resolves params; False when the execution failed."""
-        spec = self.execution.spec
-        if spec.workflow is not None:
-            workflow_name, workflow = self.execution.name, spec.workflow
-        elif lookup is None or not lookup.found:
-            name = spec.workflowRef.name if spec.workflowRef else "(none)"
-            return self.fail("WorkflowNotFound",
-                             f"Workflow {name!r} not found in namespace {self.execution.namespace!r}; "
-                             "create it first or fix spec.workflowRef.name, then create a new execution")
-        elif lookup.spec is None:
-            return self.fail("InvalidWorkflow", f"Workflow {lookup.name!r} is invalid: {'; '.join(lookup.problems)}. "
-                             "Fix the Workflow, then create a new execution")
-        else:
-            workflow_name, workflow = lookup.name, lookup.spec
-        where = "spec.workflow" if spec.workflow is not None else f"Workflow {workflow_name!r}"
-        problems = [str(p) for p in validate(workflow, prefix="spec")] + too_deep(workflow, "spec")
-        if problems:
-            return self.fail("InvalidWorkflow", f"{where} is invalid: {'; '.join(problems)}. Fix it, then create a "
-                             "new execution")
-        declared = {p.name: p for p in workflow.params}
-        from_secrets = secret_refs(spec)
-        unknown = sorted((set(spec.params) | set(from_secrets)) - set(declared))
-        missing = sorted(n for n, p in declared.items()
-                         if p.default is None and not p.secret and n not in spec.params and n not in from_secrets)
-        secret_problems = secret_param_problems(workflow, spec)
-        if unknown or missing or secret_problems:
-            parts = list(secret_problems)
-            if unknown:
-                parts.append(f"spec.params sets {', '.join(unknown)}, which {where} does not declare "
-                             f"(declared: {', '.join(sorted(declared)) or 'none'})")
-            if missing:
-                parts.append(f"spec.params must set {', '.join(missing)} (declared without a default)")
-            return self.fail("InvalidParams", "; ".join(parts))
-        params = {n: spec.params.get(n, p.default or "") for n, p in declared.items() if n not in from_secrets}
-        st.begin(self.status, workflow_name, workflow, params, self.now, secret_params=sorted(from_secrets))
-        return True
+    def start(self, lookup: WorkflowLookup | None) -> tuple[str, str] | None:
+        """Takes the Workflow snapshot and resolves params; else (reason, message) of why not."""
+        taken = snapshot(self.execution, lookup)
+        if isinstance(taken, Refusal):
+            return taken.reason, taken.message
+        st.begin(self.status, taken.workflow_name, taken.workflow, taken.params,
+                 self.execution.created or self.now, secret_params=taken.secret_params)
+        return None
 
     def fail(self, reason: str, message: str) -> bool:
         st.finish(self.status, ExecutionPhase.FAILED, reason, message, self.now)
@@ -237,7 +208,7 @@ class _Run:
             if not self.decided(incoming, nodes):
                 continue
             held = [e for e in incoming if self.holds_or_false(e, nodes)]
-            nodes[name].inputFrom = self.input_source(held, nodes)
+            st.restore_input(nodes[name], self.input_source(held, nodes))
             self.unrestored.discard(name)
 
     def input_source(self, held: list[InEdge], nodes: dict[str, NodeStatus]) -> str | None:
@@ -394,11 +365,13 @@ class _Run:
         else:
             self.finish(ExecutionPhase.SUCCEEDED, "Succeeded", f"all nodes finished: {summary}")
 
-    def all_done_by(self, deadline: datetime) -> bool:
-        """Every node finished, and finished before the deadline (by its own finishedAt)."""
+    def all_done_by(self, deadline: datetime | None) -> bool:
+        """Every node finished, and (with a deadline) finished before it, by its own finishedAt."""
         for node in self.status.nodes:
             finished = parse_time(node.finishedAt)
-            if node.phase not in FINISHED_NODE_PHASES or finished is None or finished > deadline:
+            if node.phase not in FINISHED_NODE_PHASES or finished is None:
+                return False
+            if deadline is not None and finished > deadline:
                 return False
         return True
 
@@ -419,11 +392,14 @@ def plan(
         run.plan.delete = leftovers(status, observed, [])
         return run.plan
     if status.workflowSpec is None:
-        if execution.spec.cancel:
-            run.finish(ExecutionPhase.CANCELLED, "Cancelled", "cancelled before it started")
-        else:
-            run.start(workflow)
-        if status.workflowSpec is None:
+        # Also when cancelled: a pass may have started the execution and lost its status write, so
+        # the snapshot is taken again and what its Jobs did is recorded before the cancel stops the rest.
+        refused = run.start(workflow)
+        if refused is not None:
+            if execution.spec.cancel:
+                run.finish(ExecutionPhase.CANCELLED, "Cancelled", "cancelled before it started")
+            else:
+                run.fail(*refused)
             st.summarize(status, execution.generation, now)
             return run.plan
     deadline = None
@@ -432,16 +408,15 @@ def plan(
         deadline = started + timedelta(seconds=execution.spec.timeoutSeconds)
     late = deadline is not None and now >= deadline
     run.fold_observed(stopping=execution.spec.cancel or late)
-    if execution.spec.cancel:
-        run.stop(ExecutionPhase.CANCELLED, "Cancelled", "cancelled by spec.cancel")
-    elif late:
-        assert deadline is not None
-        # A pass that runs after the deadline (the operator was busy or restarting) still lets
-        # an execution whose nodes all finished in time end as it would have: decisions that
-        # start nothing (skips, failures before start) are made, no Job is started.
+    if execution.spec.cancel or late:
+        # Decisions that start nothing (skips, failures before start) are still made: a pass that
+        # comes late (the operator was busy or restarting, or its status write was lost) lets an
+        # execution whose nodes had all finished end as it would have. Only then does it stop.
         run.schedule(may_start=False)
         if run.status.phase == ExecutionPhase.RUNNING and run.all_done_by(deadline):
             run.conclude()
+        elif execution.spec.cancel:
+            run.stop(ExecutionPhase.CANCELLED, "Cancelled", "cancelled by spec.cancel")
         else:
             run.stop(ExecutionPhase.FAILED, "DeadlineExceeded",
                      f"the execution ran past spec.timeoutSeconds ({execution.spec.timeoutSeconds}s)")

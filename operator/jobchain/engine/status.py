@@ -101,14 +101,22 @@ def note_job(node: NodeStatus, job_name: str, at: datetime | str, retries: int) 
     mark_node(node, NodePhase.RUNNING, at)
 
 
+def restore_input(node: NodeStatus, source: str | None) -> None:
+    """The input of a node whose Job a pass created and whose status write was lost: set once, also
+    on a node that finished meanwhile (its Job got that input when it was created)."""
+    if node.inputFrom is None:
+        node.inputFrom = source
+
+
 # ---- the execution -------------------------------------------------------------------------
 
 def begin(status: ExecutionStatus, workflow_name: str, workflow: WorkflowSpec, params: dict[str, str],
-          at: datetime, secret_params: list[str] | None = None) -> None:
+          at: datetime | str, secret_params: list[str] | None = None) -> None:
     """Takes the Workflow snapshot: from now on the execution runs this spec and these params.
+    `at` is when the execution started (its creation, so that a replayed start keeps it).
 
     Secret params are named, never valued: their values go from the Secret to the pod."""
-    status.startedAt = status.startedAt or iso(at)
+    status.startedAt = status.startedAt or _stamp(at)
     status.workflowName = workflow_name
     status.params = params
     status.secretParams = secret_params or None

@@ -51,6 +51,9 @@ class ExecutionInput:
     generation: int
     spec: WorkflowExecutionSpec
     status: ExecutionStatus
+    # metadata.creationTimestamp: the start of the execution (and of its deadline) whatever pass
+    # first recorded it, so a lost status write cannot move the deadline.
+    created: str | None = None
     # The whole outputs of finished nodes whose status holds a preview and an outputRef (read from
     # their ConfigMaps by the controller): the values edges and inputs use.
     outputs: Mapping[str, Any] = field(default_factory=dict)

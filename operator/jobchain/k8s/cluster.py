@@ -25,22 +25,29 @@ from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, Writer
 OUTPUT_CACHE = 64  # whole outputs (each up to 1 MiB) kept in memory
 
 
-def connect() -> client.ApiClient:
-    """In-cluster config when running as a pod, otherwise $KUBECONFIG / ~/.kube/config."""
+def connect(pool_size: int | None = None) -> client.ApiClient:
+    """In-cluster config when running as a pod, otherwise $KUBECONFIG / ~/.kube/config.
+
+    `pool_size`: HTTP connections kept open, for a caller sending from that many threads at once
+    (urllib3 otherwise opens and discards a connection per request past its default of 10).
+    """
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         config.load_kube_config()  # type: ignore[no-untyped-call]
-    return client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    if pool_size:
+        configuration.connection_pool_maxsize = pool_size
+    return client.ApiClient(configuration)
 
 
 class Cluster:
-    def __init__(self, api: client.ApiClient, store: Store | None = None) -> None:
+    def __init__(self, api: client.ApiClient, store: Store | None = None, event_threads: int = 0) -> None:
         self.api = api
         self.store = store or Store()
         self.custom = client.CustomObjectsApi(api)
         self.observer = Observer(api, self.store)
-        self.writer = Writer(api)
+        self.writer = Writer(api, event_threads)
         # Output ConfigMaps are immutable: a value read once is the value for good.
         self._outputs: OrderedDict[tuple[str, str], Any] = OrderedDict()
 

@@ -12,7 +12,8 @@ container failed) is a failed attempt; the Job's own Complete/Failed conditions 
 when no pod says anything (a deadline before any pod started, pods deleted).
 
 Everything is read from the store the watches fill (`k8s/store.py`), not from the API server;
-the API server is asked only to confirm that a Job the store does not hold is really gone
+the API server is asked only to fill the store once per namespace (the first pass there lists
+its Jobs and pods), to confirm that a Job the store does not hold is really gone
 (before a Running node is declared failed for it) and for pod logs, which only nodes whose
 output is their log or that failed need. Outputs are read as soon as a node is seen finished,
 so the planner keeps them in status before anything deletes the pod. A pod counts for a node
@@ -32,7 +33,7 @@ from kubernetes.client.exceptions import ApiException
 from jobchain.api.models import OutputSource
 from jobchain.engine.outputs import LOG_TAIL_BYTES
 from jobchain.engine.planner import JobState, ObservedJob
-from jobchain.engine.render import ANNOTATION_OUTPUT, CONTAINER, LABEL_NODE
+from jobchain.engine.render import ANNOTATION_OUTPUT, CONTAINER, LABEL_MANAGED_BY, LABEL_NODE, MANAGED_BY
 from jobchain.engine.timefmt import iso, parse_time
 from jobchain.k8s.store import Store
 
@@ -229,7 +230,27 @@ class Observer:
         self.store.put_job(job)
         return job
 
-    def observe(self, namespace: str, execution: str, uid: str, wanted: Iterable[NodeToRead]) -> Observation:
+    def warm(self, namespace: str) -> None:
+        """Lists the namespace's Jobs and pods of ours into the store, once per operator start.
+
+        Why not trust the watches alone at start: they start and deliver in no particular order, so
+        an execution's event can come before its Jobs'; a Job missing from the store would look
+        deleted (its node failed) or never created. After this, the watches keep the store current.
+        """
+        selector = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
+        for job in self.batch.list_namespaced_job(namespace, label_selector=selector).items:
+            self.store.put_job(self.api.sanitize_for_serialization(job))  # type: ignore[no-untyped-call]
+        for pod in self.core.list_namespaced_pod(namespace, label_selector=selector).items:
+            self.store.put_pod(self.api.sanitize_for_serialization(pod))  # type: ignore[no-untyped-call]
+        self.store.mark_warm(namespace)
+
+    def observe(self, namespace: str, execution: str, uid: str, wanted: Iterable[NodeToRead],
+                started: bool = True) -> Observation:
+        """What the execution's Jobs say. `started`: status has nodes (Jobs may exist from before
+        this operator started); an execution not started yet has none the store could have missed
+        that matter (a Job created by a pass whose status write was lost is adopted at its create)."""
+        if started and not self.store.is_warm(namespace):
+            self.warm(namespace)
         wanted_by_name = {w.name: w for w in wanted}
         result = Observation()
         jobs = self.jobs(namespace, execution, uid)

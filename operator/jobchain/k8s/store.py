@@ -71,7 +71,8 @@ def trim_pod(pod: Obj) -> Obj:
     """What the operator reads of a pod: identity, owner, phase, the node container's state."""
     status = pod.get("status") or {}
     kept_status: Obj = {k: status[k] for k in ("phase", "reason", "message") if k in status}
-    containers = [s for s in status.get("containerStatuses") or [] if s.get("name") == CONTAINER]
+    containers = [{"name": CONTAINER, "state": s.get("state") or {}}
+                  for s in status.get("containerStatuses") or [] if s.get("name") == CONTAINER]
     if containers:
         kept_status["containerStatuses"] = containers
     return {"metadata": _meta(pod, (ANNOTATION_OUTPUT, ANNOTATION_EXECUTION)), "status": kept_status}
@@ -120,6 +121,15 @@ class Store:
         self._pods: dict[Key, Obj] = {}
         self._pods_of: dict[str, set[Key]] = {}  # Job uid -> pods
         self._finished_seen: dict[str, float] = {}  # pod uid -> monotonic time first seen finished
+        self._warm: set[str] = set()  # namespaces whose Jobs and pods were listed once
+
+    def is_warm(self, namespace: str) -> bool:
+        with self._lock:
+            return namespace in self._warm
+
+    def mark_warm(self, namespace: str) -> None:
+        with self._lock:
+            self._warm.add(namespace)
 
     # ---- executions --------------------------------------------------------------------
     def put_execution(self, obj: Obj, own: bool = False) -> bool:
@@ -128,6 +138,9 @@ class Store:
         `own`: the response of our own status write (its watch event will need no pass).
         """
         key = _key(obj)
+        meta = obj.get("metadata") or {}
+        if "managedFields" in meta:  # never read, and as large as the status it describes
+            obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         with self._lock:
             held = self._executions.get(key)
             if held is not None and not rv_newer_or_same(_rv(obj), _rv(held)):

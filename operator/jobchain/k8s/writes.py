@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -56,8 +57,11 @@ def describe(exc: BaseException) -> str:
 
 
 class Writer:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, event_threads: int = 0) -> None:
+        """`event_threads`: post Events from that many background threads instead of the caller's
+        (Events are best effort; a pass that waited for them would hold back the next handoff)."""
         self.api = api
+        self._events = ThreadPoolExecutor(event_threads, thread_name_prefix="events") if event_threads else None
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
         self.custom = client.CustomObjectsApi(api)
@@ -172,7 +176,13 @@ class Writer:
             last_timestamp=now,
             count=1,
         )
+        if self._events is not None:
+            self._events.submit(self._post_event, meta["namespace"], meta["name"], reason, body)
+        else:
+            self._post_event(meta["namespace"], meta["name"], reason, body)
+
+    def _post_event(self, namespace: str, name: str, reason: str, body: client.CoreV1Event) -> None:
         try:
-            self.core.create_namespaced_event(meta["namespace"], body)
+            self.core.create_namespaced_event(namespace, body)
         except Exception as exc:  # an event that cannot be posted must not stop the execution
-            log.warning("cannot post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
+            log.warning("cannot post event %s on %s/%s: %s", reason, namespace, name, exc)

@@ -1,0 +1,65 @@
+"""The snapshot an execution takes when it starts: the Workflow it runs and its params, or why
+it cannot start (the Workflow missing or invalid, params that do not match). Decided from the
+spec and the Workflow found alone, so a start replayed after a lost status write takes the same."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jobchain.api.models import WorkflowSpec
+from jobchain.engine.graph import validate
+from jobchain.engine.outputs import too_deep
+from jobchain.engine.secrets import secret_param_problems, secret_refs
+from jobchain.engine.types import ExecutionInput, WorkflowLookup
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    workflow_name: str
+    workflow: WorkflowSpec
+    params: dict[str, str]
+    secret_params: list[str]
+
+
+@dataclass(frozen=True)
+class Refusal:
+    reason: str  # WorkflowNotFound, InvalidWorkflow, InvalidParams
+    message: str
+
+
+def snapshot(execution: ExecutionInput, lookup: WorkflowLookup | None) -> Snapshot | Refusal:
+    """The Workflow an execution runs and its params, or why it cannot run (reason, message)."""
+    spec = execution.spec
+    if spec.workflow is not None:
+        workflow_name, workflow = execution.name, spec.workflow
+    elif lookup is None or not lookup.found:
+        name = spec.workflowRef.name if spec.workflowRef else "(none)"
+        return Refusal("WorkflowNotFound",
+                       f"Workflow {name!r} not found in namespace {execution.namespace!r}; "
+                       "create it first or fix spec.workflowRef.name, then create a new execution")
+    elif lookup.spec is None:
+        return Refusal("InvalidWorkflow", f"Workflow {lookup.name!r} is invalid: {'; '.join(lookup.problems)}. "
+                       "Fix the Workflow, then create a new execution")
+    else:
+        workflow_name, workflow = lookup.name, lookup.spec
+    where = "spec.workflow" if spec.workflow is not None else f"Workflow {workflow_name!r}"
+    problems = [str(p) for p in validate(workflow, prefix="spec")] + too_deep(workflow, "spec")
+    if problems:
+        return Refusal("InvalidWorkflow", f"{where} is invalid: {'; '.join(problems)}. Fix it, then create a "
+                       "new execution")
+    declared = {p.name: p for p in workflow.params}
+    from_secrets = secret_refs(spec)
+    unknown = sorted((set(spec.params) | set(from_secrets)) - set(declared))
+    missing = sorted(n for n, p in declared.items()
+                     if p.default is None and not p.secret and n not in spec.params and n not in from_secrets)
+    secret_problems = secret_param_problems(workflow, spec)
+    if unknown or missing or secret_problems:
+        parts = list(secret_problems)
+        if unknown:
+            parts.append(f"spec.params sets {', '.join(unknown)}, which {where} does not declare "
+                         f"(declared: {', '.join(sorted(declared)) or 'none'})")
+        if missing:
+            parts.append(f"spec.params must set {', '.join(missing)} (declared without a default)")
+        return Refusal("InvalidParams", "; ".join(parts))
+    params = {n: spec.params.get(n, p.default or "") for n, p in declared.items() if n not in from_secrets}
+    return Snapshot(workflow_name, workflow, params, sorted(from_secrets))
