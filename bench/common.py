@@ -184,7 +184,9 @@ def inline_chain(name: str, nodes: int, script: str) -> dict[str, Any]:
     steps = [{"name": f"n{i}", "script": script, **({"next": [{"node": f"n{i + 1}"}]} if i + 1 < nodes else {})}
              for i in range(nodes)]
     return {"apiVersion": "jobchain.dev/v1alpha1", "kind": "WorkflowExecution", "metadata": {"name": name},
-            "spec": {"workflow": {"defaults": {"image": BUSYBOX, "timeoutSeconds": 600}, "nodes": steps}}}
+            # No node timeout: with more executions than the kubelet runs pods at once (maxPods),
+            # a pod may wait in the scheduler's queue for many minutes, and a Job's deadline counts that.
+            "spec": {"workflow": {"defaults": {"image": BUSYBOX}, "nodes": steps}}}
 
 
 def watch_events(list_call: Any, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:

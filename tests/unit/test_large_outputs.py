@@ -7,6 +7,7 @@ status the previous one wrote and the whole outputs read back from the ConfigMap
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from typing import Any
@@ -52,7 +53,7 @@ def _next(ex: ExecutionInput, status: ExecutionStatus, config_maps: dict[str, di
     """The execution as the next pass sees it: status as written, whole outputs read from the ConfigMaps."""
     outputs = {n.name: json.loads(config_maps[n.outputRef.configMap]["data"][n.outputRef.key])
                for n in status.nodes if n.outputRef is not None}
-    return ExecutionInput(ex.name, ex.namespace, ex.uid, ex.generation, ex.spec, status, ex.created, outputs)
+    return dataclasses.replace(ex, status=status, outputs=outputs)
 
 
 def test_a_300_kib_output_is_kept_whole_and_reaches_the_next_node_whole() -> None:

@@ -54,6 +54,7 @@ class ExecutionInput:
     # metadata.creationTimestamp: the start of the execution (and of its deadline) whatever pass
     # first recorded it, so a lost status write cannot move the deadline.
     created: str | None = None
+    scheduled_time: str | None = None  # a WorkflowSchedule's time for this execution (its annotation)
     # The whole outputs of finished nodes whose status holds a preview and an outputRef (read from
     # their ConfigMaps by the controller): the values edges and inputs use.
     outputs: Mapping[str, Any] = field(default_factory=dict)
