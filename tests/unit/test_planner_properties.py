@@ -102,14 +102,21 @@ def expected_when(when: str, output: Any, input: Any, exit_code: int | None) -> 
     return exit_code == 0
 
 
-def input_of(node: NodeStatus, nodes: dict[str, NodeStatus]) -> Any:
-    return nodes[node.inputFrom].output if node.inputFrom else None
+def whole(node: NodeStatus, config_maps: dict[str, Any]) -> Any:
+    """A node's whole output: the one kept in its ConfigMap when status holds a preview (outputRef)."""
+    return config_maps[node.outputRef.configMap] if node.outputRef is not None else node.output
 
 
-def check_edge_semantics(workflow: WorkflowSpec, status: ExecutionStatus) -> None:
+def input_of(node: NodeStatus, nodes: dict[str, NodeStatus], config_maps: dict[str, Any] | None = None) -> Any:
+    return whole(nodes[node.inputFrom], config_maps or {}) if node.inputFrom else None
+
+
+def check_edge_semantics(workflow: WorkflowSpec, status: ExecutionStatus,
+                         config_maps: dict[str, Any] | None = None) -> None:
     """Each node ran iff its join held over its incoming edges; its input is the last finished holder."""
     graph = Graph.of(workflow)
     nodes = {m.name: m for m in status.nodes}
+    kept = config_maps or {}
     for spec_node in workflow.nodes:
         incoming = graph.incoming[spec_node.name]
         held = []
@@ -117,7 +124,8 @@ def check_edge_semantics(workflow: WorkflowSpec, status: ExecutionStatus) -> Non
             source = nodes[e.source]
             if source.phase == "Succeeded":
                 ok = e.kind in ("success", "always") or (
-                    e.kind == "condition" and expected_when(e.when or "", source.output, input_of(source, nodes),
+                    e.kind == "condition" and expected_when(e.when or "", whole(source, kept),
+                                                            input_of(source, nodes, kept),
                                                             source.exitCode))
             else:
                 ok = source.phase == "Failed" and e.kind in ("failure", "always")
@@ -309,10 +317,10 @@ def check_jobs_received_what_status_records(sc: Scenario, outcome: Outcome) -> N
         spec_script = next(n.script for n in sc.workflow.nodes if n.name == name)
         if spec_script == "echo $(input)":
             assert source is not None
-            assert script == "echo " + render_value(source.output)
+            assert script == "echo " + render_value(value)
         elif spec_script == "echo $(input.v)":
-            assert source is not None and isinstance(source.output, dict)
-            assert script == "echo " + render_value(source.output["v"])
+            assert source is not None and isinstance(value, dict)
+            assert script == "echo " + render_value(value["v"])
 
 
 def results_of(status: ExecutionStatus) -> list[tuple[str, str, Any, str | None, bool]]:
@@ -361,6 +369,6 @@ def check_final(workflow: WorkflowSpec, status: ExecutionStatus, outcome: Outcom
             assert f"and {len(unhandled) - 3} more" in status.message
     if status.reason in ("Succeeded", "NodeFailed"):
         assert not any(m.phase == "Cancelled" for m in status.nodes)
-        check_edge_semantics(workflow, status)
+        check_edge_semantics(workflow, status, outcome.config_maps)
     if status.reason == "ConditionError":
         event("condition error")
