@@ -10,6 +10,7 @@ The tests run in file order: install -> metrics -> upgrade -> uninstall.
 
 from __future__ import annotations
 
+import os
 import secrets
 import subprocess
 from collections.abc import Iterator
@@ -27,7 +28,10 @@ from tests.e2e.support import GROUP, VERSION, kubectl, tool, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "jobchain"
-IMAGE_REPOSITORY, IMAGE_TAG = "localhost/jobchain-operator", "dev"
+# JOBCHAIN_E2E_IMAGE_TAG: another tag of the same build (e.g. one only this checkout's build
+# carries, when several checkouts share one cluster and each rebuilds :dev).
+IMAGE_REPOSITORY, IMAGE_TAG = "localhost/jobchain-operator", os.environ.get("JOBCHAIN_E2E_IMAGE_TAG", "dev")
+REPLICAS = 2  # the chart's default: one active, one standby
 CRD_NAMES = ("workflows.jobchain.dev", "workflowexecutions.jobchain.dev")
 
 
@@ -72,8 +76,9 @@ class Install:
         )
         return [p for p in pods.items if p.metadata.deletion_timestamp is None]
 
-    def wait_operator_ready(self, timeout: float = 180) -> client.V1Pod:
-        def ready() -> client.V1Pod | None:
+    def wait_operator_ready(self, timeout: float = 180) -> list[client.V1Pod]:
+        """Waits until exactly the chart's replicas run, all Ready (an update's old pods gone)."""
+        def ready() -> list[client.V1Pod] | None:
             pods = self.operator_pods()
             for pod in pods:
                 for cs in pod.status.container_statuses or []:
@@ -86,16 +91,17 @@ class Install:
             ready_pods = [
                 p for p in pods if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
             ]
-            return ready_pods[0] if len(ready_pods) == 1 and len(pods) == 1 else None
+            return ready_pods if len(ready_pods) == REPLICAS and len(pods) == REPLICAS else None
 
         try:
-            pod: client.V1Pod = wait_for(ready, timeout=timeout, what="the operator pod to be Ready", interval=1)
+            found: list[client.V1Pod] = wait_for(ready, timeout=timeout, what="the operator pods to be Ready",
+                                                 interval=1)
         except AssertionError:
             logs = kubectl(
                 self.kubeconfig, "-n", self.system, "logs", f"deploy/{self.deployment}", "--tail=40", check=False
             )
             raise AssertionError(f"operator not Ready; its log:\n{logs}") from None
-        return pod
+        return found
 
     def create_execution(self, nodes: list[dict[str, Any]]) -> str:
         body = {
@@ -248,7 +254,7 @@ def test_helm_install_runs_a_workflow(install: Install) -> None:
         "--timeout",
         "3m",
     )
-    pod = install.wait_operator_ready()
+    pod, _standby = install.wait_operator_ready()
     (container,) = pod.spec.containers
     assert f"--namespace={install.workloads}" in container.args
     assert pod.spec.security_context.run_as_non_root is True
@@ -268,14 +274,17 @@ def test_helm_install_runs_a_workflow(install: Install) -> None:
 
 
 def _metrics(install: Install) -> list[tuple[str, dict[str, str], float]]:
-    """Samples of the operator's /metrics, read through the API server's service proxy."""
-    text = kubectl(
-        install.kubeconfig,
-        "get",
-        "--raw",
-        f"/api/v1/namespaces/{install.system}/services/http:{install.deployment}-metrics:metrics/proxy/metrics",
-    )
-    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text) for s in family.samples]
+    """Samples of every replica's /metrics (the active one counts; a standby's counters stay 0),
+    read through the API server's pod proxy, and once through the Service to show it serves."""
+    kubectl(install.kubeconfig, "get", "--raw",
+            f"/api/v1/namespaces/{install.system}/services/http:{install.deployment}-metrics:metrics/proxy/metrics")
+    samples = []
+    for pod in install.operator_pods():
+        text = kubectl(install.kubeconfig, "get", "--raw",
+                       f"/api/v1/namespaces/{install.system}/pods/http:{pod.metadata.name}:8080/proxy/metrics")
+        samples += [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text)
+                    for s in family.samples]
+    return samples
 
 
 def _total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float | None:
@@ -292,6 +301,7 @@ def test_metrics_count_what_ran(install: Install) -> None:
     assert (_total(samples, "jobchain_node_duration_seconds_count", phase="Succeeded") or 0) >= 2, shown
     assert (_total(samples, "jobchain_node_handoff_seconds_count") or 0) >= 1, shown
     assert _total(samples, "jobchain_executions_running") == 0, shown
+    assert _total(samples, "jobchain_leader") == 1, f"exactly one active replica:\n{shown}"
 
 
 def test_helm_upgrade_while_an_execution_runs(install: Install) -> None:
@@ -318,14 +328,15 @@ def test_helm_upgrade_while_an_execution_runs(install: Install) -> None:
         "3m",
     )
     after = install.wait_operator_ready()
-    assert after.metadata.uid != before.metadata.uid, "the upgrade did not replace the operator pod"
-    assert "--log-format=json" in after.spec.containers[0].args
+    old = {p.metadata.uid for p in before}
+    assert not {p.metadata.uid for p in after} & old, "an old operator pod outlived the upgrade"
+    assert all("--log-format=json" in p.spec.containers[0].args for p in after)
     assert install.execution(name)["status"]["phase"] == "Running", "the upgrade outlasted the execution"
 
     done = install.wait_phase(name, {"Succeeded", "Failed", "Cancelled"})
     assert done["status"]["phase"] == "Succeeded", done["status"]
     assert {n["name"]: n.get("output") for n in done["status"]["nodes"]}["after"] == 2
-    assert len(install.operator_pods()) == 1
+    assert len(install.operator_pods()) == REPLICAS
 
 
 def test_helm_uninstall_keeps_crds_and_executions(install: Install) -> None:

@@ -350,6 +350,13 @@ class FakeCluster:
         self.stored: list[str] = []  # names of the objects written through to the store, in order
 
     # reads (not recorded)
+    def create_config_map(self, manifest: dict[str, Any]) -> None:
+        self.config_maps = {**getattr(self, "config_maps", {}), manifest["metadata"]["name"]: manifest}
+
+    def output_value(self, namespace: str, config_map: str, key: str) -> tuple[bool, Any]:
+        found = getattr(self, "config_maps", {}).get(config_map)
+        return (True, json.loads(found["data"][key])) if found else (False, None)
+
     def get_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
         body = self.executions.get(name)
         return json.loads(json.dumps(body)) if body is not None else None

@@ -2,7 +2,7 @@
 
 Renders them with the kubectl and helm that hack/build-tools.sh builds (skipped, with the
 reason, where they are not built) and checks what an installing user would notice: what the
-operator may do, that it runs locked down, that only one runs at a time, that the CRDs ship
+operator may do, that it runs locked down, that two replicas run with one active (the Lease), that the CRDs ship
 unchanged and survive `helm uninstall`, and that chart values reach the operator's arguments.
 The copies of crds/ inside manifests/ and the chart are compared without any binary.
 """
@@ -120,7 +120,10 @@ NAMESPACED = _perms(
     ("", "pods/log", "get"),
     ("", "events", "create"),
     ("", "secrets", "get"),
+    ("", "configmaps", "get create"),
 )
+# The leader election Lease, in the operator's own namespace.
+LEASE = _perms(("coordination.k8s.io", "leases", "create get update"))
 # Cluster-scoped reads kopf makes to discover namespaces and resources.
 DISCOVERY = _perms(
     ("", "namespaces", "list watch"), ("apiextensions.k8s.io", "customresourcedefinitions", "list watch")
@@ -148,10 +151,10 @@ def test_shipped_crds_are_the_generated_ones(copy: str) -> None:
 
 
 def assert_operator_deployment(deployment: dict[str, Any]) -> dict[str, Any]:
-    """One locked-down operator with health probes; returns its container."""
+    """Two locked-down replicas with health probes, electing one active; returns its container."""
     spec = deployment["spec"]
-    assert spec["replicas"] == 1, "two operators would act on the same executions"
-    assert spec["strategy"] == {"type": "Recreate"}, "a rolling update runs two operators at once"
+    assert spec["replicas"] == 2, "one replica leaves a gap with no operator on every drain or upgrade"
+    assert spec["strategy"] == {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}}
     pod = spec["template"]["spec"]
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -173,7 +176,16 @@ def assert_operator_deployment(deployment: dict[str, Any]) -> dict[str, Any]:
     assert container["resources"]["requests"]["cpu"] and container["resources"]["requests"]["memory"]
     assert container["imagePullPolicy"] == "IfNotPresent", "there is no registry to pull from"
     assert "--health-port=8081" in container["args"] and "--metrics-port=8080" in container["args"]
+    assert "--leader-elect" in container["args"], "two replicas without leader election would both act"
     return container
+
+
+def assert_disruption_budget(docs: list[dict[str, Any]], deployment: dict[str, Any]) -> None:
+    pdb = only(docs, "PodDisruptionBudget")
+    assert pdb["spec"]["minAvailable"] == 1
+    assert pdb["metadata"]["namespace"] == deployment["metadata"]["namespace"]
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert pdb["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
 
 
 def assert_metrics_service(docs: list[dict[str, Any]], deployment: dict[str, Any]) -> None:
@@ -197,7 +209,9 @@ def test_kustomize_base_installs_a_cluster_wide_operator() -> None:
     assert "--all-namespaces" in container["args"]
     assert container["image"].startswith("localhost/jobchain-operator:")
     assert_metrics_service(docs, deployment)
-    assert grants(docs, OPERATOR_SA) == {None: NAMESPACED | DISCOVERY}
+    assert_disruption_budget(docs, deployment)
+    assert "--lease-name=jobchain-operator" in container["args"]
+    assert grants(docs, OPERATOR_SA) == {None: NAMESPACED | DISCOVERY, namespace: LEASE}
     crds = {d["metadata"]["name"]: d for d in of_kind(docs, "CustomResourceDefinition")}
     assert crds.keys() == _generated_crds().keys()
     for name, crd in crds.items():
@@ -218,7 +232,8 @@ def test_kustomize_namespaced_overlay_confines_the_operator_to_one_namespace() -
     container = assert_operator_deployment(only(docs, "Deployment"))
     assert "--all-namespaces" not in container["args"]
     assert "--namespace=jobchain-workflows" in container["args"]
-    assert grants(docs, OPERATOR_SA) == {None: DISCOVERY, "jobchain-workflows": NAMESPACED}
+    assert grants(docs, OPERATOR_SA) == {None: DISCOVERY, "jobchain-workflows": NAMESPACED,
+                                         "jobchain-system": LEASE}
     assert "jobchain-workflows" in {d["metadata"]["name"] for d in of_kind(docs, "Namespace")}
 
 
@@ -262,9 +277,11 @@ def test_helm_defaults_install_a_cluster_wide_operator_and_keep_the_crds() -> No
     assert "--all-namespaces" in container["args"] and "--log-format=plain" in container["args"]
     assert "--verbose" not in container["args"]
     assert_metrics_service(docs, deployment)
+    assert_disruption_budget(docs, deployment)
+    assert "--lease-name=jobchain" in container["args"] and "--lease-duration=12" in container["args"]
     sa = only(docs, "ServiceAccount")["metadata"]["name"]
     assert pod_sa(deployment) == sa
-    assert grants(docs, sa) == {None: NAMESPACED | DISCOVERY}
+    assert grants(docs, sa) == {None: NAMESPACED | DISCOVERY, "jobchain-system": LEASE}
     crds = {d["metadata"]["name"]: d for d in of_kind(docs, "CustomResourceDefinition")}
     assert crds.keys() == _generated_crds().keys()
     for name, crd in crds.items():
@@ -286,7 +303,7 @@ def test_helm_watch_namespaces_become_arguments_and_roles() -> None:
         "--namespace=team-b",
     ]
     sa = only(docs, "ServiceAccount")["metadata"]["name"]
-    assert grants(docs, sa) == {None: DISCOVERY, "team-a": NAMESPACED, "team-b": NAMESPACED}
+    assert grants(docs, sa) == {None: DISCOVERY, "team-a": NAMESPACED, "team-b": NAMESPACED, "jobchain-system": LEASE}
 
 
 @needs_helm
@@ -320,6 +337,19 @@ def test_helm_metrics_can_be_turned_off() -> None:
     assert "--metrics-port=0" in container["args"], "port 0 is how the operator is told to serve no metrics"
     assert [p["name"] for p in container["ports"]] == ["health"]
     assert not of_kind(docs, "Service")
+
+
+@needs_helm
+def test_helm_two_replicas_need_leader_election_and_one_replica_recreates() -> None:
+    assert HELM is not None
+    done = subprocess.run([str(HELM), "template", "x", str(CHART), "--set", "leaderElection.enabled=false"],
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0 and "needs leaderElection.enabled" in done.stderr, done.stderr
+    docs = helm_template("replicaCount=1", "leaderElection.enabled=false")
+    deployment = only(docs, "Deployment")
+    assert deployment["spec"]["replicas"] == 1 and deployment["spec"]["strategy"] == {"type": "Recreate"}
+    assert "--leader-elect" not in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert not of_kind(docs, "PodDisruptionBudget"), "a budget of 1 of 1 would block every node drain"
 
 
 @needs_helm

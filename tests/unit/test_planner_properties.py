@@ -9,6 +9,7 @@ parallelism, and the execution ends within a bounded number of steps.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -29,6 +30,7 @@ from jobchain.controller.reconcile import status_patch
 from jobchain.engine.graph import Graph
 from jobchain.engine.planner import JobState, ObservedJob, plan
 from jobchain.engine.refs import render_value
+from jobchain.engine.render import MAX_ARG_BYTES
 from jobchain.engine.validation import validate_workflow
 
 from .builders import T0, created_nodes, env_of, execution, job, json_patch, script_seen, spec, with_status
@@ -100,14 +102,21 @@ def expected_when(when: str, output: Any, input: Any, exit_code: int | None) -> 
     return exit_code == 0
 
 
-def input_of(node: NodeStatus, nodes: dict[str, NodeStatus]) -> Any:
-    return nodes[node.inputFrom].output if node.inputFrom else None
+def whole(node: NodeStatus, config_maps: dict[str, Any]) -> Any:
+    """A node's whole output: the one kept in its ConfigMap when status holds a preview (outputRef)."""
+    return config_maps[node.outputRef.configMap] if node.outputRef is not None else node.output
 
 
-def check_edge_semantics(workflow: WorkflowSpec, status: ExecutionStatus) -> None:
+def input_of(node: NodeStatus, nodes: dict[str, NodeStatus], config_maps: dict[str, Any] | None = None) -> Any:
+    return whole(nodes[node.inputFrom], config_maps or {}) if node.inputFrom else None
+
+
+def check_edge_semantics(workflow: WorkflowSpec, status: ExecutionStatus,
+                         config_maps: dict[str, Any] | None = None) -> None:
     """Each node ran iff its join held over its incoming edges; its input is the last finished holder."""
     graph = Graph.of(workflow)
     nodes = {m.name: m for m in status.nodes}
+    kept = config_maps or {}
     for spec_node in workflow.nodes:
         incoming = graph.incoming[spec_node.name]
         held = []
@@ -115,7 +124,8 @@ def check_edge_semantics(workflow: WorkflowSpec, status: ExecutionStatus) -> Non
             source = nodes[e.source]
             if source.phase == "Succeeded":
                 ok = e.kind in ("success", "always") or (
-                    e.kind == "condition" and expected_when(e.when or "", source.output, input_of(source, nodes),
+                    e.kind == "condition" and expected_when(e.when or "", whole(source, kept),
+                                                            input_of(source, nodes, kept),
                                                             source.exitCode))
             else:
                 ok = source.phase == "Failed" and e.kind in ("failure", "always")
@@ -188,6 +198,7 @@ class Outcome:
     status: ExecutionStatus
     manifests: dict[str, dict[str, Any]]  # node -> the one Job it was given
     lost: int
+    config_maps: dict[str, Any] = dataclasses.field(default_factory=dict)  # name -> whole output kept there
 
 
 def observe(sc: Scenario, jobs: dict[str, SimJob], status: ExecutionStatus, now: datetime) -> dict[str, ObservedJob]:
@@ -214,6 +225,7 @@ def run(sc: Scenario, data: st.DataObject | None) -> Outcome:
     stored: dict[str, Any] = {"status": {}}  # the execution as the API server keeps it
     jobs: dict[str, SimJob] = {}
     manifests: dict[str, dict[str, Any]] = {}
+    config_maps: dict[str, Any] = {}  # output ConfigMaps: created before the status write, so kept when it is lost
     now = T0
     lost = 0
     n = len(workflow.nodes)
@@ -223,6 +235,8 @@ def run(sc: Scenario, data: st.DataObject | None) -> Outcome:
         status = ExecutionStatus.model_validate(stored["status"])
         ex = with_status(execution(workflow, timeout=sc.timeout, created=T0), status,
                          cancel=sc.cancel_at is not None and step >= sc.cancel_at)
+        ex = dataclasses.replace(ex, outputs={m.name: config_maps[m.outputRef.configMap]
+                                              for m in status.nodes if m.outputRef is not None})
         seen = observe(sc, jobs, status, now)
         p = plan(ex, seen, now)
         if data is not None and data.draw(st.integers(0, 4), label="kopf retry") == 0:
@@ -246,6 +260,8 @@ def run(sc: Scenario, data: st.DataObject | None) -> Outcome:
         done_pods = {jobs[name].manifest["metadata"]["name"] for name in jobs if now >= jobs[name].pod_done}
         assert not set(p.delete) & done_pods, f"deleted the Job of a finished pod: {set(p.delete) & done_pods}"
 
+        for cm in p.config_maps:
+            config_maps[cm["metadata"]["name"]] = json.loads(cm["data"]["output.json"])
         for manifest in p.create:
             name = manifest["metadata"]["labels"]["jobchain.dev/node"]
             assert name not in manifests, f"{name} got a second Job"
@@ -270,7 +286,7 @@ def run(sc: Scenario, data: st.DataObject | None) -> Outcome:
             later = plan(with_status(ex, written), observe(sc, jobs, written, now + timedelta(hours=1)),
                          now + timedelta(hours=1))
             assert later.status == written and later.create == [] and later.delete == []
-            return Outcome(written, manifests, lost)
+            return Outcome(written, manifests, lost, config_maps)
         now += timedelta(seconds=1)
     raise AssertionError(f"not finished: {[(m.name, str(m.phase)) for m in status.nodes]}")
 
@@ -283,17 +299,28 @@ def check_jobs_received_what_status_records(sc: Scenario, outcome: Outcome) -> N
         if me is None or me.phase not in ("Succeeded", "Failed"):
             continue
         source = nodes[me.inputFrom] if me.inputFrom else None
-        expected_input = json.dumps(source.output, separators=(",", ":")) if source else ""
+        # An output kept whole in a ConfigMap (status holds a preview) is given whole: as the file,
+        # mounted from that ConfigMap, and in JOBCHAIN_INPUT when it fits one environment string.
+        ref = source.outputRef if source else None
+        value = outcome.config_maps[ref.configMap] if ref and source else (source.output if source else None)
+        expected_input = json.dumps(value, separators=(",", ":")) if source else ""
+        template = manifest["spec"]["template"]
+        if ref is not None:
+            assert template["spec"]["volumes"][0]["configMap"]["name"] == ref.configMap
+        else:
+            assert template["metadata"]["annotations"]["jobchain.dev/input"] == expected_input
+        if len(f"JOBCHAIN_INPUT={expected_input}".encode()) + 1 > MAX_ARG_BYTES:
+            expected_input = ""
         received = str(env_of(manifest)["JOBCHAIN_INPUT"]).replace("$$", "$")  # the kubelet's unescape
         assert received == expected_input, f"{name} got another input than recorded"
         script = script_seen(manifest)  # as the container's shell runs it, references expanded
         spec_script = next(n.script for n in sc.workflow.nodes if n.name == name)
         if spec_script == "echo $(input)":
             assert source is not None
-            assert script == "echo " + render_value(source.output)
+            assert script == "echo " + render_value(value)
         elif spec_script == "echo $(input.v)":
-            assert source is not None and isinstance(source.output, dict)
-            assert script == "echo " + render_value(source.output["v"])
+            assert source is not None and isinstance(value, dict)
+            assert script == "echo " + render_value(value["v"])
 
 
 def results_of(status: ExecutionStatus) -> list[tuple[str, str, Any, str | None, bool]]:
@@ -346,6 +373,6 @@ def check_final(workflow: WorkflowSpec, status: ExecutionStatus, outcome: Outcom
             assert f"and {len(unhandled) - 3} more" in status.message
     if status.reason in ("Succeeded", "NodeFailed"):
         assert not any(m.phase == "Cancelled" for m in status.nodes)
-        check_edge_semantics(workflow, status)
+        check_edge_semantics(workflow, status, outcome.config_maps)
     if status.reason == "ConditionError":
         event("condition error")

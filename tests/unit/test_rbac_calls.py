@@ -33,6 +33,8 @@ KINDS: dict[str, tuple[str, str]] = {
     "pod_log": ("", "pods/log"),
     "event": ("", "events"),
     "secret": ("", "secrets"),
+    "lease": ("coordination.k8s.io", "leases"),
+    "config_map": ("", "configmaps"),
 }
 VERBS = {"create": "create", "read": "get", "get": "get", "list": "list", "patch": "patch", "replace": "update",
          "delete": "delete"}
@@ -160,13 +162,17 @@ def _chart_rules() -> set[Right]:
     block = helpers.split('{{- define "jobchain.operatorRules" -}}', 1)[1].split("{{- end -}}", 1)[0]
     rbac = (ROOT / "charts/jobchain/templates/rbac.yaml").read_text()
     discovery = rbac.split("rules:\n", 1)[1].split("---", 1)[0]
-    return granted(yaml.safe_load(block)) | granted(yaml.safe_load(discovery))
+    leases = helpers.split('{{- define "jobchain.leaseRules" -}}', 1)[1].split("{{- end -}}", 1)[0]
+    leases = re.sub(r"\{\{.*?\}\}", "lease-name", leases)
+    return granted(yaml.safe_load(block)) | granted(yaml.safe_load(discovery)) | granted(yaml.safe_load(leases))
 
 
 def shipped() -> dict[str, set[Right]]:
     base = _docs(ROOT / "manifests/base/rbac.yaml")
     overlay = _docs(ROOT / "manifests/overlays/namespaced/watched-namespace.yaml")
-    discovery = granted(_role(base, "ClusterRole", "jobchain-operator-discovery"))
+    # Cluster-scoped reads, and the leader election Lease in the operator's own namespace.
+    discovery = (granted(_role(base, "ClusterRole", "jobchain-operator-discovery"))
+                 | granted(_role(base, "Role", "jobchain-operator-leader-election")))
     return {
         "manifests/base": granted(_role(base, "ClusterRole", "jobchain-operator")) | discovery,
         "manifests/overlays/namespaced": granted(_role(overlay, "Role", "jobchain-operator")) | discovery,

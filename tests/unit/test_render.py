@@ -233,11 +233,12 @@ def test_pod_template_is_merged_into_ours() -> None:
     template = job["spec"]["template"]
     pod = template["spec"]
     assert pod["nodeSelector"] == {"disk": "ssd"}
-    assert pod["volumes"] == [{"name": "cache", "emptyDir": {}}]
+    assert [v["name"] for v in pod["volumes"]] == ["jobchain-input", "cache"]  # the input file's, then theirs
+    assert pod["volumes"][1] == {"name": "cache", "emptyDir": {}}
     assert pod["tolerations"] == [{"key": "gpu", "operator": "Exists"}]
     assert len(pod["containers"]) == 1
     main = pod["containers"][0]
-    assert main["volumeMounts"] == [{"name": "cache", "mountPath": "/cache"}]
+    assert main["volumeMounts"][1:] == [{"name": "cache", "mountPath": "/cache"}]
     assert main["image"] == "busybox"
     assert env_of(job)["X"] == "1" and env_of(job)["JOBCHAIN_NODE"] == "a"
     assert template["metadata"]["labels"]["team"] == "data"

@@ -191,11 +191,20 @@ def test_quoting_contexts(script: str, expected: list[Quoting]) -> None:
 @pytest.mark.parametrize(("script", "fields"), [
     ('echo "$(input.greeting)"', {}),
     (None, {"command": ["echo", "$(input.greeting)"]}),
-    ('echo "$JOBCHAIN_INPUT"', {}),
 ])
 def test_a_value_over_128_kib_fails_the_node_with_a_clear_message(script: str | None, fields: dict[str, Any]) -> None:
     with pytest.raises(ValueTooLarge, match=rf"over Linux's limit of {MAX_ARG_BYTES} bytes"):
         render(script, scope_of("x", greeting="y" * MAX_ARG_BYTES), **fields)
+
+
+def test_an_input_over_128_kib_is_only_in_the_input_file() -> None:
+    """JOBCHAIN_INPUT cannot carry it (execve would fail): it is empty, and the file holds the input."""
+    job = render('wc -c < "$JOBCHAIN_INPUT_FILE"', scope_of("x", greeting="y" * MAX_ARG_BYTES))
+    pod = job["spec"]["template"]
+    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
+    assert env["JOBCHAIN_INPUT"] == ""
+    assert env["JOBCHAIN_INPUT_FILE"] == "/var/run/jobchain/input/input.json"
+    assert len(pod["metadata"]["annotations"]["jobchain.dev/input"]) > MAX_ARG_BYTES
 
 
 def test_a_value_just_under_the_limit_is_passed() -> None:

@@ -63,6 +63,21 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: [secrets]
   verbs: [get]
+# outputs over the inline cap, kept whole in immutable ConfigMaps owned by their execution
+- apiGroups: [""]
+  resources: [configmaps]
+  verbs: [get, create]
+{{- end -}}
+
+{{/* The leader election Lease (in the release's namespace): create, then get/update of that one Lease. */}}
+{{- define "jobchain.leaseRules" -}}
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  verbs: [create]
+- apiGroups: [coordination.k8s.io]
+  resources: [leases]
+  resourceNames: [{{ include "jobchain.fullname" . }}]
+  verbs: [get, update]
 {{- end -}}
 
 {{/* The dashboard's labels: its own name, so the operator's selector never matches its pods. */}}

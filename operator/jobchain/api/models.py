@@ -143,9 +143,9 @@ class OutputSpec(Spec):
         default=OutputSource.TERMINATION_MESSAGE,
         alias="from",
         description="Where the node's output is read: terminationMessage (the file $JOBCHAIN_OUTPUT, "
-        "which is the container's termination message; at most 4096 bytes), logs (the end of the "
-        "pod log: its last 64 KiB are read and, past the output limit, the end is kept, where results "
-        "usually are), or annotation (the pod's jobchain.dev/output annotation, set by the node "
+        "which is the container's termination message; at most 4096 bytes), logs (the pod log, up to "
+        "1 MiB; over the inline cap it is kept whole in a ConfigMap and status previews its end), "
+        "or annotation (the pod's jobchain.dev/output annotation, set by the node "
         "on its own pod). Output that parses as JSON is stored as JSON, otherwise as a string.",
     )
 
@@ -264,8 +264,9 @@ class WorkflowSpec(Spec):
         default=None,
         ge=256,
         le=262144,
-        description="Cap on each node output kept in status (default 32768). Larger outputs are "
-        "truncated and marked outputTruncated.",
+        description="Cap on each node output kept in status (default 32768). Larger outputs (up to "
+        "1 MiB) are kept whole in a ConfigMap (status.nodes[].outputRef); status keeps a preview marked "
+        "outputTruncated.",
     )
     nodes: list[Node] = Field(min_length=1, max_length=limits.MAX_NODES, description="The steps of the workflow.")
     maxConcurrentExecutions: int | None = Field(
@@ -356,6 +357,12 @@ class Condition(Observed):
     observedGeneration: int | None = Field(default=None, description="Generation this condition is about.")
 
 
+class OutputRef(Observed):
+    configMap: str = Field(description="The ConfigMap holding the whole output (owned by the execution).")
+    key: str = Field(description="Its key: the output as compact JSON text.")
+    bytes: int = Field(description="Size of that JSON text.")
+
+
 class NodeStatus(Observed):
     name: str = Field(description="Node name.")
     phase: NodePhase = Field(default=NodePhase.PENDING, description="Phase of the node.")
@@ -367,7 +374,16 @@ class NodeStatus(Observed):
     retries: int = Field(default=0, description="Failed pods retried before the result.")
     inputFrom: str | None = Field(default=None, description="The predecessor whose output is this node's input.")
     output: Any = Field(default=None, description="The node's output (any JSON).", json_schema_extra=FREE_FORM)
-    outputTruncated: bool = Field(default=False, description="True when the output was capped.")
+    outputTruncated: bool = Field(
+        default=False,
+        description="True when `output` is not the whole value: a preview of an output kept whole in "
+        "outputRef, or the start of an output too large to keep (the node then failed).",
+    )
+    outputRef: OutputRef | None = Field(
+        default=None,
+        description="Where an output over the inline cap (or over 64 KiB) is kept whole: a ConfigMap "
+        "owned by the execution, given to the next node as $JOBCHAIN_INPUT_FILE.",
+    )
     message: str = Field(default="", description="Why the node ended as it did.")
     reused: bool = Field(
         default=False,

@@ -217,6 +217,27 @@ class Cluster:
             pods, key=lambda p: (p["metadata"].get("creationTimestamp") or "", p["metadata"]["name"])
         )
 
+    def with_whole_outputs(self, execution: dict[str, Any]) -> dict[str, Any]:
+        """The execution with every output kept in a ConfigMap (outputRef) put back whole in its node's
+        `output` (status holds a preview of it). An output whose ConfigMap is gone keeps its preview."""
+        nodes = (execution.get("status") or {}).get("nodes") or []
+        for item in nodes:
+            ref = item.get("outputRef") or {}
+            if not ref.get("configMap"):
+                continue
+            try:
+                cm = self._core.read_namespaced_config_map(ref["configMap"], self.namespace,
+                                                           _request_timeout=REQUEST_TIMEOUT)
+            except ApiException as exc:
+                if exc.status in (403, 404):
+                    continue  # gone, or not ours to read: the preview stays, still marked truncated
+                raise api_error(exc, "configmaps", ref["configMap"], self.namespace) from None
+            text = (cm.data or {}).get(ref.get("key") or "output.json")
+            if text is not None:
+                item["output"] = json.loads(text)
+                item["outputTruncated"] = False
+        return execution
+
     def read_log(self, pod: str) -> str | None:
         """The pod's log, or None when the pod is gone. Raises LogNotReady before its container starts."""
         try:

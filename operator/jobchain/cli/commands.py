@@ -39,7 +39,7 @@ def dump(data: Any, fmt: str) -> str:
 
 
 def get_execution(cluster: Cluster, name: str, fmt: str | None, out: IO[str]) -> int:
-    execution = cluster.get(EXECUTIONS, name)
+    execution = cluster.with_whole_outputs(cluster.get(EXECUTIONS, name))
     if fmt:
         out.write(dump(_clean(execution), fmt))
     else:
@@ -172,15 +172,23 @@ def draw_graph(
 # ---- operator ----------------------------------------------------------------------------
 def run_operator(
     namespaces: list[str] | None, metrics_port: int, health_port: int, log_format: str, verbose: bool,
-    bind_address: str = "0.0.0.0",
+    bind_address: str = "0.0.0.0", election: dict[str, Any] | None = None,
 ) -> int:
-    """Imported lazily: kopf (and the controller) load only for this command."""
+    """Imported lazily: kopf (and the controller) load only for this command.
+
+    `election`: the --leader-elect options (enabled, namespace, name, lease_duration, renew_deadline,
+    retry_period)."""
     try:
+        from jobchain.controller.main import leader_settings
         from jobchain.controller.main import run_operator as start
     except ImportError as exc:
         raise CliError(
             f"the operator cannot start: {exc}; reinstall jobchain (pip install jobchain)", Exit.INTERNAL
         ) from None
+    try:
+        settings = leader_settings(**election) if election else None
+    except ValueError as exc:
+        raise CliError(f"jobchain operator: {exc}", Exit.USAGE) from None
     return int(
         start(
             namespaces=namespaces,
@@ -189,5 +197,6 @@ def run_operator(
             log_format=log_format,
             verbose=verbose,
             bind_address=bind_address,
+            leader_election=settings,
         )
     )

@@ -83,7 +83,7 @@ def node_log_lines(cluster: Cluster, execution: str, node: NodeStatus, ended: bo
 
 
 def show_logs(cluster: Cluster, name: str, node: str | None, out: IO[str]) -> int:
-    execution = cluster.get(EXECUTIONS, name)
+    execution = cluster.with_whole_outputs(cluster.get(EXECUTIONS, name))
     nodes = select_nodes(execution, node)
     if not nodes:
         phase = status_of(execution).phase if execution.get("status") else "not started by the operator yet"

@@ -183,6 +183,19 @@ def build_parser(prog: str = "jobchain") -> Parser:
                           help="address the metrics and health servers listen on (default 0.0.0.0: all)")
     operator.add_argument("--log-format", choices=("plain", "json"), default="plain")
     operator.add_argument("--verbose", "-v", action="store_true")
+    election = operator.add_argument_group(
+        "leader election", "run several replicas, one active: the one holding a coordination.k8s.io Lease")
+    election.add_argument("--leader-elect", action="store_true",
+                          help="act only while holding the Lease (the shipped Deployment sets this)")
+    election.add_argument("--lease-name", default="jobchain-operator", metavar="NAME")
+    election.add_argument("--lease-namespace", default=None, metavar="NS",
+                          help="default: $JOBCHAIN_OPERATOR_NAMESPACE (the operator's own namespace)")
+    election.add_argument("--lease-duration", type=float, default=12.0, metavar="SECONDS",
+                          help="a standby takes over a Lease not renewed for this long (default 12)")
+    election.add_argument("--renew-deadline", type=float, default=8.0, metavar="SECONDS",
+                          help="the active replica stops acting when it could not renew for this long (default 8)")
+    election.add_argument("--retry-period", type=float, default=2.0, metavar="SECONDS",
+                          help="how often the Lease is renewed, or looked at by a standby (default 2)")
     return parser
 
 
@@ -203,6 +216,14 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
             args.log_format,
             args.verbose,
             args.bind_address,
+            election={
+                "enabled": args.leader_elect,
+                "namespace": args.lease_namespace or os.environ.get("JOBCHAIN_OPERATOR_NAMESPACE"),
+                "name": args.lease_name,
+                "lease_duration": args.lease_duration,
+                "renew_deadline": args.renew_deadline,
+                "retry_period": args.retry_period,
+            },
         )
 
     def cluster() -> Cluster:

@@ -17,6 +17,7 @@ would be a pass that decides nothing.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from collections.abc import Mapping
@@ -26,7 +27,7 @@ from typing import Any
 import kopf
 
 from jobchain.api.models import FINISHED_NODE_PHASES, GROUP, TERMINAL_EXECUTION_PHASES, VERSION
-from jobchain.controller import queue, reconcile, schedules
+from jobchain.controller import leader, queue, reconcile, schedules
 from jobchain.controller.metrics import EXECUTIONS_RUNNING, STORE_OBJECTS
 from jobchain.controller.scheduler import Key, Scheduler
 from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
@@ -55,13 +56,39 @@ class Runtime:
         api = connect(pool_size=WORKERS + EVENT_THREADS + 4)
         count_requests(api)
         self.cluster = Cluster(api, self.store, event_threads=EVENT_THREADS)
+        # Two replicas, one active (controller/leader.py): the standby's watches keep the store
+        # warm, but its schedulers start nothing and its writer refuses every write.
+        self.leadership = leader.Leadership(leader.SETTINGS, api)
+        self.cluster.writer.guard = self.leadership.check
+        self.cluster.writer.identity = self.leadership.identity
+        self.seen_executions: set[Key] = set()
+        self.seen_workflows: set[Key] = set()
         self.output_limit = int(os.environ.get("JOBCHAIN_OUTPUT_LIMIT_BYTES", DEFAULT_OUTPUT_LIMIT))
         # Set from the downward API in the shipped Deployment: executions there are refused.
         self.operator_namespace = os.environ.get("JOBCHAIN_OPERATOR_NAMESPACE") or None
         self.running: set[Key] = set()
-        self.executions = Scheduler(self._reconcile_execution, workers=WORKERS, on_result=self._after_execution)
-        self.workflows = Scheduler(self._reconcile_workflow, workers=2)
-        self.schedules = Scheduler(self._reconcile_schedule, workers=2, on_result=lambda _key, wake: wake)
+        self.executions = Scheduler(self._reconcile_execution, workers=WORKERS, on_result=self._after_execution,
+                                    gate=self.leadership.acting)
+        self.workflows = Scheduler(self._reconcile_workflow, workers=2, gate=self.leadership.acting)
+        self.schedules = Scheduler(self._reconcile_schedule, workers=2, on_result=lambda _key, wake: wake,
+                                   gate=self.leadership.acting)
+        self.seen_schedules: set[Key] = set()
+
+    def start_leading(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Runs the election; on taking over, looks again at every execution, workflow and schedule seen."""
+        def resume() -> None:
+            for key in list(self.seen_executions):
+                self.executions.poke(key)
+            for key in list(self.seen_workflows):
+                self.workflows.poke(key)
+            for key in list(self.seen_schedules):
+                self.schedules.poke(key)
+
+        def on_started() -> None:
+            loop.call_soon_threadsafe(resume)
+
+        self.leadership.on_started = on_started
+        self.leadership.start()
 
     def _reconcile_execution(self, key: Key) -> reconcile.Outcome:
         try:
@@ -131,11 +158,15 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="jobchain.dev")
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="jobchain.dev")
     _runtime = Runtime()
+    _runtime.start_leading(asyncio.get_running_loop())
 
 
 @kopf.on.cleanup()
 async def cleanup(**_: Any) -> None:
     if _runtime is not None:
+        # First stop acting and hand the Lease over (a standby takes it within its retry period),
+        # then stop the workers: a write still in flight is refused by the writer's guard.
+        _runtime.leadership.release()
         _runtime.executions.shutdown()
         _runtime.workflows.shutdown()
         _runtime.schedules.shutdown()
@@ -158,6 +189,7 @@ async def execution_changed(event: kopf.RawEvent, namespace: str | None, name: s
     if schedule:  # its schedule counts it (active, history, last success), our own writes included
         rt.schedules.poke((key[0], str(schedule)))
     if event.get("type") == "DELETED":
+        rt.seen_executions.discard(key)
         rt.executions.forget(key)
         rt.running.discard(key)
         rt.store.drop_execution(*key)
@@ -165,6 +197,7 @@ async def execution_changed(event: kopf.RawEvent, namespace: str | None, name: s
         EXECUTIONS_RUNNING.set(len(rt.running))
         _count_store()
         return
+    rt.seen_executions.add(key)
     obj = dict(event["object"])
     if rt.store.is_own_write(obj):
         return  # the echo of our own status write: the pass that wrote it decided everything
@@ -213,8 +246,12 @@ async def pod_changed(event: kopf.RawEvent, body: kopf.Body, namespace: str | No
 
 @kopf.on.event(GROUP, VERSION, "workflows")
 async def workflow_changed(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
-    if event.get("type") != "DELETED":
-        runtime().workflows.poke((namespace or "", name))
+    key = (namespace or "", name)
+    if event.get("type") == "DELETED":
+        runtime().seen_workflows.discard(key)
+    else:
+        runtime().seen_workflows.add(key)
+        runtime().workflows.poke(key)
 
 
 @kopf.index(GROUP, VERSION, "workflowschedules")
@@ -228,8 +265,10 @@ async def schedule_changed(event: kopf.RawEvent, body: kopf.Body, namespace: str
     rt = runtime()
     key = (namespace or "", name)
     if event.get("type") == "DELETED":
+        rt.seen_schedules.discard(key)
         rt.schedules.forget(key)
         rt.store.drop_schedule(*key)  # its executions follow through their ownerReferences
         return
     rt.store.put_schedule(_raw(body))
+    rt.seen_schedules.add(key)
     rt.schedules.poke(key)

@@ -8,7 +8,8 @@ import logging
 
 import kopf
 
-from jobchain.controller import metrics
+from jobchain.controller import leader, metrics
+from jobchain.engine.leader import Timing
 
 
 def _host(address: str) -> str:
@@ -32,8 +33,12 @@ def _few_malloc_arenas() -> None:
 
 
 def run_operator(namespaces: list[str] | None = None, metrics_port: int = 8080, health_port: int = 8081,
-                 log_format: str = "plain", verbose: bool = False, bind_address: str = "0.0.0.0") -> int:
+                 log_format: str = "plain", verbose: bool = False, bind_address: str = "0.0.0.0",
+                 leader_election: leader.Settings | None = None) -> int:
     """Runs until stopped (SIGTERM/SIGINT). Watches `namespaces`, or all when None or empty.
+
+    `leader_election`: run as one of several replicas, acting only while holding that Lease
+    (controller/leader.py). None: act alone, at once (one replica, or an operator on a laptop).
 
     The metrics and health servers listen on `bind_address` (all interfaces by default, as a pod
     needs for its probes and for Prometheus; 127.0.0.1 keeps them off the network elsewhere)."""
@@ -41,13 +46,34 @@ def run_operator(namespaces: list[str] | None = None, metrics_port: int = 8080, 
     kopf.configure(verbose=verbose, log_format=kopf.LogFormat.JSON if log_format == "json" else kopf.LogFormat.PLAIN)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     logging.getLogger("urllib3").setLevel(logging.WARNING)
+    if leader_election is not None:
+        problems = leader_election.timing.problems()
+        if problems:
+            raise ValueError("leader election: " + "; ".join(problems))
+    leader.SETTINGS = leader_election
     from jobchain.controller import handlers  # noqa: F401  (registers the handlers)
 
     metrics.serve(metrics_port, bind_address)
     kopf.run(
-        standalone=True,  # one operator per cluster (Deployment strategy Recreate); no peering objects needed
+        # No kopf peering: replicas take turns through jobchain's own Lease (controller/leader.py),
+        # which Kubernetes users know from every other controller.
+        standalone=True,
         clusterwide=not namespaces,
         namespaces=namespaces or (),
         liveness_endpoint=f"http://{_host(bind_address)}:{health_port}/healthz" if health_port else None,
     )
     return 0
+
+
+def leader_settings(enabled: bool, namespace: str | None, name: str, lease_duration: float, renew_deadline: float,
+                    retry_period: float) -> leader.Settings | None:
+    """The election's settings from the command line; the Lease lives in the operator's own namespace."""
+    if not enabled:
+        return None
+    if not namespace:
+        raise ValueError("--leader-elect needs the operator's namespace for its Lease: set --lease-namespace "
+                         "or JOBCHAIN_OPERATOR_NAMESPACE (the shipped Deployment sets it from the downward API)")
+    timing = Timing(lease_duration, renew_deadline, retry_period)
+    if timing.problems():
+        raise ValueError("; ".join(timing.problems()))
+    return leader.Settings(namespace, name, timing)

@@ -36,6 +36,8 @@ HANDOFF_BEFORE_CREATE = Histogram(
 )
 STORE_OBJECTS = Gauge("jobchain_store_objects", "Objects held in the operator's watch store.", ["kind"])
 RECONCILE_ERRORS = Counter("jobchain_reconcile_errors_total", "Reconciles that raised and were retried.")
+LEADER = Gauge("jobchain_leader",
+               "1 while this replica is the active one (holds the leader Lease), 0 while it stands by.")
 
 
 def serve(port: int, address: str = "0.0.0.0") -> None:

@@ -26,8 +26,12 @@ RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 class Scheduler:
     def __init__(self, work: Callable[[Key], Any], workers: int = 8,
-                 on_result: Callable[[Key, Any], datetime | None] | None = None) -> None:
+                 on_result: Callable[[Key, Any], datetime | None] | None = None,
+                 gate: Callable[[], bool] = lambda: True) -> None:
         self._work = work
+        # False while this replica stands by (another holds the leader Lease): pokes are dropped
+        # and no work starts; taking over pokes every known key again (controller.handlers).
+        self._gate = gate
         self._on_result = on_result
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
         self._state: dict[Key, str] = {}  # "running" | "dirty"
@@ -37,6 +41,8 @@ class Scheduler:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def poke(self, key: Key) -> None:
+        if not self._gate():
+            return
         if key in self._backoff:
             return  # a retry is scheduled after a failure: it will look at everything new
         state = self._state.get(key)
@@ -79,9 +85,14 @@ class Scheduler:
         try:
             while True:
                 self._state[key] = "running"
+                if not self._gate():
+                    break
                 try:
                     result = await loop.run_in_executor(self._executor, self._work, key)
                 except Exception:
+                    if not self._gate():
+                        log.info("reconcile of %s/%s stopped: this replica is no longer the active one", *key)
+                        break
                     metrics.RECONCILE_ERRORS.inc()
                     count = self._failures.get(key, 0)
                     self._failures[key] = count + 1

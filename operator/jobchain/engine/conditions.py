@@ -11,6 +11,7 @@ the answer cannot change).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from celpy import celtypes
@@ -31,8 +32,10 @@ def _safe_cel(value: Any) -> Any:
 class EdgeDecisions:
     """The edges of one pass over one status (which it reads as the pass changes it)."""
 
-    def __init__(self, status: ExecutionStatus) -> None:
+    def __init__(self, status: ExecutionStatus, whole: Mapping[str, Any] | None = None) -> None:
         self.status = status
+        # node -> its whole output, where status holds only a preview (outputRef): CEL sees the whole
+        self.whole = whole if whole is not None else {}
         self._outputs: dict[str, Any] = {}
         self._params = _safe_cel(dict(status.params or {}))
         self._nodes: Any = None  # celtypes.MapType, built on first use, updated in place
@@ -47,7 +50,7 @@ class EdgeDecisions:
 
     def _output(self, node: NodeStatus) -> Any:
         if node.name not in self._outputs:
-            self._outputs[node.name] = _safe_cel(node.output)
+            self._outputs[node.name] = _safe_cel(self.whole.get(node.name, node.output))
         return self._outputs[node.name]
 
     def _entry(self, node: NodeStatus) -> Any:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass
 from typing import Any
 
 DEFAULT_OUTPUT_LIMIT = 32 * 1024
@@ -29,7 +30,15 @@ DEFAULT_OUTPUT_LIMIT = 32 * 1024
 # 500-node execution stays under half of etcd's 1.5 MiB object limit (bench/planner.py).
 STATUS_OUTPUT_BUDGET = 256 * 1024
 MIN_OUTPUT_SHARE = 128
-LOG_TAIL_BYTES = 64 * 1024
+# The most a node's output may be: it is kept whole in a ConfigMap, whose data may not pass 1 MiB
+# (1 KiB is left for the key and bookkeeping). A larger output fails its node (see keep_output).
+MAX_OUTPUT_BYTES = 1024 * 1024 - 1024
+# A `logs` output is read up to one byte past the limit, so a larger log is known to be larger.
+LOG_TAIL_BYTES = MAX_OUTPUT_BYTES + 1
+# An output whose JSON text is over this is also kept in a ConfigMap (outputRef), even when it fits
+# inline: the next node's $JOBCHAIN_INPUT_FILE is mounted from there. Smaller inputs reach that
+# file through a pod annotation (annotations of one object are capped at 256 KiB altogether).
+INLINE_INPUT_FILE_BYTES = 64 * 1024
 MAX_OUTPUT_DEPTH = 32
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
@@ -125,6 +134,49 @@ def parse_output(raw: str | None, limit: int, keep_end: bool = False) -> tuple[A
         return canonical(json.loads(text, parse_constant=_not_strict, parse_float=_strict_float)), False
     except (ValueError, RecursionError):  # NotKept is a ValueError, as is json's own error
         return text, False
+
+
+def input_json(value: Any) -> str:
+    """The text a node is given as its input ($JOBCHAIN_INPUT, $JOBCHAIN_INPUT_FILE): compact JSON."""
+    return json.dumps(value, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class KeptOutput:
+    """How one finished node's output is kept.
+
+    `output`/`truncated`: what status holds (the value, or a preview of it). `whole`: the value's
+    JSON text, to keep in a ConfigMap (status then names it in outputRef), or None when status holds
+    it all and it is small enough for an annotation. `value`: the whole value, for this pass's edges
+    and inputs. `too_large`: the output's size when over MAX_OUTPUT_BYTES: nothing is kept whole and
+    the node fails, because passing a cut value on would hand the next node wrong data silently.
+    """
+
+    output: Any
+    truncated: bool
+    whole: str | None
+    value: Any
+    too_large: int = 0
+
+
+def keep_output(raw: str | None, limit: int, keep_end: bool = False) -> KeptOutput:
+    """Decides how an output is kept: inline (at most `limit` bytes in status), in a ConfigMap with a
+    preview in status (its start, or its end with `keep_end`: a log), or not at all (over
+    MAX_OUTPUT_BYTES: then the start, the only part read)."""
+    text = raw.encode("utf-8", errors="replace").decode("utf-8").strip() if raw is not None else ""
+    size = len(text.encode())
+    if size > MAX_OUTPUT_BYTES:
+        preview, _ = parse_output(text, limit)
+        return KeptOutput(preview, True, None, None, size)
+    value, _ = parse_output(text, MAX_OUTPUT_BYTES)
+    whole = input_json(value)
+    fits = stored_size(value) <= limit
+    if fits and len(whole.encode()) <= INLINE_INPUT_FILE_BYTES:
+        return KeptOutput(value, False, None, value)
+    if fits:
+        return KeptOutput(value, False, whole, value)
+    preview, _ = parse_output(text, limit, keep_end)  # a log's result is usually at its end
+    return KeptOutput(preview, True, whole, value)
 
 
 # Node fields passed to Kubernetes as they are: nested deeper than this, the snapshot in status

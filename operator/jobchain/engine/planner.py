@@ -29,6 +29,7 @@ from jobchain.api.models import (
     Join,
     NodePhase,
     NodeStatus,
+    OutputRef,
     OutputSource,
     WorkflowSpec,
 )
@@ -39,13 +40,22 @@ from jobchain.engine.graph import Graph, InEdge, node_texts
 from jobchain.engine.lifecycle import expires_at, leftovers, record_refusals
 from jobchain.engine.outputs import (
     DEFAULT_OUTPUT_LIMIT,
+    MAX_OUTPUT_BYTES,
     MIN_OUTPUT_SHARE,
     STATUS_OUTPUT_BUDGET,
-    parse_output,
+    keep_output,
     stored_size,
 )
 from jobchain.engine.refs import Scope, UnresolvedReference
-from jobchain.engine.render import ExecutionRef, ValueTooLarge, job_name, render_job
+from jobchain.engine.render import (
+    OUTPUT_KEY,
+    ExecutionRef,
+    ValueTooLarge,
+    job_name,
+    output_config_map_name,
+    render_job,
+    render_output_config_map,
+)
 from jobchain.engine.secrets import secret_refs
 from jobchain.engine.snapshot import Refusal, snapshot
 from jobchain.engine.timefmt import format_duration, iso, parse_time
@@ -63,6 +73,7 @@ class _Run:
         self.status = execution.status.model_copy(deep=True)
         self.plan = Plan(status=self.status)
         self.output_limit = output_limit
+        self.whole: dict[str, Any] = dict(execution.outputs)  # outputs kept in ConfigMaps, whole
         self.unrestored: set[str] = set()  # adopted nodes whose inputFrom is not restored yet
         self.vanished: list[NodeStatus] = []  # Running nodes whose Job is gone (see fail_vanished)
         self.started_now: set[str] = set()  # nodes given a Job by this pass
@@ -107,7 +118,7 @@ class _Run:
     @property
     def edges(self) -> EdgeDecisions:
         if self._edges is None:
-            self._edges = EdgeDecisions(self.status)
+            self._edges = EdgeDecisions(self.status, self.whole)
         return self._edges
 
     def nodes(self) -> dict[str, NodeStatus]:
@@ -151,16 +162,28 @@ class _Run:
         for node, seen in finished:
             limit = min(limit_setting, max(MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET - outputs_used))
             from_logs = self.graph.nodes[node.name].output.from_ == OutputSource.LOGS
-            output, truncated = parse_output(seen.raw_output, limit, keep_end=from_logs)
-            outputs_used += stored_size(output)
+            kept = keep_output(seen.raw_output, limit, keep_end=from_logs)
+            outputs_used += stored_size(kept.output)
             message = seen.message
-            if truncated:
-                note = f"output truncated to {limit} bytes"
-                message = f"{message}; {note}" if message else note
             phase = NodePhase.SUCCEEDED if seen.state == JobState.SUCCEEDED else NodePhase.FAILED
+            ref = None
+            if kept.too_large:
+                phase = NodePhase.FAILED
+                note = (f"output is over the {MAX_OUTPUT_BYTES} bytes (1 MiB) a node's output may be ({kept.too_large} "
+                        "bytes read): only its start is kept and it is passed on to no node; write large data to a "
+                        "volume or an object store and output its location")
+                message = f"{message}; {note}" if message else note
+            elif kept.whole is not None:
+                ref = OutputRef(configMap=output_config_map_name(self.execution.name, node.name), key=OUTPUT_KEY,
+                                bytes=len(kept.whole.encode()))
+                self.plan.config_maps.append(render_output_config_map(self.ref(), node.name, kept.whole))
+                self.whole[node.name] = kept.value
+                if kept.truncated:
+                    note = f"output truncated to {limit} bytes in status; kept whole in ConfigMap {ref.configMap}"
+                    message = f"{message}; {note}" if message else note
             self.mark(node, phase, seen.finished_at or self.now, message, jobName=seen.name,
                       startedAt=node.startedAt or iso(self.now), podName=seen.pod_name, exitCode=seen.exit_code,
-                      retries=seen.retries, output=output, outputTruncated=truncated)
+                      retries=seen.retries, output=kept.output, outputTruncated=kept.truncated, outputRef=ref)
         # A node with a Job and incoming edges got its input when it started; none recorded means
         # the pass that started it lost its status write (it was adopted, now or earlier).
         self.unrestored = {n.name for n in self.status.nodes
@@ -301,15 +324,18 @@ class _Run:
         if not slot_free and not any(next(refs.find(text), None) for _, text in node_texts(spec_node)):
             return None  # nothing that could fail: no need to render it yet
         source = self.input_source(held, nodes)
-        ran = {n.name: n.output for n in self.status.nodes if n.phase in (NodePhase.SUCCEEDED, NodePhase.FAILED)}
+        ran = {n.name: self.whole.get(n.name, n.output) for n in self.status.nodes
+               if n.phase in (NodePhase.SUCCEEDED, NodePhase.FAILED)}
+        input_ref = nodes[source].outputRef if source else None
         scope = Scope(
             params=dict(self.status.params or {}),
             execution_name=self.execution.name,
             namespace=self.execution.namespace,
-            input=nodes[source].output if source else None,
+            input=ran.get(source) if source else None,
             has_input=source is not None,
             outputs=ran,
             secrets=secret_refs(self.execution.spec),
+            input_ref=input_ref.configMap if input_ref else None,
             scheduled_time=self.execution.scheduled_time or self.status.startedAt,
         )
         try:

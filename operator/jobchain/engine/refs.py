@@ -99,6 +99,8 @@ class Scope:
     # secret params: name -> secretKeyRef ({name, key}); their values never pass through the operator
     secrets: Mapping[str, Any] | None = None
     scheduled_time: str | None = None  # RFC 3339
+    # The ConfigMap holding the input whole (the predecessor's outputRef), mounted as the input file.
+    input_ref: str | None = None
 
     def resolve(self, ref: Reference) -> Any:
         if ref.kind == "params":

@@ -18,6 +18,7 @@ from typing import Any
 from jobchain.api.models import API_VERSION, Node, WorkflowSpec
 from jobchain.engine import refs
 from jobchain.engine.graph import node_texts
+from jobchain.engine.outputs import input_json as to_input_json
 from jobchain.engine.refs import Scope, UnresolvedReference
 from jobchain.engine.shell import Quoting, contexts
 
@@ -30,6 +31,13 @@ ANNOTATION_OUTPUT = "jobchain.dev/output"
 ANNOTATION_EXECUTION_UID = "jobchain.dev/execution-uid"
 ANNOTATION_EXECUTION = "jobchain.dev/execution"  # the full name: label values are capped at 63
 CONTAINER = "main"
+# Every node's input as a file ($JOBCHAIN_INPUT_FILE): mounted from the predecessor's output
+# ConfigMap when the output was kept in one, otherwise projected from this pod annotation.
+ANNOTATION_INPUT = "jobchain.dev/input"
+INPUT_VOLUME = "jobchain-input"
+INPUT_DIR = "/var/run/jobchain/input"
+INPUT_FILE = f"{INPUT_DIR}/input.json"
+OUTPUT_KEY = "output.json"  # the key of an output ConfigMap
 OUTPUT_PATH = "/dev/termination-log"
 MAX_JOB_NAME = 52  # the Job controller appends "-xxxxx" to pod names; keep hostnames <= 63
 # Linux's MAX_ARG_STRLEN: one argument or one "NAME=value" environment string, with its NUL.
@@ -224,16 +232,19 @@ def render_job(
     }
     public_params = {k: v for k, v in scope.params.items() if k not in (scope.secrets or {})}
     params_json = json.dumps(public_params, sort_keys=True, separators=(",", ":"))
-    input_json = json.dumps(scope.input, separators=(",", ":")) if scope.has_input else ""
+    input_json = to_input_json(scope.input) if scope.has_input else ""
     _check_size("JOBCHAIN_PARAMS", f"JOBCHAIN_PARAMS={params_json}")
-    _check_size("JOBCHAIN_INPUT (the predecessor's output)", f"JOBCHAIN_INPUT={input_json}")
+    # An input too large for one environment string (Linux's limit) is only in the file: the
+    # variable is then empty rather than the node failing; scripts that may get one read the file.
+    input_env = input_json if len(f"JOBCHAIN_INPUT={input_json}".encode()) + 1 <= MAX_ARG_BYTES else ""
 
     env: list[dict[str, Any]] = [
         {"name": "JOBCHAIN_EXECUTION", "value": kube_escape(execution.name)},
         {"name": "JOBCHAIN_NODE", "value": node.name},
         {"name": "JOBCHAIN_OUTPUT", "value": OUTPUT_PATH},
         {"name": "JOBCHAIN_PARAMS", "value": kube_escape(params_json)},
-        {"name": "JOBCHAIN_INPUT", "value": kube_escape(input_json)},
+        {"name": "JOBCHAIN_INPUT", "value": kube_escape(input_env)},
+        {"name": "JOBCHAIN_INPUT_FILE", "value": INPUT_FILE},
         {"name": "JOBCHAIN_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "JOBCHAIN_POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         *([{"name": "JOBCHAIN_SCHEDULED_TIME", "value": execution.scheduled_time}] if execution.scheduled_time else []),
@@ -255,6 +266,7 @@ def render_job(
         "env": env,
         "terminationMessagePath": OUTPUT_PATH,
         "terminationMessagePolicy": "File",
+        "volumeMounts": [{"name": INPUT_VOLUME, "mountPath": INPUT_DIR, "readOnly": True}],
     }
     if node.script is not None:
         container["command"] = ["/bin/sh", "-c", texts["script"]]
@@ -273,12 +285,20 @@ def render_job(
         LABEL_MANAGED_BY: MANAGED_BY,
     }
     annotations = {ANNOTATION_EXECUTION_UID: execution.uid, ANNOTATION_EXECUTION: execution.name}
-    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container]}
+    pod_annotations = dict(annotations)
+    if scope.input_ref:
+        volume: dict[str, Any] = {"name": INPUT_VOLUME, "configMap": {
+            "name": scope.input_ref, "items": [{"key": OUTPUT_KEY, "path": "input.json"}]}}
+    else:
+        pod_annotations[ANNOTATION_INPUT] = input_json
+        volume = {"name": INPUT_VOLUME, "downwardAPI": {"items": [
+            {"path": "input.json", "fieldRef": {"fieldPath": f"metadata.annotations['{ANNOTATION_INPUT}']"}}]}}
+    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container], "volumes": [volume]}
     service_account = node.serviceAccountName or defaults.serviceAccountName
     if service_account:
         pod_spec["serviceAccountName"] = service_account
     template: dict[str, Any] = {
-        "metadata": {"labels": dict(labels), "annotations": dict(annotations)},
+        "metadata": {"labels": dict(labels), "annotations": pod_annotations},
         "spec": pod_spec,
     }
     if node.podTemplate:
@@ -311,4 +331,29 @@ def render_job(
             ],
         },
         "spec": job_spec,
+    }
+
+
+def output_config_map_name(execution: str, node: str) -> str:
+    """The ConfigMap keeping a node's whole output: derived from the Job's name, so a repeated pass
+    (or another replica) finds the same one."""
+    return f"{job_name(execution, node)}-output"
+
+
+def render_output_config_map(execution: ExecutionRef, node: str, text: str) -> dict[str, Any]:
+    """An immutable ConfigMap holding `text` (the output's JSON), owned by the execution."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": output_config_map_name(execution.name, node),
+            "namespace": execution.namespace,
+            "labels": {LABEL_EXECUTION: label_value(execution.name), LABEL_NODE: node,
+                       LABEL_WORKFLOW: label_value(execution.workflow), LABEL_MANAGED_BY: MANAGED_BY},
+            "annotations": {ANNOTATION_EXECUTION_UID: execution.uid, ANNOTATION_EXECUTION: execution.name},
+            "ownerReferences": [{"apiVersion": API_VERSION, "kind": "WorkflowExecution", "name": execution.name,
+                                 "uid": execution.uid, "controller": True, "blockOwnerDeletion": True}],
+        },
+        "immutable": True,
+        "data": {OUTPUT_KEY: text},
     }

@@ -3,6 +3,7 @@ and what it answers (a Plan). Plain frozen data, so a plan can be compared and r
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -54,6 +55,9 @@ class ExecutionInput:
     # first recorded it, so a lost status write cannot move the deadline.
     created: str | None = None
     scheduled_time: str | None = None  # a WorkflowSchedule's time for this execution (its annotation)
+    # The whole outputs of finished nodes whose status holds a preview and an outputRef (read from
+    # their ConfigMaps by the controller): the values edges and inputs use.
+    outputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -71,4 +75,6 @@ class Plan:
     status: ExecutionStatus
     create: list[dict[str, Any]] = field(default_factory=list)
     delete: list[str] = field(default_factory=list)
+    # ConfigMaps keeping whole outputs, created (or adopted) before the status that names them is written.
+    config_maps: list[dict[str, Any]] = field(default_factory=list)
     wake_at: datetime | None = None  # when to look again without any event (the deadline)

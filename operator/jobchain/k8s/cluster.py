@@ -10,6 +10,8 @@ not have reached the watch yet).
 from __future__ import annotations
 
 import base64
+import json
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -23,6 +25,8 @@ from jobchain.k8s.writes import Writer
 
 __all__ = ["Cluster", "connect"]
 
+OUTPUT_CACHE = 64  # whole outputs (each up to 1 MiB) kept in memory
+
 
 class Cluster:
     def __init__(self, api: client.ApiClient, store: Store | None = None, event_threads: int = 0) -> None:
@@ -31,6 +35,8 @@ class Cluster:
         self.objects = CustomObjects(api)
         self.observer = Observer(api, self.store)
         self.writer = Writer(api, event_threads)
+        # Output ConfigMaps are immutable: a value read once is the value for good.
+        self._outputs: OrderedDict[tuple[str, str], Any] = OrderedDict()
 
     def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -46,6 +52,7 @@ class Cluster:
 
     def delete_execution(self, namespace: str, name: str) -> None:
         """Deletes an execution; its Jobs and pods follow through their ownerReferences."""
+        self.writer.guard()
         try:
             self.objects.delete_object(namespace, EXECUTIONS, name)
         except ApiException as exc:
@@ -74,6 +81,27 @@ class Cluster:
             if data and key in data:
                 values.append(base64.b64decode(str(data[key])).decode(errors="replace"))
         return values
+
+    def output_value(self, namespace: str, config_map: str, key: str) -> tuple[bool, Any]:
+        """(found, value) of a whole output kept in a ConfigMap; (False, None) if it is gone.
+        Cached (at most OUTPUT_CACHE values): the ConfigMaps are immutable."""
+        cache_key = (namespace, config_map)
+        if cache_key in self._outputs:
+            self._outputs.move_to_end(cache_key)
+            return True, self._outputs[cache_key]
+        try:
+            data = client.CoreV1Api(self.api).read_namespaced_config_map(config_map, namespace).data or {}
+        except ApiException as exc:
+            if exc.status == 404:
+                return False, None
+            raise
+        if key not in data:
+            return False, None
+        value = json.loads(data[key])
+        self._outputs[cache_key] = value
+        while len(self._outputs) > OUTPUT_CACHE:
+            self._outputs.popitem(last=False)
+        return True, value
 
     def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self._get(WORKFLOWS, namespace, name)

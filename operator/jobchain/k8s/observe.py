@@ -289,9 +289,14 @@ class Observer:
     def log_tail(self, pod: Obj, size: int) -> str | None:
         """The end of the node container's log, at most `size` bytes; None when it cannot be read."""
         meta = pod["metadata"]
+        # A whole log as an output (size LOG_TAIL_BYTES: one byte past the largest output) is read from
+        # its start, up to that size: a log that fills it is known to be too large. A failure's tail is
+        # read from the end.
+        whole = size >= LOG_TAIL_BYTES
         try:
             response: Any = self.core.read_namespaced_pod_log(
-                meta["name"], meta["namespace"], container=CONTAINER, tail_lines=max(100, size // 16),
+                meta["name"], meta["namespace"], container=CONTAINER,
+                limit_bytes=size if whole else None, tail_lines=None if whole else max(100, size // 16),
                 _preload_content=False,  # raw bytes: a log need not be UTF-8
             )
             data = bytes(response.data)

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import socket
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,9 @@ from jobchain.k8s.api import EXECUTIONS, CustomObjects
 
 log = logging.getLogger(__name__)
 
+# On each Job: the replica (Lease identity) that created it, so "only the active replica creates
+# Jobs" can be checked from the cluster alone.
+CREATED_BY = "jobchain.dev/created-by"
 SCHEDULES = "workflowschedules"
 
 
@@ -60,6 +64,10 @@ class Writer:
         self.core = client.CoreV1Api(api)
         self.objects = CustomObjects(api)
         self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
+        # Raises when this replica may not act (it is not the leader): called before every write,
+        # so a replica that lost its Lease stops at once, even in the middle of a reconcile.
+        self.guard: Callable[[], None] = lambda: None
+        self.identity = self.instance
 
     def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Creates the Job, or adopts it if it already exists for the same execution.
@@ -67,7 +75,9 @@ class Writer:
         Returns the Job as the API server has it (for the store: the next pass must see it even
         before its watch event arrives).
         """
+        self.guard()
         meta = manifest["metadata"]
+        meta.setdefault("annotations", {})[CREATED_BY] = self.identity
         try:
             created = self.batch.create_namespaced_job(meta["namespace"], manifest)  # type: ignore[arg-type]
             return self._dict(created)
@@ -86,9 +96,30 @@ class Writer:
             "(an older one of the same name, still being garbage-collected?); will retry"
         )
 
+    def create_config_map(self, manifest: dict[str, Any]) -> None:
+        """Creates an output ConfigMap, or adopts it if it exists for the same execution (it is
+        immutable and its name and content derive from the execution and node: the same one)."""
+        self.guard()
+        meta = manifest["metadata"]
+        try:
+            self.core.create_namespaced_config_map(meta["namespace"], manifest)  # type: ignore[arg-type]
+            return
+        except ApiException as exc:
+            if exc.status != 409:
+                raise
+        existing = self.core.read_namespaced_config_map(meta["name"], meta["namespace"])
+        owner_uid = meta["ownerReferences"][0]["uid"]
+        owners = existing.metadata.owner_references if existing.metadata else None
+        if not any(ref.uid == owner_uid for ref in owners or []):
+            raise ForeignJobError(
+                f"ConfigMap {meta['namespace']}/{meta['name']} exists and belongs to another execution "
+                "(an older one of the same name, still being garbage-collected?); will retry"
+            )
+
     def create_execution(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """Creates a schedule's execution; None when one of that name exists already (created by an
         earlier pass whose status write was lost: that time has run, it is adopted, never doubled)."""
+        self.guard()
         try:
             return self.objects.create_object(manifest["metadata"]["namespace"], EXECUTIONS, manifest)
         except ApiException as exc:
@@ -101,6 +132,7 @@ class Writer:
 
     def cancel_execution(self, namespace: str, name: str) -> None:
         """Sets spec.cancel on an execution (a schedule's Replace policy)."""
+        self.guard()
         try:
             self.objects.patch_object(namespace, EXECUTIONS, name, {"spec": {"cancel": True}})
         except ApiException as exc:
@@ -108,6 +140,7 @@ class Writer:
                 raise
 
     def delete_job(self, namespace: str, name: str) -> None:
+        self.guard()
         try:
             self.batch.delete_namespaced_job(
                 name, namespace, body=client.V1DeleteOptions(propagation_policy="Background")
@@ -121,6 +154,7 @@ class Writer:
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         """Writes status. Returns the object as written (its new resourceVersion), for the store."""
+        self.guard()
         return self.objects.patch_object_status(namespace, plural, name, status)
 
     def json_patch_status(self, plural: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
@@ -130,10 +164,15 @@ class Writer:
         `nodes` list, so an output such as {"result": null} would be stored as {}. A JSON patch
         stores values exactly (see controller.reconcile.status_patch).
         """
+        self.guard()
         return self.objects.json_patch_object_status(namespace, plural, name, ops)
 
     def event(self, obj: dict[str, Any], kind: str, type_: str, reason: str, message: str) -> None:
         """Posts a Kubernetes Event on the object. Never raises: events are best effort."""
+        try:
+            self.guard()
+        except Exception:
+            return  # a standby says nothing: the active replica posts the events
         meta = obj["metadata"]
         now = datetime.now(UTC)
         body = client.CoreV1Event(
