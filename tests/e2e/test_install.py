@@ -32,7 +32,7 @@ CHART = ROOT / "charts" / "jobchain"
 # carries, when several checkouts share one cluster and each rebuilds :dev).
 IMAGE_REPOSITORY, IMAGE_TAG = "localhost/jobchain-operator", os.environ.get("JOBCHAIN_E2E_IMAGE_TAG", "dev")
 REPLICAS = 2  # the chart's default: one active, one standby
-CRD_NAMES = ("workflows.jobchain.dev", "workflowexecutions.jobchain.dev")
+CRD_NAMES = ("workflows.jobchain.dev", "workflowexecutions.jobchain.dev", "workflowschedules.jobchain.dev")
 
 
 def helm(kubeconfig: str, *args: str, check: bool = True, timeout: int = 300) -> str:
