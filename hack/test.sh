@@ -41,6 +41,6 @@ fi
 phase "end-to-end tier" .venv/bin/pytest tests/e2e -m e2e -v -p no:cacheprovider --durations=15
 # The dashboard in a real browser (Debian's headless chromium, installed when missing).
 phase "browser deps" bash hack/browser-deps.sh
-phase "browser tier" .venv/bin/pytest tests/browser -v -p no:cacheprovider
+phase "browser tier" .venv/bin/pytest tests/browser -v -s -p no:cacheprovider
 # Operator SIGKILLs at random and control-plane restarts; prints the seed, the kills, the recovery times.
 phase "chaos tier" .venv/bin/pytest tests/chaos -m chaos -v -s -p no:cacheprovider --durations=5
