@@ -6,10 +6,12 @@ from datetime import timedelta
 from typing import Any
 
 from jobchain.api.models import ExecutionStatus
+from jobchain.controller.queue import waiting_for
 from jobchain.controller.reconcile import reconcile_execution
 from jobchain.engine.planner import plan
 from jobchain.engine.queue import Member, member_of, place
 from jobchain.engine.resume import problem, seed
+from jobchain.k8s.store import Store
 from tests.unit.builders import (
     NAMESPACE,
     T0,
@@ -180,6 +182,19 @@ def test_the_api_server_is_read_only_to_start_an_execution_under_a_limit() -> No
     free = FakeCluster(execution_body(chain("a")))
     reconcile_execution(free, NAMESPACE, "run-1", now=T0)  # type: ignore[arg-type]
     assert ("list", "workflowexecutions") not in free.take_actions()
+
+
+def test_when_the_queue_moves_the_waiting_are_looked_at_again_first_in_line_first() -> None:
+    store = Store()
+    queued = {"phase": "Pending", "reason": "Queued", "message": "waiting: 1 of 2 running, position 2"}
+    for body in (of_etl("etl-3", "2026-11-28T10:00:02Z"), of_etl("etl-1", "2026-11-28T10:00:00Z", started=True),
+                 {**of_etl("etl-2", "2026-11-28T10:00:01Z"), "status": queued}):
+        store.put_execution(body)
+    # One finished or was deleted: all that wait, a pass held them or not.
+    assert waiting_for(store, NAMESPACE, "etl") == ["etl-2", "etl-3"]
+    # One started: only those whose message tells a position (the others' first pass is still to come).
+    assert waiting_for(store, NAMESPACE, "etl", held_only=True) == ["etl-2"]
+    assert waiting_for(store, NAMESPACE, "other") == []
 
 
 def failed_run() -> ExecutionStatus:

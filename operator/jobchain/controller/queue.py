@@ -29,6 +29,8 @@ from jobchain.engine.types import WorkflowLookup
 from jobchain.k8s.cluster import Cluster
 from jobchain.k8s.store import Store
 
+QUEUED = "Queued"  # the reason of an execution held waiting
+
 _guard = threading.Lock()
 _locks: dict[tuple[str, str], threading.Lock] = {}
 
@@ -86,6 +88,9 @@ def _name(body: dict[str, Any]) -> str:
     return str((body.get("metadata") or {}).get("name") or "")
 
 
-def waiting_for(store: Store, namespace: str, workflow: str) -> list[str]:
-    """The executions waiting in the queue of a Workflow (to look at them when a slot frees up)."""
-    return [m.name for m in waiting_line(_members(store.executions_in(namespace), workflow))]
+def waiting_for(store: Store, namespace: str, workflow: str, held_only: bool = False) -> list[str]:
+    """The executions waiting in the queue of a Workflow, first in line first (to look at them again
+    when the queue moves). `held_only`: only those a pass has held as Queued already."""
+    bodies = [b for b in store.executions_in(namespace)
+              if not held_only or (b.get("status") or {}).get("reason") == QUEUED]
+    return [m.name for m in waiting_line(_members(bodies, workflow))]

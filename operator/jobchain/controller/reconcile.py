@@ -231,7 +231,7 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
         if admission.changed:  # e.g. cancelled: the next pass, at once, starts from the newer copy
             return Outcome(str(old.phase), now)
         if admission.waiting is not None:
-            return hold(cluster, body, old, "Queued", admission.waiting.message, now)
+            return hold(cluster, body, old, queue.QUEUED, admission.waiting.message, now)
         if old.workflowSpec is None and spec.resumeFrom is not None and not spec.cancel:
             return resume_pass(cluster, body, old, spec.resumeFrom.name, now)
         return _plan_pass(cluster, body, spec, old, lookup, now, output_limit, began)
