@@ -373,6 +373,10 @@ class FakeCluster:
         self.actions.append(("list", "workflowexecutions"))
         return [json.loads(json.dumps(b)) for b in self.executions.values()]
 
+    def drop_execution(self, namespace: str, name: str) -> None:
+        if self.delivered is not None:
+            self.delivered.pop(name, None)
+
     def deliver(self, *names: str) -> None:
         """The watch delivers these executions as the API server holds them now."""
         self.delivered = self.delivered if self.delivered is not None else {}

@@ -109,7 +109,8 @@ def test_an_execution_whose_elders_the_store_has_not_received_yet_waits_behind_t
     assert (cluster.status("etl-c").reason, cluster.status("etl-c").message) == (
         "Queued", "waiting: 0 of 1 running, position 2")
     assert not cluster.jobs
-    # The elders, once their passes run, start in creation order, then name: etl-a, not etl-b.
+    # The watch catches up; the elders start in creation order, then name: etl-a, not etl-b.
+    cluster.deliver("etl-a", "etl-b")
     assert pass_of(cluster, "etl-b").phase == "Pending"
     assert pass_of(cluster, "etl-a").phase == "Running"
     assert pass_of(cluster, "etl-c").phase == "Pending"
@@ -161,6 +162,7 @@ def test_an_execution_deleted_before_it_starts_is_not_started() -> None:
     del cluster.executions["etl-1"]
     assert pass_of(cluster, "etl-1").phase is None
     assert cluster.take_actions() == [("list", "workflowexecutions")]
+    assert cluster.get_execution(NAMESPACE, "etl-1") is None  # nor does it stay in the store's queue
 
 
 def test_the_api_server_is_read_only_to_start_an_execution_under_a_limit() -> None:

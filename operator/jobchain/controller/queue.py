@@ -73,12 +73,16 @@ def slot(cluster: Cluster, body: dict[str, Any], spec: WorkflowExecutionSpec,
             yield Admission(waiting)
             return
         listed = cluster.list_executions(namespace)
-        for item in listed:  # the store catches up (newer wins): the next decisions see the same
-            cluster.store.put_execution(item)
         own = next((b for b in listed if _name(b) == name), None)
-        if own is None or (own.get("metadata") or {}).get("deletionTimestamp"):
+        # Only this execution's copy goes into the store: one of another execution, put there after
+        # its DELETED event was handled, would stay in the store's queue for good.
+        if own is None:
+            cluster.store.drop_execution(namespace, name)
+            yield Admission(gone=True)
+        elif (own.get("metadata") or {}).get("deletionTimestamp"):
             yield Admission(gone=True)
         elif any((own.get(part) or {}) != (body.get(part) or {}) for part in ("spec", "status")):
+            cluster.store.put_execution(own)  # newer wins: the next pass reads it
             yield Admission(changed=True)
         else:
             yield Admission(place(name, _members(listed, workflow), limit))

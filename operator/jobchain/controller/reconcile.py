@@ -224,7 +224,8 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     began = time.monotonic()
     lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None else None
     # Under a Workflow's maxConcurrentExecutions, an execution about to start waits for a slot; the
-    # decision and the status write that takes the slot happen under the queue's lock.
+    # decision and the status write that takes the slot happen under the queue's lock, and a start
+    # is decided from the API server's executions, not the store's (which can lag: `controller.queue`).
     with queue.slot(cluster, body, spec, lookup) as admission:
         if admission.gone:
             return Outcome(None)
