@@ -240,6 +240,24 @@ def test_11_a_node_cancelled_by_a_pass_whose_write_was_lost_stays_cancelled(how:
     assert again.status.reason == stop.status.reason
 
 
+def test_11_a_node_cancelled_by_a_condition_error_whose_write_was_lost_stays_cancelled() -> None:
+    # Found by the property test: a ConditionError stop is decided in schedule(), after the
+    # observed Jobs are folded in, so a replayed pass used to fail the vanished node first.
+    workflow = spec(node("a", edge("c", "condition", "output.ok")), node("b"), node("c"), parallelism=2)
+    ex = execution(workflow)
+    p = plan(ex, {}, T0)
+    ex = with_status(ex, p.status)
+    seen = observed(job("a", "Succeeded", None, finished_at=T0 + timedelta(seconds=1)), job("b"))
+    stop = plan(ex, seen, T0 + timedelta(seconds=1))
+    assert stop.status.reason == "ConditionError"
+    assert stop.delete == [job_name("run-1", "b")]
+    # b's Job is deleted, the status write is lost: the next pass sees b Running without a Job.
+    del seen["b"]
+    again = plan(ex, seen, T0 + timedelta(seconds=2))
+    assert phases(again.status) == phases(stop.status) == {"a": "Succeeded", "b": "Cancelled", "c": "Cancelled"}
+    assert again.status.reason == "ConditionError"
+
+
 # ---- 12: start order after a failure before start -------------------------------------------------
 
 def test_12_a_node_made_ready_by_a_failure_before_start_starts_in_declaration_order() -> None:
@@ -256,9 +274,12 @@ def test_12_a_node_made_ready_by_a_failure_before_start_starts_in_declaration_or
 # ---- 13: many condition edges -------------------------------------------------------------------
 
 def test_13_one_node_with_499_condition_edges_plans_fast(monkeypatch: pytest.MonkeyPatch) -> None:
-    targets = [f"t{i:03d}" for i in range(499)]
-    workflow = spec(node("a", *(edge(t, "condition", f"output.n > {i % 3}") for i, t in enumerate(targets))),
-                    *(node(t) for t in targets), parallelism=20)
+    # 495 condition edges decided in one pass: from five nodes, as the schema allows at most 100
+    # edges per node (api.limits.MAX_EDGES) and 500 nodes; the figure before was for one node with 499.
+    targets = [f"t{i:03d}" for i in range(495)]
+    sources = [node(f"a{k}", *(edge(t, "condition", f"output.n > {i % 3}")
+                               for i, t in enumerate(targets) if i // 100 == k)) for k in range(5)]
+    workflow = spec(*sources, *(node(t) for t in targets), parallelism=20)
     evaluations, conversions = Counter(), Counter()
     evaluate, convert = cel.evaluate_activation, conditions._safe_cel
     step = 0
@@ -276,7 +297,7 @@ def test_13_one_node_with_499_condition_edges_plans_fast(monkeypatch: pytest.Mon
     ex = execution(workflow)
     p = plan(ex, {}, T0)
     ex = with_status(ex, p.status)
-    seen = observed(job("a", "Succeeded", '{"n": 2}', finished_at=T0))
+    seen = observed(*(job(f"a{k}", "Succeeded", '{"n": 2}', finished_at=T0) for k in range(5)))
     slowest = 0.0
     for step in range(1, 40):
         now = T0 + timedelta(seconds=step)
@@ -290,11 +311,11 @@ def test_13_one_node_with_499_condition_edges_plans_fast(monkeypatch: pytest.Mon
         if p.status.phase != "Running":
             break
     assert p.status.phase == "Succeeded"
-    assert sum(1 for n in p.status.nodes if n.phase == "Skipped") == 166
+    assert sum(1 for n in p.status.nodes if n.phase == "Skipped") == 165
     # Each edge is evaluated at most once per pass, and each value is converted to CEL once per pass
-    # (outputs, params, the source's `node`): no longer once per edge and loop of the scheduler.
-    assert max(evaluations.values()) <= 499, evaluations
-    assert max(conversions.values()) <= len(p.status.nodes) + 2, conversions
+    # (outputs, params, each source's `node`): no longer once per edge and loop of the scheduler.
+    assert max(evaluations.values()) <= 495, evaluations
+    assert max(conversions.values()) <= len(p.status.nodes) + 1 + len(sources), conversions
     # Was 1.3 s per pass (4.2 s the worst). The time is a benchmark's figure (bench/planner.py), not
     # asserted (it flakes on a loaded machine): what is asserted is the work a pass does.
     print(f"slowest pass: {slowest * 1000:.0f} ms")

@@ -26,9 +26,10 @@ from jobchain.api.models import (
     WorkflowSpec,
 )
 from jobchain.controller.reconcile import status_patch
-from jobchain.engine.graph import Graph, validate
+from jobchain.engine.graph import Graph
 from jobchain.engine.planner import JobState, ObservedJob, plan
 from jobchain.engine.refs import render_value
+from jobchain.engine.validation import validate_workflow
 
 from .builders import T0, created_nodes, env_of, execution, job, json_patch, script_seen, spec, with_status
 
@@ -68,7 +69,7 @@ def workflows(draw: st.DrawFn) -> WorkflowSpec:
             body["script"] = "true"
     order = draw(st.permutations(bodies))
     workflow = spec(*order, parallelism=draw(st.integers(1, 4)))
-    assert validate(workflow) == []
+    assert validate_workflow(workflow) == []
     return workflow
 
 

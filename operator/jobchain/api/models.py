@@ -8,9 +8,11 @@ input. Field descriptions become `kubectl explain` text, so they are written for
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from jobchain.api import limits
 
 GROUP = "jobchain.dev"
 VERSION = "v1alpha1"
@@ -19,6 +21,10 @@ API_VERSION = f"{GROUP}/{VERSION}"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 PARAM_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+
+# A string item of a list with its own length limit (command, args).
+Text = Annotated[str, StringConstraints(max_length=limits.MAX_TEXT)]
+ParamValue = Annotated[str, StringConstraints(max_length=limits.MAX_PARAM_VALUE)]
 
 # Marks a field whose content Kubernetes must keep as it is (free-form JSON).
 FREE_FORM: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
@@ -87,10 +93,13 @@ class Param(Spec):
     )
     default: str | None = Field(
         default=None,
+        max_length=limits.MAX_PARAM_VALUE,
         description="Value used when an execution does not set this parameter. Without a default, "
         "every execution must set it.",
     )
-    description: str | None = Field(default=None, description="What the parameter is for.")
+    description: str | None = Field(
+        default=None, max_length=limits.MAX_DESCRIPTION, description="What the parameter is for."
+    )
     secret: bool = Field(
         default=False,
         description="The value is sensitive: an execution must take it from a Secret (spec.paramsFrom), "
@@ -107,13 +116,18 @@ class Param(Spec):
 
 
 class NodeDefaults(Spec):
-    image: str | None = Field(default=None, description="Container image of nodes that set none.")
+    image: str | None = Field(
+        default=None, max_length=limits.MAX_IMAGE, description="Container image of nodes that set none."
+    )
     serviceAccountName: str | None = Field(
-        default=None, description="ServiceAccount the node's pod runs as, for nodes that set none."
+        default=None,
+        max_length=limits.MAX_NAME,
+        description="ServiceAccount the node's pod runs as, for nodes that set none.",
     )
     timeoutSeconds: int | None = Field(
         default=None,
         ge=1,
+        le=limits.MAX_SECONDS,
         description="Deadline of each node's Job (Job activeDeadlineSeconds), for nodes that set none.",
     )
     retries: int | None = Field(
@@ -157,6 +171,7 @@ class Edge(Spec):
     )
     when: str | None = Field(
         default=None,
+        max_length=limits.MAX_WHEN,
         description="CEL expression, required with type: condition and refused otherwise. It sees "
         "output, input, params, node {phase, exitCode} and nodes (name -> {phase, output}). Use "
         "has(output.key) to test for an optional key.",
@@ -164,9 +179,11 @@ class Edge(Spec):
 
 
 class EnvVar(Spec):
-    name: str = Field(pattern=ENV_NAME, description="Environment variable name.")
+    name: str = Field(pattern=ENV_NAME, max_length=limits.MAX_NAME, description="Environment variable name.")
     value: str | None = Field(
-        default=None, description="Value; $(params.X), $(input.KEY), $(nodes.N.output) ... are substituted."
+        default=None,
+        max_length=limits.MAX_TEXT,
+        description="Value; $(params.X), $(input.KEY), $(nodes.N.output) ... are substituted.",
     )
     valueFrom: dict[str, Any] | None = Field(
         default=None,
@@ -180,14 +197,23 @@ class Node(Spec):
     name: str = Field(
         pattern=DNS_LABEL, max_length=63, description="Name of the node: a DNS-1123 label, unique in the workflow."
     )
-    image: str | None = Field(default=None, description="Container image; defaults.image when unset.")
+    image: str | None = Field(
+        default=None, max_length=limits.MAX_IMAGE, description="Container image; defaults.image when unset."
+    )
     script: str | None = Field(
         default=None,
+        max_length=limits.MAX_TEXT,
         description="Shell script run with /bin/sh -c. Either script or command/args, not both.",
     )
-    command: list[str] | None = Field(default=None, description="Container entrypoint, as in a Pod.")
-    args: list[str] | None = Field(default=None, description="Arguments to the entrypoint, as in a Pod.")
-    env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables.")
+    command: list[Text] | None = Field(
+        default=None, max_length=limits.MAX_COMMAND, description="Container entrypoint, as in a Pod."
+    )
+    args: list[Text] | None = Field(
+        default=None, max_length=limits.MAX_ARGS, description="Arguments to the entrypoint, as in a Pod."
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list, max_length=limits.MAX_ENV, description="Extra environment variables."
+    )
     resources: dict[str, Any] | None = Field(
         default=None,
         description="Container resources (requests, limits), as in a Pod.",
@@ -198,15 +224,24 @@ class Node(Spec):
         default=None, ge=0, le=20, description="Pod retries before the node Fails (Job backoffLimit)."
     )
     timeoutSeconds: int | None = Field(
-        default=None, ge=1, description="Deadline of the node's Job in seconds (activeDeadlineSeconds)."
+        default=None,
+        ge=1,
+        le=limits.MAX_SECONDS,
+        description="Deadline of the node's Job in seconds (activeDeadlineSeconds).",
     )
-    serviceAccountName: str | None = Field(default=None, description="ServiceAccount of the node's pod.")
+    serviceAccountName: str | None = Field(
+        default=None, max_length=limits.MAX_NAME, description="ServiceAccount of the node's pod."
+    )
     join: Join = Field(
         default=Join.ALL,
         description="With several incoming edges: all (run only if every one holds) or any (run if "
         "at least one holds). Otherwise the node is Skipped.",
     )
-    next: list[Edge] = Field(default_factory=list, description="Edges to the nodes that may run after this one.")
+    next: list[Edge] = Field(
+        default_factory=list,
+        max_length=limits.MAX_EDGES,
+        description="Edges to the nodes that may run after this one.",
+    )
     podTemplate: dict[str, Any] | None = Field(
         default=None,
         description="Escape hatch: a partial pod template (metadata, spec: volumes, nodeSelector, "
@@ -216,7 +251,9 @@ class Node(Spec):
 
 
 class WorkflowSpec(Spec):
-    params: list[Param] = Field(default_factory=list, description="Declared inputs with their defaults.")
+    params: list[Param] = Field(
+        default_factory=list, max_length=limits.MAX_PARAMS, description="Declared inputs with their defaults."
+    )
     defaults: NodeDefaults = Field(
         default_factory=NodeDefaults, description="Applied to every node that does not set its own value."
     )
@@ -230,11 +267,19 @@ class WorkflowSpec(Spec):
         description="Cap on each node output kept in status (default 32768). Larger outputs are "
         "truncated and marked outputTruncated.",
     )
-    nodes: list[Node] = Field(min_length=1, max_length=500, description="The steps of the workflow.")
+    nodes: list[Node] = Field(min_length=1, max_length=limits.MAX_NODES, description="The steps of the workflow.")
+    maxConcurrentExecutions: int | None = Field(
+        default=None,
+        ge=1,
+        le=10000,
+        description="At most this many executions of this Workflow (by workflowRef) run at once; the "
+        "others stay Pending with reason Queued and start in creation order as running ones finish. "
+        "Unset: no limit.",
+    )
 
 
 class WorkflowRef(Spec):
-    name: str = Field(max_length=253, description="Name of a Workflow in the execution's namespace.")
+    name: str = Field(max_length=limits.MAX_NAME, description="Name of a Workflow in the execution's namespace.")
 
 
 class SecretKeySelector(Spec):
@@ -251,6 +296,10 @@ class ParamFrom(Spec):
     valueFrom: ParamSource = Field(description="Where the value is: a Secret key.")
 
 
+class ResumeFrom(Spec):
+    name: str = Field(max_length=253, description="Name of the Failed or Cancelled execution to resume from.")
+
+
 class WorkflowExecutionSpec(Spec):
     workflowRef: WorkflowRef | None = Field(
         default=None, description="The Workflow to run, in the same namespace. Or set `workflow`."
@@ -258,14 +307,14 @@ class WorkflowExecutionSpec(Spec):
     workflow: WorkflowSpec | None = Field(
         default=None, description="An inline Workflow spec to run, instead of workflowRef."
     )
-    params: dict[str, str] = Field(
+    params: dict[str, ParamValue] = Field(
         default_factory=dict,
-        max_length=100,
+        max_length=limits.MAX_PARAMS,
         description="Values of the workflow's params. Fixed once the execution is created.",
     )
     paramsFrom: list[ParamFrom] = Field(
         default_factory=list,
-        max_length=100,
+        max_length=limits.MAX_PARAMS,
         description="Params whose values come from a Secret (valueFrom.secretKeyRef): secret params. The "
         "operator never reads them into status; each node that references one gets it as an environment "
         "variable from the Secret. Fixed once the execution is created.",
@@ -273,6 +322,7 @@ class WorkflowExecutionSpec(Spec):
     timeoutSeconds: int | None = Field(
         default=None,
         ge=1,
+        le=limits.MAX_SECONDS,
         description="Deadline of the whole execution: when it passes, running Jobs are deleted and "
         "the execution Fails with reason DeadlineExceeded.",
     )
@@ -284,8 +334,16 @@ class WorkflowExecutionSpec(Spec):
     ttlSecondsAfterFinished: int | None = Field(
         default=None,
         ge=0,
+        le=limits.MAX_SECONDS,
         description="Delete this execution (and with it its Jobs and pods) this many seconds after "
         "it finished. Unset: kept until deleted.",
+    )
+    resumeFrom: ResumeFrom | None = Field(
+        default=None,
+        description="Retry a Failed or Cancelled execution from where it failed: every node that Succeeded "
+        "there is copied (phase, output, input; marked reused) and only the rest runs, with that execution's "
+        "Workflow snapshot and params. That execution is not changed. Refused (InvalidResume) when it does "
+        "not exist, is still running, or Succeeded.",
     )
 
 
@@ -311,6 +369,11 @@ class NodeStatus(Observed):
     output: Any = Field(default=None, description="The node's output (any JSON).", json_schema_extra=FREE_FORM)
     outputTruncated: bool = Field(default=False, description="True when the output was capped.")
     message: str = Field(default="", description="Why the node ended as it did.")
+    reused: bool = Field(
+        default=False,
+        description="True when this node's result was copied from the execution named in spec.resumeFrom "
+        "instead of being run again.",
+    )
 
 
 class ExecutionStatus(Observed):
@@ -343,6 +406,90 @@ class ExecutionStatus(Observed):
     conditions: list[Condition] = Field(default_factory=list, description="Succeeded condition.")
 
 
+class ConcurrencyPolicy(StrEnum):
+    ALLOW = "Allow"
+    FORBID = "Forbid"
+    REPLACE = "Replace"
+
+
+class ExecutionTemplate(Spec):
+    """What a schedule's executions run: the spec of a WorkflowExecution, less its run-time switches."""
+
+    workflowRef: WorkflowRef | None = Field(
+        default=None, description="The Workflow to run, in the schedule's namespace. Or set `workflow`."
+    )
+    workflow: WorkflowSpec | None = Field(default=None, description="An inline Workflow spec, instead of workflowRef.")
+    params: dict[str, str] = Field(default_factory=dict, max_length=100, description="Values of the workflow's params.")
+    paramsFrom: list[ParamFrom] = Field(
+        default_factory=list, max_length=100, description="Params whose values come from a Secret, as in an execution."
+    )
+    timeoutSeconds: int | None = Field(default=None, ge=1, description="Deadline of each execution, in seconds.")
+    ttlSecondsAfterFinished: int | None = Field(
+        default=None, ge=0, description="Delete each execution this many seconds after it finished."
+    )
+
+
+# What the schema can say of a schedule: a macro, @every DURATION or five fields. The rest (ranges,
+# names, a duration of at least 10s) is checked by the operator (Ready=False) and by `jobchain lint`.
+SCHEDULE_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every [0-9.a-zµ]+|(\S+ ){4}\S+)$"
+TIME_ZONE_PATTERN = r"^[A-Za-z][-A-Za-z0-9_+]*(/[-A-Za-z0-9_+]+)*$"
+
+
+class WorkflowScheduleSpec(Spec):
+    schedule: str = Field(
+        pattern=SCHEDULE_PATTERN,
+        max_length=200,
+        description="When to run: five cron fields (minute hour day-of-month month day-of-week, as in a "
+        "CronJob), a macro (@yearly, @monthly, @weekly, @daily, @hourly) or `@every DURATION` (a Go duration "
+        "such as 30s, 5m, 1h30m; at least 10s, whole seconds; times are multiples of it since the Unix epoch).",
+    )
+    timeZone: str | None = Field(
+        default=None,
+        pattern=TIME_ZONE_PATTERN,
+        max_length=64,
+        description="IANA time zone the cron fields are read in (Europe/Berlin); default UTC. On the day "
+        "clocks go forward, a time in the skipped hour runs when the clocks have jumped; on the day they "
+        "go back, a time in the repeated hour runs once, at its first occurrence.",
+    )
+    concurrencyPolicy: ConcurrencyPolicy = Field(
+        default=ConcurrencyPolicy.ALLOW,
+        description="When a time comes while an execution of this schedule still runs: Allow (start "
+        "another), Forbid (skip this time), Replace (cancel the running one, start the new one).",
+    )
+    startingDeadlineSeconds: int | None = Field(
+        default=None,
+        ge=0,
+        description="A time missed (the operator was down, the schedule suspended) runs late only if at "
+        "most this many seconds late; only the most recent missed time ever runs. Unset: no deadline.",
+    )
+    suspend: bool = Field(default=False, description="True: start no new executions (running ones go on).")
+    successfulExecutionsHistoryLimit: int = Field(
+        default=3, ge=0, le=1000, description="How many Succeeded executions of this schedule to keep."
+    )
+    failedExecutionsHistoryLimit: int = Field(
+        default=1, ge=0, le=1000, description="How many Failed or Cancelled executions of this schedule to keep."
+    )
+    executionTemplate: ExecutionTemplate = Field(
+        description="The spec of each execution: workflowRef or workflow, params, paramsFrom, "
+        "timeoutSeconds, ttlSecondsAfterFinished."
+    )
+
+
+class WorkflowScheduleStatus(Observed):
+    observedGeneration: int | None = Field(default=None, description="Generation last acted upon.")
+    lastScheduleTime: str | None = Field(default=None, description="The last time an execution was started for.")
+    lastSuccessfulTime: str | None = Field(default=None, description="When an execution last Succeeded.")
+    lastSkippedTime: str | None = Field(
+        default=None, description="The last time skipped (concurrencyPolicy Forbid, or past startingDeadlineSeconds)."
+    )
+    nextScheduleTime: str | None = Field(
+        default=None, description="The next time an execution starts (unset: suspended)."
+    )
+    active: list[str] = Field(default_factory=list, description="Executions of this schedule not finished yet.")
+    activeCount: int = Field(default=0, description="How many executions of this schedule are not finished yet.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready condition.")
+
+
 class WorkflowStatus(Observed):
     observedGeneration: int | None = Field(default=None, description="Generation last validated.")
     nodeCount: int | None = Field(default=None, description="Number of nodes.")
@@ -363,6 +510,14 @@ class Workflow(Spec):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: WorkflowSpec
     status: WorkflowStatus | None = None
+
+
+class WorkflowSchedule(Spec):
+    apiVersion: str = API_VERSION
+    kind: str = "WorkflowSchedule"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: WorkflowScheduleSpec
+    status: WorkflowScheduleStatus | None = None
 
 
 class WorkflowExecution(Spec):

@@ -64,6 +64,7 @@ class _Run:
         self.plan = Plan(status=self.status)
         self.output_limit = output_limit
         self.unrestored: set[str] = set()  # adopted nodes whose inputFrom is not restored yet
+        self.vanished: list[NodeStatus] = []  # Running nodes whose Job is gone (see fail_vanished)
         self.started_now: set[str] = set()  # nodes given a Job by this pass
         self._graph: Graph | None = None
         self._order: dict[str, int] = {}
@@ -121,7 +122,8 @@ class _Run:
 
     def ref(self) -> ExecutionRef:
         return ExecutionRef(self.execution.name, self.execution.namespace, self.execution.uid,
-                            self.status.workflowName or self.execution.name)
+                            self.status.workflowName or self.execution.name,
+                            self.execution.scheduled_time or self.status.startedAt)
 
     # ---- folding observed Jobs into node status ----------------------------------------
     def fold_observed(self, stopping: bool) -> None:
@@ -137,11 +139,10 @@ class _Run:
                 continue
             seen = self.observed.get(node.name)
             if seen is None:
-                # Gone while Running: deleted by a cancel or deadline pass whose status write was
-                # lost (the stop below cancels it again), or else outside jobchain.
+                # Gone while Running: deleted by a stop (cancel, deadline, condition error) whose
+                # status write was lost, which this pass makes again, or else outside jobchain.
                 if node.phase == NodePhase.RUNNING and not stopping:
-                    self.mark(node, NodePhase.FAILED, self.now, f"Job {node.jobName} disappeared before its "
-                              "result was read (deleted outside jobchain?)")
+                    self.vanished.append(node)
             elif seen.state == JobState.RUNNING:
                 st.note_job(node, seen.name, self.now, seen.retries)
             else:
@@ -165,6 +166,14 @@ class _Run:
         self.unrestored = {n.name for n in self.status.nodes
                            if n.jobName and n.inputFrom is None and graph.incoming[n.name]}
         self.restore_inputs()
+
+    def fail_vanished(self) -> None:
+        """Fails the nodes whose Job disappeared, unless a stop in this pass cancelled them."""
+        if self.status.phase != ExecutionPhase.RUNNING:
+            return
+        for node in self.vanished:
+            self.mark(node, NodePhase.FAILED, self.now, f"Job {node.jobName} disappeared before its "
+                      "result was read (deleted outside jobchain?)")
 
     def restore_inputs(self) -> None:
         """inputFrom of nodes whose Job was created by a pass whose status write was lost.
@@ -301,6 +310,7 @@ class _Run:
             has_input=source is not None,
             outputs=ran,
             secrets=secret_refs(self.execution.spec),
+            scheduled_time=self.execution.scheduled_time or self.status.startedAt,
         )
         try:
             job = render_job(self.ref(), self.workflow, spec_node, scope)
@@ -395,6 +405,11 @@ def plan(
             run.stop(ExecutionPhase.FAILED, "DeadlineExceeded",
                      f"the execution ran past spec.timeoutSeconds ({execution.spec.timeoutSeconds}s)")
     else:
+        if run.vanished:
+            # A condition error found again here is the stop that deleted those Jobs (its status
+            # write was lost): decisions that start nothing come first, then the rest fail.
+            run.schedule(may_start=False)
+            run.fail_vanished()
         run.schedule(may_start=True)
         run.conclude()
     st.summarize(status, execution.generation, now)

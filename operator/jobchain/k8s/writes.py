@@ -18,14 +18,12 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from jobchain.api.models import API_VERSION, GROUP, VERSION
+from jobchain.api.models import API_VERSION
+from jobchain.k8s.api import EXECUTIONS, CustomObjects
 
 log = logging.getLogger(__name__)
 
-EXECUTIONS = "workflowexecutions"
-WORKFLOWS = "workflows"
-MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
+SCHEDULES = "workflowschedules"
 
 
 class JobRefused(Exception):
@@ -60,7 +58,7 @@ class Writer:
         self._events = ThreadPoolExecutor(event_threads, thread_name_prefix="events") if event_threads else None
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
+        self.objects = CustomObjects(api)
         self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
 
     def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -88,6 +86,27 @@ class Writer:
             "(an older one of the same name, still being garbage-collected?); will retry"
         )
 
+    def create_execution(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """Creates a schedule's execution; None when one of that name exists already (created by an
+        earlier pass whose status write was lost: that time has run, it is adopted, never doubled)."""
+        try:
+            return self.objects.create_object(manifest["metadata"]["namespace"], EXECUTIONS, manifest)
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            if exc.status == 403 and "NamespaceTerminating" in str(exc.body or ""):
+                log.info("not creating %s: its namespace is being deleted", manifest["metadata"].get("name"))
+                return None
+            raise
+
+    def cancel_execution(self, namespace: str, name: str) -> None:
+        """Sets spec.cancel on an execution (a schedule's Replace policy)."""
+        try:
+            self.objects.patch_object(namespace, EXECUTIONS, name, {"spec": {"cancel": True}})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
+
     def delete_job(self, namespace: str, name: str) -> None:
         try:
             self.batch.delete_namespaced_job(
@@ -102,10 +121,7 @@ class Writer:
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         """Writes status. Returns the object as written (its new resourceVersion), for the store."""
-        written = self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, {"status": status}, _content_type=MERGE_PATCH
-        )
-        return dict(written)  # type: ignore[call-overload,no-any-return]
+        return self.objects.patch_object_status(namespace, plural, name, status)
 
     def json_patch_status(self, plural: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
         """Applies a JSON patch (RFC 6902) to the status subresource; returns the object as written.
@@ -114,10 +130,7 @@ class Writer:
         `nodes` list, so an output such as {"result": null} would be stored as {}. A JSON patch
         stores values exactly (see controller.reconcile.status_patch).
         """
-        written = self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, ops, _content_type=JSON_PATCH,
-        )
-        return dict(written)  # type: ignore[call-overload,no-any-return]
+        return self.objects.json_patch_object_status(namespace, plural, name, ops)
 
     def event(self, obj: dict[str, Any], kind: str, type_: str, reason: str, message: str) -> None:
         """Posts a Kubernetes Event on the object. Never raises: events are best effort."""
