@@ -68,6 +68,9 @@ def main() -> None:
     print(f"  passes:                      {hostsim.quantiles(run.passes)}")
     print(f"  CPU per pass (its thread):   {hostsim.quantiles(run.pass_cpu)}, "
           f"mean {sum(run.pass_cpu) / max(1, len(run.pass_cpu)) * 1000:.2f} ms")
+    cpu = run.kopf.event_cpu
+    print(f"  CPU per watch event (kopf's processing and the handler, on the event loop): "
+          f"{hostsim.quantiles(cpu)}, mean {sum(cpu) / max(1, len(cpu)) * 1000:.2f} ms")
     print(f"  CPU of the process (every thread, the simulation's share included): {run.cpu:.1f}s, "
           f"{run.cpu / (args.executions * args.nodes) * 1000:.1f} ms per node")
     requests = ", ".join(f"{m} {r} {n / (args.executions * args.nodes):.2f}"
