@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import ctypes
 import gc
 import sys
 import time
@@ -42,6 +44,12 @@ def deep_size(objects: Iterable[Any]) -> int:
         elif hasattr(obj, "__slots__"):
             stack.extend(getattr(obj, s) for s in obj.__slots__ if hasattr(obj, s))
     return total
+
+
+def _trimmed_rss() -> float:
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    return float(hostsim.rss_mib())
 
 
 def main() -> None:
@@ -86,6 +94,8 @@ def main() -> None:
     print(f"RESULT host, {args.executions} executions x {args.nodes} nodes at once: {run.succeeded}/{args.executions} "
           f"Succeeded in {run.wall:.1f}s (wall {time.time() - began:.1f}s); RSS after start {start:.1f} MiB, "
           f"peak {hostsim.rss_mib('VmHWM'):.1f} MiB, at the end {end:.1f} MiB")
+    trimmed = _trimmed_rss()
+    print(f"  RSS at the end after gc and malloc_trim (what is still held, not freed-and-kept): {trimmed:.1f} MiB")
     print(f"  store: {store.sizes()}, {store_bytes / 2**20:.1f} MiB deep; kopf's per-object memories: "
           f"{len(run.kopf.memories._items)} objects, {kopf_bytes / 2**20:.1f} MiB deep; "
           f"the simulation's own objects (JSON text) {sim_bytes / 2**20:.1f} MiB")
