@@ -10,11 +10,12 @@ Three rules keep the copies from misleading a pass:
   watch event that arrives after our own write's response must not bring an older status back).
 - Our own writes are written through: the Job a pass created and the status it wrote are put
   here at once, so the next pass never works from a state older than what it wrote itself.
-- Cold start: the handlers fill the store from kopf index handlers, which kopf runs for the whole
-  initial listing of every indexed resource before it calls any other handler; no pass runs on
-  a store that has not seen the cluster yet.
+- Cold start: the watches deliver in no set order after a start, so before the first pass of a
+  started execution its namespace's Jobs and pods are listed into the store once (`mark_warm`,
+  `k8s/observe.py`), and a Running node's Job the store lacks is asked for by name.
 
-Objects are trimmed to what the operator reads, so that thousands of pods cost little memory.
+Jobs and pods are trimmed to what the operator reads (`trim_job`, `trim_pod`), with recurring
+strings shared, so that thousands of them cost little memory.
 The store is written from the event loop and read from the reconcile threads: one lock.
 """
 
