@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from kubernetes import client
@@ -258,26 +260,24 @@ def test_a_running_nodes_job_missing_from_the_store_is_confirmed_with_the_api_se
     assert asked == ["run-1-a"] and seen.jobs["a"].state == JobState.RUNNING
 
 
-def test_the_first_pass_in_a_namespace_lists_its_jobs_and_pods_once() -> None:
+def test_the_first_pass_in_a_namespace_lists_its_jobs_and_pods_once(monkeypatch: pytest.MonkeyPatch) -> None:
     # After a restart the watches deliver in no set order: the execution's event may come
     # before its Jobs'. Read then, a Job missing from the store would look deleted.
     lists: list[str] = []
+    items = {"jobs": [k8s_job("a", "job-uid")], "pods": [k8s_pod("a-x", "job-uid", "Running", 0)]}
 
-    class Items:
-        def __init__(self, kind: str, items: list[dict[str, Any]]) -> None:
-            self.kind, self._items = kind, items
+    def request(method: str, url: str, *args: Any, **kwargs: Any) -> RESTResponse:
+        # The real client, with only the transport replaced: the lists come back as plain dicts.
+        lists.append(f"{method} {unquote(url.split('/namespaces/')[1])}")
+        kind = url.split("?")[0].rsplit("/", 1)[1]
+        return RESTResponse(_Urllib3Response(json.dumps({"items": items[kind]}).encode()))
 
-        def __getattr__(self, name: str) -> Any:
-            def listed(namespace: str, label_selector: str) -> Any:
-                lists.append(f"{self.kind} {namespace} {label_selector}")
-                return type("List", (), {"items": self._items})()
-            return listed
-
-    observer = Observer(client.ApiClient(client.Configuration(host="http://127.0.0.1:1")), Store())
-    observer.batch = Items("jobs", [k8s_job("a", "job-uid")])  # type: ignore[assignment]
-    observer.core = Items("pods", [k8s_pod("a-x", "job-uid", "Running", 0)])  # type: ignore[assignment]
+    api = client.ApiClient(client.Configuration(host="http://127.0.0.1:1"))
+    monkeypatch.setattr(api.rest_client, "request", request)
+    observer = Observer(api, Store())
     wanted = [NodeToRead("a", OutputSource.TERMINATION_MESSAGE, "run-1-a")]
     first = observer.observe("ns", "run-1", "ex-uid", wanted)
     again = observer.observe("ns", "run-1", "ex-uid", wanted)
     assert first.jobs["a"].state == again.jobs["a"].state == JobState.SUCCEEDED
-    assert lists == ["jobs ns app.kubernetes.io/managed-by=jobchain", "pods ns app.kubernetes.io/managed-by=jobchain"]
+    assert lists == ["GET ns/jobs?labelSelector=app.kubernetes.io/managed-by=jobchain",
+                     "GET ns/pods?labelSelector=app.kubernetes.io/managed-by=jobchain"]

@@ -87,3 +87,37 @@ def test_requests_are_named_as_the_api_server_names_them() -> None:
         "patch", "workflowexecutions", "status")
     assert request_kind("GET", f"{base}/apis/jobchain.dev/v1alpha1/namespaces/ns/workflows/wf") == (
         "get", "workflows", "")
+
+
+def test_a_trimmed_job_and_pod_keep_what_passes_read_and_nothing_else() -> None:
+    # Thousands are held at once: the Job controller's labels, managedFields, probe times and the
+    # like are never read (issue 10's memory target).
+    from jobchain.k8s.observe import interpret_job, observed_job
+    from jobchain.k8s.store import trim_job
+
+    owner = {"apiVersion": "batch/v1", "kind": "Job", "name": "run-1-a", "uid": "job-uid", "controller": True,
+             "blockOwnerDeletion": True}
+    labels = {"jobchain.dev/node": "a", "jobchain.dev/execution": "run-1", "batch.kubernetes.io/job-name": "run-1-a",
+              "controller-uid": "job-uid"}
+    full_pod = pod("2", {"terminated": {"exitCode": 3, "reason": "Error", "message": "out", "startedAt": "t0",
+                                         "finishedAt": "2026-11-27T12:00:08Z", "containerID": "containerd://x"}},
+                   phase="Failed")
+    full_pod["metadata"].update(labels=labels, ownerReferences=[owner], managedFields=[{"manager": "kubelet"}])
+    trimmed_pod = trim_pod(full_pod)
+    assert trimmed_pod["metadata"]["labels"] == {"jobchain.dev/node": "a", "jobchain.dev/execution": "run-1"}
+    assert trimmed_pod["metadata"]["ownerReferences"] == [{"kind": "Job", "uid": "job-uid", "controller": True}]
+    assert trimmed_pod["status"]["containerStatuses"][0]["state"] == {"terminated": {
+        "exitCode": 3, "reason": "Error", "message": "out", "finishedAt": "2026-11-27T12:00:08Z"}}
+    assert trim_pod(pod("1", {"waiting": {"reason": "ContainerCreating"}}))["status"]["containerStatuses"][0] == {
+        "name": "main", "state": {"waiting": {}}}
+
+    failed = {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "too many",
+              "lastProbeTime": "t", "lastTransitionTime": "t"}
+    full_job = job("5", failed=1, active=0, ready=0, startTime="t", completionTime=None, conditions=[failed],
+                   uncountedTerminatedPods={})
+    trimmed_job = trim_job(full_job)
+    assert trimmed_job["status"] == {"failed": 1, "completionTime": None, "conditions": [
+        {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "too many"}]}
+    # What a pass makes of them is the same as from the whole objects.
+    assert observed_job("a", trimmed_job, interpret_job(trimmed_job, [trimmed_pod]), None, None) == \
+        observed_job("a", full_job, interpret_job(full_job, [full_pod]), None, None)

@@ -148,6 +148,27 @@ def runtime() -> Runtime:
     return _runtime
 
 
+class NoDiffBase(kopf.DiffBaseStorage):
+    """kopf's diff base, never built and never stored.
+
+    Why: kopf builds the "essence" of every object on every watch event (a deep copy of the whole
+    body, managedFields and status included) to find the changes its on.create/update/field handlers
+    would see, whether or not any such handler exists. The operator registers none (only on.event
+    and index handlers, which get no diff; tests/unit/test_handlers.py keeps it so): the copy was
+    pure cost, about half of kopf's own time per event on the event loop that also receives the
+    event that finishes a node.
+    """
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> kopf.BodyEssence:
+        return kopf.BodyEssence()
+
+    def fetch(self, *, body: kopf.Body) -> kopf.BodyEssence | None:
+        return None
+
+    def store(self, *, body: kopf.Body, patch: kopf.Patch, essence: kopf.BodyEssence) -> None:
+        return None
+
+
 @kopf.on.startup()
 async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     global _runtime
@@ -160,7 +181,7 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.connect_timeout = 30
     settings.persistence.finalizer = "jobchain.dev/kopf-finalizer"  # never added: no on.delete handlers
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="jobchain.dev")
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(prefix="jobchain.dev")
+    settings.persistence.diffbase_storage = NoDiffBase()
     _runtime = Runtime()
     _runtime.start_leading(asyncio.get_running_loop())
 

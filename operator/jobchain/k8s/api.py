@@ -8,7 +8,7 @@ itself). Errors are left as the client raises them (ApiException, ConfigExceptio
 errors): the operator logs and retries them, the CLI turns them into one line for a user
 (`cli.cluster`), and neither policy belongs here. Custom objects are read raw
 (`_preload_content=False`) and decoded here, so they are plain dicts, as `kubectl get -o json`
-shows them.
+shows them; the operator's calls on built-in resources are plain dicts too (`Builtins`).
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ config: Any = _config
 watch: Any = _watch
 
 __all__ = [
-    "EXECUTIONS", "JSON_PATCH", "MERGE_PATCH", "WORKFLOWS", "ConfigException", "CustomObjects", "KubeconfigMissing",
-    "Loaded", "connect", "execution_selector", "load", "node_selector",
+    "EXECUTIONS", "JSON_PATCH", "MERGE_PATCH", "WORKFLOWS", "Builtins", "ConfigException", "CustomObjects",
+    "KubeconfigMissing", "Loaded", "connect", "execution_selector", "load", "node_selector",
 ]
 
 
@@ -191,3 +191,67 @@ class CustomObjects:
 def _decoded(response: Any) -> dict[str, Any]:
     """The JSON body of a raw (`_preload_content=False`) response."""
     return dict(json.loads(response.data))
+
+
+# ---- built-in resources, as plain dicts --------------------------------------------------------
+class Builtins:
+    """The operator's calls on Jobs, pods, ConfigMaps, Secrets and Events, sending and returning
+    plain dicts (as `kubectl get -o json` shows them).
+
+    Why not the client's typed methods: they validate every request body into the client's
+    pydantic models, and every response again, then the caller turns the models back into dicts.
+    For a Job that cost milliseconds of CPU per create, on the handoff path and under the GIL that
+    all 16 pass threads share. Same requests, same errors (ApiException with the server's status
+    and body), same names as the client's methods (tests/unit/test_rbac_calls.py reads the rights
+    from them).
+    """
+
+    def __init__(self, api: client.ApiClient) -> None:
+        self.api = api
+
+    def _send(self, method: str, path: str, body: Any = None, query: list[tuple[str, Any]] | None = None,
+              accept: str = "application/json") -> Any:
+        headers = {"Accept": accept}
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        request = self.api.param_serialize(method=method, resource_path=path, query_params=query or None,
+                                           header_params=headers, body=body, auth_settings=["BearerToken"])
+        response: Any = self.api.call_api(*request)
+        response.read()
+        if not 200 <= response.status <= 299:
+            raise client.ApiException.from_response(http_resp=response, body=None, data=None)
+        return response
+
+    def _json(self, method: str, path: str, body: Any = None, query: list[tuple[str, Any]] | None = None) -> Any:
+        return json.loads(self._send(method, path, body, query).data)
+
+    def create_namespaced_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._json("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body))
+
+    def read_namespaced_job(self, name: str, namespace: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}"))
+
+    def list_namespaced_job(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        found = self._json("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs",
+                           query=[("labelSelector", label_selector)])
+        return list(found.get("items") or [])
+
+    def delete_namespaced_job(self, name: str, namespace: str, propagation_policy: str = "Background") -> None:
+        self._send("DELETE", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}",
+                   {"propagationPolicy": propagation_policy})
+
+    def list_namespaced_pod(self, namespace: str, label_selector: str) -> list[dict[str, Any]]:
+        found = self._json("GET", f"/api/v1/namespaces/{namespace}/pods", query=[("labelSelector", label_selector)])
+        return list(found.get("items") or [])
+
+    def create_namespaced_config_map(self, namespace: str, body: dict[str, Any]) -> None:
+        self._send("POST", f"/api/v1/namespaces/{namespace}/configmaps", body)
+
+    def read_namespaced_config_map(self, name: str, namespace: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/api/v1/namespaces/{namespace}/configmaps/{name}"))
+
+    def read_namespaced_secret(self, name: str, namespace: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}"))
+
+    def create_namespaced_event(self, namespace: str, body: dict[str, Any]) -> None:
+        self._send("POST", f"/api/v1/namespaces/{namespace}/events", body)

@@ -19,7 +19,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from jobchain.k8s.api import EXECUTIONS, WORKFLOWS, CustomObjects, connect
+from jobchain.k8s.api import EXECUTIONS, WORKFLOWS, Builtins, CustomObjects, connect
 from jobchain.k8s.observe import Observer
 from jobchain.k8s.store import Store
 from jobchain.k8s.writes import Writer
@@ -71,14 +71,14 @@ class Cluster:
         A Secret or key that does not exist has no value to leak (the pod cannot start without
         it) and is skipped; any other error returns None, and the caller keeps no text at all.
         """
-        core = client.CoreV1Api(self.api)
+        builtins = Builtins(self.api)
         values: list[str] = []
         secrets: dict[str, dict[str, Any] | None] = {}
         for ref in refs:
             name, key = str(ref["name"]), str(ref["key"])
             if name not in secrets:
                 try:
-                    secrets[name] = core.read_namespaced_secret(name, namespace).data or {}
+                    secrets[name] = builtins.read_namespaced_secret(name, namespace).get("data") or {}
                 except ApiException as exc:
                     if exc.status != 404:
                         return None
@@ -96,7 +96,7 @@ class Cluster:
             self._outputs.move_to_end(cache_key)
             return True, self._outputs[cache_key]
         try:
-            data = client.CoreV1Api(self.api).read_namespaced_config_map(config_map, namespace).data or {}
+            data = Builtins(self.api).read_namespaced_config_map(config_map, namespace).get("data") or {}
         except ApiException as exc:
             if exc.status == 404:
                 return False, None

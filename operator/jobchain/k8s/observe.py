@@ -35,6 +35,7 @@ from jobchain.engine.outputs import LOG_TAIL_BYTES
 from jobchain.engine.planner import JobState, ObservedJob
 from jobchain.engine.render import ANNOTATION_OUTPUT, CONTAINER, LABEL_MANAGED_BY, LABEL_NODE, MANAGED_BY
 from jobchain.engine.timefmt import iso, parse_time
+from jobchain.k8s.api import Builtins
 from jobchain.k8s.store import Store
 
 log = logging.getLogger(__name__)
@@ -208,8 +209,8 @@ class Observer:
     def __init__(self, api: client.ApiClient, store: Store) -> None:
         self.api = api
         self.store = store
-        self.batch = client.BatchV1Api(api)
-        self.core = client.CoreV1Api(api)
+        self.builtins = Builtins(api)  # plain dicts, no client models
+        self.core = client.CoreV1Api(api)  # pod logs (raw bytes)
 
     def jobs(self, namespace: str, execution: str, uid: str) -> list[Obj]:
         """The execution's Jobs (those of an older execution of the same name are ignored)."""
@@ -219,12 +220,11 @@ class Observer:
     def confirm_job(self, namespace: str, name: str, uid: str) -> Obj | None:
         """The Job from the API server, when the store does not hold it (a watch lagging)."""
         try:
-            found = self.batch.read_namespaced_job(name, namespace)
+            job = self.builtins.read_namespaced_job(name, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return None
             raise
-        job: Obj = self.api.sanitize_for_serialization(found)  # type: ignore[no-untyped-call]
         if not any(ref.get("uid") == uid for ref in job["metadata"].get("ownerReferences") or []):
             return None
         self.store.put_job(job)
@@ -238,10 +238,10 @@ class Observer:
         deleted (its node failed) or never created. After this, the watches keep the store current.
         """
         selector = f"{LABEL_MANAGED_BY}={MANAGED_BY}"
-        for job in self.batch.list_namespaced_job(namespace, label_selector=selector).items:
-            self.store.put_job(self.api.sanitize_for_serialization(job))  # type: ignore[no-untyped-call]
-        for pod in self.core.list_namespaced_pod(namespace, label_selector=selector).items:
-            self.store.put_pod(self.api.sanitize_for_serialization(pod))  # type: ignore[no-untyped-call]
+        for job in self.builtins.list_namespaced_job(namespace, label_selector=selector):
+            self.store.put_job(job)
+        for pod in self.builtins.list_namespaced_pod(namespace, label_selector=selector):
+            self.store.put_pod(pod)
         self.store.mark_warm(namespace)
 
     def observe(self, namespace: str, execution: str, uid: str, wanted: Iterable[NodeToRead],

@@ -10,16 +10,18 @@ Three rules keep the copies from misleading a pass:
   watch event that arrives after our own write's response must not bring an older status back).
 - Our own writes are written through: the Job a pass created and the status it wrote are put
   here at once, so the next pass never works from a state older than what it wrote itself.
-- Cold start: the handlers fill the store from kopf index handlers, which kopf runs for the whole
-  initial listing of every indexed resource before it calls any other handler; no pass runs on
-  a store that has not seen the cluster yet.
+- Cold start: the watches deliver in no set order after a start, so before the first pass of a
+  started execution its namespace's Jobs and pods are listed into the store once (`mark_warm`,
+  `k8s/observe.py`), and a Running node's Job the store lacks is asked for by name.
 
-Objects are trimmed to what the operator reads, so that thousands of pods cost little memory.
+Jobs and pods are trimmed to what the operator reads (`trim_job`, `trim_pod`), with recurring
+strings shared, so that thousands of them cost little memory.
 The store is written from the event loop and read from the reconcile threads: one lock.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Iterable
@@ -32,6 +34,11 @@ Key = tuple[str, str]  # (namespace, name)
 
 _META = ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
          "deletionTimestamp", "labels", "ownerReferences")
+_OWN_LABELS = "jobchain.dev/"
+_OWNER = ("kind", "uid", "controller")
+_JOB_STATUS = ("succeeded", "failed", "completionTime")
+_CONDITION = ("type", "status", "reason", "message")
+_TERMINATED = ("exitCode", "signal", "reason", "message", "finishedAt")
 
 
 def rv_newer_or_same(new: str | None, old: str | None) -> bool:
@@ -50,6 +57,14 @@ def rv_newer_or_same(new: str | None, old: str | None) -> bool:
 def _meta(obj: Obj, annotations: Iterable[str] = ()) -> Obj:
     meta = obj.get("metadata") or {}
     kept = {k: meta[k] for k in _META if k in meta}
+    # Only jobchain's own labels are read (the node, the execution); the Job controller's four
+    # (controller-uid, job-name, twice each) on every pod are not.
+    labels = {_i(k): v for k, v in (meta.get("labels") or {}).items() if k.startswith(_OWN_LABELS)}
+    if "labels" in kept:
+        kept["labels"] = labels
+    if "ownerReferences" in kept:  # who controls it (kind, uid), nothing else
+        kept["ownerReferences"] = [{k: _i(ref[k]) if k == "kind" else ref[k] for k in _OWNER if k in ref}
+                                   for ref in meta["ownerReferences"]]
     notes = meta.get("annotations") or {}
     picked = {k: notes[k] for k in annotations if k in notes}
     if picked:
@@ -57,25 +72,45 @@ def _meta(obj: Obj, annotations: Iterable[str] = ()) -> Obj:
     return kept
 
 
+def _i(value: Any) -> Any:
+    """A string shared by every copy that holds it (phases, condition types, kinds recur thousands of times)."""
+    return sys.intern(value) if isinstance(value, str) else value
+
+
 def trim_job(job: Obj) -> Obj:
-    """What the operator reads of a Job: identity, owner, backoffLimit, status."""
+    """What the operator reads of a Job: identity, owner, backoffLimit, verdict (conditions, counts)."""
     spec = job.get("spec") or {}
+    status = job.get("status") or {}
+    kept = {k: status[k] for k in _JOB_STATUS if k in status}
+    if "conditions" in status:
+        kept["conditions"] = [{k: _i(c[k]) for k in _CONDITION if k in c} for c in status["conditions"] or []]
     return {
         "metadata": _meta(job, (ANNOTATION_EXECUTION,)),
         "spec": {"backoffLimit": spec.get("backoffLimit")},
-        "status": dict(job.get("status") or {}),
+        "status": kept,
     }
 
 
 def trim_pod(pod: Obj) -> Obj:
-    """What the operator reads of a pod: identity, owner, phase, the node container's state."""
+    """What the operator reads of a pod: identity, owner, phase, the node container's state
+    (terminated: exit code, reason, message, finish time; otherwise only which state it is in)."""
     status = pod.get("status") or {}
-    kept_status: Obj = {k: status[k] for k in ("phase", "reason", "message") if k in status}
-    containers = [{"name": CONTAINER, "state": s.get("state") or {}}
+    kept_status: Obj = {k: _i(status[k]) for k in ("phase", "reason", "message") if k in status}
+    containers = [{"name": CONTAINER, "state": _state(s.get("state") or {})}
                   for s in status.get("containerStatuses") or [] if s.get("name") == CONTAINER]
     if containers:
         kept_status["containerStatuses"] = containers
     return {"metadata": _meta(pod, (ANNOTATION_OUTPUT, ANNOTATION_EXECUTION)), "status": kept_status}
+
+
+def _state(state: Obj) -> Obj:
+    kept: Obj = {}
+    for name, detail in state.items():
+        if name == "terminated" and isinstance(detail, dict):
+            kept[name] = {k: _i(detail[k]) if k == "reason" else detail[k] for k in _TERMINATED if k in detail}
+        else:
+            kept[_i(name)] = {}  # running, waiting: which one is all that is read
+    return kept
 
 
 def _key(obj: Obj) -> Key:

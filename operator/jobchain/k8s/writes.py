@@ -20,7 +20,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from jobchain.api.models import API_VERSION
-from jobchain.k8s.api import EXECUTIONS, CustomObjects
+from jobchain.k8s.api import EXECUTIONS, Builtins, CustomObjects
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +60,7 @@ class Writer:
         (Events are best effort; a pass that waited for them would hold back the next handoff)."""
         self.api = api
         self._events = ThreadPoolExecutor(event_threads, thread_name_prefix="events") if event_threads else None
-        self.batch = client.BatchV1Api(api)
-        self.core = client.CoreV1Api(api)
+        self.builtins = Builtins(api)  # plain dicts in and out, no client models
         self.objects = CustomObjects(api)
         self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
         # Raises when this replica may not act (it is not the leader): called before every write,
@@ -79,18 +78,16 @@ class Writer:
         meta = manifest["metadata"]
         meta.setdefault("annotations", {})[CREATED_BY] = self.identity
         try:
-            created = self.batch.create_namespaced_job(meta["namespace"], manifest)  # type: ignore[arg-type]
-            return self._dict(created)
+            return self.builtins.create_namespaced_job(meta["namespace"], manifest)
         except ApiException as exc:
             if exc.status in (400, 422):
                 raise JobRefused(api_message(exc)) from None
             if exc.status != 409:
                 raise
-        existing = self.batch.read_namespaced_job(meta["name"], meta["namespace"])
+        existing = self.builtins.read_namespaced_job(meta["name"], meta["namespace"])
         owner_uid = manifest["metadata"]["ownerReferences"][0]["uid"]
-        owners = existing.metadata.owner_references if existing.metadata else None
-        if any(ref.uid == owner_uid for ref in owners or []):
-            return self._dict(existing)
+        if _owned_by(existing, owner_uid):
+            return existing
         raise ForeignJobError(
             f"Job {meta['namespace']}/{meta['name']} exists and belongs to another execution "
             "(an older one of the same name, still being garbage-collected?); will retry"
@@ -102,15 +99,13 @@ class Writer:
         self.guard()
         meta = manifest["metadata"]
         try:
-            self.core.create_namespaced_config_map(meta["namespace"], manifest)  # type: ignore[arg-type]
+            self.builtins.create_namespaced_config_map(meta["namespace"], manifest)
             return
         except ApiException as exc:
             if exc.status != 409:
                 raise
-        existing = self.core.read_namespaced_config_map(meta["name"], meta["namespace"])
-        owner_uid = meta["ownerReferences"][0]["uid"]
-        owners = existing.metadata.owner_references if existing.metadata else None
-        if not any(ref.uid == owner_uid for ref in owners or []):
+        existing = self.builtins.read_namespaced_config_map(meta["name"], meta["namespace"])
+        if not _owned_by(existing, meta["ownerReferences"][0]["uid"]):
             raise ForeignJobError(
                 f"ConfigMap {meta['namespace']}/{meta['name']} exists and belongs to another execution "
                 "(an older one of the same name, still being garbage-collected?); will retry"
@@ -142,15 +137,10 @@ class Writer:
     def delete_job(self, namespace: str, name: str) -> None:
         self.guard()
         try:
-            self.batch.delete_namespaced_job(
-                name, namespace, body=client.V1DeleteOptions(propagation_policy="Background")
-            )
+            self.builtins.delete_namespaced_job(name, namespace, propagation_policy="Background")
         except ApiException as exc:
             if exc.status != 404:
                 raise
-
-    def _dict(self, obj: Any) -> dict[str, Any]:
-        return dict(self.api.sanitize_for_serialization(obj))  # type: ignore[no-untyped-call]
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         """Writes status. Returns the object as written (its new resourceVersion), for the store."""
@@ -174,30 +164,34 @@ class Writer:
         except Exception:
             return  # a standby says nothing: the active replica posts the events
         meta = obj["metadata"]
-        now = datetime.now(UTC)
-        body = client.CoreV1Event(
-            metadata=client.V1ObjectMeta(generate_name=f"{meta['name']}.", namespace=meta["namespace"]),
-            involved_object=client.V1ObjectReference(
-                api_version=API_VERSION, kind=kind, name=meta["name"], namespace=meta["namespace"],
-                uid=meta.get("uid"), resource_version=meta.get("resourceVersion"),
-            ),
-            reason=reason,
-            message=message[:1024],
-            type=type_,
-            source=client.V1EventSource(component="jobchain"),
-            reporting_component="jobchain.dev/operator",
-            reporting_instance=self.instance[:128],
-            first_timestamp=now,
-            last_timestamp=now,
-            count=1,
-        )
+        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        involved = {"apiVersion": API_VERSION, "kind": kind, "name": meta["name"], "namespace": meta["namespace"],
+                    "uid": meta.get("uid"), "resourceVersion": meta.get("resourceVersion")}
+        # A plain dict, as the API server reads it (no client models: they cost a validation each).
+        body = {
+            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
+            "involvedObject": {k: v for k, v in involved.items() if v is not None},
+            "reason": reason,
+            "message": message[:1024],
+            "type": type_,
+            "source": {"component": "jobchain"},
+            "reportingComponent": "jobchain.dev/operator",
+            "reportingInstance": self.instance[:128],
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+        }
         if self._events is not None:
             self._events.submit(self._post_event, meta["namespace"], meta["name"], reason, body)
         else:
             self._post_event(meta["namespace"], meta["name"], reason, body)
 
-    def _post_event(self, namespace: str, name: str, reason: str, body: client.CoreV1Event) -> None:
+    def _post_event(self, namespace: str, name: str, reason: str, body: dict[str, Any]) -> None:
         try:
-            self.core.create_namespaced_event(namespace, body)
+            self.builtins.create_namespaced_event(namespace, body)
         except Exception as exc:  # an event that cannot be posted must not stop the execution
             log.warning("cannot post event %s on %s/%s: %s", reason, namespace, name, exc)
+
+
+def _owned_by(obj: dict[str, Any], owner_uid: str) -> bool:
+    return any(ref.get("uid") == owner_uid for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
