@@ -284,9 +284,9 @@ def test_13_one_node_with_499_condition_edges_plans_fast(monkeypatch: pytest.Mon
     evaluate, convert = cel.evaluate_activation, conditions._safe_cel
     step = 0
 
-    def counting_evaluate(expression: str, activation: dict[str, Any]) -> bool:
+    def counting_evaluate(expression: str, activation: dict[str, Any], spent: cel.Budget | None = None) -> bool:
         evaluations[step] += 1
-        return evaluate(expression, activation)
+        return evaluate(expression, activation, spent)
 
     def counting_convert(value: Any) -> Any:
         conversions[step] += 1
