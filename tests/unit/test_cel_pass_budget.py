@@ -185,3 +185,21 @@ def test_a_cancel_waits_for_the_deferred_edges_that_may_end_the_run_as_without_a
         now += timedelta(seconds=1)
     assert (p.status.phase, p.status.reason) == ("Succeeded", "Succeeded")
     assert set(phases(p.status).values()) == {"Succeeded", "Skipped"}
+
+
+def test_a_condition_error_stops_the_run_once_the_deferred_edges_are_decided() -> None:
+    """x's condition errs in the first pass; the skips of t000..t011 are sealed as well (a finished
+    when the error was seen): they are made before the stop, over several passes, as without a budget."""
+    size = 6
+    workflow = spec(node("a", edge("x", "condition", "output.missing"),
+                         *(edge(f"t{i:03d}", "condition", COSTLY.format(i=i)) for i in range(12))),
+                    node("x"), *(node(f"t{i:03d}") for i in range(12)))
+    results = {"a": ("Succeeded", json.dumps(output(size, [False] * 12)))}
+    free = simulate(workflow, results, cel_budget=UNLIMITED)
+    run = simulate(workflow, results, cel_budget=PassBudget(steps=3 * cost(size), seconds=3600.0))
+    assert phases(run.status) == phases(free.status)
+    assert set(phases(run.status).values()) == {"Succeeded", "Cancelled", "Skipped"}
+    assert node_status(run.status, "x").phase == "Cancelled"
+    assert run.status.reason == free.status.reason == "ConditionError"
+    assert len(run.plans) > len(free.plans)  # it took more passes
+    assert all(p.create == [] for p in run.plans[1:])  # nothing started meanwhile

@@ -258,6 +258,30 @@ def test_11_a_node_cancelled_by_a_condition_error_whose_write_was_lost_stays_can
     assert again.status.reason == "ConditionError"
 
 
+def test_11_a_skip_sealed_before_a_condition_error_stays_a_skip_when_the_write_between_was_lost() -> None:
+    # Found by the property test (invariant b, JOBCHAIN_PROPERTY_SEARCH=1, seed 11): e is skipped
+    # when b finishes; d's edge from b errs only once c has finished too. A pass replayed after the
+    # write that recorded the skip was lost sees both at once: it used to stop at d (declared first)
+    # and cancel e. Decisions that start nothing now come before the stop, as in the passes replayed.
+    workflow = spec(node("a", "b", "c"),
+                    node("b", edge("d", "condition", "output.ok"), edge("e", "condition", "false")),
+                    node("c", "d"), node("d"), node("e"), parallelism=1)
+    ex = execution(workflow)
+    ex = with_status(ex, plan(ex, {}, T0).status)
+    t1, t2, t3 = (T0 + timedelta(seconds=s) for s in (1, 2, 3))
+    after_a = with_status(ex, plan(ex, observed(job("a", "Succeeded", finished_at=t1)), t1).status)
+    seen = observed(job("a", "Succeeded", finished_at=t1), job("b", "Succeeded", finished_at=t2))
+    skip = plan(after_a, seen, t2)
+    assert phases(skip.status) == {"a": "Succeeded", "b": "Succeeded", "c": "Running", "d": "Pending", "e": "Skipped"}
+    seen["c"] = job("c", "Succeeded", finished_at=t3)
+    steady = plan(with_status(after_a, skip.status), seen, t3)
+    replayed = plan(after_a, seen, t3)  # the write of `skip` was lost (c's Job was created)
+    assert phases(replayed.status) == phases(steady.status) == {
+        "a": "Succeeded", "b": "Succeeded", "c": "Succeeded", "d": "Cancelled", "e": "Skipped"}
+    assert replayed.status.reason == steady.status.reason == "ConditionError"
+    assert node_status(replayed.status, "e").finishedAt == node_status(steady.status, "e").finishedAt == iso(t2)
+
+
 # ---- 12: start order after a failure before start -------------------------------------------------
 
 def test_12_a_node_made_ready_by_a_failure_before_start_starts_in_declaration_order() -> None:

@@ -306,8 +306,15 @@ class _Run:
 
     def schedule(self, may_start: bool) -> None:
         """Decides every node whose incoming edges are decided: skip it, fail it before it starts
-        (a reference with no value), or start it when a slot is free (and `may_start`)."""
+        (a reference with no value), or start it when a slot is free (and `may_start`).
+
+        A condition that errs stops the execution (ConditionError), but only once every decision
+        that starts nothing has been made: a skip or a failure before start was sealed when its
+        predecessors finished, which may be before the error could be seen. A pass replayed after
+        lost status writes sees both at once, and must decide as the passes it replays did.
+        """
         graph = self.graph
+        error: str | None = None  # the first condition that erred in this pass
         changed = True
         while changed and self.status.phase == ExecutionPhase.RUNNING:
             changed = False
@@ -330,9 +337,8 @@ class _Run:
                 except _EdgeError as err:
                     edge = err.edge
                     where = f"spec.nodes[{self.order[edge.source]}].next[{edge.index}]"
-                    self.stop(ExecutionPhase.FAILED, "ConditionError",
-                              f"{where} ({edge.source} -> {name}) when `{edge.when}`: {err.error}")
-                    return
+                    error = error or f"{where} ({edge.source} -> {name}) when `{edge.when}`: {err.error}"
+                    continue
                 runs = not incoming or (len(held) == len(incoming) if spec_node.join == Join.ALL else bool(held))
                 if not runs:
                     shown = [f"{e.source} ({e.kind}) {'held' if e in held else 'did not hold'}" for e in incoming]
@@ -346,7 +352,7 @@ class _Run:
                 # so ready nodes start in declaration order.
                 continue
             for name, held in ready:
-                slot_free = may_start and running < self.workflow.parallelism
+                slot_free = may_start and error is None and running < self.workflow.parallelism
                 started = self.start_node(name, held, nodes, slot_free)
                 if started:
                     running += 1
@@ -355,6 +361,21 @@ class _Run:
                     # may come before the rest of `ready` in declaration order.
                     changed = True
                     break
+        if error is not None and self.status.phase == ExecutionPhase.RUNNING:
+            if self.deferred:
+                # Edges left to the next pass may still skip nodes: it stops, having decided them.
+                self.unstart()
+            else:
+                self.stop(ExecutionPhase.FAILED, "ConditionError", error)
+
+    def unstart(self) -> None:
+        """Takes back the starts of this pass (their Jobs are not created): nothing may start in a
+        pass that found a condition error, and the stop is left to the next pass."""
+        self.plan.create.clear()
+        nodes = self.nodes()
+        for name in sorted(self.started_now):
+            self.mark(nodes[name], NodePhase.PENDING, self.now, jobName=None, startedAt=None, inputFrom=None)
+        self.started_now.clear()
 
     def start_node(self, name: str, held: list[InEdge], nodes: dict[str, NodeStatus], slot_free: bool) -> bool | None:
         """Renders and plans the node's Job: True when started, None when it waits for a slot.
@@ -481,6 +502,10 @@ def plan(
         # Decisions that start nothing (skips, failures before start) are still made: a pass that
         # comes late (the operator was busy or restarting, or its status write was lost) lets an
         # execution whose nodes had all finished end as it would have. Only then does it stop.
+        # A cancel and a passed deadline seen by one pass: the cancel wins. spec.cancel has no time,
+        # so which came first is unknowable here (the deadline's pass may have lost its write); the
+        # user's explicit request is honoured, and a cancel seen before the deadline always ends the
+        # run Cancelled. Only phase and reason depend on it: each node ends the same either way.
         run.schedule(may_start=False)
         if run.status.phase == ExecutionPhase.RUNNING and run.deferred and run.may_all_be_done_by(deadline):
             pass  # edges left to the next pass may still end it as it would have ended: stop only then
