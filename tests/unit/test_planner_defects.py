@@ -282,6 +282,40 @@ def test_11_a_skip_sealed_before_a_condition_error_stays_a_skip_when_the_write_b
     assert node_status(replayed.status, "e").finishedAt == node_status(steady.status, "e").finishedAt == iso(t2)
 
 
+# ---- a cancel and the deadline (property test, invariant b) ------------------------------------
+# The rule: a pass that sees spec.cancel and a passed deadline ends the run Cancelled; an end already
+# recorded never changes; the nodes end the same whichever of the two stopped the run.
+
+def test_a_cancel_after_a_recorded_deadline_changes_nothing_and_after_a_lost_one_wins_by_the_rule() -> None:
+    # The property test's counterexample (JOBCHAIN_PROPERTY_SEARCH=1): timeout 4 s, cancel at 5 s, the
+    # write of the deadline's pass lost. Which came first is unknowable to the next pass.
+    workflow = spec(node("a", "b"), node("b"))
+    ex = execution(workflow, timeout=4, created=T0)
+    ex = with_status(ex, plan(ex, {}, T0).status)
+    late = plan(ex, observed(job("a")), T0 + timedelta(seconds=4))
+    assert (late.status.phase, late.status.reason) == ("Failed", "DeadlineExceeded")
+    assert late.delete == [job_name("run-1", "a")]
+    # Recorded: a later cancel changes nothing.
+    after = plan(with_status(ex, late.status, cancel=True), {}, T0 + timedelta(seconds=5))
+    assert after.status == late.status and after.delete == []
+    # Lost (a's Job was deleted): the next pass sees the cancel and the passed deadline.
+    replayed = plan(with_status(ex, ex.status, cancel=True), {}, T0 + timedelta(seconds=5))
+    assert (replayed.status.phase, replayed.status.reason) == ("Cancelled", "Cancelled")
+    assert phases(replayed.status) == phases(late.status) == {"a": "Cancelled", "b": "Cancelled"}
+
+
+def test_a_cancel_seen_before_the_deadline_ends_the_run_cancelled_also_when_its_write_was_lost() -> None:
+    workflow = spec(node("a", "b"), node("b"))
+    ex = execution(workflow, timeout=4, created=T0)
+    ex = with_status(ex, plan(ex, {}, T0).status, cancel=True)
+    stop = plan(ex, observed(job("a")), T0 + timedelta(seconds=3))
+    assert stop.status.reason == "Cancelled"
+    # Its write lost, the next pass comes after the deadline: the cancel still wins.
+    replayed = plan(ex, {}, T0 + timedelta(seconds=6))
+    assert (replayed.status.phase, replayed.status.reason) == ("Cancelled", "Cancelled")
+    assert phases(replayed.status) == phases(stop.status)
+
+
 # ---- 12: start order after a failure before start -------------------------------------------------
 
 def test_12_a_node_made_ready_by_a_failure_before_start_starts_in_declaration_order() -> None:
