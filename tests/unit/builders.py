@@ -19,6 +19,7 @@ from jobchain.api.models import (
     WorkflowExecutionSpec,
     WorkflowSpec,
 )
+from jobchain.engine.conditions import PassBudget
 from jobchain.engine.planner import (
     ExecutionInput,
     JobState,
@@ -221,19 +222,21 @@ def simulate(
     timeout: int | None = None,
     max_steps: int = 200,
     finish_per_step: int | None = None,
+    cel_budget: PassBudget | None = None,
 ) -> Run:
     """Runs an execution to its end: each step plans, applies, then finishes the running Jobs.
 
     `results` maps a node to what its Job does (default: succeeds with no output), or is a function
     of (node name, rendered Job manifest), so a test can answer from the env the node was given.
-    With `finish_per_step`, only that many running Jobs (oldest first) finish per step.
+    With `finish_per_step`, only that many running Jobs (oldest first) finish per step; `cel_budget` is
+    what the conditions of each pass may cost (the limits' budget by default).
     """
     ex = execution(workflow, params=params, timeout=timeout)
     cluster = Cluster()
     plans: list[Plan] = []
     now = T0
     for _ in range(max_steps):
-        p = plan(ex, cluster.observed(), now)
+        p = plan(ex, cluster.observed(), now, cel_budget=cel_budget)
         plans.append(p)
         cluster.apply(p)
         ex = with_status(ex, p.status)

@@ -258,6 +258,64 @@ def test_11_a_node_cancelled_by_a_condition_error_whose_write_was_lost_stays_can
     assert again.status.reason == "ConditionError"
 
 
+def test_11_a_skip_sealed_before_a_condition_error_stays_a_skip_when_the_write_between_was_lost() -> None:
+    # Found by the property test (invariant b, JOBCHAIN_PROPERTY_SEARCH=1, seed 11): e is skipped
+    # when b finishes; d's edge from b errs only once c has finished too. A pass replayed after the
+    # write that recorded the skip was lost sees both at once: it used to stop at d (declared first)
+    # and cancel e. Decisions that start nothing now come before the stop, as in the passes replayed.
+    workflow = spec(node("a", "b", "c"),
+                    node("b", edge("d", "condition", "output.ok"), edge("e", "condition", "false")),
+                    node("c", "d"), node("d"), node("e"), parallelism=1)
+    ex = execution(workflow)
+    ex = with_status(ex, plan(ex, {}, T0).status)
+    t1, t2, t3 = (T0 + timedelta(seconds=s) for s in (1, 2, 3))
+    after_a = with_status(ex, plan(ex, observed(job("a", "Succeeded", finished_at=t1)), t1).status)
+    seen = observed(job("a", "Succeeded", finished_at=t1), job("b", "Succeeded", finished_at=t2))
+    skip = plan(after_a, seen, t2)
+    assert phases(skip.status) == {"a": "Succeeded", "b": "Succeeded", "c": "Running", "d": "Pending", "e": "Skipped"}
+    seen["c"] = job("c", "Succeeded", finished_at=t3)
+    steady = plan(with_status(after_a, skip.status), seen, t3)
+    replayed = plan(after_a, seen, t3)  # the write of `skip` was lost (c's Job was created)
+    assert phases(replayed.status) == phases(steady.status) == {
+        "a": "Succeeded", "b": "Succeeded", "c": "Succeeded", "d": "Cancelled", "e": "Skipped"}
+    assert replayed.status.reason == steady.status.reason == "ConditionError"
+    assert node_status(replayed.status, "e").finishedAt == node_status(steady.status, "e").finishedAt == iso(t2)
+
+
+# ---- a cancel and the deadline (property test, invariant b) ------------------------------------
+# The rule: a pass that sees spec.cancel and a passed deadline ends the run Cancelled; an end already
+# recorded never changes; the nodes end the same whichever of the two stopped the run.
+
+def test_a_cancel_after_a_recorded_deadline_changes_nothing_and_after_a_lost_one_wins_by_the_rule() -> None:
+    # The property test's counterexample (JOBCHAIN_PROPERTY_SEARCH=1): timeout 4 s, cancel at 5 s, the
+    # write of the deadline's pass lost. Which came first is unknowable to the next pass.
+    workflow = spec(node("a", "b"), node("b"))
+    ex = execution(workflow, timeout=4, created=T0)
+    ex = with_status(ex, plan(ex, {}, T0).status)
+    late = plan(ex, observed(job("a")), T0 + timedelta(seconds=4))
+    assert (late.status.phase, late.status.reason) == ("Failed", "DeadlineExceeded")
+    assert late.delete == [job_name("run-1", "a")]
+    # Recorded: a later cancel changes nothing.
+    after = plan(with_status(ex, late.status, cancel=True), {}, T0 + timedelta(seconds=5))
+    assert after.status == late.status and after.delete == []
+    # Lost (a's Job was deleted): the next pass sees the cancel and the passed deadline.
+    replayed = plan(with_status(ex, ex.status, cancel=True), {}, T0 + timedelta(seconds=5))
+    assert (replayed.status.phase, replayed.status.reason) == ("Cancelled", "Cancelled")
+    assert phases(replayed.status) == phases(late.status) == {"a": "Cancelled", "b": "Cancelled"}
+
+
+def test_a_cancel_seen_before_the_deadline_ends_the_run_cancelled_also_when_its_write_was_lost() -> None:
+    workflow = spec(node("a", "b"), node("b"))
+    ex = execution(workflow, timeout=4, created=T0)
+    ex = with_status(ex, plan(ex, {}, T0).status, cancel=True)
+    stop = plan(ex, observed(job("a")), T0 + timedelta(seconds=3))
+    assert stop.status.reason == "Cancelled"
+    # Its write lost, the next pass comes after the deadline: the cancel still wins.
+    replayed = plan(ex, {}, T0 + timedelta(seconds=6))
+    assert (replayed.status.phase, replayed.status.reason) == ("Cancelled", "Cancelled")
+    assert phases(replayed.status) == phases(stop.status)
+
+
 # ---- 12: start order after a failure before start -------------------------------------------------
 
 def test_12_a_node_made_ready_by_a_failure_before_start_starts_in_declaration_order() -> None:
@@ -284,9 +342,9 @@ def test_13_one_node_with_499_condition_edges_plans_fast(monkeypatch: pytest.Mon
     evaluate, convert = cel.evaluate_activation, conditions._safe_cel
     step = 0
 
-    def counting_evaluate(expression: str, activation: dict[str, Any]) -> bool:
+    def counting_evaluate(expression: str, activation: dict[str, Any], spent: cel.Budget | None = None) -> bool:
         evaluations[step] += 1
-        return evaluate(expression, activation)
+        return evaluate(expression, activation, spent)
 
     def counting_convert(value: Any) -> Any:
         conversions[step] += 1

@@ -34,6 +34,12 @@ MAX_ARG_BYTES = 131071
 # same answer, however busy the operator is.
 CEL_EVAL_STEPS = 20_000
 VALIDATION_CEL_STEPS = 100_000
+# All the evaluations of one planning pass together: once spent, the edges left are decided by the
+# next pass (woken at once), so that one execution with 100 costly edges (10 s of CEL) cannot hold
+# the operator's thread for all the others. Steps make it deterministic; the time ceiling guards a
+# slow or loaded machine (a pass stops evaluating after it, whatever the steps say).
+CEL_PASS_STEPS = 100_000
+CEL_PASS_SECONDS = 0.5
 
 # YAML read by the CLI (`jobchain lint`, `run FILE`, `graph FILE`).
 MAX_YAML_DEPTH = 100  # nesting of mappings and sequences

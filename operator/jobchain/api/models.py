@@ -373,6 +373,15 @@ class NodeStatus(Observed):
     exitCode: int | None = Field(default=None, description="Exit code of the node's container.")
     retries: int = Field(default=0, description="Failed pods retried before the result.")
     inputFrom: str | None = Field(default=None, description="The predecessor whose output is this node's input.")
+    edgesDecided: str | None = Field(
+        default=None,
+        pattern=r"^[01]*$",
+        max_length=limits.MAX_NODES,
+        description="While the node waits: whether each of its first incoming edges held (1) or not (0), "
+        "as decided by an earlier pass (edges in the order of the nodes that declare them, then of their "
+        "`next`). Kept for a node with condition edges, so that a condition is decided once (a pass that "
+        "ran out of its CEL budget leaves the rest to the next one). Cleared when the node is decided.",
+    )
     output: Any = Field(default=None, description="The node's output (any JSON).", json_schema_extra=FREE_FORM)
     outputTruncated: bool = Field(
         default=False,

@@ -189,17 +189,22 @@ def evaluate_bool(expression: str, variables: dict[str, Any]) -> bool:
     return evaluate_activation(expression, activation)
 
 
-def evaluate_activation(expression: str, activation: dict[str, Any]) -> bool:
+def evaluate_activation(expression: str, activation: dict[str, Any], spent: Budget | None = None) -> bool:
     """Evaluates a `when` over variables already converted with to_cel; raises CelError on a
-    runtime error or a non-bool result."""
+    runtime error or a non-bool result. The steps it took are taken from `spent` too (a planning
+    pass's budget, which may go below zero: the pass, not this evaluation, decides what to do)."""
     program = _program(expression)
+    budget = Budget(CEL_EVAL_STEPS)
     try:
-        with _spending(Budget(CEL_EVAL_STEPS)):
+        with _spending(budget):
             result = program.evaluate(activation)
     except _OverBudget:
         raise _over_budget(CEL_EVAL_STEPS) from None
     except Exception as exc:
         raise CelError(_eval_message(exc)) from None
+    finally:
+        if spent is not None:
+            spent.steps -= CEL_EVAL_STEPS - max(budget.steps, 0)
     if isinstance(result, CELEvalError):
         raise CelError(_eval_message(result))
     if not isinstance(result, celtypes.BoolType):

@@ -7,15 +7,26 @@ other executions waited). Here each output is converted once per pass, the `node
 built once and updated in place when a node changes, and an edge, once decided, is never
 evaluated again in the pass (its source has finished and its source's input is known, so
 the answer cannot change).
+
+Why a budget per pass: one evaluation stops at CEL_EVAL_STEPS (about 0.1 s), but a node with
+100 costly out-edges would still hold the operator's thread for 10 s in one pass, while every
+other execution waits. A pass spends at most CEL_PASS_STEPS (and CEL_PASS_SECONDS, should the
+machine be slow); an edge it could not afford is `Deferred`: neither held nor failed, decided by
+the next pass, which the planner asks for at once. What a pass decided for a node still waiting
+is kept in its status (`edgesDecided`), so later passes go on from there instead of deciding
+those edges again (maybe differently: `nodes` changes between passes), and passes converge.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from celpy import celtypes
 
+from jobchain.api.limits import CEL_PASS_SECONDS, CEL_PASS_STEPS
 from jobchain.api.models import EdgeKind, ExecutionStatus, NodePhase, NodeStatus
 from jobchain.engine import cel
 from jobchain.engine.graph import InEdge
@@ -29,11 +40,32 @@ def _safe_cel(value: Any) -> Any:
         return None
 
 
+@dataclass(frozen=True)
+class PassBudget:
+    """What the condition edges of one planning pass may cost together: CEL steps, and a ceiling
+    of seconds by `clock` (monotonic; a test passes its own)."""
+
+    steps: int = CEL_PASS_STEPS
+    seconds: float = CEL_PASS_SECONDS
+    clock: Callable[[], float] = time.monotonic
+
+
+class Deferred(Exception):
+    """The pass's CEL budget is spent before this edge was decided: the next pass decides it."""
+
+
 class EdgeDecisions:
     """The edges of one pass over one status (which it reads as the pass changes it)."""
 
-    def __init__(self, status: ExecutionStatus, whole: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, status: ExecutionStatus, whole: Mapping[str, Any] | None = None,
+                 budget: PassBudget | None = None) -> None:
         self.status = status
+        budget = budget or PassBudget()
+        self.spent = cel.Budget(budget.steps)  # steps left to this pass (may go below zero)
+        self._steps = budget.steps
+        self._clock = budget.clock
+        self._stop_at = budget.clock() + budget.seconds
+        self.deferred = False  # an edge was left to the next pass
         # node -> its whole output, where status holds only a preview (outputRef): CEL sees the whole
         self.whole = whole if whole is not None else {}
         self._outputs: dict[str, Any] = {}
@@ -68,10 +100,30 @@ class EdgeDecisions:
             self._nodes = celtypes.MapType({celtypes.StringType(n.name): self._entry(n) for n in self.status.nodes})
         return self._nodes
 
-    def holds(self, edge: InEdge, nodes: dict[str, NodeStatus]) -> bool:
-        """Whether a decided edge holds; raises cel.CelError for a condition that errs."""
+    def seed(self, edge: InEdge, held: bool) -> None:
+        """What an earlier pass decided for `edge` (kept in the status of the node it leads to)."""
+        self._decided[(edge.source, edge.index)] = held
+
+    def decision(self, edge: InEdge) -> bool | None:
+        """Whether `edge` held, if this pass knows (decided or seeded), else None."""
+        decided = self._decided.get((edge.source, edge.index))
+        return decided if isinstance(decided, bool) else None
+
+    def exhausted(self) -> bool:
+        """The budget is spent (steps, or the time ceiling once anything was spent: a pass on a
+        machine too slow for its ceiling still decides one edge, so passes always get on)."""
+        if self.spent.steps <= 0:
+            return True
+        return self.spent.steps < self._steps and self._clock() >= self._stop_at
+
+    def holds(self, edge: InEdge, nodes: dict[str, NodeStatus], budgeted: bool = True) -> bool:
+        """Whether a decided edge holds; raises cel.CelError for a condition that errs, and
+        Deferred for a condition left to the next pass (`budgeted` and the budget spent)."""
         key = (edge.source, edge.index)
         if key not in self._decided:
+            if budgeted and self._costs(edge, nodes) and self.exhausted():
+                self.deferred = True
+                raise Deferred(f"{edge.source} -> {edge.index}")
             try:
                 self._decided[key] = self._holds(edge, nodes)
             except cel.CelError as exc:
@@ -80,6 +132,11 @@ class EdgeDecisions:
         if isinstance(decided, cel.CelError):
             raise decided
         return decided
+
+    @staticmethod
+    def _costs(edge: InEdge, nodes: dict[str, NodeStatus]) -> bool:
+        """Whether deciding `edge` evaluates CEL (only a condition after its source succeeded)."""
+        return edge.kind == EdgeKind.CONDITION and nodes[edge.source].phase == NodePhase.SUCCEEDED
 
     def _holds(self, edge: InEdge, nodes: dict[str, NodeStatus]) -> bool:
         source = nodes[edge.source]
@@ -103,4 +160,4 @@ class EdgeDecisions:
             "node": self._node_var(source),
             "nodes": self._nodes_map(),
         }
-        return cel.evaluate_activation(edge.when, activation)
+        return cel.evaluate_activation(edge.when, activation, self.spent)

@@ -35,7 +35,7 @@ from jobchain.api.models import (
 )
 from jobchain.engine import cel, refs
 from jobchain.engine import status as st
-from jobchain.engine.conditions import EdgeDecisions
+from jobchain.engine.conditions import Deferred, EdgeDecisions, PassBudget
 from jobchain.engine.graph import Graph, InEdge, node_texts
 from jobchain.engine.lifecycle import expires_at, leftovers, record_refusals
 from jobchain.engine.outputs import (
@@ -62,12 +62,22 @@ from jobchain.engine.timefmt import format_duration, iso, parse_time
 from jobchain.engine.types import Event, ExecutionInput, JobState, ObservedJob, Plan, WorkflowLookup
 
 
+class _EdgeError(Exception):
+    """A condition that errs, with its edge."""
+
+    def __init__(self, edge: InEdge, error: cel.CelError) -> None:
+        super().__init__(str(error))
+        self.edge = edge
+        self.error = error
+
+
 class _Run:
     """One planning pass over a copy of the status."""
 
     def __init__(self, execution: ExecutionInput, observed: Mapping[str, ObservedJob], now: datetime,
-                 output_limit: int) -> None:
+                 output_limit: int, cel_budget: PassBudget | None = None) -> None:
         self.execution = execution
+        self.cel_budget = cel_budget
         self.observed = observed
         self.now = now
         self.status = execution.status.model_copy(deep=True)
@@ -118,8 +128,19 @@ class _Run:
     @property
     def edges(self) -> EdgeDecisions:
         if self._edges is None:
-            self._edges = EdgeDecisions(self.status, self.whole)
+            self._edges = EdgeDecisions(self.status, self.whole, self.cel_budget)
+            # What earlier passes decided for nodes still waiting (from the status as read: this pass
+            # may have moved an adopted node on already).
+            for node in self.execution.status.nodes:
+                incoming = self.graph.incoming.get(node.name, [])
+                for edge, held in zip(incoming, node.edgesDecided or "", strict=False):
+                    self._edges.seed(edge, held == "1")
         return self._edges
+
+    @property
+    def deferred(self) -> bool:
+        """Whether this pass left condition edges to the next one (its CEL budget was spent)."""
+        return self._edges is not None and self._edges.deferred
 
     def nodes(self) -> dict[str, NodeStatus]:
         return {n.name: n for n in self.status.nodes}
@@ -256,16 +277,44 @@ class _Run:
                        for e in incoming)
 
     def holds_or_false(self, edge: InEdge, nodes: dict[str, NodeStatus]) -> bool:
-        """Whether an edge holds, a condition that errs counted as not holding (restoring inputs only)."""
+        """Whether an edge holds, a condition that errs counted as not holding (restoring inputs only).
+
+        Not held back by the pass's CEL budget: these edges were all decided by the pass that started
+        the node (within its budget, going on from the decisions kept in status), so restoring costs
+        at most one pass's budget more, and a node's input is never left unknown for want of it."""
         try:
-            return self.edges.holds(edge, nodes)
+            return self.edges.holds(edge, nodes, budgeted=False)
         except cel.CelError:
             return False
 
+    def held_edges(self, node: NodeStatus, incoming: list[InEdge], nodes: dict[str, NodeStatus]) -> list[InEdge]:
+        """The incoming edges that hold. Raises _EdgeError for a condition that errs, and Deferred when
+        the pass's CEL budget ran out first. What was decided is kept in the node's status for later
+        passes (when it has condition edges): they go on from there, never deciding an edge again."""
+        decided: list[bool] = []
+        for edge in incoming:
+            try:
+                decided.append(self.edges.holds(edge, nodes))
+            except Deferred:
+                st.keep_edges(node, decided)
+                raise
+            except cel.CelError as exc:
+                raise _EdgeError(edge, exc) from None
+        if any(e.kind == EdgeKind.CONDITION for e in incoming):
+            st.keep_edges(node, decided)  # cleared when it starts or is skipped; kept while it waits
+        return [edge for edge, holds in zip(incoming, decided, strict=True) if holds]
+
     def schedule(self, may_start: bool) -> None:
         """Decides every node whose incoming edges are decided: skip it, fail it before it starts
-        (a reference with no value), or start it when a slot is free (and `may_start`)."""
+        (a reference with no value), or start it when a slot is free (and `may_start`).
+
+        A condition that errs stops the execution (ConditionError), but only once every decision
+        that starts nothing has been made: a skip or a failure before start was sealed when its
+        predecessors finished, which may be before the error could be seen. A pass replayed after
+        lost status writes sees both at once, and must decide as the passes it replays did.
+        """
         graph = self.graph
+        error: str | None = None  # the first condition that erred in this pass
         changed = True
         while changed and self.status.phase == ExecutionPhase.RUNNING:
             changed = False
@@ -279,16 +328,17 @@ class _Run:
                 incoming = graph.incoming[name]
                 if node.phase != NodePhase.PENDING or not self.decided(incoming, nodes):
                     continue
-                held: list[InEdge] = []
-                for edge in incoming:
-                    try:
-                        if self.edges.holds(edge, nodes):
-                            held.append(edge)
-                    except cel.CelError as exc:
-                        where = f"spec.nodes[{self.order[edge.source]}].next[{edge.index}]"
-                        self.stop(ExecutionPhase.FAILED, "ConditionError",
-                                  f"{where} ({edge.source} -> {name}) when `{edge.when}`: {exc}")
-                        return
+                try:
+                    held = self.held_edges(node, incoming, nodes)
+                except Deferred:
+                    # The CEL budget of this pass is spent: this node and those declared after it are
+                    # decided by the next pass (those before it, decided, still start in order).
+                    break
+                except _EdgeError as err:
+                    edge = err.edge
+                    where = f"spec.nodes[{self.order[edge.source]}].next[{edge.index}]"
+                    error = error or f"{where} ({edge.source} -> {name}) when `{edge.when}`: {err.error}"
+                    continue
                 runs = not incoming or (len(held) == len(incoming) if spec_node.join == Join.ALL else bool(held))
                 if not runs:
                     shown = [f"{e.source} ({e.kind}) {'held' if e in held else 'did not hold'}" for e in incoming]
@@ -302,7 +352,7 @@ class _Run:
                 # so ready nodes start in declaration order.
                 continue
             for name, held in ready:
-                slot_free = may_start and running < self.workflow.parallelism
+                slot_free = may_start and error is None and running < self.workflow.parallelism
                 started = self.start_node(name, held, nodes, slot_free)
                 if started:
                     running += 1
@@ -311,6 +361,21 @@ class _Run:
                     # may come before the rest of `ready` in declaration order.
                     changed = True
                     break
+        if error is not None and self.status.phase == ExecutionPhase.RUNNING:
+            if self.deferred:
+                # Edges left to the next pass may still skip nodes: it stops, having decided them.
+                self.unstart()
+            else:
+                self.stop(ExecutionPhase.FAILED, "ConditionError", error)
+
+    def unstart(self) -> None:
+        """Takes back the starts of this pass (their Jobs are not created): nothing may start in a
+        pass that found a condition error, and the stop is left to the next pass."""
+        self.plan.create.clear()
+        nodes = self.nodes()
+        for name in sorted(self.started_now):
+            self.mark(nodes[name], NodePhase.PENDING, self.now, jobName=None, startedAt=None, inputFrom=None)
+        self.started_now.clear()
 
     def start_node(self, name: str, held: list[InEdge], nodes: dict[str, NodeStatus], slot_free: bool) -> bool | None:
         """Renders and plans the node's Job: True when started, None when it waits for a slot.
@@ -375,6 +440,17 @@ class _Run:
         else:
             self.finish(ExecutionPhase.SUCCEEDED, "Succeeded", f"all nodes finished: {summary}")
 
+    def may_all_be_done_by(self, deadline: datetime | None) -> bool:
+        """Nothing runs, and what finished did so by the deadline: the nodes still waiting may all be
+        skipped or failed before starting, when the edges left to the next pass are decided."""
+        for node in self.status.nodes:
+            if node.phase == NodePhase.RUNNING:
+                return False
+            finished = parse_time(node.finishedAt)
+            if deadline is not None and finished is not None and finished > deadline:
+                return False
+        return True
+
     def all_done_by(self, deadline: datetime | None) -> bool:
         """Every node finished, and (with a deadline) finished before it, by its own finishedAt."""
         for node in self.status.nodes:
@@ -392,9 +468,13 @@ def plan(
     now: datetime,
     workflow: WorkflowLookup | None = None,
     output_limit: int = DEFAULT_OUTPUT_LIMIT,
+    cel_budget: PassBudget | None = None,
 ) -> Plan:
-    """Decides the next step. `workflow` is needed only before the snapshot is taken."""
-    run = _Run(execution, observed, now, output_limit)
+    """Decides the next step. `workflow` is needed only before the snapshot is taken.
+
+    `cel_budget` is what the condition edges of this pass may cost (PassBudget(): the limits).
+    When it runs out, the edges left wait for the next pass and `wake_at` is `now`."""
+    run = _Run(execution, observed, now, output_limit, cel_budget)
     status = run.status
     if status.phase in TERMINAL_EXECUTION_PHASES:
         # Finished: status never changes again; only Jobs still running (a delete that did
@@ -422,8 +502,14 @@ def plan(
         # Decisions that start nothing (skips, failures before start) are still made: a pass that
         # comes late (the operator was busy or restarting, or its status write was lost) lets an
         # execution whose nodes had all finished end as it would have. Only then does it stop.
+        # A cancel and a passed deadline seen by one pass: the cancel wins. spec.cancel has no time,
+        # so which came first is unknowable here (the deadline's pass may have lost its write); the
+        # user's explicit request is honoured, and a cancel seen before the deadline always ends the
+        # run Cancelled. Only phase and reason depend on it: each node ends the same either way.
         run.schedule(may_start=False)
-        if run.status.phase == ExecutionPhase.RUNNING and run.all_done_by(deadline):
+        if run.status.phase == ExecutionPhase.RUNNING and run.deferred and run.may_all_be_done_by(deadline):
+            pass  # edges left to the next pass may still end it as it would have ended: stop only then
+        elif run.status.phase == ExecutionPhase.RUNNING and run.all_done_by(deadline):
             run.conclude()
         elif execution.spec.cancel:
             run.stop(ExecutionPhase.CANCELLED, "Cancelled", "cancelled by spec.cancel")
@@ -440,7 +526,8 @@ def plan(
         run.conclude()
     st.summarize(status, execution.generation, now)
     if status.phase not in TERMINAL_EXECUTION_PHASES:
-        run.plan.wake_at = deadline
+        # Edges left by a spent CEL budget are decided by a pass at once (after others had their turn).
+        run.plan.wake_at = now if run.deferred else deadline
     return run.plan
 
 

@@ -83,6 +83,8 @@ def mark_node(node: NodeStatus, phase: NodePhase, at: datetime | str, message: s
     for key, value in fields.items():
         setattr(node, key, value)
     node.phase = phase
+    if phase != NodePhase.PENDING:
+        node.edgesDecided = None  # decided: what was kept while it waited has served
     if message is not None:
         node.message = cut(message, message_limit)
     if phase == NodePhase.RUNNING and node.startedAt is None:
@@ -99,6 +101,13 @@ def note_job(node: NodeStatus, job_name: str, at: datetime | str, retries: int) 
     node.jobName = job_name
     node.retries = retries
     mark_node(node, NodePhase.RUNNING, at)
+
+
+def keep_edges(node: NodeStatus, decided: list[bool]) -> None:
+    """The first incoming edges of a waiting node, as a pass decided them, for later passes to go on
+    from (a condition is decided once). Never fewer than were kept already."""
+    if node.phase == NodePhase.PENDING and len(decided) > len(node.edgesDecided or ""):
+        node.edgesDecided = "".join("1" if held else "0" for held in decided)
 
 
 def restore_input(node: NodeStatus, source: str | None) -> None:
