@@ -42,10 +42,11 @@ def _program(expression: str) -> Any:
 
 
 VARIABLES = ("output", "input", "params", "node", "nodes")
+FOR_EACH_VARIABLES = ("input", "params", "nodes")
 _UNDECLARED = re.compile(r"undeclared reference to '([^']+)'")
 
 
-def check(expression: str) -> None:
+def check(expression: str, variables: tuple[str, ...] = VARIABLES, what: str = "`when`") -> None:
     """Raises CelError if the expression does not compile, or names a variable that does not exist.
 
     Why a trial evaluation: cel-python does not type-check, so a typo such as `outptu.rows`
@@ -55,13 +56,13 @@ def check(expression: str) -> None:
     """
     program = _program(expression)
     try:
-        result = program.evaluate({name: json_to_cel({}) for name in VARIABLES})
+        result = program.evaluate({name: json_to_cel({}) for name in variables})
     except Exception as exc:  # cel-python both raises and returns its errors
         result = exc
     if isinstance(result, BaseException):
         match = _UNDECLARED.search(_eval_message(result))
         if match:
-            raise CelError(f"unknown name {match.group(1)!r}: `when` can use {', '.join(VARIABLES)}")
+            raise CelError(f"unknown name {match.group(1)!r}: {what} can use {', '.join(variables)}")
 
 
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -105,6 +106,38 @@ def evaluate_activation(expression: str, activation: dict[str, Any]) -> bool:
     if not isinstance(result, celtypes.BoolType):
         raise CelError(f"must evaluate to a bool, got {type(result).__name__.replace('Type', '').lower()} {result!r}")
     return bool(result)
+
+
+def evaluate_value(expression: str, activation: dict[str, Any]) -> Any:
+    """Evaluates an expression over converted variables to a plain JSON value (forEach)."""
+    program = _program(expression)
+    try:
+        result = program.evaluate(activation)
+    except Exception as exc:
+        raise CelError(_eval_message(exc)) from None
+    if isinstance(result, CELEvalError):
+        raise CelError(_eval_message(result))
+    return from_cel(result)
+
+
+def from_cel(value: Any) -> Any:
+    """A CEL value as plain JSON; raises CelError for what JSON cannot hold (bytes, types)."""
+    if value is None or isinstance(value, celtypes.NullType):
+        return None
+    if isinstance(value, celtypes.BoolType):
+        return bool(value)
+    if isinstance(value, celtypes.IntType | celtypes.UintType):
+        return int(value)
+    if isinstance(value, celtypes.DoubleType):
+        number = float(value)
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if isinstance(value, celtypes.StringType):
+        return str(value)
+    if isinstance(value, celtypes.ListType):
+        return [from_cel(v) for v in value]
+    if isinstance(value, celtypes.MapType):
+        return {str(k): from_cel(v) for k, v in value.items()}
+    raise CelError(f"a {type(value).__name__.replace('Type', '').lower()} cannot be a JSON value")
 
 
 def _eval_message(exc: BaseException) -> str:

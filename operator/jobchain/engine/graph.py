@@ -148,6 +148,8 @@ def validate(spec: WorkflowSpec, prefix: str = "spec") -> list[Problem]:
                 problems.append(Problem(f"{epath}.when", "`when` only goes with type: condition "
                                         f"(this edge is type: {edge.type})"))
 
+        problems.extend(_fan_out_problems(node, path))
+
     graph = Graph.of(spec)
     cycle = _find_cycle(graph)
     if cycle:
@@ -172,6 +174,28 @@ def validate(spec: WorkflowSpec, prefix: str = "spec") -> list[Problem]:
                 elif ref.kind == "nodes" and ref.target not in upstream:
                     problems.append(Problem(where, f"$({raw}): node {ref.target!r} does not run before "
                                             f"{node.name!r}; only upstream nodes' outputs can be used"))
+                elif ref.kind == "item" and node.forEach is None:
+                    problems.append(Problem(where, f"$({raw}): only a node with forEach has an item; add "
+                                            "forEach to this node or use another reference"))
                 elif ref.kind == "input" and node.name in starts:
                     problems.append(Problem(where, f"$({raw}): {node.name!r} is a start node and has no input"))
+    return problems
+
+
+def _fan_out_problems(node: Node, path: str) -> list[Problem]:
+    """forEach is checked like `when`; its settings make no sense without it."""
+    problems: list[Problem] = []
+    if node.forEach is None:
+        for setting in ("maxParallel", "maxItems"):
+            if getattr(node, setting) is not None:
+                problems.append(Problem(f"{path}.{setting}", f"{setting} only goes with forEach"))
+        if node.failFast:
+            problems.append(Problem(f"{path}.failFast", "failFast only goes with forEach"))
+        return problems
+    if not node.forEach.strip():
+        return [Problem(f"{path}.forEach", "forEach is empty: give a CEL expression that yields a list")]
+    try:
+        cel.check(node.forEach, cel.FOR_EACH_VARIABLES, "forEach")
+    except cel.CelError as exc:
+        problems.append(Problem(f"{path}.forEach", f"CEL {exc}"))
     return problems

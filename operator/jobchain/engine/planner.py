@@ -35,6 +35,7 @@ from jobchain.api.models import (
 from jobchain.engine import cel, refs
 from jobchain.engine import status as st
 from jobchain.engine.conditions import EdgeDecisions
+from jobchain.engine.fan_out_run import FanOut
 from jobchain.engine.graph import Graph, InEdge, node_texts
 from jobchain.engine.lifecycle import expires_at, leftovers, record_refusals
 from jobchain.engine.outputs import (
@@ -65,6 +66,8 @@ class _Run:
         self.output_limit = output_limit
         self.unrestored: set[str] = set()  # adopted nodes whose inputFrom is not restored yet
         self.started_now: set[str] = set()  # nodes given a Job by this pass
+        self.fan = FanOut(self)
+        self.outputs_used = 0  # bytes of outputs in status, as the output budget counts them
         self._graph: Graph | None = None
         self._order: dict[str, int] = {}
         self._edges: EdgeDecisions | None = None
@@ -109,6 +112,9 @@ class _Run:
             self._edges = EdgeDecisions(self.status)
         return self._edges
 
+    def spec_of(self, name: str) -> Any:
+        return self.workflow.nodes[self.order[name]]
+
     def nodes(self) -> dict[str, NodeStatus]:
         return {n.name: n for n in self.status.nodes}
 
@@ -129,11 +135,14 @@ class _Run:
         (declaration order breaks ties), which is also the order the output budget is handed
         out in: a pass replayed after a lost status write truncates exactly as the first."""
         graph = self.graph
-        limit_setting = self.workflow.outputLimitBytes or self.output_limit
         outputs_used = sum(stored_size(n.output) for n in self.status.nodes)
-        finished: list[tuple[NodeStatus, ObservedJob]] = []
+        finished: list[tuple[NodeStatus, ObservedJob, int | None]] = []
         for node in self.status.nodes:
             if node.phase in FINISHED_NODE_PHASES:
+                continue
+            if self.spec_of(node.name).forEach is not None:
+                if node.phase == NodePhase.RUNNING:
+                    finished.extend(self.fan.observe(node, stopping))
                 continue
             seen = self.observed.get(node.name)
             if seen is None:
@@ -145,10 +154,25 @@ class _Run:
             elif seen.state == JobState.RUNNING:
                 st.note_job(node, seen.name, self.now, seen.retries)
             else:
-                finished.append((node, seen))
-        finished.sort(key=lambda pair: (pair[1].finished_at or "", self.order[pair[0].name]))
-        for node, seen in finished:
+                finished.append((node, seen, None))
+        self.outputs_used = outputs_used
+        self.record_finished(finished)
+        # A node with a Job and incoming edges got its input when it started; none recorded means
+        # the pass that started it lost its status write (it was adopted, now or earlier).
+        self.unrestored = {n.name for n in self.status.nodes
+                           if n.jobName and n.inputFrom is None and graph.incoming[n.name]}
+        self.restore_inputs()
+
+    def record_finished(self, finished: list[tuple[NodeStatus, ObservedJob, int | None]]) -> None:
+        """Records finished Jobs (of nodes, or of items: index set) in the order they finished."""
+        limit_setting = self.workflow.outputLimitBytes or self.output_limit
+        outputs_used = self.outputs_used
+        finished.sort(key=lambda f: (f[1].finished_at or "", self.order[f[0].name], f[2] or 0))
+        for node, seen, index in finished:
             limit = min(limit_setting, max(MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET - outputs_used))
+            if index is not None:
+                outputs_used += self.fan.record(node, index, seen, limit)
+                continue
             from_logs = self.graph.nodes[node.name].output.from_ == OutputSource.LOGS
             output, truncated = parse_output(seen.raw_output, limit, keep_end=from_logs)
             outputs_used += stored_size(output)
@@ -160,11 +184,9 @@ class _Run:
             self.mark(node, phase, seen.finished_at or self.now, message, jobName=seen.name,
                       startedAt=node.startedAt or iso(self.now), podName=seen.pod_name, exitCode=seen.exit_code,
                       retries=seen.retries, output=output, outputTruncated=truncated)
-        # A node with a Job and incoming edges got its input when it started; none recorded means
-        # the pass that started it lost its status write (it was adopted, now or earlier).
-        self.unrestored = {n.name for n in self.status.nodes
-                           if n.jobName and n.inputFrom is None and graph.incoming[n.name]}
-        self.restore_inputs()
+        self.outputs_used = outputs_used
+        for node in {n.name: n for n, _, index in finished if index is not None}.values():
+            self.fan.settle(node)
 
     def restore_inputs(self) -> None:
         """inputFrom of nodes whose Job was created by a pass whose status write was lost.
@@ -209,6 +231,8 @@ class _Run:
             seen = self.observed.get(node.name)
             if seen is not None and seen.state == JobState.RUNNING:
                 self.plan.delete.append(seen.name)
+            if self.spec_of(node.name).forEach is not None:
+                self.fan.stop(node, reason)
             unmade: dict[str, Any] = {"jobName": None, "startedAt": None} if node.name in self.started_now else {}
             self.mark(node, NodePhase.CANCELLED, self.now, f"not finished: {reason}", **unmade)
         self.finish(phase, reason, message)
@@ -239,7 +263,9 @@ class _Run:
             changed = False
             self.restore_inputs()
             nodes = self.nodes()
-            running = sum(1 for n in self.status.nodes if n.phase == NodePhase.RUNNING)
+            if self.fan.fill_running(may_start):
+                changed = True  # a forEach node finished: its out-edges are decided now
+                continue
             ready: list[tuple[str, list[InEdge]]] = []
             for spec_node in self.workflow.nodes:
                 name = spec_node.name
@@ -270,11 +296,9 @@ class _Run:
                 # so ready nodes start in declaration order.
                 continue
             for name, held in ready:
-                slot_free = may_start and running < self.workflow.parallelism
+                slot_free = may_start and self.fan.running_jobs() < self.workflow.parallelism
                 started = self.start_node(name, held, nodes, slot_free)
-                if started:
-                    running += 1
-                elif started is False:
+                if started is False:
                     # Failed before starting: its out-edges are decided now, and a node they make ready
                     # may come before the rest of `ready` in declaration order.
                     changed = True
@@ -289,19 +313,12 @@ class _Run:
         """
         node = nodes[name]
         spec_node = self.workflow.nodes[self.order[name]]
+        if spec_node.forEach is not None:
+            return self.fan.start(node, held, nodes, slot_free)
         if not slot_free and not any(next(refs.find(text), None) for _, text in node_texts(spec_node)):
             return None  # nothing that could fail: no need to render it yet
         source = self.input_source(held, nodes)
-        ran = {n.name: n.output for n in self.status.nodes if n.phase in (NodePhase.SUCCEEDED, NodePhase.FAILED)}
-        scope = Scope(
-            params=dict(self.status.params or {}),
-            execution_name=self.execution.name,
-            namespace=self.execution.namespace,
-            input=nodes[source].output if source else None,
-            has_input=source is not None,
-            outputs=ran,
-            secrets=secret_refs(self.execution.spec),
-        )
+        scope = self.scope(source, nodes)
         try:
             job = render_job(self.ref(), self.workflow, spec_node, scope)
         except UnresolvedReference as exc:
@@ -316,6 +333,21 @@ class _Run:
         self.started_now.add(name)
         self.plan.create.append(job)
         return True
+
+    def scope(self, source: str | None, nodes: dict[str, NodeStatus], item_index: int | None = None,
+              item: Any = None) -> Scope:
+        ran = {n.name: n.output for n in self.status.nodes if n.phase in (NodePhase.SUCCEEDED, NodePhase.FAILED)}
+        return Scope(
+            params=dict(self.status.params or {}),
+            execution_name=self.execution.name,
+            namespace=self.execution.namespace,
+            input=nodes[source].output if source else None,
+            has_input=source is not None,
+            outputs=ran,
+            secrets=secret_refs(self.execution.spec),
+            item_index=item_index,
+            item=item,
+        )
 
     def conclude(self) -> None:
         if self.status.phase != ExecutionPhase.RUNNING:

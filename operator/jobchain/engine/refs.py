@@ -1,7 +1,8 @@
 """`$(...)` references in script, command, args and env values: finding and substituting them.
 
 Ours are `$(params.X)`, `$(input)`, `$(input.KEY...)`, `$(nodes.NAME.output)`,
-`$(nodes.NAME.output.KEY...)`, `$(execution.name)` and `$(execution.namespace)`. Any other
+`$(nodes.NAME.output.KEY...)`, `$(execution.name)`, `$(execution.namespace)`, and in a forEach
+node `$(item)`, `$(item.KEY...)` and `$(item.index)` (the item's 0-based index). Any other
 `$(NAME)` is left alone, so Kubernetes' own expansion of container env vars keeps working.
 A reference that cannot be resolved raises UnresolvedReference naming it: a value is never
 silently empty.
@@ -15,7 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-_REF = re.compile(r"\$\(((?:params|input|nodes|execution)(?:\.[^)\s]*)?)\)")
+_REF = re.compile(r"\$\(((?:params|input|nodes|execution|item)(?:\.[^)\s]*)?)\)")
 
 
 class UnresolvedReference(Exception):
@@ -25,7 +26,7 @@ class UnresolvedReference(Exception):
 @dataclass(frozen=True)
 class Reference:
     text: str  # as written, without $( )
-    kind: str  # params | input | nodes | execution
+    kind: str  # params | input | nodes | execution | item
     target: str | None  # param name, node name, execution field
     path: tuple[str, ...]  # keys into the output
 
@@ -42,6 +43,8 @@ def parse(text: str) -> Reference | None:
         return Reference(text, "input", None, tuple(parts[1:]))
     if head == "nodes" and len(parts) >= 3 and parts[2] == "output":
         return Reference(text, "nodes", parts[1], tuple(parts[3:]))
+    if head == "item":
+        return Reference(text, "item", None, tuple(parts[1:]))
     if head == "execution" and len(parts) == 2 and parts[1] in ("name", "namespace"):
         return Reference(text, "execution", parts[1], ())
     return None
@@ -94,6 +97,9 @@ class Scope:
     outputs: dict[str, Any] | None = None  # node name -> output, for finished nodes that ran
     # secret params: name -> secretKeyRef ({name, key}); their values never pass through the operator
     secrets: Mapping[str, Any] | None = None
+    # forEach: the item's index (None outside a forEach node) and value
+    item_index: int | None = None
+    item: Any = None
 
     def resolve(self, ref: Reference) -> Any:
         if ref.kind == "params":
@@ -103,6 +109,15 @@ class Scope:
             if ref.target not in self.params:
                 raise UnresolvedReference(f"$({ref.text}): no such param")
             return self.params[ref.target]
+        if ref.kind == "item":
+            if self.item_index is None:
+                raise UnresolvedReference(f"$({ref.text}): only a node with forEach has an item")
+            if ref.path == ("index",):
+                return self.item_index
+            try:
+                return dig(self.item, ref.path, "item")
+            except UnresolvedReference as exc:
+                raise UnresolvedReference(f"$({ref.text}): {exc}") from None
         if ref.kind == "execution":
             return self.execution_name if ref.target == "name" else self.namespace
         if ref.kind == "input":
