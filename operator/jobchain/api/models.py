@@ -328,11 +328,11 @@ class ItemStatus(Observed):
     index: int = Field(description="0-based index of the item in the forEach list.")
     phase: NodePhase = Field(default=NodePhase.RUNNING, description="Running, Succeeded or Failed.")
     jobName: str | None = Field(default=None, description="The item's Job.")
-    exitCode: int | None = Field(default=None, description="Exit code of the item's container.")
+    exitCode: int | None = Field(default=None, description="Exit code of the item's container, when not 0.")
     finishedAt: str | None = Field(default=None, description="When the item finished.")
     preview: str | None = Field(default=None, description="The start of the item's output (all of it is "
                                 "in the node's output list).")
-    message: str = Field(default="", description="Why the item ended as it did.")
+    message: str | None = Field(default=None, description="Why the item failed (unset when it succeeded).")
 
 
 class NodeStatus(Observed):

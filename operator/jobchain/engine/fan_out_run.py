@@ -179,13 +179,11 @@ class FanOut:
         from_logs = run.spec_of(node.name).output.from_ == OutputSource.LOGS
         output, truncated = parse_output(job.raw_output, limit, keep_end=from_logs)
         message = job.message
-        if truncated:
-            note = f"output truncated to {limit} bytes"
-            message = f"{message}; {note}" if message else note
         phase = NodePhase.SUCCEEDED if job.state == JobState.SUCCEEDED else NodePhase.FAILED
         total = node.items.total if node.items else 0
         st.mark_item(node, index, phase, message, at=job.finished_at or run.now, job_name=job.name,
-                     exit_code=job.exit_code, output=output, preview=fanout.preview(output, total))
+                     exit_code=job.exit_code, output=output, preview=fanout.preview(output, total),
+                     truncated=truncated)
         return stored_size(output)
 
     def settle(self, node: NodeStatus) -> bool:
@@ -203,8 +201,10 @@ class FanOut:
 
     def stop(self, node: NodeStatus, reason: str) -> None:
         """Cancel or deadline: running item Jobs are deleted, running items Cancelled."""
-        for job in self.seen(node.name).values():
-            if job.state == JobState.RUNNING and job.name not in self.run.plan.delete:
+        done = {e.index for e in node.itemResults or [] if e.phase in FINISHED_NODE_PHASES}
+        for index, job in self.seen(node.name).items():
+            # (an item recorded finished had its pod finish, whatever its Job says yet: kept)
+            if index not in done and job.state == JobState.RUNNING and job.name not in self.run.plan.delete:
                 self.run.plan.delete.append(job.name)
         for entry in list(node.itemResults or []):
             if entry.phase == NodePhase.RUNNING:

@@ -16,7 +16,7 @@ from typing import Any
 from jobchain.api.models import NodePhase, NodeStatus
 from jobchain.engine import cel
 from jobchain.engine.conditions import _safe_cel
-from jobchain.engine.outputs import stored_size
+from jobchain.engine.outputs import MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET, stored_size
 from jobchain.engine.refs import render_value
 from jobchain.engine.status import cut, item_preview_limit, names_with_more
 
@@ -58,6 +58,12 @@ def items_of(expression: str, variables: dict[str, Any], max_items: int | None, 
     return value
 
 
+def item_output_floor(total: int) -> int:
+    """The least an item's output keeps once the status output budget is spent: MIN_OUTPUT_SHARE
+    for a few items, less for thousands (5,000 x 128 bytes would be 640 KiB on top of the budget)."""
+    return max(32, min(MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET // max(1, total)))
+
+
 def preview(output: Any, total: int) -> str | None:
     """The start of an item's output for its status entry (the whole output is in the list)."""
     limit = item_preview_limit(total)
@@ -81,7 +87,8 @@ def outcome(node: NodeStatus, fail_fast: bool) -> tuple[NodePhase, str] | None:
     if finished < counts.total and not stopped_early:
         return None
     if not failed:
-        return NodePhase.SUCCEEDED, f"{counts.total} item(s) succeeded"
+        note = "; item outputs truncated to fit the status budget" if node.outputTruncated else ""
+        return NodePhase.SUCCEEDED, f"{counts.total} item(s) succeeded{note}"
     detail = "; ".join(f"#{e.index}: {e.message or 'failed'}" for e in failed[:3])
     message = (f"item(s) {names_with_more([str(e.index) for e in failed])} of {counts.total} failed ({detail}); "
                f"{counts.succeeded} succeeded")

@@ -32,7 +32,7 @@ from jobchain.api.models import (
     OutputSource,
     WorkflowSpec,
 )
-from jobchain.engine import cel, refs
+from jobchain.engine import cel, fanout, refs
 from jobchain.engine import status as st
 from jobchain.engine.conditions import EdgeDecisions
 from jobchain.engine.fan_out_run import FanOut
@@ -171,6 +171,9 @@ class _Run:
         for node, seen, index in finished:
             limit = min(limit_setting, max(MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET - outputs_used))
             if index is not None:
+                # an item's floor shrinks with the number of items: 5,000 of them must fit too
+                floor = fanout.item_output_floor(node.items.total if node.items else 1)
+                limit = min(limit_setting, max(floor, STATUS_OUTPUT_BUDGET - outputs_used))
                 outputs_used += self.fan.record(node, index, seen, limit)
                 continue
             from_logs = self.graph.nodes[node.name].output.from_ == OutputSource.LOGS

@@ -124,7 +124,7 @@ def item_preview_limit(total: int) -> int:
 
 def mark_item(node: NodeStatus, index: int, phase: NodePhase, message: str | None = None, *,
               at: datetime | str | None = None, job_name: str | None = None, exit_code: int | None = None,
-              output: Any = None, preview: str | None = None) -> bool:
+              output: Any = None, preview: str | None = None, truncated: bool = False) -> bool:
     """Records one item of a running forEach node; False, nothing changed, if the node or the
     item had finished already (a finished item never changes, like a finished node).
 
@@ -142,9 +142,9 @@ def mark_item(node: NodeStatus, index: int, phase: NodePhase, message: str | Non
     entry.phase = phase
     if job_name is not None:
         entry.jobName = job_name
-    if exit_code is not None:
+    if exit_code:  # (0 is the rule: not stored, 5,000 entries are kept small)
         entry.exitCode = exit_code
-    if message is not None:
+    if message:
         entry.message = cut(message, ITEM_MESSAGE_MAX)
     if preview is not None:
         entry.preview = preview
@@ -154,6 +154,8 @@ def mark_item(node: NodeStatus, index: int, phase: NodePhase, message: str | Non
         outputs = list(node.output) if isinstance(node.output, list) else [None] * node.items.total
         outputs[index] = output
         node.output = outputs
+    if truncated:  # said once for the node (outputTruncated), not in 5,000 item messages
+        node.outputTruncated = True
     node.itemResults = results
     node.items = ItemCounts(
         total=node.items.total,
