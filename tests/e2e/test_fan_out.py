@@ -8,17 +8,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.support import ROOT, Objects, install_crds, kubectl, nodes, workflow
+from tests.e2e.support import ROOT, Objects, kubectl, nodes, workflow
 
 pytestmark = pytest.mark.usefixtures("operator")
-
-
-@pytest.fixture(autouse=True)
-def crds_with_for_each(kubeconfig: str) -> None:
-    """The CRDs of this tree, applied again before each test: on a cluster shared with sessions of
-    other trees, another session's CRDs (without forEach) may have replaced them since the session
-    began, and the API server would prune forEach from the Workflows created here."""
-    install_crds(kubeconfig)
 
 
 def _time(value: Any) -> datetime:
