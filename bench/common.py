@@ -25,7 +25,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kubernetes import client, config  # noqa: E402
-
 from tests.e2e.support import OperatorProcess, install_crds, wait_for  # noqa: E402
 
 KUBECONFIG = os.environ.get("KUBECONFIG", "/var/lib/jobchain-cluster/kubeconfig")
@@ -73,8 +72,9 @@ def create_namespace(core: client.CoreV1Api, name: str) -> None:
 def operator(prefix: str) -> Iterator[OperatorProcess]:
     """The CRDs installed and an operator of this checkout watching namespaces `prefix*`."""
     install_crds(KUBECONFIG)
+    # Without kopf's per-handler debug lines, as deployed (they cost CPU); JC_BENCH_VERBOSE=1 for them.
     proc = OperatorProcess(KUBECONFIG, Path(tempfile.mkdtemp(prefix="jc-bench-")), namespace_pattern=prefix + "*",
-                           verbose=bool(os.environ.get("JC_BENCH_VERBOSE")))  # as deployed: kopf's per-handler debug lines cost CPU
+                           verbose=bool(os.environ.get("JC_BENCH_VERBOSE")))
     proc.start()
     try:
         yield proc
@@ -159,8 +159,14 @@ def apiserver_requests(api: client.ApiClient, user_agent: str | None = None) -> 
     counts: Counter[tuple[str, str, str]] = Counter()
     for labels, value in REQUEST.findall(text):
         fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
-        counts[(fields.get("verb", ""), fields.get("resource", ""), fields.get("subresource", ""))] += float(value)
+        verb = VERBS.get(fields.get("verb", ""), fields.get("verb", "").lower())
+        counts[(verb, fields.get("resource", ""), fields.get("subresource", ""))] += float(value)
     return counts
+
+
+# The API server's verbs, named as the operator's own counter names them.
+VERBS = {"GET": "get", "LIST": "list", "WATCH": "watch", "POST": "create", "PUT": "update", "PATCH": "patch",
+         "DELETE": "delete", "DELETECOLLECTION": "deletecollection", "APPLY": "apply"}
 
 
 def _kubectl() -> str:
@@ -178,4 +184,26 @@ def inline_chain(name: str, nodes: int, script: str) -> dict[str, Any]:
     steps = [{"name": f"n{i}", "script": script, **({"next": [{"node": f"n{i + 1}"}]} if i + 1 < nodes else {})}
              for i in range(nodes)]
     return {"apiVersion": "jobchain.dev/v1alpha1", "kind": "WorkflowExecution", "metadata": {"name": name},
-            "spec": {"workflow": {"defaults": {"image": BUSYBOX, "timeoutSeconds": 600}, "nodes": steps}}}
+            # No node timeout: with more executions than the kubelet runs pods at once (maxPods),
+            # a pod may wait in the scheduler's queue for many minutes, and a Job's deadline counts that.
+            "spec": {"workflow": {"defaults": {"image": BUSYBOX}, "nodes": steps}}}
+
+
+def watch_events(list_call: Any, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]:
+    """Watch events, forever: a watch the API server ends or refuses for a moment (another client
+    re-applying a CRD makes it answer 429 "storage is (re)initializing") is opened again, from the
+    current state. The caller stops by leaving the loop."""
+    from kubernetes import watch
+
+    while True:
+        stream = watch.Watch()
+        try:
+            yield from stream.stream(list_call, *args, timeout_seconds=300, **kwargs)
+        except client.ApiException as exc:
+            if exc.status not in (410, 429, 500, 503, 504):
+                raise
+            time.sleep(1)
+        except OSError:
+            time.sleep(1)
+        finally:
+            stream.stop()

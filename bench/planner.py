@@ -54,13 +54,16 @@ def run(n: int, parallel: bool, output_bytes: int) -> None:
           f"{truncated} outputs truncated, phase {status.phase}")
 
 
-def fan_out(targets: int = 499, parallelism: int = 20) -> None:
-    """One node with `targets` condition edges (a third of them false): the case that made one pass
-    take seconds when every edge was evaluated again, with every output converted again to CEL."""
+def fan_out(targets: int = 495, parallelism: int = 20) -> None:
+    """`targets` condition edges (a third of them false) from five nodes (the schema allows 100 edges
+    a node): the case that made one pass take seconds when every edge was evaluated again, with
+    every output converted again to CEL."""
+    sources = 5
     nodes: list[dict[str, object]] = [{
-        "name": "a", "script": "echo", "next": [
-            {"node": f"t{i}", "type": "condition", "when": f"output.n > {i % 3}"} for i in range(targets)],
-    }]
+        "name": f"a{k}", "script": "echo", "next": [
+            {"node": f"t{i}", "type": "condition", "when": f"output.n > {i % 3}"}
+            for i in range(targets) if i % sources == k],
+    } for k in range(sources)]
     nodes += [{"name": f"t{i}", "script": "echo"} for i in range(targets)]
     spec = WorkflowSpec.model_validate({"defaults": {"image": "busybox:1.36"}, "parallelism": parallelism,
                                         "nodes": nodes})
@@ -78,11 +81,11 @@ def fan_out(targets: int = 499, parallelism: int = 20) -> None:
         status = result.status
         for job in result.create:
             node = job["metadata"]["labels"]["jobchain.dev/node"]
-            out = '{"n": 2}' if node == "a" else None
+            out = '{"n": 2}' if node.startswith("a") else None
             observed[node] = ObservedJob(node, job["metadata"]["name"], JobState.SUCCEEDED, "pod", 0, out,
                                          finished_at=iso(now))
         now += timedelta(seconds=1)
-    print(f"   1 node with {targets} condition edges, parallelism {parallelism}: {len(times)} plan() calls, "
+    print(f"   {sources} nodes with {targets} condition edges, parallelism {parallelism}: {len(times)} plan() calls, "
           f"{sum(times) / len(times) * 1000:7.2f} ms/call, slowest {max(times) * 1000:7.2f} ms, phase {status.phase}")
 
 

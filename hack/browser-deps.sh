@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the browser tier (tests/browser) needs when it is missing: Debian's headless
 # `chromium` and its `chromium-driver`, and the Python Selenium bindings (a dev dependency, in
-# the venv). Idempotent: does nothing when both binaries are there. Needs root for apt-get.
+# the venv, from the lock). Idempotent: does nothing when both binaries are there. Needs root for apt-get.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 missing=()
@@ -17,5 +17,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" fonts-dejavu-core >/dev/null
 fi
-"$root/.venv/bin/python" -c 'import selenium' 2>/dev/null || "$root/.venv/bin/pip" install -q -e "$root[dev]"
+# Selenium is a dev dependency pinned in requirements-dev.lock: hack/venv.sh installs it.
+"$root/.venv/bin/python" -c 'import selenium' 2>/dev/null || bash "$root/hack/venv.sh"
 echo "browser-deps: $(chromium --version 2>/dev/null | head -1); $(chromedriver --version | head -1)"

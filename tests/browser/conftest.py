@@ -24,15 +24,9 @@ from pathlib import Path
 import pytest
 
 from tests.browser.support import Dashboard, Relay, relayed_kubeconfig, set_viewport
-from tests.e2e.conftest import (  # noqa: F401
-    api,
-    kubeconfig,
-    namespace,
-    objects,
-    operator,
-    operator_account,
-    operator_process,
-)
+
+# Every fixture of the end-to-end tier (a star import, so fixtures it adds later come along too).
+from tests.e2e.conftest import *  # noqa: F403
 from tests.e2e.support import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,7 +42,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(scope="session")
-def relay(kubeconfig: str) -> Iterator[Relay]:  # noqa: F811
+def relay(kubeconfig: str) -> Iterator[Relay]:
     """A TCP relay in front of the API server: stopping it is the cluster going away."""
     import yaml
 
@@ -60,7 +54,7 @@ def relay(kubeconfig: str) -> Iterator[Relay]:  # noqa: F811
 
 
 @pytest.fixture(scope="session")
-def dashboard(kubeconfig: str, relay: Relay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:  # noqa: F811
+def dashboard(kubeconfig: str, relay: Relay, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Dashboard]:
     """`jobchain dashboard` on all namespaces, as a process, talking to the cluster through the relay."""
     directory = tmp_path_factory.mktemp("dashboard")
     config = relayed_kubeconfig(kubeconfig, relay, directory / "kubeconfig")
@@ -103,7 +97,7 @@ def screenshots(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def kubectl_create(kubeconfig: str, namespace: str):  # noqa: F811
+def kubectl_create(kubeconfig: str, namespace: str):
     """`kubectl create -f FILE -n NS`, as the README tells users to run the examples."""
     from tests.e2e.support import tool
 

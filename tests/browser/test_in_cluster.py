@@ -56,9 +56,14 @@ def test_the_chart_deploys_a_read_only_dashboard_reached_by_port_forward(
 ) -> None:
     system, name = release
     try:
-        kubectl(kubeconfig, "-n", system, "rollout", "status", f"deployment/{name}", "--timeout=180s")
-    except AssertionError:
-        raise AssertionError(kubectl(kubeconfig, "-n", system, "describe", "pods", check=False)[-3000:]) from None
+        kubectl(kubeconfig, "-n", system, "rollout", "status", f"deployment/{name}", "--timeout=110s")
+    except (AssertionError, subprocess.TimeoutExpired):
+        pods = kubectl(kubeconfig, "-n", system, "describe", "pods", check=False)
+        log = kubectl(kubeconfig, "-n", system, "logs", f"deployment/{name}", "--tail=30", check=False)
+        if "invalid choice: 'dashboard'" in log:
+            pytest.fail("the image localhost/jobchain-operator:dev in the cluster was built from code without the "
+                        "dashboard: run hack/image-build.sh from this checkout", pytrace=False)
+        raise AssertionError(f"the dashboard did not become ready:\n{pods[-4000:]}\nits log:\n{log}") from None
     account = f"system:serviceaccount:{system}:{name}"
     can = {verb: kubectl(kubeconfig, "auth", "can-i", verb, "workflowexecutions.jobchain.dev", "-A",
                          f"--as={account}", check=False).strip() for verb in ("list", "watch", "create", "patch")}

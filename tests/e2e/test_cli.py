@@ -189,8 +189,9 @@ def test_mistakes_are_one_line_with_exit_3_and_create_nothing(kubeconfig: str, n
     cases = [
         (["get", "nope"], f"workflowexecution 'nope' not found in namespace '{namespace}'"),
         (["run", "nope"], f"workflow 'nope' not found in namespace '{namespace}'"),
-        (["run", "needs"], "Workflow 'needs' needs -p target=VALUE"),
-        (["run", "needs", "-p", "target=x", "-p", "other=y"], "Workflow 'needs' has no param other"),
+        (["run", "needs"], "spec.params: must set 'target': Workflow 'needs' declares it without a default"),
+        (["run", "needs", "-p", "target=x", "-p", "other=y"],
+         "spec.params.other: Workflow 'needs' does not declare this param"),
         (["logs", "nope"], "workflowexecution 'nope' not found"),
         (["cancel", "nope"], "workflowexecution 'nope' not found"),
     ]

@@ -59,7 +59,7 @@ def test_failed_item_fails_the_node_after_the_others_and_routes_the_failure(obje
         {"name": "alert", "script": "echo alerting", "output": {"from": "logs"}},
         {"name": "publish", "script": "echo published"},
     ]))  # parallelism 1: items 2 and 3 start only after item 1 failed
-    done = objects.run("items-fail", timeout=300)
+    done = objects.run("items-fail", timeout=900)
     result = nodes(done)
     each = result["each"]
     assert each["phase"] == "Failed"
@@ -77,7 +77,7 @@ def test_fail_fast_starts_no_further_item(objects: Objects) -> None:
         {"name": "each", "forEach": "['a', 'b', 'c', 'd']", "failFast": True,
          "script": 'test "$(item)" != b'},
     ]))
-    done = objects.run("items-fail-fast", timeout=300)
+    done = objects.run("items-fail-fast", timeout=900)
     each = nodes(done)["each"]
     assert done["status"]["phase"] == "Failed"
     assert each["phase"] == "Failed"
@@ -92,7 +92,7 @@ def test_empty_list_non_list_and_too_many_items(objects: Objects) -> None:
         {"name": "not-a-list", "forEach": "{'a': 1}", "script": "echo never"},
         {"name": "too-many", "forEach": "[1, 2, 3, 4, 5]", "maxItems": 3, "script": "echo never"},
     ], parallelism=3))
-    done = objects.run("items-edges", timeout=300)
+    done = objects.run("items-edges", timeout=600)
     result = nodes(done)
     assert result["empty"]["phase"] == "Succeeded" and result["empty"]["output"] == []
     assert result["after-empty"]["output"] == "got []"

@@ -41,9 +41,11 @@ def test_three_node_chain_passes_outputs(objects: Objects) -> None:
     jobs = objects.jobs(done["metadata"]["name"])
     assert sorted(j.metadata.labels["jobchain.dev/node"] for j in jobs) == ["a", "b", "c"]
     assert all(j.metadata.owner_references[0].uid == done["metadata"]["uid"] for j in jobs)
-    reasons = [e.reason for e in objects.events(done["metadata"]["name"])]
-    assert reasons.count("NodeStarted") == 3 and reasons.count("NodeSucceeded") == 3
-    assert "ExecutionSucceeded" in reasons
+    def reasons() -> list[str]:  # Events are posted in the background, moments after status
+        return [e.reason for e in objects.events(done["metadata"]["name"])]
+
+    wait_for(lambda: "ExecutionSucceeded" in reasons(), 30, "the ExecutionSucceeded Event")
+    assert reasons().count("NodeStarted") == 3 and reasons().count("NodeSucceeded") == 3
 
 
 def test_failure_is_routed_to_the_failure_edge(objects: Objects) -> None:

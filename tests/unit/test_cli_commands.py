@@ -132,8 +132,11 @@ def test_run_without_watch_prints_only_the_name() -> None:
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({}, "Workflow 'etl' needs -p target=VALUE (declared without a default)"),
-        ({"target": "t", "sise": "2"}, "Workflow 'etl' has no param sise (declared: size, target)"),
+        ({}, "spec.params: must set 'target': Workflow 'etl' declares it without a default; "
+             "set params with -p NAME=VALUE, secret params with --secret-param NAME=SECRET:KEY"),
+        ({"target": "t", "sise": "2"}, "spec.params.sise: Workflow 'etl' does not declare this param "
+                                       "(declared: size, target); set params with -p NAME=VALUE, secret params "
+                                       "with --secret-param NAME=SECRET:KEY"),
     ],
 )
 def test_run_refuses_params_the_operator_would_refuse(params: dict[str, str], message: str) -> None:

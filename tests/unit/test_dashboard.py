@@ -268,3 +268,33 @@ def test_a_port_in_use_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
         with pytest.raises(CliError) as err:
             asyncio.run(dashboard._serve(_Cluster(), "ns", "127.0.0.1", port, False, io.StringIO()))  # type: ignore[arg-type]
         assert f"cannot listen on 127.0.0.1:{port}" in err.value.message
+
+
+def test_an_api_server_still_starting_is_waited_for_then_a_refusal_is_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """429 "storage is (re)initializing" right after a control-plane restart is not a reason to quit."""
+    from kubernetes.client.exceptions import ApiException
+
+    from jobchain.cli import dashboard
+    from jobchain.cli.dashboard import kube
+    from jobchain.cli.errors import CliError
+
+    answers: list[int] = [429, 503, 200]
+
+    def list_objects(self: Any, plural: str, namespace: str | None) -> dict[str, Any]:
+        status = answers.pop(0) if answers else 429
+        if status != 200:
+            raise ApiException(status=status, reason="Too Many Requests")
+        return {"items": []}
+
+    monkeypatch.setattr(kube.ReadOnlyClient, "list_objects", list_objects)
+    cluster: Any = type("C", (), {"api": type("A", (), {"configuration": type("K", (), {"host": "h"})()})(),
+                                  "namespace": "ns"})()
+    slept: list[float] = []
+    assert dashboard._scope(cluster, False, io.StringIO(), slept.append) is None
+    assert len(slept) == 2
+    monkeypatch.setattr(dashboard, "STARTUP_PATIENCE", 0.0)
+    with pytest.raises(CliError) as err:
+        dashboard._scope(cluster, False, io.StringIO(), slept.append)
+    assert "429" in err.value.message

@@ -8,9 +8,9 @@ from typing import Any
 
 from jobchain.api.models import ExecutionStatus
 from jobchain.controller.reconcile import dump_status
-from jobchain.engine.graph import validate
 from jobchain.engine.planner import plan
 from jobchain.engine.render import job_name
+from jobchain.engine.validation import validate_workflow as validate
 
 from .builders import (
     EXECUTION,

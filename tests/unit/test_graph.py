@@ -9,7 +9,8 @@ from pydantic import ValidationError
 
 from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import WorkflowSpec
-from jobchain.engine.graph import Graph, validate
+from jobchain.engine.graph import Graph
+from jobchain.engine.validation import validate_workflow
 
 from .builders import edge, node, spec
 
@@ -39,7 +40,7 @@ VALID: list[tuple[str, WorkflowSpec]] = [
 
 @pytest.mark.parametrize("workflow", [w for _, w in VALID], ids=[i for i, _ in VALID])
 def test_valid_workflows_have_no_problems(workflow: WorkflowSpec) -> None:
-    assert validate(workflow) == []
+    assert validate_workflow(workflow) == []
 
 
 INVALID: list[tuple[str, WorkflowSpec, str, str]] = [
@@ -93,7 +94,7 @@ INVALID: list[tuple[str, WorkflowSpec, str, str]] = [
 
 @pytest.mark.parametrize(("workflow", "path", "phrase"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
 def test_each_invalid_workflow_names_the_field_and_the_fix(workflow: WorkflowSpec, path: str, phrase: str) -> None:
-    problems = validate(workflow)
+    problems = validate_workflow(workflow)
     matching = [p for p in problems if p.path == path]
     assert matching, f"no problem at {path}; got {[str(p) for p in problems]}"
     assert any(phrase in p.message for p in matching), [str(p) for p in problems]
@@ -102,13 +103,13 @@ def test_each_invalid_workflow_names_the_field_and_the_fix(workflow: WorkflowSpe
 
 def test_every_problem_is_reported_at_once() -> None:
     workflow = spec(node("a", "nope", edge("b", "condition")), node("b", image=None), node("b"))
-    paths = {p.path for p in validate(workflow)}
+    paths = {p.path for p in validate_workflow(workflow)}
     assert {"spec.nodes[0].next[0].node", "spec.nodes[0].next[1].when", "spec.nodes[1].image",
             "spec.nodes[2].name"} <= paths
 
 
 def test_prefix_is_used_for_paths() -> None:
-    problems = validate(spec(node("a", "nope")), prefix="spec.workflow")
+    problems = validate_workflow(spec(node("a", "nope")), prefix="spec.workflow")
     assert [p.path for p in problems] == ["spec.workflow.nodes[0].next[0].node"]
 
 

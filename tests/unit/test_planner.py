@@ -399,9 +399,10 @@ def test_invalid_workflow_graph_fails_at_once_saying_what_to_fix(inline: bool) -
 
 
 PARAMS: list[tuple[str, dict[str, str], list[str]]] = [
-    ("unknown param", {"colour": "red", "env": "x"}, ["sets colour", "does not declare", "declared: env, region"]),
-    ("missing param without default", {}, ["must set env"]),
-    ("both", {"oops": "1"}, ["sets oops", "must set env"]),
+    ("unknown param", {"colour": "red", "env": "x"},
+     ["spec.params.colour: spec.workflow does not declare this param (declared: env, region)"]),
+    ("missing param without default", {}, ["spec.params: must set 'env': spec.workflow declares it without a default"]),
+    ("both", {"oops": "1"}, ["spec.params.oops: ", "does not declare", "must set 'env'"]),
 ]
 
 

@@ -99,8 +99,8 @@ def test_secret_param_flags_become_params_from() -> None:
 
 
 def test_run_asks_for_a_secret_param_by_its_flag_and_refuses_it_inline() -> None:
-    with pytest.raises(CliError, match="needs --secret-param token=SECRET:KEY"):
+    with pytest.raises(CliError, match=r"param token is secret and must be set with spec.paramsFrom.*--secret-param"):
         check_against_workflow(WORKFLOW, {})
-    with pytest.raises(CliError, match="is secret: pass it from a Secret with --secret-param"):
+    with pytest.raises(CliError, match=r"param token is secret: set it with spec.paramsFrom.*--secret-param"):
         check_against_workflow(WORKFLOW, {"token": "inline"})
     check_against_workflow(WORKFLOW, {}, frozenset({"token"}))

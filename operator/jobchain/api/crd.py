@@ -62,7 +62,6 @@ _RULES: dict[str, list[dict[str, str]]] = {
 
 # Lists whose items are identified by name: the API server refuses duplicates at apply time.
 _MAP_LISTS = {("WorkflowSpec", "nodes"), ("WorkflowSpec", "params"), ("WorkflowExecutionSpec", "paramsFrom")}
-_MAX_ITEMS = {("Node", "next"): 100, ("Node", "env"): 100, ("Node", "command"): 100, ("Node", "args"): 200}
 
 
 def structural(schema: dict[str, Any]) -> dict[str, Any]:
@@ -111,8 +110,6 @@ def structural(schema: dict[str, Any]) -> dict[str, Any]:
                 if name and (name, prop) in _MAP_LISTS:
                     converted["x-kubernetes-list-type"] = "map"
                     converted["x-kubernetes-list-map-keys"] = ["name"]
-                if name and (name, prop) in _MAX_ITEMS:
-                    converted["maxItems"] = _MAX_ITEMS[(name, prop)]
                 props[prop] = converted
             out["properties"] = props
             if node.get("required"):

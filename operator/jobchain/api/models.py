@@ -8,9 +8,11 @@ input. Field descriptions become `kubectl explain` text, so they are written for
 from __future__ import annotations
 
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from jobchain.api import limits
 
 GROUP = "jobchain.dev"
 VERSION = "v1alpha1"
@@ -19,6 +21,10 @@ API_VERSION = f"{GROUP}/{VERSION}"
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 PARAM_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 ENV_NAME = r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"
+
+# A string item of a list with its own length limit (command, args).
+Text = Annotated[str, StringConstraints(max_length=limits.MAX_TEXT)]
+ParamValue = Annotated[str, StringConstraints(max_length=limits.MAX_PARAM_VALUE)]
 
 # Marks a field whose content Kubernetes must keep as it is (free-form JSON).
 FREE_FORM: dict[str, Any] = {"x-kubernetes-preserve-unknown-fields": True}
@@ -87,10 +93,13 @@ class Param(Spec):
     )
     default: str | None = Field(
         default=None,
+        max_length=limits.MAX_PARAM_VALUE,
         description="Value used when an execution does not set this parameter. Without a default, "
         "every execution must set it.",
     )
-    description: str | None = Field(default=None, description="What the parameter is for.")
+    description: str | None = Field(
+        default=None, max_length=limits.MAX_DESCRIPTION, description="What the parameter is for."
+    )
     secret: bool = Field(
         default=False,
         description="The value is sensitive: an execution must take it from a Secret (spec.paramsFrom), "
@@ -107,13 +116,18 @@ class Param(Spec):
 
 
 class NodeDefaults(Spec):
-    image: str | None = Field(default=None, description="Container image of nodes that set none.")
+    image: str | None = Field(
+        default=None, max_length=limits.MAX_IMAGE, description="Container image of nodes that set none."
+    )
     serviceAccountName: str | None = Field(
-        default=None, description="ServiceAccount the node's pod runs as, for nodes that set none."
+        default=None,
+        max_length=limits.MAX_NAME,
+        description="ServiceAccount the node's pod runs as, for nodes that set none.",
     )
     timeoutSeconds: int | None = Field(
         default=None,
         ge=1,
+        le=limits.MAX_SECONDS,
         description="Deadline of each node's Job (Job activeDeadlineSeconds), for nodes that set none.",
     )
     retries: int | None = Field(
@@ -157,6 +171,7 @@ class Edge(Spec):
     )
     when: str | None = Field(
         default=None,
+        max_length=limits.MAX_WHEN,
         description="CEL expression, required with type: condition and refused otherwise. It sees "
         "output, input, params, node {phase, exitCode} and nodes (name -> {phase, output}). Use "
         "has(output.key) to test for an optional key.",
@@ -164,9 +179,11 @@ class Edge(Spec):
 
 
 class EnvVar(Spec):
-    name: str = Field(pattern=ENV_NAME, description="Environment variable name.")
+    name: str = Field(pattern=ENV_NAME, max_length=limits.MAX_NAME, description="Environment variable name.")
     value: str | None = Field(
-        default=None, description="Value; $(params.X), $(input.KEY), $(nodes.N.output) ... are substituted."
+        default=None,
+        max_length=limits.MAX_TEXT,
+        description="Value; $(params.X), $(input.KEY), $(nodes.N.output) ... are substituted.",
     )
     valueFrom: dict[str, Any] | None = Field(
         default=None,
@@ -180,14 +197,23 @@ class Node(Spec):
     name: str = Field(
         pattern=DNS_LABEL, max_length=63, description="Name of the node: a DNS-1123 label, unique in the workflow."
     )
-    image: str | None = Field(default=None, description="Container image; defaults.image when unset.")
+    image: str | None = Field(
+        default=None, max_length=limits.MAX_IMAGE, description="Container image; defaults.image when unset."
+    )
     script: str | None = Field(
         default=None,
+        max_length=limits.MAX_TEXT,
         description="Shell script run with /bin/sh -c. Either script or command/args, not both.",
     )
-    command: list[str] | None = Field(default=None, description="Container entrypoint, as in a Pod.")
-    args: list[str] | None = Field(default=None, description="Arguments to the entrypoint, as in a Pod.")
-    env: list[EnvVar] = Field(default_factory=list, description="Extra environment variables.")
+    command: list[Text] | None = Field(
+        default=None, max_length=limits.MAX_COMMAND, description="Container entrypoint, as in a Pod."
+    )
+    args: list[Text] | None = Field(
+        default=None, max_length=limits.MAX_ARGS, description="Arguments to the entrypoint, as in a Pod."
+    )
+    env: list[EnvVar] = Field(
+        default_factory=list, max_length=limits.MAX_ENV, description="Extra environment variables."
+    )
     resources: dict[str, Any] | None = Field(
         default=None,
         description="Container resources (requests, limits), as in a Pod.",
@@ -198,15 +224,24 @@ class Node(Spec):
         default=None, ge=0, le=20, description="Pod retries before the node Fails (Job backoffLimit)."
     )
     timeoutSeconds: int | None = Field(
-        default=None, ge=1, description="Deadline of the node's Job in seconds (activeDeadlineSeconds)."
+        default=None,
+        ge=1,
+        le=limits.MAX_SECONDS,
+        description="Deadline of the node's Job in seconds (activeDeadlineSeconds).",
     )
-    serviceAccountName: str | None = Field(default=None, description="ServiceAccount of the node's pod.")
+    serviceAccountName: str | None = Field(
+        default=None, max_length=limits.MAX_NAME, description="ServiceAccount of the node's pod."
+    )
     join: Join = Field(
         default=Join.ALL,
         description="With several incoming edges: all (run only if every one holds) or any (run if "
         "at least one holds). Otherwise the node is Skipped.",
     )
-    next: list[Edge] = Field(default_factory=list, description="Edges to the nodes that may run after this one.")
+    next: list[Edge] = Field(
+        default_factory=list,
+        max_length=limits.MAX_EDGES,
+        description="Edges to the nodes that may run after this one.",
+    )
     podTemplate: dict[str, Any] | None = Field(
         default=None,
         description="Escape hatch: a partial pod template (metadata, spec: volumes, nodeSelector, "
@@ -235,7 +270,9 @@ class Node(Spec):
 
 
 class WorkflowSpec(Spec):
-    params: list[Param] = Field(default_factory=list, description="Declared inputs with their defaults.")
+    params: list[Param] = Field(
+        default_factory=list, max_length=limits.MAX_PARAMS, description="Declared inputs with their defaults."
+    )
     defaults: NodeDefaults = Field(
         default_factory=NodeDefaults, description="Applied to every node that does not set its own value."
     )
@@ -249,11 +286,11 @@ class WorkflowSpec(Spec):
         description="Cap on each node output kept in status (default 32768). Larger outputs are "
         "truncated and marked outputTruncated.",
     )
-    nodes: list[Node] = Field(min_length=1, max_length=500, description="The steps of the workflow.")
+    nodes: list[Node] = Field(min_length=1, max_length=limits.MAX_NODES, description="The steps of the workflow.")
 
 
 class WorkflowRef(Spec):
-    name: str = Field(max_length=253, description="Name of a Workflow in the execution's namespace.")
+    name: str = Field(max_length=limits.MAX_NAME, description="Name of a Workflow in the execution's namespace.")
 
 
 class SecretKeySelector(Spec):
@@ -277,14 +314,14 @@ class WorkflowExecutionSpec(Spec):
     workflow: WorkflowSpec | None = Field(
         default=None, description="An inline Workflow spec to run, instead of workflowRef."
     )
-    params: dict[str, str] = Field(
+    params: dict[str, ParamValue] = Field(
         default_factory=dict,
-        max_length=100,
+        max_length=limits.MAX_PARAMS,
         description="Values of the workflow's params. Fixed once the execution is created.",
     )
     paramsFrom: list[ParamFrom] = Field(
         default_factory=list,
-        max_length=100,
+        max_length=limits.MAX_PARAMS,
         description="Params whose values come from a Secret (valueFrom.secretKeyRef): secret params. The "
         "operator never reads them into status; each node that references one gets it as an environment "
         "variable from the Secret. Fixed once the execution is created.",
@@ -292,6 +329,7 @@ class WorkflowExecutionSpec(Spec):
     timeoutSeconds: int | None = Field(
         default=None,
         ge=1,
+        le=limits.MAX_SECONDS,
         description="Deadline of the whole execution: when it passes, running Jobs are deleted and "
         "the execution Fails with reason DeadlineExceeded.",
     )
@@ -303,6 +341,7 @@ class WorkflowExecutionSpec(Spec):
     ttlSecondsAfterFinished: int | None = Field(
         default=None,
         ge=0,
+        le=limits.MAX_SECONDS,
         description="Delete this execution (and with it its Jobs and pods) this many seconds after "
         "it finished. Unset: kept until deleted.",
     )

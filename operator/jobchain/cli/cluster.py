@@ -2,42 +2,34 @@
 
 Why a module of its own: the commands work on plain dicts (the objects as the API server
 sends them) and never see the client library, and every API failure is translated here,
-once, into a `CliError` that says what was wrong and what to do. Responses are read raw
-(`_preload_content=False`) so that objects stay dicts and a log that looks like JSON stays
-text.
+once, into a `CliError` that says what was wrong and what to do. The calls themselves are
+the operator's too (`k8s.api`: configuration, plural names, selectors, custom objects); what
+is the CLI's alone is that translation. Pod lists and logs are read raw
+(`_preload_content=False`) so that a log that looks like JSON stays text.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
 
 import urllib3
 from kubernetes import client
-from kubernetes import config as _config
-from kubernetes import watch as _watch
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from jobchain.api.models import GROUP, VERSION
+from jobchain.api.models import GROUP
 from jobchain.cli.errors import CliError, Exit, cluster_error, usage_error
-from jobchain.engine.render import LABEL_EXECUTION, LABEL_NODE, label_value
+from jobchain.k8s import api as k8s
+from jobchain.k8s.api import EXECUTIONS, WORKFLOWS, watch
 
-WORKFLOWS = "workflows"
-EXECUTIONS = "workflowexecutions"
 KIND_OF_PLURAL = {WORKFLOWS: "workflow", EXECUTIONS: "workflowexecution", "pods": "pod"}
 REQUEST_TIMEOUT = 30  # seconds, for every call that is not a watch or a followed log
 WATCH_SECONDS = 240  # a watch is renewed this often, so a silently dropped connection is noticed
-SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
 
 T = TypeVar("T")
-
-# The config and watch helpers carry no type annotations; used through Any, they type-check.
-config: Any = _config
-watch: Any = _watch
 
 
 def api_error(exc: ApiException, plural: str, name: str | None, namespace: str) -> CliError:
@@ -123,6 +115,10 @@ class Cluster:
 
     api: client.ApiClient
     namespace: str
+    objects: k8s.CustomObjects = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.objects = k8s.CustomObjects(self.api, timeout=REQUEST_TIMEOUT)
 
     @property
     def host(self) -> str:
@@ -141,44 +137,23 @@ class Cluster:
         return json.loads(response.data)
 
     # ---- workflows and executions ------------------------------------------------------
-    @property
-    def _custom(self) -> client.CustomObjectsApi:
-        return client.CustomObjectsApi(self.api)
-
-    def _custom_call(self, method: Callable[..., Any], plural: str, name: str | None, *args: Any, **kw: Any) -> Any:
-        """One call of a CustomObjectsApi method in our group and namespace, its JSON answer decoded."""
-        return self._json(plural, name, lambda: method(
-            GROUP, VERSION, self.namespace, plural, *args,
-            _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **kw))
-
     def get(self, plural: str, name: str) -> dict[str, Any]:
-        return dict(self._custom_call(self._custom.get_namespaced_custom_object, plural, name, name))
+        return self._call(plural, name, lambda: self.objects.get_object(self.namespace, plural, name))
 
     def list_objects(self, plural: str) -> list[dict[str, Any]]:
-        body = self._custom_call(self._custom.list_namespaced_custom_object, plural, None)
-        return list(body.get("items") or [])
+        return self._call(plural, None, lambda: self.objects.list_objects(self.namespace, plural))
 
     def create_execution(self, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(self._custom_call(self._custom.create_namespaced_custom_object, EXECUTIONS, None, body))
+        return self._call(EXECUTIONS, None, lambda: self.objects.create_object(self.namespace, EXECUTIONS, body))
 
     def cancel_execution(self, name: str) -> dict[str, Any]:
-        return dict(self._custom_call(
-            self._custom.patch_namespaced_custom_object, EXECUTIONS, name, name, {"spec": {"cancel": True}},
-            _content_type="application/merge-patch+json"))
+        return self._call(EXECUTIONS, name, lambda: self.objects.patch_object(
+            self.namespace, EXECUTIONS, name, {"spec": {"cancel": True}}))
 
     def watch_execution(self, name: str) -> Iterator[dict[str, Any]]:
         """The execution as it is now, then each time it changes; raises CliError when it is deleted."""
         while True:
-            stream = watch.Watch().stream(
-                self._custom.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                self.namespace,
-                EXECUTIONS,
-                field_selector=f"metadata.name={name}",
-                timeout_seconds=WATCH_SECONDS,
-                _request_timeout=WATCH_SECONDS + 30,  # a connection that died silently ends, and is renewed
-            )
+            stream = self.objects.watch(self.namespace, EXECUTIONS, f"metadata.name={name}", WATCH_SECONDS)
             seen = False
             try:
                 for event in stream:
@@ -205,7 +180,7 @@ class Cluster:
 
     def node_pods(self, execution: str, node: str) -> list[dict[str, Any]]:
         """The node's pods, oldest first (more than one when the node was retried)."""
-        selector = f"{LABEL_EXECUTION}={label_value(execution)},{LABEL_NODE}={node}"
+        selector = k8s.node_selector(execution, node)
         body = self._json(
             "pods",
             None,
@@ -254,51 +229,23 @@ class Cluster:
             raise connection_error(exc, self.host) from None
 
 
-def _kubeconfig_paths(explicit: str | None) -> tuple[list[str], bool]:
-    """(paths, whether the user named them) following kubectl: --kubeconfig, $KUBECONFIG, ~/.kube/config."""
-    if explicit:
-        return [os.path.expanduser(explicit)], True
-    env = os.environ.get("KUBECONFIG")
-    if env:
-        return [os.path.expanduser(p) for p in env.split(os.pathsep) if p], True
-    return [os.path.expanduser("~/.kube/config")], False
-
-
 def connect(
     kubeconfig: str | None = None, context: str | None = None, namespace: str | None = None
 ) -> Cluster:
     """A client for the current (or named) kubeconfig context, in -n NAMESPACE or the context's namespace."""
-    paths, named = _kubeconfig_paths(kubeconfig)
-    existing = [p for p in paths if os.path.isfile(p)]
-    configuration = client.Configuration()
-    if not existing:
-        if named or not os.environ.get("KUBERNETES_SERVICE_HOST"):
-            where = ", ".join(paths)
-            source = "--kubeconfig" if kubeconfig else "KUBECONFIG" if named else "the default kubeconfig"
-            raise cluster_error(
-                f"cannot load a kubeconfig: {where} ({source}) does not exist; point KUBECONFIG "
-                "or --kubeconfig at your cluster's kubeconfig"
-            )
-        config.load_incluster_config(client_configuration=configuration)
-        default_namespace = _read(SERVICE_ACCOUNT_NAMESPACE) or "default"
-    else:
-        joined = os.pathsep.join(existing)
-        try:
-            contexts, active = config.list_kube_config_contexts(config_file=joined)
-            chosen = active
-            if context is not None:
-                chosen = next((c for c in contexts if c.get("name") == context), None)
-                if chosen is None:
-                    names = ", ".join(c.get("name", "?") for c in contexts) or "none"
-                    raise usage_error(
-                        f"kubeconfig context {context!r} not found in {joined} (contexts: {names})"
-                    )
-            config.load_kube_config(config_file=joined, context=context, client_configuration=configuration)
-        except ConfigException as exc:
-            raise cluster_error(f"cannot use the kubeconfig {joined}: {exc}") from None
-        default_namespace = ((chosen or {}).get("context") or {}).get("namespace") or "default"
-    configuration.retries = 2  # fail within seconds when the server is down, rather than retrying long
-    return Cluster(client.ApiClient(configuration), namespace or default_namespace)
+    try:
+        # retries: fail within seconds when the server is down, rather than retrying long
+        loaded = k8s.load(kubeconfig, context, retries=2)
+    except k8s.KubeconfigMissing as exc:
+        raise cluster_error(
+            f"cannot load a kubeconfig: {', '.join(exc.paths)} ({exc.source}) does not exist; point KUBECONFIG "
+            "or --kubeconfig at your cluster's kubeconfig"
+        ) from None
+    except ValueError as exc:  # an unknown --context
+        raise usage_error(str(exc)) from None
+    except ConfigException as exc:
+        raise cluster_error(f"cannot use the kubeconfig: {exc}") from None
+    return Cluster(loaded.api, namespace or loaded.namespace)
 
 
 def describe_unexpected(exc: Exception) -> tuple[str, Exit]:
@@ -314,14 +261,6 @@ def describe_unexpected(exc: Exception) -> tuple[str, Exit]:
         "traceback that JOBCHAIN_DEBUG=1 shows",
         Exit.INTERNAL,
     )
-
-
-def _read(path: str) -> str | None:
-    try:
-        with open(path) as fh:
-            return fh.read().strip()
-    except OSError:
-        return None
 
 
 __all__ = ["EXECUTIONS", "WORKFLOWS", "Cluster", "LogNotReady", "api_error", "connect"]

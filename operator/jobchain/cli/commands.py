@@ -21,7 +21,7 @@ from jobchain.cli.errors import CliError, Exit, usage_error
 from jobchain.cli.lint import object_label
 from jobchain.cli.tables import execution_details, executions_table, status_of, workflow_of
 from jobchain.cli.workflow_file import is_file_argument, read_objects
-from jobchain.engine.graph import validate
+from jobchain.engine.validation import validate_workflow
 
 
 def _clean(obj: dict[str, Any]) -> dict[str, Any]:
@@ -155,7 +155,7 @@ def draw_graph(
         cluster = cluster_factory()
         spec = _parse_spec(cluster.get(WORKFLOWS, target).get("spec"), f"Workflow {target!r}")
         phases, title = None, f"Workflow/{target}"
-    problems = validate(spec)
+    problems = validate_workflow(spec)
     if problems:
         print(
             f"warning: {title} has {len(problems)} problem(s), e.g. {problems[0]}; jobchain lint shows them",

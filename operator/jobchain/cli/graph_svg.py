@@ -70,7 +70,7 @@ def render_svg(spec: WorkflowSpec, phases: Mapping[str, str] | None = None, titl
             (ax, ay), (ex, ey) = route.points[-2], route.points[-1]
             short = label if len(label) <= 26 else label[:25] + "…"
             out.append(
-                f'<text x="{(ax + ex) / 2:.1f}" y="{(ay + ey) / 2 - 4:.1f}" text-anchor="middle" {FONT} '
+                f'<text x="{(ax + ex) / 2:.1f}" y="{(ay + ey) / 2 - 8:.1f}" text-anchor="middle" {FONT} '
                 f'font-size="11" fill="#424a53" stroke="#ffffff" stroke-width="3" paint-order="stroke">'
                 f'<title>{escape(edge_label(kind, when))}</title>{escape(short)}</text>'
             )

@@ -1,9 +1,10 @@
 """`jobchain lint`: offline validation of Workflow and WorkflowExecution YAML.
 
-Why it needs no cluster and no extra rules: it parses with the same pydantic models and
-runs the same graph and CEL checks (`engine.graph.validate`) and the same params check as
-the operator, so a file that lints clean is accepted by the operator, and each problem
-names the file, the object and the field, as `FILE: KIND/NAME: field.path: message`.
+Why it needs no cluster and no extra rules: it parses with the same pydantic models (whose
+limits are the CRD schema's, so a file that lints clean is accepted by the API server) and
+runs the same checks as the operator (`engine.validation`), so it is accepted by the operator
+too; each problem names the file, the object and the field, as `FILE: KIND/NAME: field.path:
+message`.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from pydantic import ValidationError
 
 from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import API_VERSION, Workflow, WorkflowExecution, WorkflowSpec
+from jobchain.cli import yaml_input
 from jobchain.cli.errors import Exit
-from jobchain.engine.graph import validate
+from jobchain.engine.validation import validate_execution, validate_workflow
 
 STDIN = "-"
 KINDS = ("Workflow", "WorkflowExecution")
@@ -77,7 +79,7 @@ def parse_documents(text: str, file: str) -> tuple[list[Document], list[LintProb
     documents: list[Document] = []
     index = 0
     try:
-        for index, body in enumerate(yaml.safe_load_all(text), start=1):
+        for index, body in enumerate(yaml_input.load_all(text), start=1):
             if body is not None:
                 documents.append(Document(file, index, body))
     except yaml.YAMLError as exc:
@@ -86,15 +88,9 @@ def parse_documents(text: str, file: str) -> tuple[list[Document], list[LintProb
             f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "(unknown position)"
         )
         reason = getattr(exc, "problem", None) or str(exc)
-        return documents, [
-            LintProblem(
-                file,
-                f"document {index + 1}",
-                where,
-                f"not valid YAML: {reason}; fix the syntax (indentation, quoting)",
-                index + 1,
-            )
-        ]
+        message = (f"refused: {reason}" if isinstance(exc, yaml_input.RefusedYaml)
+                   else f"not valid YAML: {reason}; fix the syntax (indentation, quoting)")
+        return documents, [LintProblem(file, f"document {index + 1}", where, message, index + 1)]
     return documents, []
 
 
@@ -144,33 +140,12 @@ def _check_header(doc: Document) -> list[LintProblem]:
     return problems
 
 
-def _check_params(
-    doc: Document, params: dict[str, str], workflow: WorkflowSpec, where: str
-) -> list[LintProblem]:
-    """The operator's InvalidParams rule: no undeclared params, every param without a default set."""
-    declared = {p.name: p for p in workflow.params}
-    problems = []
-    for name in sorted(set(params) - set(declared)):
-        problems.append(
-            _problem(
-                doc,
-                f"spec.params.{name}",
-                f"{where} does not declare this param (declared: {', '.join(sorted(declared)) or 'none'})",
-            )
-        )
-    for name in sorted(n for n, p in declared.items() if p.default is None and n not in params):
-        problems.append(
-            _problem(doc, "spec.params", f"must set {name!r}: {where} declares it without a default")
-        )
-    return problems
-
-
 def _check_workflow(doc: Document) -> tuple[list[LintProblem], Workflow | None]:
     try:
         workflow = Workflow.model_validate(doc.body)
     except ValidationError as err:
         return [_problem(doc, *line.split(": ", 1)) for line in describe_validation_error(err)], None
-    problems = [_problem(doc, p.path, p.message) for p in validate(workflow.spec, prefix="spec")]
+    problems = [_problem(doc, p.path, p.message) for p in validate_workflow(workflow.spec, prefix="spec")]
     return problems, workflow
 
 
@@ -180,21 +155,13 @@ def _check_execution(doc: Document, workflows: dict[str, WorkflowSpec]) -> list[
     except ValidationError as err:
         return [_problem(doc, *line.split(": ", 1)) for line in describe_validation_error(err)]
     spec = execution.spec
-    if spec.workflow is not None and spec.workflowRef is not None:
-        return [_problem(doc, "spec", "set either workflowRef or workflow (inline), not both")]
-    if spec.workflow is not None:
-        problems = [_problem(doc, p.path, p.message) for p in validate(spec.workflow, prefix="spec.workflow")]
-        return problems + _check_params(doc, spec.params, spec.workflow, "spec.workflow")
-    if spec.workflowRef is None:
-        return [
-            _problem(
-                doc, "spec", "set workflowRef.name (a Workflow in the same namespace) or an inline workflow"
-            )
-        ]
-    known = workflows.get(spec.workflowRef.name)
-    if known is None:
-        return []  # the Workflow is in the cluster, not in these files: nothing more to check offline
-    return _check_params(doc, spec.params, known, f"Workflow {spec.workflowRef.name!r}")
+    workflow: WorkflowSpec | None = spec.workflow
+    where = "spec.workflow"
+    if workflow is None:
+        # A Workflow in the cluster, not in these files: only the execution's own shape is checked offline.
+        name = spec.workflowRef.name if spec.workflowRef is not None else ""
+        workflow, where = workflows.get(name), f"Workflow {name!r}"
+    return [_problem(doc, p.path, p.message) for p in validate_execution(spec, workflow, where)]
 
 
 def lint_documents(documents: list[Document]) -> tuple[list[LintProblem], int]:

@@ -26,7 +26,7 @@ from jobchain.api.models import API_VERSION, PARAM_NAME, TERMINAL_EXECUTION_PHAS
 from jobchain.cli.cluster import WORKFLOWS, Cluster
 from jobchain.cli.errors import CliError, Exit, usage_error
 from jobchain.cli.tables import nodes_table, phase_line, status_of
-from jobchain.engine.graph import validate
+from jobchain.engine.validation import join, validate_params, validate_workflow
 
 TICK_SECONDS = 1.0  # how often a live view on a terminal is redrawn without a change (durations advance)
 NO_OPERATOR_HINT_SECONDS = 20.0  # an execution not started by then is probably not seen by any operator
@@ -81,28 +81,15 @@ def check_against_workflow(workflow: dict[str, Any], params: dict[str, str],
             f"Workflow {name!r} is invalid: {'; '.join(describe_validation_error(err))}; "
             "fix it (jobchain lint FILE) and apply it again"
         ) from None
-    problems = validate(spec)
+    problems = validate_workflow(spec)
     if problems:
         raise usage_error(
-            f"Workflow {name!r} is invalid: {'; '.join(map(str, problems))}; "
-            "fix it (jobchain lint FILE) and apply it again"
+            f"Workflow {name!r} is invalid: {join(problems)}; fix it (jobchain lint FILE) and apply it again"
         )
-    declared = {p.name: p for p in spec.params}
-    inline_secrets = sorted(n for n in params if n in declared and declared[n].secret)
-    if inline_secrets:
-        raise usage_error(
-            f"param {', '.join(inline_secrets)} of Workflow {name!r} is secret: pass it from a Secret with "
-            "--secret-param NAME=SECRET:KEY, never with -p (the execution would show the value)"
-        )
-    unknown = sorted((set(params) | secret_params) - set(declared))
-    if unknown:
-        raise usage_error(
-            f"Workflow {name!r} has no param {', '.join(unknown)} (declared: {', '.join(sorted(declared)) or 'none'})"
-        )
-    missing = sorted(n for n, p in declared.items() if p.default is None and n not in params and n not in secret_params)
-    if missing:
-        flags = [f"--secret-param {n}=SECRET:KEY" if declared[n].secret else f"-p {n}=VALUE" for n in missing]
-        raise usage_error(f"Workflow {name!r} needs {' '.join(flags)} (declared without a default)")
+    problems = validate_params(params, spec.params, f"Workflow {name!r}", from_secrets=secret_params)
+    if problems:
+        raise usage_error(f"{join(problems)}; set params with -p NAME=VALUE, secret params with "
+                          "--secret-param NAME=SECRET:KEY")
 
 
 def execution_manifest(workflow: str, params: dict[str, str], timeout: int | None) -> dict[str, Any]:

@@ -39,6 +39,10 @@ from jobchain.k8s.writes import describe
 log = logging.getLogger(__name__)
 
 RESYNC_SECONDS = 60.0
+# Passes wait on the API server, not the CPU: enough threads that a node's handoff never queues
+# behind other executions' writes when a hundred run at once.
+WORKERS = 16
+EVENT_THREADS = 2
 FAILURES_BEFORE_EVENT = 3
 OURS = {LABEL_MANAGED_BY: MANAGED_BY}
 FINISHED = {str(p) for p in FINISHED_NODE_PHASES}
@@ -47,14 +51,14 @@ FINISHED = {str(p) for p in FINISHED_NODE_PHASES}
 class Runtime:
     def __init__(self) -> None:
         self.store = Store()
-        api = connect()
+        api = connect(pool_size=WORKERS + EVENT_THREADS + 4)
         count_requests(api)
-        self.cluster = Cluster(api, self.store)
+        self.cluster = Cluster(api, self.store, event_threads=EVENT_THREADS)
         self.output_limit = int(os.environ.get("JOBCHAIN_OUTPUT_LIMIT_BYTES", DEFAULT_OUTPUT_LIMIT))
         # Set from the downward API in the shipped Deployment: executions there are refused.
         self.operator_namespace = os.environ.get("JOBCHAIN_OPERATOR_NAMESPACE") or None
         self.running: set[Key] = set()
-        self.executions = Scheduler(self._reconcile_execution, on_result=self._after_execution)
+        self.executions = Scheduler(self._reconcile_execution, workers=WORKERS, on_result=self._after_execution)
         self.workflows = Scheduler(self._reconcile_workflow, workers=2)
 
     def _reconcile_execution(self, key: Key) -> reconcile.Outcome:

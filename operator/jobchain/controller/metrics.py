@@ -28,6 +28,12 @@ HANDOFF_OPERATOR = Histogram(
     "to the next node's Job create returning (monotonic clock).",
     buckets=(0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1, 2, 5),
 )
+HANDOFF_BEFORE_CREATE = Histogram(
+    "jobchain_handoff_before_create_seconds",
+    "The part of jobchain_handoff_operator_seconds before the Job create request is sent (queueing, "
+    "reading the store, planning); the rest is the API server answering the create.",
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1, 2, 5),
+)
 STORE_OBJECTS = Gauge("jobchain_store_objects", "Objects held in the operator's watch store.", ["kind"])
 RECONCILE_ERRORS = Counter("jobchain_reconcile_errors_total", "Reconciles that raised and were retried.")
 

@@ -30,8 +30,7 @@ from jobchain.api.models import (
 from jobchain.controller import metrics
 from jobchain.engine import status as st
 from jobchain.engine.events import events_between
-from jobchain.engine.graph import validate
-from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT, too_deep
+from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
 from jobchain.engine.planner import (
     ExecutionInput,
     WorkflowLookup,
@@ -44,9 +43,11 @@ from jobchain.engine.render import LABEL_NODE
 from jobchain.engine.secrets import redact, secret_refs
 from jobchain.engine.timefmt import iso
 from jobchain.engine.types import ObservedJob
+from jobchain.engine.validation import validate_workflow
+from jobchain.k8s.api import EXECUTIONS, WORKFLOWS
 from jobchain.k8s.cluster import Cluster
 from jobchain.k8s.observe import NodeToRead
-from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, JobRefused
+from jobchain.k8s.writes import JobRefused
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,8 @@ def _to_read(workflow: WorkflowSpec | None, status: ExecutionStatus) -> list[Nod
 
 
 def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[dict[str, Any]],
-                    now: datetime, finished_seen: dict[str, float], created_at: dict[str, float]) -> None:
+                    now: datetime, finished_seen: dict[str, float],
+                    created_at: dict[str, tuple[float, float]]) -> None:
     if old.phase != ExecutionPhase.RUNNING and new.phase == ExecutionPhase.RUNNING:
         metrics.EXECUTIONS_STARTED.inc()
     if old.phase not in TERMINAL_EXECUTION_PHASES and new.phase in TERMINAL_EXECUTION_PHASES:
@@ -138,11 +140,12 @@ def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[di
         # Job's create returned (monotonic clock), for a predecessor that finished in this pass.
         source_name = (started.inputFrom if started else None) or ""
         seen = finished_seen.get(source_name)
-        returned = created_at.get(job["metadata"]["name"])
-        if seen is not None and returned is not None and before.get(source_name) in (
+        times = created_at.get(job["metadata"]["name"])
+        if seen is not None and times is not None and before.get(source_name) in (
             None, NodePhase.PENDING, NodePhase.RUNNING,
         ):
-            metrics.HANDOFF_OPERATOR.observe(max(0.0, returned - seen))
+            metrics.HANDOFF_OPERATOR.observe(max(0.0, times[1] - seen))
+            metrics.HANDOFF_BEFORE_CREATE.observe(max(0.0, times[0] - seen))
 
 
 def refuse(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
@@ -224,11 +227,12 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     planned = time.monotonic()
 
     refused: dict[str, str] = {}
-    created_at: dict[str, float] = {}
+    created_at: dict[str, tuple[float, float]] = {}  # Job name -> (create sent, create returned)
     for job in result.create:
         try:
+            sent = time.monotonic()
             cluster.store.put_job(cluster.writer.create_job(job))
-            created_at[job["metadata"]["name"]] = time.monotonic()
+            created_at[job["metadata"]["name"]] = (sent, time.monotonic())
         except JobRefused as exc:  # the user's node spec, not a passing fault: fail the node
             refused[job["metadata"]["labels"][LABEL_NODE]] = str(exc)
     for job_name in result.delete:
@@ -269,7 +273,7 @@ def workflow_status(body: dict[str, Any], now: datetime) -> WorkflowStatus:
     try:
         spec = WorkflowSpec.model_validate(body.get("spec") or {})
         node_count = len(spec.nodes)
-        problems = [str(p) for p in validate(spec)] + too_deep(spec, "spec")
+        problems = [str(p) for p in validate_workflow(spec)]
     except ValidationError as exc:
         problems = describe_validation_error(exc, "spec")
     return st.workflow_ready(old, generation, node_count, problems, now)

@@ -102,6 +102,44 @@ class FanOut:
         self.fill(node, may_start=slot_free or adopted)
         return not self.settle(node)
 
+    def pending_finished(self) -> list[tuple[NodeStatus, ObservedJob, int | None]]:
+        """Finished item Jobs of forEach nodes Pending in status (to be adopted, see adopt_pending)."""
+        out: list[tuple[NodeStatus, ObservedJob, int | None]] = []
+        for node in self.run.status.nodes:
+            if node.phase == NodePhase.PENDING and self.run.spec_of(node.name).forEach is not None:
+                out += [(node, job, index) for index, job in sorted(self.seen(node.name).items())
+                        if job.state != JobState.RUNNING]
+        return out
+
+    def adopt_pending(self) -> bool:
+        """forEach nodes Pending in status whose item Jobs exist: a pass started them and lost its
+        status write. They are taken up as regular nodes' Jobs are (fold_observed), before any
+        cancel or deadline decides, so the result is the one without the crash."""
+        run = self.run
+        nodes = run.nodes()
+        adopted = False
+        for spec in run.workflow.nodes:
+            node = nodes[spec.name]
+            if spec.forEach is None or node.phase != NodePhase.PENDING or not self.seen(spec.name):
+                continue
+            incoming = run.graph.incoming[spec.name]
+            if not run.decided(incoming, nodes):
+                continue
+            held = [e for e in incoming if run.holds_or_false(e, nodes)]
+            source = run.input_source(held, nodes)
+            try:
+                items = self.items(spec.name, source)
+            except fanout.ItemsProblem:
+                continue  # (no pass could have started items then)
+            if not items:
+                continue
+            run.mark(node, NodePhase.RUNNING, run.now, inputFrom=source, startedAt=iso(run.now),
+                     items=ItemCounts(total=len(items)), itemResults=[], output=[None] * len(items))
+            run.record_finished(self.observe(node, stopping=False))
+            self.settle(node)
+            adopted = True
+        return adopted
+
     def fill(self, node: NodeStatus, may_start: bool) -> None:
         """Starts the node's next items (by index) while slots are free."""
         run = self.run

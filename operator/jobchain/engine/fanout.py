@@ -58,10 +58,11 @@ def items_of(expression: str, variables: dict[str, Any], max_items: int | None, 
     return value
 
 
-def item_output_floor(total: int) -> int:
+def item_output_floor(max_items: int) -> int:
     """The least an item's output keeps once the status output budget is spent: MIN_OUTPUT_SHARE
-    for a few items, less for thousands (5,000 x 128 bytes would be 640 KiB on top of the budget)."""
-    return max(32, min(MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET // max(1, total)))
+    for up to 2,048 items, less for more (5,000 x 128 bytes would be 640 KiB on top of the budget).
+    From the node's maxItems, known before any item runs, so it never depends on the order of passes."""
+    return max(32, min(MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET // max(1, max_items)))
 
 
 def preview(output: Any, total: int) -> str | None:

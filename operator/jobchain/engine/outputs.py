@@ -23,8 +23,6 @@ import json
 import math
 from typing import Any
 
-from jobchain.api.models import WorkflowSpec
-
 DEFAULT_OUTPUT_LIMIT = 32 * 1024
 # All outputs of one execution together; past it, new outputs get what is left (at least
 # MIN_OUTPUT_SHARE). With the rest of a node's status (~500 bytes) and the workflow snapshot, a
@@ -130,17 +128,6 @@ def parse_output(raw: str | None, limit: int, keep_end: bool = False) -> tuple[A
 
 
 # Node fields passed to Kubernetes as they are: nested deeper than this, the snapshot in status
-# could not be written (the serializer's limit), so the workflow is refused at start instead.
+# could not be written (the serializer's limit), so validation (engine.validation) refuses the workflow.
 MAX_FREE_FORM_DEPTH = MAX_OUTPUT_DEPTH
 
-
-def too_deep(workflow: WorkflowSpec, prefix: str) -> list[str]:
-    """Problems of a workflow whose free-form fields (podTemplate, resources, valueFrom) nest too deep."""
-    problems = []
-    for i, node in enumerate(workflow.nodes):
-        fields: list[tuple[str, Any]] = [("podTemplate", node.podTemplate), ("resources", node.resources)]
-        fields += [(f"env[{j}].valueFrom", e.valueFrom) for j, e in enumerate(node.env)]
-        for rel, value in fields:
-            if value is not None and depth(value, MAX_FREE_FORM_DEPTH) > MAX_FREE_FORM_DEPTH:
-                problems.append(f"{prefix}.nodes[{i}].{rel}: nested deeper than {MAX_FREE_FORM_DEPTH} levels")
-    return problems

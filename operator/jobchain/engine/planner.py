@@ -67,6 +67,7 @@ class _Run:
         self.unrestored: set[str] = set()  # adopted nodes whose inputFrom is not restored yet
         self.started_now: set[str] = set()  # nodes given a Job by this pass
         self.fan = FanOut(self)
+        self.limits: dict[tuple[str, int | None], int] = {}  # (node, item index) -> output limit
         self.outputs_used = 0  # bytes of outputs in status, as the output budget counts them
         self._graph: Graph | None = None
         self._order: dict[str, int] = {}
@@ -156,24 +157,46 @@ class _Run:
             else:
                 finished.append((node, seen, None))
         self.outputs_used = outputs_used
+        self.plan_budget(finished + self.fan.pending_finished())
         self.record_finished(finished)
         # A node with a Job and incoming edges got its input when it started; none recorded means
         # the pass that started it lost its status write (it was adopted, now or earlier).
         self.unrestored = {n.name for n in self.status.nodes
                            if n.jobName and n.inputFrom is None and graph.incoming[n.name]}
         self.restore_inputs()
+        if self.fan.adopt_pending():
+            self.restore_inputs()
+
+    def output_limit_for(self, node: NodeStatus, index: int | None, outputs_used: int) -> int:
+        limit_setting = self.workflow.outputLimitBytes or self.output_limit
+        floor = MIN_OUTPUT_SHARE
+        if index is not None:
+            # an item's floor shrinks with how many items the node may have: 5,000 must fit too
+            floor = fanout.item_output_floor(self.spec_of(node.name).maxItems or fanout.DEFAULT_MAX_ITEMS)
+        return min(limit_setting, max(floor, STATUS_OUTPUT_BUDGET - outputs_used))
+
+    def plan_budget(self, finished: list[tuple[NodeStatus, ObservedJob, int | None]]) -> None:
+        """The output limit of every Job seen finished in this pass, handed out in the order they
+        finished, before any is recorded: items of a fan-out adopted after a lost status write are
+        recorded later in the pass, and must get what they would have got without the crash."""
+        used = self.outputs_used
+        self.limits = {}
+        for node, seen, index in sorted(finished, key=self.finish_order):
+            limit = self.output_limit_for(node, index, used)
+            self.limits[(node.name, index)] = limit
+            keep_end = self.graph.nodes[node.name].output.from_ == OutputSource.LOGS
+            used += stored_size(parse_output(seen.raw_output, limit, keep_end=keep_end)[0])
+
+    def finish_order(self, f: tuple[NodeStatus, ObservedJob, int | None]) -> tuple[str, int, int]:
+        return f[1].finished_at or "", self.order[f[0].name], f[2] or 0
 
     def record_finished(self, finished: list[tuple[NodeStatus, ObservedJob, int | None]]) -> None:
         """Records finished Jobs (of nodes, or of items: index set) in the order they finished."""
-        limit_setting = self.workflow.outputLimitBytes or self.output_limit
         outputs_used = self.outputs_used
-        finished.sort(key=lambda f: (f[1].finished_at or "", self.order[f[0].name], f[2] or 0))
+        finished.sort(key=self.finish_order)
         for node, seen, index in finished:
-            limit = min(limit_setting, max(MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET - outputs_used))
+            limit = self.limits.get((node.name, index)) or self.output_limit_for(node, index, outputs_used)
             if index is not None:
-                # an item's floor shrinks with the number of items: 5,000 of them must fit too
-                floor = fanout.item_output_floor(node.items.total if node.items else 1)
-                limit = min(limit_setting, max(floor, STATUS_OUTPUT_BUDGET - outputs_used))
                 outputs_used += self.fan.record(node, index, seen, limit)
                 continue
             from_logs = self.graph.nodes[node.name].output.from_ == OutputSource.LOGS

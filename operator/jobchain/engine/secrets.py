@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-from jobchain.api.models import WorkflowExecutionSpec, WorkflowSpec
+from jobchain.api.models import WorkflowExecutionSpec
 
 REDACTED = "<secret>"
 MIN_REDACTED_LENGTH = 4  # shorter values would blank out unrelated text (and are hardly secret)
@@ -21,24 +21,6 @@ MIN_REDACTED_LENGTH = 4  # shorter values would blank out unrelated text (and ar
 def secret_refs(spec: WorkflowExecutionSpec) -> dict[str, dict[str, Any]]:
     """Param name -> secretKeyRef ({name, key}) of the params an execution takes from Secrets."""
     return {p.name: p.valueFrom.secretKeyRef.model_dump() for p in spec.paramsFrom}
-
-
-def secret_param_problems(workflow: WorkflowSpec, spec: WorkflowExecutionSpec) -> list[str]:
-    """What is wrong with how the execution sets secret params, each saying what to do."""
-    problems = []
-    from_secrets = {p.name for p in spec.paramsFrom}
-    for name in sorted(from_secrets & set(spec.params)):
-        problems.append(f"param {name} is set both in spec.params and in spec.paramsFrom; set it in one place")
-    for param in workflow.params:
-        if param.secret and param.name in spec.params:
-            problems.append(
-                f"param {param.name} is secret: set it with spec.paramsFrom[].valueFrom.secretKeyRef, not in "
-                "spec.params, where everyone who may read the execution sees it"
-            )
-        elif param.secret and param.name not in from_secrets:
-            problems.append(f"param {param.name} is secret and must be set with "
-                            "spec.paramsFrom[].valueFrom.secretKeyRef (a key of a Secret in this namespace)")
-    return problems
 
 
 def redact(text: str | None, values: Iterable[str]) -> str | None:

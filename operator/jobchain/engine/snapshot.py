@@ -7,10 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobchain.api.models import WorkflowSpec
-from jobchain.engine.graph import validate
-from jobchain.engine.outputs import too_deep
-from jobchain.engine.secrets import secret_param_problems, secret_refs
+from jobchain.engine.secrets import secret_refs
 from jobchain.engine.types import ExecutionInput, WorkflowLookup
+from jobchain.engine.validation import join, resolve_params, validate_params, validate_workflow
 
 
 @dataclass(frozen=True)
@@ -43,23 +42,13 @@ def snapshot(execution: ExecutionInput, lookup: WorkflowLookup | None) -> Snapsh
     else:
         workflow_name, workflow = lookup.name, lookup.spec
     where = "spec.workflow" if spec.workflow is not None else f"Workflow {workflow_name!r}"
-    problems = [str(p) for p in validate(workflow, prefix="spec")] + too_deep(workflow, "spec")
+    problems = validate_workflow(workflow, prefix="spec")
     if problems:
-        return Refusal("InvalidWorkflow", f"{where} is invalid: {'; '.join(problems)}. Fix it, then create a "
+        return Refusal("InvalidWorkflow", f"{where} is invalid: {join(problems)}. Fix it, then create a "
                        "new execution")
-    declared = {p.name: p for p in workflow.params}
     from_secrets = secret_refs(spec)
-    unknown = sorted((set(spec.params) | set(from_secrets)) - set(declared))
-    missing = sorted(n for n, p in declared.items()
-                     if p.default is None and not p.secret and n not in spec.params and n not in from_secrets)
-    secret_problems = secret_param_problems(workflow, spec)
-    if unknown or missing or secret_problems:
-        parts = list(secret_problems)
-        if unknown:
-            parts.append(f"spec.params sets {', '.join(unknown)}, which {where} does not declare "
-                         f"(declared: {', '.join(sorted(declared)) or 'none'})")
-        if missing:
-            parts.append(f"spec.params must set {', '.join(missing)} (declared without a default)")
-        return Refusal("InvalidParams", "; ".join(parts))
-    params = {n: spec.params.get(n, p.default or "") for n, p in declared.items() if n not in from_secrets}
+    problems = validate_params(spec.params, workflow.params, where, from_secrets=from_secrets)
+    if problems:
+        return Refusal("InvalidParams", join(problems))
+    params = {n: v for n, v in resolve_params(spec.params, workflow.params).items() if n not in from_secrets}
     return Snapshot(workflow_name, workflow, params, sorted(from_secrets))

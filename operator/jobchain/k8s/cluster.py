@@ -1,5 +1,6 @@
-"""The operator's view of the cluster: connection, the reads of our own objects, and the
-observer and writer behind one object the controller holds.
+"""The operator's view of the cluster: the reads of our own objects, and the observer and
+writer behind one object the controller holds. Connection, names and the custom-object calls
+are `k8s.api`'s, shared with the CLI.
 
 Executions are read from the store the watches fill (`k8s/store.py`). Workflows are read from
 the API server once per execution, at start (a Workflow created just before its execution may
@@ -12,36 +13,28 @@ import base64
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from kubernetes import client, config
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from jobchain.api.models import GROUP, VERSION
+from jobchain.k8s.api import EXECUTIONS, WORKFLOWS, CustomObjects, connect
 from jobchain.k8s.observe import Observer
 from jobchain.k8s.store import Store
-from jobchain.k8s.writes import EXECUTIONS, WORKFLOWS, Writer
+from jobchain.k8s.writes import Writer
 
-
-def connect() -> client.ApiClient:
-    """In-cluster config when running as a pod, otherwise $KUBECONFIG / ~/.kube/config."""
-    try:
-        config.load_incluster_config()  # type: ignore[no-untyped-call]
-    except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
-    return client.ApiClient()
+__all__ = ["Cluster", "connect"]
 
 
 class Cluster:
-    def __init__(self, api: client.ApiClient, store: Store | None = None) -> None:
+    def __init__(self, api: client.ApiClient, store: Store | None = None, event_threads: int = 0) -> None:
         self.api = api
         self.store = store or Store()
-        self.custom = client.CustomObjectsApi(api)
+        self.objects = CustomObjects(api)
         self.observer = Observer(api, self.store)
-        self.writer = Writer(api)
+        self.writer = Writer(api, event_threads)
 
     def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
-            obj = self.custom.get_namespaced_custom_object(GROUP, VERSION, namespace, plural, name)
-            return dict(obj)  # type: ignore[call-overload,no-any-return]
+            return self.objects.get_object(namespace, plural, name)
         except ApiException as exc:
             if exc.status == 404:
                 return None
@@ -54,8 +47,7 @@ class Cluster:
     def delete_execution(self, namespace: str, name: str) -> None:
         """Deletes an execution; its Jobs and pods follow through their ownerReferences."""
         try:
-            self.custom.delete_namespaced_custom_object(
-                GROUP, VERSION, namespace, EXECUTIONS, name, propagation_policy="Background")
+            self.objects.delete_object(namespace, EXECUTIONS, name)
         except ApiException as exc:
             if exc.status != 404:
                 raise

@@ -71,7 +71,8 @@ def trim_pod(pod: Obj) -> Obj:
     """What the operator reads of a pod: identity, owner, phase, the node container's state."""
     status = pod.get("status") or {}
     kept_status: Obj = {k: status[k] for k in ("phase", "reason", "message") if k in status}
-    containers = [s for s in status.get("containerStatuses") or [] if s.get("name") == CONTAINER]
+    containers = [{"name": CONTAINER, "state": s.get("state") or {}}
+                  for s in status.get("containerStatuses") or [] if s.get("name") == CONTAINER]
     if containers:
         kept_status["containerStatuses"] = containers
     return {"metadata": _meta(pod, (ANNOTATION_OUTPUT, ANNOTATION_EXECUTION)), "status": kept_status}
@@ -137,6 +138,9 @@ class Store:
         `own`: the response of our own status write (its watch event will need no pass).
         """
         key = _key(obj)
+        meta = obj.get("metadata") or {}
+        if "managedFields" in meta:  # never read, and as large as the status it describes
+            obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         with self._lock:
             held = self._executions.get(key)
             if held is not None and not rv_newer_or_same(_rv(obj), _rv(held)):

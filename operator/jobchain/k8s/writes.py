@@ -11,20 +11,17 @@ import json
 import logging
 import os
 import socket
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from jobchain.api.models import API_VERSION, GROUP, VERSION
+from jobchain.api.models import API_VERSION
+from jobchain.k8s.api import CustomObjects
 
 log = logging.getLogger(__name__)
-
-EXECUTIONS = "workflowexecutions"
-WORKFLOWS = "workflows"
-MERGE_PATCH = "application/merge-patch+json"
-JSON_PATCH = "application/json-patch+json"
 
 
 class JobRefused(Exception):
@@ -52,11 +49,14 @@ def describe(exc: BaseException) -> str:
 
 
 class Writer:
-    def __init__(self, api: client.ApiClient) -> None:
+    def __init__(self, api: client.ApiClient, event_threads: int = 0) -> None:
+        """`event_threads`: post Events from that many background threads instead of the caller's
+        (Events are best effort; a pass that waited for them would hold back the next handoff)."""
         self.api = api
+        self._events = ThreadPoolExecutor(event_threads, thread_name_prefix="events") if event_threads else None
         self.batch = client.BatchV1Api(api)
         self.core = client.CoreV1Api(api)
-        self.custom = client.CustomObjectsApi(api)
+        self.objects = CustomObjects(api)
         self.instance = os.environ.get("HOSTNAME") or socket.gethostname()
 
     def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
@@ -98,10 +98,7 @@ class Writer:
 
     def patch_status(self, plural: str, namespace: str, name: str, status: dict[str, Any]) -> dict[str, Any]:
         """Writes status. Returns the object as written (its new resourceVersion), for the store."""
-        written = self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, {"status": status}, _content_type=MERGE_PATCH
-        )
-        return dict(written)  # type: ignore[call-overload,no-any-return]
+        return self.objects.patch_object_status(namespace, plural, name, status)
 
     def json_patch_status(self, plural: str, namespace: str, name: str, ops: list[dict[str, Any]]) -> dict[str, Any]:
         """Applies a JSON patch (RFC 6902) to the status subresource; returns the object as written.
@@ -110,10 +107,7 @@ class Writer:
         `nodes` list, so an output such as {"result": null} would be stored as {}. A JSON patch
         stores values exactly (see controller.reconcile.status_patch).
         """
-        written = self.custom.patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, plural, name, ops, _content_type=JSON_PATCH,
-        )
-        return dict(written)  # type: ignore[call-overload,no-any-return]
+        return self.objects.json_patch_object_status(namespace, plural, name, ops)
 
     def event(self, obj: dict[str, Any], kind: str, type_: str, reason: str, message: str) -> None:
         """Posts a Kubernetes Event on the object. Never raises: events are best effort."""
@@ -135,7 +129,13 @@ class Writer:
             last_timestamp=now,
             count=1,
         )
+        if self._events is not None:
+            self._events.submit(self._post_event, meta["namespace"], meta["name"], reason, body)
+        else:
+            self._post_event(meta["namespace"], meta["name"], reason, body)
+
+    def _post_event(self, namespace: str, name: str, reason: str, body: client.CoreV1Event) -> None:
         try:
-            self.core.create_namespaced_event(meta["namespace"], body)
+            self.core.create_namespaced_event(namespace, body)
         except Exception as exc:  # an event that cannot be posted must not stop the execution
-            log.warning("cannot post event %s on %s/%s: %s", reason, meta["namespace"], meta["name"], exc)
+            log.warning("cannot post event %s on %s/%s: %s", reason, namespace, name, exc)

@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import time
 import webbrowser
+from collections.abc import Callable
 from typing import IO
 
 import urllib3
@@ -24,15 +26,31 @@ from jobchain.cli.errors import CliError, usage_error
 DEFAULT_PORT = 8090
 
 
-def _scope(cluster: Cluster, namespace_given: bool, err: IO[str]) -> str | None:
-    """The namespace to watch: the one given, else all when the user may list them cluster-wide."""
+TRANSIENT = (429, 500, 503, 504)  # an API server starting or overloaded: it answers, just not yet
+STARTUP_PATIENCE = 30.0  # seconds the first check waits out such answers before giving up
+
+
+def _scope(
+    cluster: Cluster, namespace_given: bool, err: IO[str], sleep: Callable[[float], None] = time.sleep
+) -> str | None:
+    """The namespace to watch: the one given, else all when the user may list them cluster-wide.
+
+    An unreachable cluster fails at once (one line, exit 4); an API server that answers "not
+    yet" (429 while its storage initializes after a restart, 503) is given STARTUP_PATIENCE."""
     from jobchain.cli.dashboard.kube import EXECUTIONS, ReadOnlyClient
 
     client = ReadOnlyClient(cluster.api)
     wanted = cluster.namespace if namespace_given else None
+    deadline = time.monotonic() + STARTUP_PATIENCE
     try:
-        client.list_objects(EXECUTIONS, wanted)
-        return wanted
+        while True:
+            try:
+                client.list_objects(EXECUTIONS, wanted)
+                return wanted
+            except ApiException as exc:
+                if exc.status not in TRANSIENT or time.monotonic() > deadline:
+                    raise
+                sleep(1.0)
     except ApiException as exc:
         if exc.status == 403 and wanted is None:
             print(
@@ -40,7 +58,7 @@ def _scope(cluster: Cluster, namespace_given: bool, err: IO[str]) -> str | None:
                 f"{cluster.namespace!r} (pick another with -n)",
                 file=err,
             )
-            return _scope(cluster, True, err)
+            return _scope(cluster, True, err, sleep)
         raise api_error(exc, EXECUTIONS, None, wanted or "(all namespaces)") from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
         raise connection_error(exc, client.host) from None

@@ -195,7 +195,7 @@ function drawGraph(box, graph, onSelect) {
     // The label sits on the middle of the edge's last stretch (with a halo): edges that fan out
     // of one node, or into one, have their middles apart, so labels do not cover each other.
     const [ax, ay] = p[p.length - 2], [ex, ey] = p[p.length - 1];
-    const lx = (ax + ex) / 2, ly = (ay + ey) / 2 - 4;
+    const lx = (ax + ex) / 2, ly = (ay + ey) / 2 - 8;
     return `<g class="edge ${e.kind} ${e.state || "static"}" data-source="${esc(e.source)}" data-target="${esc(e.target)}" data-kind="${e.kind}">
       <path d="${edgePath(p)}" marker-end="url(#arrow-${e.kind})"/>${label ? `<text x="${lx}" y="${ly}" text-anchor="middle">${esc(clip(label, 26))}<title>${esc(e.kind)}: ${esc(label)}</title></text>` : ""}</g>`;
   }).join("");

@@ -1,0 +1,76 @@
+"""The one Kubernetes access layer (k8s.api): configuration as kubectl loads it, shared by the
+operator and the CLI, and the CLI's translation of its failures into one line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jobchain.cli import cluster as cli_cluster
+from jobchain.cli.errors import CliError
+from jobchain.engine.render import execution_selector
+from jobchain.k8s import api
+
+
+def kubeconfig(tmp_path: Path) -> Path:
+    path = tmp_path / "config"
+    path.write_text(yaml.safe_dump({
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "c", "cluster": {"server": "https://127.0.0.1:6443"}},
+                     {"name": "d", "cluster": {"server": "https://127.0.0.2:6443"}}],
+        "users": [{"name": "u", "user": {"token": "t"}}],
+        "contexts": [{"name": "one", "context": {"cluster": "c", "user": "u", "namespace": "team-a"}},
+                     {"name": "two", "context": {"cluster": "d", "user": "u"}}],
+        "current-context": "one",
+    }))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def no_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+
+
+def test_the_current_context_and_its_namespace(tmp_path: Path) -> None:
+    loaded = api.load(str(kubeconfig(tmp_path)))
+    assert loaded.api.configuration.host == "https://127.0.0.1:6443"
+    assert loaded.namespace == "team-a"
+
+
+def test_a_named_context_without_a_namespace_means_default(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig(tmp_path)))
+    loaded = api.load(context="two")
+    assert (loaded.api.configuration.host, loaded.namespace) == ("https://127.0.0.2:6443", "default")
+
+
+def test_the_operator_outside_a_pod_uses_the_kubeconfig(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBECONFIG", str(kubeconfig(tmp_path)))
+    assert api.connect().configuration.host == "https://127.0.0.1:6443"
+
+
+def test_cli_errors_say_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(CliError) as missing:
+        cli_cluster.connect(str(tmp_path / "nope"))
+    assert missing.value.code == 4
+    assert "nope (--kubeconfig) does not exist; point KUBECONFIG or --kubeconfig" in missing.value.message
+    with pytest.raises(CliError) as context:
+        cli_cluster.connect(str(kubeconfig(tmp_path)), context="three")
+    assert context.value.code == 3
+    assert "context 'three' not found" in context.value.message and "(contexts: one, two)" in context.value.message
+
+
+def test_the_cli_binds_the_context_namespace_unless_told(tmp_path: Path) -> None:
+    path = str(kubeconfig(tmp_path))
+    assert cli_cluster.connect(path).namespace == "team-a"
+    assert cli_cluster.connect(path, namespace="other").namespace == "other"
+    assert cli_cluster.connect(path).api.configuration.retries == 2  # fail fast when the server is down
+
+
+def test_one_set_of_names_and_selectors() -> None:
+    assert cli_cluster.EXECUTIONS is api.EXECUTIONS and cli_cluster.WORKFLOWS is api.WORKFLOWS
+    assert api.node_selector("etl-x", "load") == f"{execution_selector('etl-x')},jobchain.dev/node=load"
