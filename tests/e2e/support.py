@@ -52,8 +52,30 @@ def kubectl(kubeconfig: str, *args: str, input_text: str | None = None, check: b
 
 def install_crds(kubeconfig: str) -> None:
     kubectl(kubeconfig, "apply", "--server-side", "--force-conflicts", "-f", str(ROOT / "crds"))
-    for crd in ("workflows.jobchain.dev", "workflowexecutions.jobchain.dev"):
+    for crd in ("workflows.jobchain.dev", "workflowexecutions.jobchain.dev", "workflowschedules.jobchain.dev"):
         kubectl(kubeconfig, "wait", "--for=condition=Established", f"crd/{crd}", "--timeout=60s")
+
+
+def reinstall_crds(kubeconfig: str, objects: Objects) -> None:
+    """Applies this tree's CRDs again and waits until their resources are served.
+
+    The cluster is shared: a test session of another tree may have applied CRDs without the fields a
+    test needs since this session started (the API server then drops those fields). A CRD that
+    changes makes the API server answer 429 "storage is (re)initializing" for a moment: wait it out.
+    """
+    install_crds(kubeconfig)
+
+    def served() -> bool:
+        try:
+            for plural in ("workflows", "workflowexecutions", "workflowschedules"):
+                objects.custom.list_namespaced_custom_object(GROUP, VERSION, objects.namespace, plural, limit=1)
+        except client.ApiException as exc:
+            if exc.status in (404, 429, 503):
+                return False
+            raise
+        return True
+
+    wait_for(served, 60, "the jobchain.dev resources to be served after applying the CRDs")
 
 
 def free_port() -> int:
@@ -236,7 +258,8 @@ class Objects:
 
     def create(self, manifest: dict[str, Any] | str) -> dict[str, Any]:
         body = yaml.safe_load(manifest) if isinstance(manifest, str) else manifest
-        plural = {"Workflow": "workflows", "WorkflowExecution": "workflowexecutions"}[body["kind"]]
+        plural = {"Workflow": "workflows", "WorkflowExecution": "workflowexecutions",
+                  "WorkflowSchedule": "workflowschedules"}[body["kind"]]
         created: dict[str, Any] = self.custom.create_namespaced_custom_object(
             GROUP, VERSION, self.namespace, plural, body)
         return created

@@ -19,7 +19,7 @@ import yaml
 
 from jobchain.api import limits
 from jobchain.cli.lint import run_lint
-from tests.e2e.support import Objects, install_crds, tool, wait_for, workflow
+from tests.e2e.support import BUSYBOX, Objects, install_crds, tool, wait_for, workflow
 
 API = "jobchain.dev/v1alpha1"
 
@@ -155,13 +155,14 @@ def test_a_costly_when_is_refused_at_once_while_other_executions_run(objects: Ob
     objects.create(workflow("costly", [{"name": "a", "script": "true",
                                         "next": [{"node": "b", "type": "condition", "when": nested_all(6)}]},
                                        {"name": "b", "script": "true"}]))
+    # Node deadline and wait are long: on the shared 2-core machine a `true` pod has taken over 120 s.
     objects.create(workflow("plain", [{"name": "a", "script": "true", "next": [{"node": "b"}]},
-                                      {"name": "b", "script": "true"}]))
+                                      {"name": "b", "script": "true"}],
+                            defaults={"image": BUSYBOX, "timeoutSeconds": 600}))
     ready = wait_for(lambda: next((c for c in (objects.workflow("costly").get("status") or {}).get("conditions", [])
                                    if c["type"] == "Ready"), None), 30, "Ready condition")
     assert ready["status"] == "False" and "costs more than 20000 evaluation steps" in ready["message"]
     costly = objects.run("costly")
     assert (costly["status"]["phase"], costly["status"]["reason"]) == ("Failed", "InvalidWorkflow")
-    # 300 s: on the shared 2-core machine a `true` pod has taken 84 s from creation to its end.
-    plain = objects.run("plain", timeout=300)
+    plain = objects.run("plain", timeout=600)
     assert plain["status"]["phase"] == "Succeeded", plain["status"]

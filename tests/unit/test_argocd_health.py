@@ -50,10 +50,11 @@ def _assess(script: str, obj: dict[str, Any]) -> dict[str, Any]:
     return {k: result[k] for k in ("status", "message") if result[k] is not None}
 
 
-def test_both_kinds_have_health_checks() -> None:
+def test_every_kind_has_a_health_check() -> None:
     assert [f"{p.parent.name}/{p.name}" for p in KINDS] == [
         "jobchain.dev/Workflow",
         "jobchain.dev/WorkflowExecution",
+        "jobchain.dev/WorkflowSchedule",
     ]
 
 

@@ -165,7 +165,9 @@ def check_written(cluster: FakeCluster) -> None:
     assert len(text.encode()) < STATUS_LIMIT, len(text.encode())
 
 
-@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+# derandomize: the same inputs in every CI run; JOBCHAIN_PROPERTY_SEARCH=1 hunts with fresh ones.
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck),
+          derandomize=not os.environ.get("JOBCHAIN_PROPERTY_SEARCH"), database=None)
 @given(spec=executions(), data=st.data())
 def test_hostile_workflows_and_outputs_are_refused_with_a_message_or_run_to_an_end(spec: dict[str, Any],
                                                                                   data: st.DataObject) -> None:

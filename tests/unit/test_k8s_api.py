@@ -74,3 +74,34 @@ def test_the_cli_binds_the_context_namespace_unless_told(tmp_path: Path) -> None
 def test_one_set_of_names_and_selectors() -> None:
     assert cli_cluster.EXECUTIONS is api.EXECUTIONS and cli_cluster.WORKFLOWS is api.WORKFLOWS
     assert api.node_selector("etl-x", "load") == f"{execution_selector('etl-x')},jobchain.dev/node=load"
+
+
+def test_the_cli_retries_a_busy_server_then_says_so(tmp_path: Path) -> None:
+    """A 429 while a CRD is re-applied ("storage is (re)initializing") is waited out, as kubectl does."""
+    from kubernetes.client.exceptions import ApiException
+
+    slept: list[float] = []
+    cluster = cli_cluster.connect(str(kubeconfig(tmp_path)))
+    cluster.sleep = slept.append
+    answers = [429, 429, None]
+
+    def call() -> str:
+        status = answers.pop(0)
+        if status is not None:
+            exc = ApiException(status=status, reason="Too Many Requests")
+            exc.headers = {"Retry-After": "2"}
+            exc.body = '{"kind": "Status", "message": "storage is (re)initializing"}'
+            raise exc
+        return "created"
+
+    assert cluster._call("workflowexecutions", None, call) == "created"
+    assert slept == [2.0, 2.0]
+
+    def busy() -> str:
+        raise ApiException(status=429, reason="Too Many Requests")
+
+    slept.clear()
+    with pytest.raises(CliError) as caught:
+        cluster._call("workflowexecutions", None, busy)
+    assert caught.value.code == 4 and "429" in caught.value.message
+    assert sum(slept) == cli_cluster.BUSY_SECONDS

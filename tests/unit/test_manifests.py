@@ -112,8 +112,9 @@ def _perms(*rules: tuple[str, str, str]) -> set[tuple[str, str, str]]:
 # What the operator needs in each namespace it serves (issue 4), and nothing else.
 NAMESPACED = _perms(
     ("jobchain.dev", "workflows", "get list watch"),
-    ("jobchain.dev", "workflowexecutions", "list watch delete"),
-    ("jobchain.dev", "workflows/status workflowexecutions/status", "patch"),
+    ("jobchain.dev", "workflowexecutions", "list watch create patch delete"),
+    ("jobchain.dev", "workflowschedules", "list watch"),
+    ("jobchain.dev", "workflows/status workflowexecutions/status workflowschedules/status", "patch"),
     ("batch", "jobs", "get list watch create delete"),
     ("", "pods", "list watch"),
     ("", "pods/log", "get"),

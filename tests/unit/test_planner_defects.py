@@ -240,6 +240,24 @@ def test_11_a_node_cancelled_by_a_pass_whose_write_was_lost_stays_cancelled(how:
     assert again.status.reason == stop.status.reason
 
 
+def test_11_a_node_cancelled_by_a_condition_error_whose_write_was_lost_stays_cancelled() -> None:
+    # Found by the property test: a ConditionError stop is decided in schedule(), after the
+    # observed Jobs are folded in, so a replayed pass used to fail the vanished node first.
+    workflow = spec(node("a", edge("c", "condition", "output.ok")), node("b"), node("c"), parallelism=2)
+    ex = execution(workflow)
+    p = plan(ex, {}, T0)
+    ex = with_status(ex, p.status)
+    seen = observed(job("a", "Succeeded", None, finished_at=T0 + timedelta(seconds=1)), job("b"))
+    stop = plan(ex, seen, T0 + timedelta(seconds=1))
+    assert stop.status.reason == "ConditionError"
+    assert stop.delete == [job_name("run-1", "b")]
+    # b's Job is deleted, the status write is lost: the next pass sees b Running without a Job.
+    del seen["b"]
+    again = plan(ex, seen, T0 + timedelta(seconds=2))
+    assert phases(again.status) == phases(stop.status) == {"a": "Succeeded", "b": "Cancelled", "c": "Cancelled"}
+    assert again.status.reason == "ConditionError"
+
+
 # ---- 12: start order after a failure before start -------------------------------------------------
 
 def test_12_a_node_made_ready_by_a_failure_before_start_starts_in_declaration_order() -> None:

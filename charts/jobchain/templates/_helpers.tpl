@@ -38,11 +38,15 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   resources: [workflows]
   verbs: [get, list, watch]
 # executions are read from the operator's watch, never with GET; delete: ttlSecondsAfterFinished
+# and a schedule's history limits; create: a schedule's runs; patch: spec.cancel (Replace)
 - apiGroups: [jobchain.dev]
   resources: [workflowexecutions]
-  verbs: [list, watch, delete]
+  verbs: [list, watch, create, patch, delete]
 - apiGroups: [jobchain.dev]
-  resources: [workflows/status, workflowexecutions/status]
+  resources: [workflowschedules]
+  verbs: [list, watch]
+- apiGroups: [jobchain.dev]
+  resources: [workflows/status, workflowexecutions/status, workflowschedules/status]
   verbs: [patch]
 - apiGroups: [batch]
   resources: [jobs]

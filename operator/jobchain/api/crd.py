@@ -21,6 +21,8 @@ from jobchain.api.models import (
     VERSION,
     ExecutionStatus,
     WorkflowExecutionSpec,
+    WorkflowScheduleSpec,
+    WorkflowScheduleStatus,
     WorkflowSpec,
     WorkflowStatus,
 )
@@ -46,6 +48,12 @@ _RULES: dict[str, list[dict[str, str]]] = {
                        "execution is created; create a new execution instead",
         },
     ],
+    "ExecutionTemplate": [
+        {
+            "rule": "has(self.workflowRef) != has(self.workflow)",
+            "message": "set exactly one of spec.executionTemplate.workflowRef or spec.executionTemplate.workflow",
+        },
+    ],
     "Node": [
         {
             "rule": "!(has(self.script) && (has(self.command) || has(self.args)))",
@@ -61,7 +69,8 @@ _RULES: dict[str, list[dict[str, str]]] = {
 }
 
 # Lists whose items are identified by name: the API server refuses duplicates at apply time.
-_MAP_LISTS = {("WorkflowSpec", "nodes"), ("WorkflowSpec", "params"), ("WorkflowExecutionSpec", "paramsFrom")}
+_MAP_LISTS = {("WorkflowSpec", "nodes"), ("WorkflowSpec", "params"), ("WorkflowExecutionSpec", "paramsFrom"),
+              ("ExecutionTemplate", "paramsFrom")}
 
 
 def structural(schema: dict[str, Any]) -> dict[str, Any]:
@@ -216,12 +225,36 @@ def execution_crd() -> dict[str, Any]:
     )
 
 
+def schedule_crd() -> dict[str, Any]:
+    return _crd(
+        "WorkflowSchedule",
+        "workflowschedules",
+        ["jcsched"],
+        WorkflowScheduleSpec,
+        WorkflowScheduleStatus,
+        [
+            {"name": "Schedule", "type": "string", "jsonPath": ".spec.schedule"},
+            {"name": "TimeZone", "type": "string", "priority": 1, "jsonPath": ".spec.timeZone"},
+            {"name": "Suspend", "type": "boolean", "jsonPath": ".spec.suspend"},
+            {"name": "Active", "type": "integer", "jsonPath": ".status.activeCount"},
+            {"name": "Last Run", "type": "date", "jsonPath": ".status.lastScheduleTime"},
+            {"name": "Next Run", "type": "string", "jsonPath": ".status.nextScheduleTime"},
+            {"name": "Ready", "type": "string", "priority": 1,
+             "jsonPath": '.status.conditions[?(@.type=="Ready")].message'},
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+        ],
+        "A WorkflowSchedule creates a WorkflowExecution from its template at each time of its "
+        "schedule (cron, a macro or @every), as a CronJob creates Jobs.",
+    )
+
+
 def render_all() -> dict[str, str]:
     """File name in crds/ -> YAML text."""
     header = "# Generated from operator/jobchain/api/models.py by `python -m jobchain.api.crd`. Do not edit.\n"
     return {
         f"{GROUP}_workflows.yaml": header + yaml.safe_dump(workflow_crd(), sort_keys=False, width=120),
         f"{GROUP}_workflowexecutions.yaml": header + yaml.safe_dump(execution_crd(), sort_keys=False, width=120),
+        f"{GROUP}_workflowschedules.yaml": header + yaml.safe_dump(schedule_crd(), sort_keys=False, width=120),
     }
 
 

@@ -287,6 +287,14 @@ class WorkflowSpec(Spec):
         "truncated and marked outputTruncated.",
     )
     nodes: list[Node] = Field(min_length=1, max_length=limits.MAX_NODES, description="The steps of the workflow.")
+    maxConcurrentExecutions: int | None = Field(
+        default=None,
+        ge=1,
+        le=10000,
+        description="At most this many executions of this Workflow (by workflowRef) run at once; the "
+        "others stay Pending with reason Queued and start in creation order as running ones finish. "
+        "Unset: no limit.",
+    )
 
 
 class WorkflowRef(Spec):
@@ -305,6 +313,10 @@ class ParamSource(Spec):
 class ParamFrom(Spec):
     name: str = Field(pattern=PARAM_NAME, max_length=63, description="Name of the workflow's param.")
     valueFrom: ParamSource = Field(description="Where the value is: a Secret key.")
+
+
+class ResumeFrom(Spec):
+    name: str = Field(max_length=253, description="Name of the Failed or Cancelled execution to resume from.")
 
 
 class WorkflowExecutionSpec(Spec):
@@ -344,6 +356,13 @@ class WorkflowExecutionSpec(Spec):
         le=limits.MAX_SECONDS,
         description="Delete this execution (and with it its Jobs and pods) this many seconds after "
         "it finished. Unset: kept until deleted.",
+    )
+    resumeFrom: ResumeFrom | None = Field(
+        default=None,
+        description="Retry a Failed or Cancelled execution from where it failed: every node that Succeeded "
+        "there is copied (phase, output, input; marked reused) and only the rest runs, with that execution's "
+        "Workflow snapshot and params. That execution is not changed. Refused (InvalidResume) when it does "
+        "not exist, is still running, or Succeeded.",
     )
 
 
@@ -387,6 +406,11 @@ class NodeStatus(Observed):
     output: Any = Field(default=None, description="The node's output (any JSON).", json_schema_extra=FREE_FORM)
     outputTruncated: bool = Field(default=False, description="True when the output was capped.")
     message: str = Field(default="", description="Why the node ended as it did.")
+    reused: bool = Field(
+        default=False,
+        description="True when this node's result was copied from the execution named in spec.resumeFrom "
+        "instead of being run again.",
+    )
     items: ItemCounts | None = Field(default=None, description="forEach: how many items there are and how "
                                      "they stand.")
     itemResults: list[ItemStatus] | None = Field(
@@ -424,6 +448,90 @@ class ExecutionStatus(Observed):
     conditions: list[Condition] = Field(default_factory=list, description="Succeeded condition.")
 
 
+class ConcurrencyPolicy(StrEnum):
+    ALLOW = "Allow"
+    FORBID = "Forbid"
+    REPLACE = "Replace"
+
+
+class ExecutionTemplate(Spec):
+    """What a schedule's executions run: the spec of a WorkflowExecution, less its run-time switches."""
+
+    workflowRef: WorkflowRef | None = Field(
+        default=None, description="The Workflow to run, in the schedule's namespace. Or set `workflow`."
+    )
+    workflow: WorkflowSpec | None = Field(default=None, description="An inline Workflow spec, instead of workflowRef.")
+    params: dict[str, str] = Field(default_factory=dict, max_length=100, description="Values of the workflow's params.")
+    paramsFrom: list[ParamFrom] = Field(
+        default_factory=list, max_length=100, description="Params whose values come from a Secret, as in an execution."
+    )
+    timeoutSeconds: int | None = Field(default=None, ge=1, description="Deadline of each execution, in seconds.")
+    ttlSecondsAfterFinished: int | None = Field(
+        default=None, ge=0, description="Delete each execution this many seconds after it finished."
+    )
+
+
+# What the schema can say of a schedule: a macro, @every DURATION or five fields. The rest (ranges,
+# names, a duration of at least 10s) is checked by the operator (Ready=False) and by `jobchain lint`.
+SCHEDULE_PATTERN = r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)|@every [0-9.a-zµ]+|(\S+ ){4}\S+)$"
+TIME_ZONE_PATTERN = r"^[A-Za-z][-A-Za-z0-9_+]*(/[-A-Za-z0-9_+]+)*$"
+
+
+class WorkflowScheduleSpec(Spec):
+    schedule: str = Field(
+        pattern=SCHEDULE_PATTERN,
+        max_length=200,
+        description="When to run: five cron fields (minute hour day-of-month month day-of-week, as in a "
+        "CronJob), a macro (@yearly, @monthly, @weekly, @daily, @hourly) or `@every DURATION` (a Go duration "
+        "such as 30s, 5m, 1h30m; at least 10s, whole seconds; times are multiples of it since the Unix epoch).",
+    )
+    timeZone: str | None = Field(
+        default=None,
+        pattern=TIME_ZONE_PATTERN,
+        max_length=64,
+        description="IANA time zone the cron fields are read in (Europe/Berlin); default UTC. On the day "
+        "clocks go forward, a time in the skipped hour runs when the clocks have jumped; on the day they "
+        "go back, a time in the repeated hour runs once, at its first occurrence.",
+    )
+    concurrencyPolicy: ConcurrencyPolicy = Field(
+        default=ConcurrencyPolicy.ALLOW,
+        description="When a time comes while an execution of this schedule still runs: Allow (start "
+        "another), Forbid (skip this time), Replace (cancel the running one, start the new one).",
+    )
+    startingDeadlineSeconds: int | None = Field(
+        default=None,
+        ge=0,
+        description="A time missed (the operator was down, the schedule suspended) runs late only if at "
+        "most this many seconds late; only the most recent missed time ever runs. Unset: no deadline.",
+    )
+    suspend: bool = Field(default=False, description="True: start no new executions (running ones go on).")
+    successfulExecutionsHistoryLimit: int = Field(
+        default=3, ge=0, le=1000, description="How many Succeeded executions of this schedule to keep."
+    )
+    failedExecutionsHistoryLimit: int = Field(
+        default=1, ge=0, le=1000, description="How many Failed or Cancelled executions of this schedule to keep."
+    )
+    executionTemplate: ExecutionTemplate = Field(
+        description="The spec of each execution: workflowRef or workflow, params, paramsFrom, "
+        "timeoutSeconds, ttlSecondsAfterFinished."
+    )
+
+
+class WorkflowScheduleStatus(Observed):
+    observedGeneration: int | None = Field(default=None, description="Generation last acted upon.")
+    lastScheduleTime: str | None = Field(default=None, description="The last time an execution was started for.")
+    lastSuccessfulTime: str | None = Field(default=None, description="When an execution last Succeeded.")
+    lastSkippedTime: str | None = Field(
+        default=None, description="The last time skipped (concurrencyPolicy Forbid, or past startingDeadlineSeconds)."
+    )
+    nextScheduleTime: str | None = Field(
+        default=None, description="The next time an execution starts (unset: suspended)."
+    )
+    active: list[str] = Field(default_factory=list, description="Executions of this schedule not finished yet.")
+    activeCount: int = Field(default=0, description="How many executions of this schedule are not finished yet.")
+    conditions: list[Condition] = Field(default_factory=list, description="Ready condition.")
+
+
 class WorkflowStatus(Observed):
     observedGeneration: int | None = Field(default=None, description="Generation last validated.")
     nodeCount: int | None = Field(default=None, description="Number of nodes.")
@@ -444,6 +552,14 @@ class Workflow(Spec):
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: WorkflowSpec
     status: WorkflowStatus | None = None
+
+
+class WorkflowSchedule(Spec):
+    apiVersion: str = API_VERSION
+    kind: str = "WorkflowSchedule"
+    metadata: ObjectMeta = Field(default_factory=ObjectMeta)
+    spec: WorkflowScheduleSpec
+    status: WorkflowScheduleStatus | None = None
 
 
 class WorkflowExecution(Spec):

@@ -11,6 +11,7 @@ is the CLI's alone is that translation. Pod lists and logs are read raw
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TypeVar, cast
@@ -28,6 +29,16 @@ from jobchain.k8s.api import EXECUTIONS, WORKFLOWS, watch
 KIND_OF_PLURAL = {WORKFLOWS: "workflow", EXECUTIONS: "workflowexecution", "pods": "pod"}
 REQUEST_TIMEOUT = 30  # seconds, for every call that is not a watch or a followed log
 WATCH_SECONDS = 240  # a watch is renewed this often, so a silently dropped connection is noticed
+BUSY_SECONDS = 30  # how long a call answered 429 (Too Many Requests) is retried
+
+
+def retry_after(exc: ApiException) -> float:
+    """Seconds to wait before retrying a 429: the server's Retry-After (1 to 5 s), else 1."""
+    headers = exc.headers or {}
+    try:
+        return min(5.0, max(1.0, float(headers.get("Retry-After", 1))))
+    except (TypeError, ValueError):
+        return 1.0
 
 T = TypeVar("T")
 
@@ -116,6 +127,7 @@ class Cluster:
     api: client.ApiClient
     namespace: str
     objects: k8s.CustomObjects = field(init=False, repr=False)
+    sleep: Callable[[float], None] = field(default=time.sleep, repr=False)
 
     def __post_init__(self) -> None:
         self.objects = k8s.CustomObjects(self.api, timeout=REQUEST_TIMEOUT)
@@ -125,12 +137,21 @@ class Cluster:
         return str(self.api.configuration.host)
 
     def _call(self, plural: str, name: str | None, fn: Callable[[], T]) -> T:
-        try:
-            return fn()
-        except ApiException as exc:
-            raise api_error(exc, plural, name, self.namespace) from None
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
-            raise connection_error(exc, self.host) from None
+        """`fn`, its failure translated; a 429 (the server asks to come back, e.g. while a CRD is
+        re-applied: "storage is (re)initializing") is retried for up to BUSY_SECONDS, as kubectl does."""
+        waited = 0.0
+        while True:
+            try:
+                return fn()
+            except ApiException as exc:
+                if exc.status == 429 and waited < BUSY_SECONDS:
+                    pause = retry_after(exc)
+                    self.sleep(pause)
+                    waited += pause
+                    continue
+                raise api_error(exc, plural, name, self.namespace) from None
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                raise connection_error(exc, self.host) from None
 
     def _json(self, plural: str, name: str | None, fn: Callable[[], Any]) -> Any:
         response = self._call(plural, name, fn)

@@ -21,6 +21,7 @@ from jobchain.cli.errors import CliError, Exit, usage_error
 from jobchain.cli.lint import object_label
 from jobchain.cli.tables import execution_details, executions_table, status_of, workflow_of
 from jobchain.cli.workflow_file import is_file_argument, read_objects
+from jobchain.engine.schedule import LABEL_SCHEDULE as SCHEDULE_LABEL
 from jobchain.engine.validation import validate_workflow
 
 
@@ -46,15 +47,18 @@ def get_execution(cluster: Cluster, name: str, fmt: str | None, out: IO[str]) ->
     return 0
 
 
-def list_executions(cluster: Cluster, workflow: str | None, fmt: str | None, out: IO[str]) -> int:
+def list_executions(cluster: Cluster, workflow: str | None, fmt: str | None, out: IO[str],
+                    schedule: str | None = None) -> int:
     items = cluster.list_objects(EXECUTIONS)
     if workflow is not None:
         items = [i for i in items if workflow_of(i) == workflow]
+    if schedule is not None:
+        items = [i for i in items if ((i.get("metadata") or {}).get("labels") or {}).get(SCHEDULE_LABEL) == schedule]
     items.sort(key=lambda i: ((i.get("metadata") or {}).get("creationTimestamp") or "", i["metadata"]["name"]))
     if fmt:
         out.write(dump({"apiVersion": "v1", "kind": "List", "items": [_clean(i) for i in items]}, fmt))
     elif not items:
-        which = f" of workflow {workflow!r}" if workflow else ""
+        which = f" of workflow {workflow!r}" if workflow else f" of schedule {schedule!r}" if schedule else ""
         print(f"no executions{which} in namespace {cluster.namespace!r}", file=out)
     else:
         print(executions_table(items, datetime.now(UTC)), file=out)

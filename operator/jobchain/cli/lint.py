@@ -1,4 +1,4 @@
-"""`jobchain lint`: offline validation of Workflow and WorkflowExecution YAML.
+"""`jobchain lint`: offline validation of Workflow, WorkflowExecution and WorkflowSchedule YAML.
 
 Why it needs no cluster and no extra rules: it parses with the same pydantic models (whose
 limits are the CRD schema's, so a file that lints clean is accepted by the API server) and
@@ -21,10 +21,11 @@ from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import API_VERSION, Workflow, WorkflowExecution, WorkflowSpec
 from jobchain.cli import yaml_input
 from jobchain.cli.errors import Exit
+from jobchain.cli.lint_schedule import check_schedule
 from jobchain.engine.validation import validate_execution, validate_workflow
 
 STDIN = "-"
-KINDS = ("Workflow", "WorkflowExecution")
+KINDS = ("Workflow", "WorkflowExecution", "WorkflowSchedule")
 
 
 @dataclass(frozen=True)
@@ -125,7 +126,8 @@ def _check_header(doc: Document) -> list[LintProblem]:
     if kind not in KINDS:
         return [
             _problem(
-                doc, "kind", f"unknown kind {kind!r}; jobchain lint checks Workflow and WorkflowExecution"
+                doc, "kind",
+                f"unknown kind {kind!r}; jobchain lint checks Workflow, WorkflowExecution and WorkflowSchedule",
             )
         ]
     problems = []
@@ -180,6 +182,8 @@ def lint_documents(documents: list[Document]) -> tuple[list[LintProblem], int]:
     for i, doc in enumerate(documents):
         if isinstance(doc.body, dict) and doc.body.get("kind") == "WorkflowExecution":
             results[i] += _check_execution(doc, workflows)
+        if isinstance(doc.body, dict) and doc.body.get("kind") == "WorkflowSchedule":
+            results[i] += [_problem(doc, path, message) for path, message in check_schedule(doc.body, workflows)]
         problems += results[i]
     return problems, len(documents)
 

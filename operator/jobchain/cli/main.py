@@ -79,9 +79,12 @@ def build_parser(prog: str = "jobchain") -> Parser:
     run = command("run", "create an execution of a Workflow (of the cluster, or of a file)")
     run.add_argument(
         "workflow",
+        nargs="?",
         metavar="WORKFLOW|FILE",
         help="a Workflow in the namespace, or a file (- for stdin) whose Workflow runs inline",
     )
+    run.add_argument("--from-schedule", metavar="SCHEDULE",
+                     help="run a WorkflowSchedule's executionTemplate now (a manual run, owned by the schedule)")
     run.add_argument(
         "-p",
         "--param",
@@ -122,12 +125,21 @@ def build_parser(prog: str = "jobchain") -> Parser:
 
     lst = command("list", "list executions")
     lst.add_argument("--workflow", metavar="W", help="only executions of this Workflow")
+    lst.add_argument("--schedule", metavar="S", help="only executions of this WorkflowSchedule")
     lst.add_argument("-o", "--output", choices=("json", "yaml"), help="print the objects instead of a table")
 
     logs = command("logs", "print each node's log, in execution order")
     logs.add_argument("execution", metavar="EXECUTION")
     logs.add_argument("--node", metavar="N", help="only this node")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the execution ends")
+
+    retry = command("retry", "re-run a Failed or Cancelled execution from where it failed (spec.resumeFrom)")
+    retry.add_argument("execution", metavar="EXECUTION")
+    retry_mode = retry.add_mutually_exclusive_group()
+    retry_mode.add_argument("--watch", dest="mode", action="store_const", const="watch",
+                            help="show a live table of the nodes until the retry ends")
+    retry_mode.add_argument("--wait", dest="mode", action="store_const", const="wait",
+                            help="wait for the end and show it")
 
     cancel = command("cancel", "stop an execution (sets spec.cancel)")
     cancel.add_argument("execution", metavar="EXECUTION")
@@ -216,6 +228,15 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
         )
         from jobchain.cli.workflow_file import execution_from_file, is_file_argument
 
+        if args.from_schedule:
+            if args.workflow or args.params or args.timeout:
+                raise CliError("--from-schedule runs the schedule's template as it is: give no WORKFLOW, -p or "
+                               "--timeout with it")
+            from jobchain.cli.again import run_from_schedule
+
+            return run_from_schedule(cluster(), args.from_schedule, args.mode, out, err)
+        if not args.workflow:
+            raise CliError("run needs a WORKFLOW (or a FILE, or --from-schedule SCHEDULE)")
         # Bad input (a -p, a file) is refused before the cluster is touched.
         params, timeout = parse_params(args.params), check_timeout(args.timeout)
         secret_params = parse_secret_params(args.secret_params)
@@ -229,7 +250,7 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
     if args.command == "get":
         return commands.get_execution(cluster(), args.execution, args.output, out)
     if args.command == "list":
-        return commands.list_executions(cluster(), args.workflow, args.output, out)
+        return commands.list_executions(cluster(), args.workflow, args.output, out, args.schedule)
     if args.command == "logs":
         from jobchain.cli.logs import follow_logs, show_logs
 
@@ -241,6 +262,10 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
         return run_dashboard(cluster(), given, args.address, args.port, args.open, out, err)
     if args.command == "cancel":
         return commands.cancel_execution(cluster(), args.execution, out)
+    if args.command == "retry":
+        from jobchain.cli.again import retry_execution
+
+        return retry_execution(cluster(), args.execution, args.mode, out, err)
     raise CliError(f"unknown command {args.command!r}")
 
 

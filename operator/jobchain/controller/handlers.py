@@ -26,11 +26,12 @@ from typing import Any
 import kopf
 
 from jobchain.api.models import FINISHED_NODE_PHASES, GROUP, TERMINAL_EXECUTION_PHASES, VERSION
-from jobchain.controller import reconcile
+from jobchain.controller import queue, reconcile, schedules
 from jobchain.controller.metrics import EXECUTIONS_RUNNING, STORE_OBJECTS
 from jobchain.controller.scheduler import Key, Scheduler
 from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
 from jobchain.engine.render import LABEL_MANAGED_BY, LABEL_NODE, MANAGED_BY
+from jobchain.engine.schedule import LABEL_SCHEDULE
 from jobchain.k8s.cluster import Cluster, connect
 from jobchain.k8s.requests import count_requests
 from jobchain.k8s.store import Store, execution_of
@@ -60,6 +61,7 @@ class Runtime:
         self.running: set[Key] = set()
         self.executions = Scheduler(self._reconcile_execution, workers=WORKERS, on_result=self._after_execution)
         self.workflows = Scheduler(self._reconcile_workflow, workers=2)
+        self.schedules = Scheduler(self._reconcile_schedule, workers=2, on_result=lambda _key, wake: wake)
 
     def _reconcile_execution(self, key: Key) -> reconcile.Outcome:
         try:
@@ -79,6 +81,7 @@ class Runtime:
         finished = outcome.phase in (None, *TERMINAL_EXECUTION_PHASES)
         if finished:
             self.running.discard(key)
+            self.free_slot(key[0], self.store.execution(*key))
         elif outcome.phase == "Running":
             self.running.add(key)
         EXECUTIONS_RUNNING.set(len(self.running))
@@ -89,6 +92,16 @@ class Runtime:
         # with a finalizer, which would block deleting an execution while no operator runs.
         resync = datetime.now(UTC) + timedelta(seconds=RESYNC_SECONDS)
         return min(outcome.wake_at, resync) if outcome.wake_at else resync
+
+    def free_slot(self, namespace: str, body: dict[str, Any] | None) -> None:
+        """A finished (or deleted) execution may free a slot of its Workflow's queue: look at the waiting."""
+        workflow = ((body or {}).get("spec") or {}).get("workflowRef") or {}
+        if workflow.get("name"):
+            for name in queue.waiting_for(self.store, namespace, str(workflow["name"])):
+                self.executions.poke((namespace, name))
+
+    def _reconcile_schedule(self, key: Key) -> datetime | None:
+        return schedules.reconcile_schedule(self.cluster, *key)
 
     def _reconcile_workflow(self, key: Key) -> None:
         body = self.cluster.get_workflow(*key)
@@ -125,6 +138,7 @@ async def cleanup(**_: Any) -> None:
     if _runtime is not None:
         _runtime.executions.shutdown()
         _runtime.workflows.shutdown()
+        _runtime.schedules.shutdown()
 
 
 def _raw(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -140,10 +154,14 @@ def _count_store() -> None:
 async def execution_changed(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
     key = (namespace or "", name)
     rt = runtime()
+    schedule = ((event["object"].get("metadata") or {}).get("labels") or {}).get(LABEL_SCHEDULE)
+    if schedule:  # its schedule counts it (active, history, last success), our own writes included
+        rt.schedules.poke((key[0], str(schedule)))
     if event.get("type") == "DELETED":
         rt.executions.forget(key)
         rt.running.discard(key)
         rt.store.drop_execution(*key)
+        rt.free_slot(key[0], dict(event["object"]))
         EXECUTIONS_RUNNING.set(len(rt.running))
         _count_store()
         return
@@ -197,3 +215,21 @@ async def pod_changed(event: kopf.RawEvent, body: kopf.Body, namespace: str | No
 async def workflow_changed(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
     if event.get("type") != "DELETED":
         runtime().workflows.poke((namespace or "", name))
+
+
+@kopf.index(GROUP, VERSION, "workflowschedules")
+async def index_schedule(body: kopf.Body, **_: Any) -> None:
+    runtime().store.put_schedule(_raw(body))
+
+
+@kopf.on.event(GROUP, VERSION, "workflowschedules")
+async def schedule_changed(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str,
+                           **_: Any) -> None:
+    rt = runtime()
+    key = (namespace or "", name)
+    if event.get("type") == "DELETED":
+        rt.schedules.forget(key)
+        rt.store.drop_schedule(*key)  # its executions follow through their ownerReferences
+        return
+    rt.store.put_schedule(_raw(body))
+    rt.schedules.poke(key)

@@ -27,7 +27,8 @@ from jobchain.api.models import (
     WorkflowSpec,
     WorkflowStatus,
 )
-from jobchain.controller import metrics
+from jobchain.controller import metrics, queue
+from jobchain.engine import resume
 from jobchain.engine import status as st
 from jobchain.engine.events import events_between
 from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
@@ -40,6 +41,7 @@ from jobchain.engine.planner import (
     record_refusals,
 )
 from jobchain.engine.render import LABEL_NODE
+from jobchain.engine.schedule import ANNOTATION_SCHEDULED_TIME
 from jobchain.engine.secrets import redact, secret_refs
 from jobchain.engine.timefmt import iso
 from jobchain.engine.types import ObservedJob
@@ -191,7 +193,6 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     body = cluster.get_execution(namespace, name)
     if body is None:
         return Outcome(None)
-    meta = body["metadata"]
     old = ExecutionStatus.model_validate(body.get("status") or {})
     if operator_namespace and namespace == operator_namespace:
         # Its pods could run as the operator's own ServiceAccount and borrow its rights.
@@ -217,12 +218,56 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
         return Outcome(str(old.phase), expiry)
     began = time.monotonic()
     lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None else None
+    # Under a Workflow's maxConcurrentExecutions, an execution about to start waits for a slot; the
+    # decision and the status write that takes the slot happen under the queue's lock.
+    with queue.slot(cluster.store, namespace, name, spec, lookup) as waiting:
+        if waiting is not None:
+            return hold(cluster, body, old, "Queued", waiting.message, now)
+        if old.workflowSpec is None and spec.resumeFrom is not None and not spec.cancel:
+            return resume_pass(cluster, body, old, spec.resumeFrom.name, now)
+        return _plan_pass(cluster, body, spec, old, lookup, now, output_limit, began)
+
+
+def hold(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
+         at: datetime) -> Outcome:
+    """Keeps the execution Pending with a reason (Queued); it is looked at again when a slot frees up."""
+    new = old.model_copy(deep=True)
+    st.hold(new, reason, message, at)
+    st.summarize(new, body["metadata"].get("generation"), at)
+    _write(cluster, body, old, new)
+    return Outcome(str(new.phase))
+
+
+def resume_pass(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, source_name: str,
+                at: datetime) -> Outcome:
+    """The first pass of a retry (spec.resumeFrom): takes the snapshot of the execution it resumes and
+    copies its Succeeded nodes; the next pass plans the rest as usual."""
+    meta = body["metadata"]
+    source_body = cluster.get_execution(meta["namespace"], source_name)
+    source = ExecutionStatus.model_validate(source_body.get("status") or {}) if source_body else None
+    problem = resume.problem(source_name, source)
+    if problem is not None or source is None:
+        return refuse(cluster, body, old, "InvalidResume", problem or "", at)
+    new = old.model_copy(deep=True)
+    resume.seed(new, source_name, source, at)
+    st.summarize(new, meta.get("generation"), at)
+    _write(cluster, body, old, new)
+    log.info("%s/%s: resumes %s, reusing %s", meta["namespace"], meta["name"], source_name,
+             [n.name for n in new.nodes if n.reused])
+    return Outcome(str(new.phase), at)  # plan the rest at once
+
+
+def _plan_pass(cluster: Cluster, body: dict[str, Any], spec: WorkflowExecutionSpec, old: ExecutionStatus,
+               lookup: WorkflowLookup | None, now: datetime, output_limit: int, began: float) -> Outcome:
+    meta = body["metadata"]
+    namespace, name = meta["namespace"], meta["name"]
     workflow = old.workflowSpec or spec.workflow or (lookup.spec if lookup else None)
     observation = cluster.observer.observe(namespace, name, meta["uid"], _to_read(workflow, old),
                                            started=old.workflowSpec is not None)
     observed = _without_secrets(cluster, namespace, spec, observation.jobs)
     execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old,
-                               created=utc_stamp(meta.get("creationTimestamp")))
+                               created=utc_stamp(meta.get("creationTimestamp")),
+                               scheduled_time=(meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME))
     result = plan(execution, observed, now, lookup, output_limit)
     planned = time.monotonic()
 

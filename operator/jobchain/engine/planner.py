@@ -65,6 +65,7 @@ class _Run:
         self.plan = Plan(status=self.status)
         self.output_limit = output_limit
         self.unrestored: set[str] = set()  # adopted nodes whose inputFrom is not restored yet
+        self.vanished: list[NodeStatus] = []  # Running nodes whose Job is gone (see fail_vanished)
         self.started_now: set[str] = set()  # nodes given a Job by this pass
         self.fan = FanOut(self)
         self.limits: dict[tuple[str, int | None], int] = {}  # (node, item index) -> output limit
@@ -128,7 +129,8 @@ class _Run:
 
     def ref(self) -> ExecutionRef:
         return ExecutionRef(self.execution.name, self.execution.namespace, self.execution.uid,
-                            self.status.workflowName or self.execution.name)
+                            self.status.workflowName or self.execution.name,
+                            self.execution.scheduled_time or self.status.startedAt)
 
     # ---- folding observed Jobs into node status ----------------------------------------
     def fold_observed(self, stopping: bool) -> None:
@@ -147,11 +149,10 @@ class _Run:
                 continue
             seen = self.observed.get(node.name)
             if seen is None:
-                # Gone while Running: deleted by a cancel or deadline pass whose status write was
-                # lost (the stop below cancels it again), or else outside jobchain.
+                # Gone while Running: deleted by a stop (cancel, deadline, condition error) whose
+                # status write was lost, which this pass makes again, or else outside jobchain.
                 if node.phase == NodePhase.RUNNING and not stopping:
-                    self.mark(node, NodePhase.FAILED, self.now, f"Job {node.jobName} disappeared before its "
-                              "result was read (deleted outside jobchain?)")
+                    self.vanished.append(node)
             elif seen.state == JobState.RUNNING:
                 st.note_job(node, seen.name, self.now, seen.retries)
             else:
@@ -213,6 +214,14 @@ class _Run:
         self.outputs_used = outputs_used
         for node in {n.name: n for n, _, index in finished if index is not None}.values():
             self.fan.settle(node)
+
+    def fail_vanished(self) -> None:
+        """Fails the nodes whose Job disappeared, unless a stop in this pass cancelled them."""
+        if self.status.phase != ExecutionPhase.RUNNING:
+            return
+        for node in self.vanished:
+            self.mark(node, NodePhase.FAILED, self.now, f"Job {node.jobName} disappeared before its "
+                      "result was read (deleted outside jobchain?)")
 
     def restore_inputs(self) -> None:
         """inputFrom of nodes whose Job was created by a pass whose status write was lost.
@@ -373,6 +382,7 @@ class _Run:
             secrets=secret_refs(self.execution.spec),
             item_index=item_index,
             item=item,
+            scheduled_time=self.execution.scheduled_time or self.status.startedAt,
         )
 
     def conclude(self) -> None:
@@ -453,6 +463,11 @@ def plan(
             run.stop(ExecutionPhase.FAILED, "DeadlineExceeded",
                      f"the execution ran past spec.timeoutSeconds ({execution.spec.timeoutSeconds}s)")
     else:
+        if run.vanished:
+            # A condition error found again here is the stop that deleted those Jobs (its status
+            # write was lost): decisions that start nothing come first, then the rest fail.
+            run.schedule(may_start=False)
+            run.fail_vanished()
         run.schedule(may_start=True)
         run.conclude()
     st.summarize(status, execution.generation, now)

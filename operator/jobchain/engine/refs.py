@@ -1,8 +1,9 @@
 """`$(...)` references in script, command, args and env values: finding and substituting them.
 
 Ours are `$(params.X)`, `$(input)`, `$(input.KEY...)`, `$(nodes.NAME.output)`,
-`$(nodes.NAME.output.KEY...)`, `$(execution.name)`, `$(execution.namespace)`, and in a forEach
-node `$(item)`, `$(item.KEY...)` and `$(item.index)` (the item's 0-based index). Any other
+`$(nodes.NAME.output.KEY...)`, `$(execution.name)`, `$(execution.namespace)`,
+`$(execution.scheduledTime)` (RFC 3339: a schedule's time, else when the execution started), and
+in a forEach node `$(item)`, `$(item.KEY...)` and `$(item.index)` (the item's 0-based index). Any other
 `$(NAME)` is left alone, so Kubernetes' own expansion of container env vars keeps working.
 A reference that cannot be resolved raises UnresolvedReference naming it: a value is never
 silently empty.
@@ -48,7 +49,7 @@ def parse(text: str) -> Reference | None:
         return Reference(text, "nodes", parts[1], tuple(parts[3:]))
     if head == "item":
         return Reference(text, "item", None, tuple(parts[1:]))
-    if head == "execution" and len(parts) == 2 and parts[1] in ("name", "namespace"):
+    if head == "execution" and len(parts) == 2 and parts[1] in ("name", "namespace", "scheduledTime"):
         return Reference(text, "execution", parts[1], ())
     return None
 
@@ -103,6 +104,7 @@ class Scope:
     # forEach: the item's index (None outside a forEach node) and value
     item_index: int | None = None
     item: Any = None
+    scheduled_time: str | None = None  # RFC 3339
 
     def resolve(self, ref: Reference) -> Any:
         if ref.kind == "params":
@@ -122,6 +124,10 @@ class Scope:
             except UnresolvedReference as exc:
                 raise UnresolvedReference(f"$({ref.text}): {exc}") from None
         if ref.kind == "execution":
+            if ref.target == "scheduledTime":
+                if self.scheduled_time is None:
+                    raise UnresolvedReference(f"$({ref.text}): the execution has no start time yet")
+                return self.scheduled_time
             return self.execution_name if ref.target == "name" else self.namespace
         if ref.kind == "input":
             if not self.has_input:

@@ -103,6 +103,8 @@ class ExecutionRef:
     namespace: str
     uid: str
     workflow: str  # the Workflow's name, or the execution's own for an inline spec
+    # JOBCHAIN_SCHEDULED_TIME: a WorkflowSchedule's time for this run, else when the execution started
+    scheduled_time: str | None = None
 
 
 def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -267,6 +269,7 @@ def render_job(
         *item_env,
         {"name": "JOBCHAIN_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "JOBCHAIN_POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        *([{"name": "JOBCHAIN_SCHEDULED_TIME", "value": execution.scheduled_time}] if execution.scheduled_time else []),
         # before the node's own env: the kubelet expands $(VAR) only with variables defined earlier
         *values.env,
     ]

@@ -182,6 +182,17 @@ def begin(status: ExecutionStatus, workflow_name: str, workflow: WorkflowSpec, p
     status.nodes = [NodeStatus(name=n.name) for n in workflow.nodes]
     status.phase = ExecutionPhase.RUNNING
     status.reason = "Running"
+    status.message = ""  # a Queued message no longer holds
+
+
+def hold(status: ExecutionStatus, reason: str, message: str, at: datetime) -> None:
+    """Keeps an execution Pending, saying why (Queued: waiting for a slot of its Workflow)."""
+    if status.phase in TERMINAL_EXECUTION_PHASES or status.workflowSpec is not None:
+        return
+    status.phase = ExecutionPhase.PENDING
+    status.reason = reason
+    status.message = cut(message, EXECUTION_MESSAGE_LIMIT)
+    _succeeded_condition(status, at)
 
 
 def finish(status: ExecutionStatus, phase: ExecutionPhase, reason: str, message: str, at: datetime) -> bool:

@@ -53,6 +53,7 @@ class ExecutionInput:
     # metadata.creationTimestamp: the start of the execution (and of its deadline) whatever pass
     # first recorded it, so a lost status write cannot move the deadline.
     created: str | None = None
+    scheduled_time: str | None = None  # a WorkflowSchedule's time for this execution (its annotation)
 
 
 @dataclass(frozen=True)

@@ -121,6 +121,7 @@ class Store:
         self._pods: dict[Key, Obj] = {}
         self._pods_of: dict[str, set[Key]] = {}  # Job uid -> pods
         self._finished_seen: dict[str, float] = {}  # pod uid -> monotonic time first seen finished
+        self._schedules: dict[Key, Obj] = {}
         self._warm: set[str] = set()  # namespaces whose Jobs and pods were listed once
 
     def is_warm(self, namespace: str) -> bool:
@@ -160,10 +161,31 @@ class Store:
         with self._lock:
             return self._executions.get((namespace, name))
 
+    def executions_in(self, namespace: str) -> list[Obj]:
+        """Every execution of the namespace (for a schedule's runs and a workflow's queue)."""
+        with self._lock:
+            return [obj for (ns, _), obj in self._executions.items() if ns == namespace]
+
     def drop_execution(self, namespace: str, name: str) -> None:
         with self._lock:
             self._executions.pop((namespace, name), None)
             self._own_versions.pop((namespace, name), None)
+
+    # ---- schedules ---------------------------------------------------------------------
+    def put_schedule(self, obj: Obj) -> None:
+        key = _key(obj)
+        with self._lock:
+            held = self._schedules.get(key)
+            if held is None or rv_newer_or_same(_rv(obj), _rv(held)):
+                self._schedules[key] = obj
+
+    def schedule(self, namespace: str, name: str) -> Obj | None:
+        with self._lock:
+            return self._schedules.get((namespace, name))
+
+    def drop_schedule(self, namespace: str, name: str) -> None:
+        with self._lock:
+            self._schedules.pop((namespace, name), None)
 
     # ---- Jobs --------------------------------------------------------------------------
     def put_job(self, job: Obj) -> bool:

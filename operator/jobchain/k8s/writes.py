@@ -19,9 +19,11 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from jobchain.api.models import API_VERSION
-from jobchain.k8s.api import CustomObjects
+from jobchain.k8s.api import EXECUTIONS, CustomObjects
 
 log = logging.getLogger(__name__)
+
+SCHEDULES = "workflowschedules"
 
 
 class JobRefused(Exception):
@@ -83,6 +85,27 @@ class Writer:
             f"Job {meta['namespace']}/{meta['name']} exists and belongs to another execution "
             "(an older one of the same name, still being garbage-collected?); will retry"
         )
+
+    def create_execution(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
+        """Creates a schedule's execution; None when one of that name exists already (created by an
+        earlier pass whose status write was lost: that time has run, it is adopted, never doubled)."""
+        try:
+            return self.objects.create_object(manifest["metadata"]["namespace"], EXECUTIONS, manifest)
+        except ApiException as exc:
+            if exc.status == 409:
+                return None
+            if exc.status == 403 and "NamespaceTerminating" in str(exc.body or ""):
+                log.info("not creating %s: its namespace is being deleted", manifest["metadata"].get("name"))
+                return None
+            raise
+
+    def cancel_execution(self, namespace: str, name: str) -> None:
+        """Sets spec.cancel on an execution (a schedule's Replace policy)."""
+        try:
+            self.objects.patch_object(namespace, EXECUTIONS, name, {"spec": {"cancel": True}})
+        except ApiException as exc:
+            if exc.status != 404:
+                raise
 
     def delete_job(self, namespace: str, name: str) -> None:
         try:
