@@ -28,7 +28,7 @@ from jobchain.engine.planner import (
     iso,
     plan,
 )
-from jobchain.engine.render import LABEL_NODE, job_name
+from jobchain.engine.render import LABEL_NODE, job_name, key_of
 from jobchain.k8s.observe import Observation
 from jobchain.k8s.writes import JobRefused
 
@@ -137,7 +137,8 @@ def node_status(status: ExecutionStatus, name: str) -> NodeStatus:
 
 
 def created_nodes(p: Plan) -> list[str]:
-    return [j["metadata"]["labels"][LABEL_NODE] for j in p.create]
+    """The node (node#index for a forEach item) of each Job the plan creates."""
+    return [str(key_of(j)) for j in p.create]
 
 
 def env_of(job_manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -176,7 +177,7 @@ class Cluster:
     def apply(self, p: Plan) -> None:
         for manifest in p.create:
             name = manifest["metadata"]["name"]
-            node_name = manifest["metadata"]["labels"][LABEL_NODE]
+            node_name = str(key_of(manifest))
             self.creates.append(node_name)
             if name not in self.jobs:
                 self.jobs[name] = ObservedJob(node=node_name, name=name, state=JobState.RUNNING)
@@ -383,7 +384,8 @@ class FakeCluster:
             raise JobRefused(self.refuse[node_name])
         name = manifest["metadata"]["name"]
         self.jobs.setdefault(name, manifest)
-        self.seen.setdefault(node_name, ObservedJob(node=node_name, name=name, state=JobState.RUNNING))
+        key = str(key_of(manifest))  # node#index for a forEach item
+        self.seen.setdefault(key, ObservedJob(node=key, name=name, state=JobState.RUNNING))
         return self.jobs[name]
 
     def delete_job(self, namespace: str, name: str) -> None:

@@ -1,4 +1,5 @@
-"""`jobchain logs`: each node's pod log in execution order, every line prefixed with `[node]`.
+"""`jobchain logs`: each node's pod log in execution order, every line prefixed with `[node]`
+(`[node#3]` for item 3 of a forEach node).
 
 Pods are found by their labels (execution and node), not by the name recorded in status,
 so every attempt of a retried node is shown. Pods do not live forever (Job TTL, deletion,
@@ -19,6 +20,7 @@ from jobchain.api.models import FINISHED_NODE_PHASES, TERMINAL_EXECUTION_PHASES,
 from jobchain.cli.cluster import EXECUTIONS, Cluster, LogNotReady
 from jobchain.cli.errors import usage_error
 from jobchain.cli.tables import status_of
+from jobchain.engine.render import LABEL_ITEM, item_key
 
 POLL_SECONDS = 1.0
 
@@ -68,17 +70,39 @@ def node_log_lines(cluster: Cluster, execution: str, node: NodeStatus, ended: bo
     pods = cluster.node_pods(execution, node.name)
     if not pods:
         return no_pod_note(node, ended)
+    if node.items is not None:
+        return item_log_lines(cluster, node, pods)
+    return pod_log_lines(cluster, node.name, node, pods)
+
+
+def pod_log_lines(cluster: Cluster, prefix: str, node: NodeStatus, pods: list[dict[str, Any]]) -> list[str]:
     lines: list[str] = []
     for attempt, pod in enumerate(pods, start=1):
         pod_name = pod["metadata"]["name"]
         if len(pods) > 1:
-            lines += prefixed(node.name, f"--- pod {pod_name} (attempt {attempt} of {len(pods)}) ---")
+            lines += prefixed(prefix, f"--- pod {pod_name} (attempt {attempt} of {len(pods)}) ---")
         try:
             text = cluster.read_log(pod_name)
         except LogNotReady as exc:
-            lines += prefixed(node.name, f"(pod {pod_name} has no log yet: {exc})")
+            lines += prefixed(prefix, f"(pod {pod_name} has no log yet: {exc})")
             continue
-        lines += recorded_output(node) if text is None else prefixed(node.name, text)
+        if text is None:
+            lines += recorded_output(node) if prefix == node.name else prefixed(prefix, f"({pod_name} is gone)")
+        else:
+            lines += prefixed(prefix, text)
+    return lines
+
+
+def item_log_lines(cluster: Cluster, node: NodeStatus, pods: list[dict[str, Any]]) -> list[str]:
+    """A forEach node: each item's pods in item order, prefixed `[node#index]`."""
+    by_item: dict[int, list[dict[str, Any]]] = {}
+    for pod in pods:
+        index = ((pod["metadata"].get("labels") or {}).get(LABEL_ITEM) or "")
+        if index.isdigit():
+            by_item.setdefault(int(index), []).append(pod)
+    lines: list[str] = []
+    for index in sorted(by_item):
+        lines += pod_log_lines(cluster, item_key(node.name, index), node, by_item[index])
     return lines
 
 

@@ -101,9 +101,19 @@ def _to_read(workflow: WorkflowSpec | None, status: ExecutionStatus) -> list[Nod
     if workflow is None:
         return []
     finished = {n.name for n in status.nodes if n.phase not in (NodePhase.PENDING, NodePhase.RUNNING)}
-    running = {n.name: n.jobName for n in status.nodes if n.phase == NodePhase.RUNNING}
-    return [NodeToRead(n.name, OutputSource(n.output.from_), running.get(n.name))
-            for n in workflow.nodes if n.name not in finished]
+    running = {n.name: n for n in status.nodes if n.phase == NodePhase.RUNNING}
+    wanted = []
+    for n in workflow.nodes:
+        if n.name in finished:
+            continue
+        node = running.get(n.name)
+        items = node.itemResults or [] if node is not None else []
+        wanted.append(NodeToRead(
+            n.name, OutputSource(n.output.from_), node.jobName if node is not None else None,
+            item_jobs=tuple(e.jobName for e in items if e.phase == NodePhase.RUNNING and e.jobName),
+            items_done=frozenset(e.index for e in items if e.phase != NodePhase.RUNNING),
+        ))
+    return wanted
 
 
 def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[dict[str, Any]],

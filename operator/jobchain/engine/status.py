@@ -21,6 +21,8 @@ from jobchain.api.models import (
     Condition,
     ExecutionPhase,
     ExecutionStatus,
+    ItemCounts,
+    ItemStatus,
     NodePhase,
     NodeStatus,
     WorkflowSpec,
@@ -108,6 +110,62 @@ def restore_input(node: NodeStatus, source: str | None) -> None:
         node.inputFrom = source
 
 
+# ---- forEach items -------------------------------------------------------------------------
+# An item's entry is small: its output lives once, in the node's output list; the entry keeps a
+# preview whose length shrinks with the number of items, so 5,000 items stay within budget.
+ITEM_PREVIEW_BUDGET = 32 * 1024
+ITEM_PREVIEW_MAX = 64
+ITEM_MESSAGE_MAX = 256
+
+
+def item_preview_limit(total: int) -> int:
+    return min(ITEM_PREVIEW_MAX, ITEM_PREVIEW_BUDGET // max(1, total))
+
+
+def mark_item(node: NodeStatus, index: int, phase: NodePhase, message: str | None = None, *,
+              at: datetime | str | None = None, job_name: str | None = None, exit_code: int | None = None,
+              output: Any = None, preview: str | None = None, truncated: bool = False) -> bool:
+    """Records one item of a running forEach node; False, nothing changed, if the node or the
+    item had finished already (a finished item never changes, like a finished node).
+
+    The item's output goes into the node's output list at its index; the counts follow."""
+    if node.phase in FINISHED_NODE_PHASES or node.items is None:
+        return False
+    results = node.itemResults if node.itemResults is not None else []
+    entry = next((e for e in results if e.index == index), None)
+    if entry is not None and entry.phase in FINISHED_NODE_PHASES:
+        return False
+    if entry is None:
+        entry = ItemStatus(index=index)
+        results.append(entry)
+        results.sort(key=lambda e: e.index)
+    entry.phase = phase
+    if job_name is not None:
+        entry.jobName = job_name
+    if exit_code:  # (0 is the rule: not stored, 5,000 entries are kept small)
+        entry.exitCode = exit_code
+    if message:
+        entry.message = cut(message, ITEM_MESSAGE_MAX)
+    if preview is not None:
+        entry.preview = preview
+    if phase in FINISHED_NODE_PHASES and entry.finishedAt is None and at is not None:
+        entry.finishedAt = _stamp(at)
+    if phase in FINISHED_NODE_PHASES and output is not None:
+        outputs = list(node.output) if isinstance(node.output, list) else [None] * node.items.total
+        outputs[index] = output
+        node.output = outputs
+    if truncated:  # said once for the node (outputTruncated), not in 5,000 item messages
+        node.outputTruncated = True
+    node.itemResults = results
+    node.items = ItemCounts(
+        total=node.items.total,
+        succeeded=sum(1 for e in results if e.phase == NodePhase.SUCCEEDED),
+        failed=sum(1 for e in results if e.phase == NodePhase.FAILED),
+        running=sum(1 for e in results if e.phase == NodePhase.RUNNING),
+    )
+    return True
+
+
 # ---- the execution -------------------------------------------------------------------------
 
 def begin(status: ExecutionStatus, workflow_name: str, workflow: WorkflowSpec, params: dict[str, str],
@@ -158,6 +216,11 @@ def summarize(status: ExecutionStatus, generation: int | None, at: datetime) -> 
     if status.nodes:
         done = sum(1 for n in status.nodes if n.phase in FINISHED_NODE_PHASES)
         status.progress = f"{done}/{len(status.nodes)}"
+        # kubectl's Progress column: a running fan-out shows how far its items are
+        fanning = [n.items for n in status.nodes if n.phase == NodePhase.RUNNING and n.items is not None]
+        if fanning:
+            finished = sum(c.succeeded + c.failed for c in fanning)
+            status.progress += f" ({finished}/{sum(c.total for c in fanning)} items)"
     running = [n.name for n in status.nodes if n.phase == NodePhase.RUNNING]
     status.running = ",".join(running) if running else None
     _succeeded_condition(status, at)
