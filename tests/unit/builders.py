@@ -6,6 +6,7 @@ a test reads like the workflow it is about and the models' own validation is exe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from jobchain.engine.planner import (
     plan,
 )
 from jobchain.engine.render import LABEL_NODE, job_name, key_of
+from jobchain.engine.status import output_refs
 from jobchain.k8s.observe import Observation
 from jobchain.k8s.writes import JobRefused
 
@@ -173,8 +175,11 @@ class Cluster:
     manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
     creates: list[str] = field(default_factory=list)  # every create request, by node
     deleted: list[str] = field(default_factory=list)
+    config_maps: dict[str, Any] = field(default_factory=dict)  # output ConfigMaps: name -> the value kept
 
     def apply(self, p: Plan) -> None:
+        for cm in p.config_maps:
+            self.config_maps.setdefault(cm["metadata"]["name"], json.loads(cm["data"]["output.json"]))
         for manifest in p.create:
             name = manifest["metadata"]["name"]
             node_name = str(key_of(manifest))
@@ -238,6 +243,9 @@ def simulate(
         plans.append(p)
         cluster.apply(p)
         ex = with_status(ex, p.status)
+        # as the controller reads them: the whole outputs kept in ConfigMaps that status names
+        ex = dataclasses.replace(ex, outputs={key: cluster.config_maps[ref.configMap]
+                                              for key, ref in output_refs(p.status, ex.name).items()})
         if p.status.phase in TERMINAL_EXECUTION_PHASES:
             return Run(plans, cluster, p.status, now)
         now += timedelta(seconds=1)

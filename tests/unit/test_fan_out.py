@@ -200,7 +200,13 @@ def test_five_thousand_items_stay_within_the_status_budget() -> None:
     assert each.phase == "Succeeded" and each.output is not None and len(each.output) == 5000
     size = len(json.dumps(dump_status(run.status), separators=(",", ":")))
     assert size < 1024 * 1024, size  # etcd refuses objects over 1.5 MiB
-    assert each.outputTruncated and each.message.endswith("item outputs truncated to fit the status budget")
+    # Status holds previews (most items are over their share of the budget), each kept whole in its own
+    # ConfigMap until the node finished; then the whole list, complete and in item order, in the node's.
+    assert each.outputTruncated and each.outputRef is not None
+    assert each.message.endswith(f"item outputs previewed in status, the whole list kept in ConfigMap "
+                                 f"{each.outputRef.configMap}")
+    kept = run.cluster.config_maps[each.outputRef.configMap]
+    assert kept == [{"n": i, "pad": "x" * 90} for i in range(5000)]
     assert ExecutionStatus.model_validate(json.loads(json.dumps(dump_status(run.status)))) == run.status
 
 

@@ -398,6 +398,12 @@ class ItemStatus(Observed):
     preview: str | None = Field(default=None, description="The start of the item's output (all of it is "
                                 "in the node's output list).")
     message: str | None = Field(default=None, description="Why the item failed (unset when it succeeded).")
+    outputBytes: int | None = Field(
+        default=None,
+        description="Set when the item's output (over its share of the status budget, or over 64 KiB) is kept "
+        "whole in its own ConfigMap, named as its Job with -output (key output.json): its size. The node's "
+        "output list then holds a preview of it; once the node finishes, its outputRef holds the whole list.",
+    )
 
 
 class NodeStatus(Observed):

@@ -181,18 +181,17 @@ def _without_secrets(cluster: Cluster, namespace: str, spec: WorkflowExecutionSp
     return out
 
 
-def _whole_outputs(cluster: Cluster, namespace: str, status: ExecutionStatus) -> dict[str, Any]:
-    """The whole values of outputs kept in ConfigMaps (status holds previews), for edges and inputs.
+def _whole_outputs(cluster: Cluster, namespace: str, name: str, status: ExecutionStatus) -> dict[str, Any]:
+    """The whole values of outputs kept in ConfigMaps (status holds previews), for edges and inputs:
+    of nodes, and of the items of forEach nodes still running (keyed node#index).
     One that is gone (deleted by hand) is left out: the planner then has only the preview."""
     found: dict[str, Any] = {}
-    for node in status.nodes:
-        if node.outputRef is not None:
-            ok, value = cluster.output_value(namespace, node.outputRef.configMap, node.outputRef.key)
-            if ok:
-                found[node.name] = value
-            else:
-                log.warning("%s: the output of node %s, kept in ConfigMap %s, is gone", namespace, node.name,
-                            node.outputRef.configMap)
+    for key, ref in st.output_refs(status, name).items():
+        ok, value = cluster.output_value(namespace, ref.configMap, ref.key)
+        if ok:
+            found[key] = value
+        else:
+            log.warning("%s: the output of %s, kept in ConfigMap %s, is gone", namespace, key, ref.configMap)
     return found
 
 
@@ -283,7 +282,7 @@ def _plan_pass(cluster: Cluster, body: dict[str, Any], spec: WorkflowExecutionSp
     execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old,
                                created=utc_stamp(meta.get("creationTimestamp")),
                                scheduled_time=(meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME),
-                               outputs=_whole_outputs(cluster, namespace, old))
+                               outputs=_whole_outputs(cluster, namespace, name, old))
     result = plan(execution, observed, now, lookup, output_limit)
     for config_map in result.config_maps:  # before the status that names them, and the Jobs that mount them
         cluster.writer.create_config_map(config_map)

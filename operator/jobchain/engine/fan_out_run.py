@@ -13,13 +13,28 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from jobchain.api.models import FINISHED_NODE_PHASES, ItemCounts, NodePhase, NodeStatus, OutputSource
+from jobchain.api.models import FINISHED_NODE_PHASES, ItemCounts, NodePhase, NodeStatus, OutputRef, OutputSource
 from jobchain.engine import fanout
 from jobchain.engine import status as st
 from jobchain.engine.graph import InEdge
-from jobchain.engine.outputs import parse_output, stored_size
+from jobchain.engine.outputs import (
+    INLINE_INPUT_FILE_BYTES,
+    MAX_OUTPUT_BYTES,
+    input_json,
+    keep_output,
+    stored_size,
+    too_large_note,
+)
 from jobchain.engine.refs import UnresolvedReference
-from jobchain.engine.render import ValueTooLarge, render_job, split_key
+from jobchain.engine.render import (
+    OUTPUT_KEY,
+    ValueTooLarge,
+    item_key,
+    output_config_map_name,
+    render_job,
+    render_output_config_map,
+    split_key,
+)
 from jobchain.engine.timefmt import iso
 from jobchain.engine.types import JobState, ObservedJob
 
@@ -97,7 +112,7 @@ class FanOut:
         if not slot_free and not adopted:
             return None
         run.mark(node, NodePhase.RUNNING, run.now, inputFrom=source, startedAt=iso(run.now),
-                 items=ItemCounts(total=len(items)), itemResults=[], output=[None] * len(items))
+                 items=ItemCounts(total=len(items)), itemResults=[])
         run.record_finished(self.observe(node, stopping=False))
         self.fill(node, may_start=slot_free or adopted)
         return not self.settle(node)
@@ -134,7 +149,7 @@ class FanOut:
             if not items:
                 continue
             run.mark(node, NodePhase.RUNNING, run.now, inputFrom=source, startedAt=iso(run.now),
-                     items=ItemCounts(total=len(items)), itemResults=[], output=[None] * len(items))
+                     items=ItemCounts(total=len(items)), itemResults=[])
             run.record_finished(self.observe(node, stopping=False))
             self.settle(node)
             adopted = True
@@ -212,17 +227,29 @@ class FanOut:
         return finished
 
     def record(self, node: NodeStatus, index: int, job: ObservedJob, limit: int) -> int:
-        """Records a finished item; returns the bytes its output adds to status."""
+        """Records a finished item; returns the bytes its output adds to status.
+
+        As for a node's output: one over `limit` (or over 64 KiB) is kept whole in a ConfigMap named
+        from node and index, created before the status naming it (outputRef), and status keeps a
+        preview; one over 1 MiB fails the item."""
         run = self.run
         from_logs = run.spec_of(node.name).output.from_ == OutputSource.LOGS
-        output, truncated = parse_output(job.raw_output, limit, keep_end=from_logs)
+        kept = keep_output(job.raw_output, limit, keep_end=from_logs)
         message = job.message
         phase = NodePhase.SUCCEEDED if job.state == JobState.SUCCEEDED else NodePhase.FAILED
+        size = None
+        if kept.too_large:
+            phase = NodePhase.FAILED
+            message = f"{message}; {too_large_note(kept.too_large)}" if message else too_large_note(kept.too_large)
+        elif kept.whole is not None:
+            size = len(kept.whole.encode())
+            run.plan.config_maps.append(render_output_config_map(run.ref(), node.name, kept.whole, index))
+            run.whole[item_key(node.name, index)] = kept.value
         total = node.items.total if node.items else 0
         st.mark_item(node, index, phase, message, at=job.finished_at or run.now, job_name=job.name,
-                     exit_code=job.exit_code, output=output, preview=fanout.preview(output, total),
-                     truncated=truncated)
-        return stored_size(output)
+                     exit_code=job.exit_code, output=kept.output, preview=fanout.preview(kept.output, total),
+                     truncated=kept.truncated, output_bytes=size)
+        return stored_size(kept.output)
 
     def settle(self, node: NodeStatus) -> bool:
         """Finishes the node when its items allow; True if it did."""
@@ -233,9 +260,40 @@ class FanOut:
         if result is None:
             return False
         phase, message = result
+        ref, too_large = self.keep_list(node)
+        if too_large:
+            phase = NodePhase.FAILED
+            message = (f"{message}; the list of item outputs is over the {MAX_OUTPUT_BYTES} bytes (1 MiB) a node's "
+                       f"output may be ({too_large} bytes): it is passed on to no node; let items write large data "
+                       "to a volume or an object store and output its location")
+        elif ref is not None and node.outputTruncated:
+            message += f"; item outputs previewed in status, the whole list kept in ConfigMap {ref.configMap}"
         stamps = [e.finishedAt for e in node.itemResults or [] if e.finishedAt]
-        run.mark(node, phase, max(stamps, default=None) or run.now, message)
+        run.mark(node, phase, max(stamps, default=None) or run.now, message, outputRef=ref)
         return True
+
+    def keep_list(self, node: NodeStatus) -> tuple[OutputRef | None, int]:
+        """The node's output, the list of its items' whole outputs in item order, as a node's output
+        is kept: in status when it is all there and small; else whole in the node's ConfigMap (status
+        keeps the list of previews). (outputRef, 0), or (None, size) when over 1 MiB."""
+        run = self.run
+        # (The list is made by the first item with an output: until then a node cancelled is the same
+        # whether or not the status write that started it was lost.)
+        total = node.items.total if node.items else 0
+        previews = node.output = node.output if isinstance(node.output, list) else [None] * total
+        refs = {e.index for e in node.itemResults or [] if e.outputBytes is not None}
+        whole = [run.whole.get(item_key(node.name, i), value) if i in refs else value
+                 for i, value in enumerate(previews)]
+        text = input_json(whole)
+        size = len(text.encode())
+        if size > MAX_OUTPUT_BYTES:
+            return None, size
+        if not refs and size <= INLINE_INPUT_FILE_BYTES:
+            return None, 0
+        run.plan.config_maps.append(render_output_config_map(run.ref(), node.name, text))
+        run.whole[node.name] = whole
+        return OutputRef(configMap=output_config_map_name(run.execution.name, node.name), key=OUTPUT_KEY,
+                         bytes=size), 0
 
     def stop(self, node: NodeStatus, reason: str) -> None:
         """Cancel or deadline: running item Jobs are deleted, running items Cancelled."""

@@ -91,8 +91,7 @@ def outcome(node: NodeStatus, fail_fast: bool) -> tuple[NodePhase, str] | None:
     if finished < counts.total and not stopped_early:
         return None
     if not failed:
-        note = "; item outputs truncated to fit the status budget" if node.outputTruncated else ""
-        return NodePhase.SUCCEEDED, f"{counts.total} item(s) succeeded{note}"
+        return NodePhase.SUCCEEDED, f"{counts.total} item(s) succeeded"
     detail = "; ".join(f"#{e.index}: {e.message or 'failed'}" for e in failed[:3])
     message = (f"item(s) {names_with_more([str(e.index) for e in failed])} of {counts.total} failed ({detail}); "
                f"{counts.succeeded} succeeded")

@@ -41,11 +41,11 @@ from jobchain.engine.graph import Graph, InEdge, node_texts
 from jobchain.engine.lifecycle import expires_at, leftovers, record_refusals
 from jobchain.engine.outputs import (
     DEFAULT_OUTPUT_LIMIT,
-    MAX_OUTPUT_BYTES,
     MIN_OUTPUT_SHARE,
     STATUS_OUTPUT_BUDGET,
     keep_output,
     stored_size,
+    too_large_note,
 )
 from jobchain.engine.refs import Scope, UnresolvedReference
 from jobchain.engine.render import (
@@ -219,9 +219,7 @@ class _Run:
             ref = None
             if kept.too_large:
                 phase = NodePhase.FAILED
-                note = (f"output is over the {MAX_OUTPUT_BYTES} bytes (1 MiB) a node's output may be ({kept.too_large} "
-                        "bytes read): only its start is kept and it is passed on to no node; write large data to a "
-                        "volume or an object store and output its location")
+                note = too_large_note(kept.too_large)
                 message = f"{message}; {note}" if message else note
             elif kept.whole is not None:
                 ref = OutputRef(configMap=output_config_map_name(self.execution.name, node.name), key=OUTPUT_KEY,

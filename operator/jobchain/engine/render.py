@@ -377,16 +377,20 @@ def output_config_map_name(execution: str, node: str) -> str:
     return f"{job_name(execution, node)}-output"
 
 
-def render_output_config_map(execution: ExecutionRef, node: str, text: str) -> dict[str, Any]:
-    """An immutable ConfigMap holding `text` (the output's JSON), owned by the execution."""
+def render_output_config_map(execution: ExecutionRef, node: str, text: str, index: int | None = None) -> dict[str, Any]:
+    """An immutable ConfigMap holding `text` (the output's JSON), owned by the execution: a node's, or
+    (with `index`) one forEach item's, named as the item's Job is."""
+    labels = {LABEL_EXECUTION: label_value(execution.name), LABEL_NODE: node,
+              LABEL_WORKFLOW: label_value(execution.workflow), LABEL_MANAGED_BY: MANAGED_BY}
+    if index is not None:
+        labels[LABEL_ITEM] = str(index)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": output_config_map_name(execution.name, node),
+            "name": output_config_map_name(execution.name, node if index is None else item_key(node, index)),
             "namespace": execution.namespace,
-            "labels": {LABEL_EXECUTION: label_value(execution.name), LABEL_NODE: node,
-                       LABEL_WORKFLOW: label_value(execution.workflow), LABEL_MANAGED_BY: MANAGED_BY},
+            "labels": labels,
             "annotations": {ANNOTATION_EXECUTION_UID: execution.uid, ANNOTATION_EXECUTION: execution.name},
             "ownerReferences": [{"apiVersion": API_VERSION, "kind": "WorkflowExecution", "name": execution.name,
                                  "uid": execution.uid, "controller": True, "blockOwnerDeletion": True}],

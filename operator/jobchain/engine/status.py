@@ -25,9 +25,11 @@ from jobchain.api.models import (
     ItemStatus,
     NodePhase,
     NodeStatus,
+    OutputRef,
     WorkflowSpec,
     WorkflowStatus,
 )
+from jobchain.engine.render import OUTPUT_KEY, item_key, output_config_map_name
 from jobchain.engine.timefmt import format_duration, iso, parse_time
 
 # Messages. A node's message holds what went wrong (an exit code, the last log lines, a
@@ -124,7 +126,8 @@ def item_preview_limit(total: int) -> int:
 
 def mark_item(node: NodeStatus, index: int, phase: NodePhase, message: str | None = None, *,
               at: datetime | str | None = None, job_name: str | None = None, exit_code: int | None = None,
-              output: Any = None, preview: str | None = None, truncated: bool = False) -> bool:
+              output: Any = None, preview: str | None = None, truncated: bool = False,
+              output_bytes: int | None = None) -> bool:
     """Records one item of a running forEach node; False, nothing changed, if the node or the
     item had finished already (a finished item never changes, like a finished node).
 
@@ -148,6 +151,8 @@ def mark_item(node: NodeStatus, index: int, phase: NodePhase, message: str | Non
         entry.message = cut(message, ITEM_MESSAGE_MAX)
     if preview is not None:
         entry.preview = preview
+    if output_bytes is not None:
+        entry.outputBytes = output_bytes
     if phase in FINISHED_NODE_PHASES and entry.finishedAt is None and at is not None:
         entry.finishedAt = _stamp(at)
     if phase in FINISHED_NODE_PHASES and output is not None:
@@ -164,6 +169,23 @@ def mark_item(node: NodeStatus, index: int, phase: NodePhase, message: str | Non
         running=sum(1 for e in results if e.phase == NodePhase.RUNNING),
     )
     return True
+
+
+def output_refs(status: ExecutionStatus, execution: str) -> dict[str, OutputRef]:
+    """The outputs kept whole in ConfigMaps that the planner needs (status holds previews of them),
+    by node, or by node#index for the items of a forEach node that has not finished (a finished
+    one keeps its whole list in its own outputRef). An item's ConfigMap is named from execution,
+    node and index, as its Job is, so its status entry stays small (5,000 of them must fit)."""
+    refs = {n.name: n.outputRef for n in status.nodes if n.outputRef is not None}
+    for node in status.nodes:
+        if node.phase in FINISHED_NODE_PHASES:
+            continue
+        for entry in node.itemResults or []:
+            if entry.outputBytes is not None:
+                key = item_key(node.name, entry.index)
+                refs[key] = OutputRef(configMap=output_config_map_name(execution, key), key=OUTPUT_KEY,
+                                      bytes=entry.outputBytes)
+    return refs
 
 
 # ---- the execution -------------------------------------------------------------------------
