@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -48,3 +49,26 @@ def test_graph_marks_for_each_nodes() -> None:
     assert "convert  (forEach: input.files)" in graphs.render_text(wf)
     assert "forEach: input.files" in graphs.render_mermaid(wf)
     assert '"convert" [peripheries=2, xlabel="forEach: input.files"];' in graphs.render_dot(wf)
+
+
+def test_logs_follow_prefixes_each_item_with_its_index() -> None:
+    running = dict(CONVERT, items={"total": 3, "succeeded": 0, "failed": 0, "running": 3})
+    done = dict(CONVERT, phase="Succeeded", items={"total": 3, "succeeded": 3, "failed": 0, "running": 0})
+    states = iter([execution("e", "Running", [running])])
+
+    class Following(ItemPods):
+        def get(self, plural: str, name: str) -> dict[str, Any]:
+            self.pods = {"convert": ["e-convert-2", "e-convert-0", "e-convert-1"]}
+            return next(states, execution("e", "Succeeded", [done]))
+
+        def follow_log(self, pod: str) -> Iterator[str]:
+            index = pod.rsplit("-", 1)[1]
+            yield from [f"converting {index}", "done"]
+
+    out = io.StringIO()
+    assert logs.Follower(Following(), "e", out, sleep=lambda _: None).run("convert") == 0
+    assert out.getvalue().splitlines() == [
+        "[convert#0] converting 0", "[convert#0] done",
+        "[convert#1] converting 1", "[convert#1] done",
+        "[convert#2] converting 2", "[convert#2] done",
+    ]
