@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime
 from typing import Any
 
 import pytest
 
-from tests.e2e.support import ROOT, Objects, kubectl, nodes, workflow
+from tests.e2e.support import ROOT, Objects, kubectl, nodes, reinstall_crds, wait_for, workflow
 
 pytestmark = pytest.mark.usefixtures("operator")
+
+
+@pytest.fixture(autouse=True)
+def current_crds(kubeconfig: str, objects: Objects) -> None:
+    """forEach and its fields are new: this tree's CRDs (main's and these) again right before each test,
+    as other sessions on the shared cluster apply CRDs without them (see reinstall_crds)."""
+    reinstall_crds(kubeconfig, objects)
 
 
 def _time(value: Any) -> datetime:
@@ -36,9 +44,15 @@ def test_example_gathers_item_outputs_in_order_and_runs_items_at_once(kubeconfig
     assert [e["index"] for e in result["convert"]["itemResults"]] == [0, 1, 2]
     assert result["report"]["output"] == "total: " + json.dumps(expected, separators=(",", ":"), sort_keys=True)
     # One Job per item, named from node and index; with parallelism 3 they ran at the same time.
+    # (the Job controller sets completionTime about a second after the pod ended: the operator need not wait)
+    wait_for(lambda: all(j.status.completion_time for j in item_jobs(objects, name, "convert").values()),
+             timeout=60, what="the item Jobs' completionTime")
     jobs = item_jobs(objects, name, "convert")
     assert sorted(jobs) == [0, 1, 2]
     assert {e["jobName"] for e in result["convert"]["itemResults"]} == {j.metadata.name for j in jobs.values()}
+    job_spans = sorted((i, _time(j.status.start_time), _time(j.status.completion_time)) for i, j in jobs.items())
+    print("item Jobs (index, startTime, completionTime):", [(i, s.isoformat(), f.isoformat()) for i, s, f in job_spans])
+    assert max(s for _, s, _ in job_spans) < min(f for _, _, f in job_spans), f"the Jobs did not overlap: {job_spans}"
     pods = objects.core.list_namespaced_pod(namespace, label_selector="jobchain.dev/node=convert").items
     spans = []
     for pod in pods:
@@ -122,3 +136,30 @@ def test_two_hundred_items_finish(objects: Objects) -> None:
     size = len(json.dumps(status, separators=(",", ":")))
     print(f"200 items: wall time {wall:.0f} s, status {size} bytes")
     assert size < 256 * 1024
+
+
+def test_large_item_outputs_reach_the_next_node_whole_and_in_order(objects: Objects, namespace: str) -> None:
+    # Three items print 100 KiB each to their log: over an item's inline cap, each is kept whole in its own
+    # ConfigMap, and the node's output list (300 KiB) whole in the node's; the next node reads it as a file.
+    size = 100 * 1024
+    objects.create(workflow("items-large", [
+        {"name": "each", "forEach": "['a', 'b', 'c']", "output": {"from": "logs"},
+         "script": f"printf '\"'; head -c {size} /dev/zero | tr '\\0' \"$(item)\"; printf '\"\\n'",
+         "next": [{"node": "gather"}]},
+        {"name": "gather", "script": 'f="$JOBCHAIN_INPUT_FILE"; printf \'{"sha":"%s","bytes":%d}\' '
+                                     '"$(sha256sum < "$f" | cut -d" " -f1)" "$(wc -c < "$f")" > "$JOBCHAIN_OUTPUT"'},
+    ], defaults={"image": "busybox:1.36", "timeoutSeconds": 300}, parallelism=3))
+    done = objects.run("items-large", timeout=480)
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    result = nodes(done)
+    each = result["each"]
+    whole = [letter * size for letter in "abc"]
+    text = json.dumps(whole, separators=(",", ":"))
+    assert each["outputRef"]["bytes"] == len(text) and each["outputTruncated"] is True
+    assert all(e.get("outputBytes") == size + 2 for e in each["itemResults"]), each["itemResults"]
+    assert result["gather"]["output"] == {"sha": hashlib.sha256(text.encode()).hexdigest(), "bytes": len(text)}
+    core = objects.core
+    kept = json.loads(core.read_namespaced_config_map(each["outputRef"]["configMap"], namespace).data["output.json"])
+    assert kept == whole
+    print(f"\n3 items of 100 KiB: list kept whole in ConfigMap {each['outputRef']['configMap']} ({len(text)} bytes); "
+          f"the next node's file sha256 matched")
