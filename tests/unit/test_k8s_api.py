@@ -105,3 +105,34 @@ def test_the_cli_retries_a_busy_server_then_says_so(tmp_path: Path) -> None:
         cluster._call("workflowexecutions", None, busy)
     assert caught.value.code == 4 and "429" in caught.value.message
     assert sum(slept) == cli_cluster.BUSY_SECONDS
+
+
+def test_whole_outputs_are_cached_by_size_so_a_large_fan_out_reads_each_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from kubernetes import client as k8s_client
+
+    from jobchain.k8s import cluster as k8s_cluster
+
+    reads: list[str] = []
+
+    class ConfigMaps:
+        def __init__(self, _api: object) -> None:
+            pass
+
+        def read_namespaced_config_map(self, name: str, namespace: str) -> SimpleNamespace:
+            reads.append(name)
+            return SimpleNamespace(data={"output.json": '"' + name + "x" * 100 + '"'})
+
+    monkeypatch.setattr(k8s_client, "CoreV1Api", ConfigMaps)
+    monkeypatch.setattr(k8s_cluster, "OUTPUT_CACHE_BYTES", 330_000)  # 3,000 of these are 322,890 bytes
+    cluster = k8s_cluster.Cluster(k8s_client.ApiClient())
+    for _ in range(3):  # three passes over 3,000 item outputs of ~110 bytes
+        for i in range(3000):
+            found, value = cluster.output_value("ns", f"cm-{i}", "output.json")
+            assert found and value.startswith(f"cm-{i}x")
+    assert len(reads) == 3000
+    for i in range(3000, 3100):  # past the budget, the oldest go first
+        cluster.output_value("ns", f"cm-{i}", "output.json")
+    cluster.output_value("ns", "cm-0", "output.json")
+    assert reads[-1] == "cm-0"
