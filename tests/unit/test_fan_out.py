@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import timedelta
 from typing import Any
@@ -170,6 +171,37 @@ def test_a_lost_status_write_adopts_item_jobs_and_never_makes_a_second() -> None
     assert plan(with_status(ex, again.status), cluster.observed(), T0 + timedelta(seconds=2)).create == third.create
 
 
+def test_item_outputs_over_the_budget_are_kept_the_same_whether_or_not_a_status_write_was_lost() -> None:
+    # Two 150 KB item outputs: the first fits the 256 KiB budget, the second gets what is left (a preview,
+    # kept whole in its ConfigMap). Recorded in two passes, or in one after the first pass's write was lost,
+    # the limits handed out are the same (the list in status counts as its items, not as list JSON).
+    big = [json.dumps({"ok": True, "v": letter * 150_000}) for letter in "xy"]
+    wf = spec(node("each", forEach="['a', 'b']")).model_copy(update={"outputLimitBytes": 262144})
+
+    def final(lose_first_record: bool) -> Any:
+        ex, cluster = execution(wf), Cluster()
+        first = plan(ex, {}, T0)
+        cluster.apply(first)
+        ex = with_status(ex, first.status)
+        cluster.finish("each#0", "Succeeded", big[0], T0 + timedelta(seconds=1))
+        second = plan(ex, cluster.observed(), T0 + timedelta(seconds=1))
+        cluster.apply(second)
+        if not lose_first_record:
+            ex = with_status(ex, second.status)
+        cluster.finish("each#1", "Succeeded", big[1], T0 + timedelta(seconds=2))
+        last = plan(dataclasses.replace(ex, outputs={"each#0": json.loads(big[0])} if not lose_first_record else {}),
+                    cluster.observed(), T0 + timedelta(seconds=2))
+        cluster.apply(last)
+        each = node_status(last.status, "each")
+        assert each.phase == "Succeeded" and each.outputRef is not None
+        assert cluster.config_maps[each.outputRef.configMap] == [json.loads(b) for b in big]
+        return each.output, each.outputTruncated, [e.outputBytes for e in each.itemResults or []]
+
+    steady, crashed = final(False), final(True)
+    assert steady == crashed
+    assert steady[1] is True and isinstance(steady[0][1], str), "the second item is a preview in status"
+
+
 def test_cancel_deletes_running_item_jobs_and_cancels_the_items() -> None:
     wf = spec(node("each", forEach="[1, 2, 3]"), parallelism=3)
     ex = execution(wf)
@@ -182,6 +214,21 @@ def test_cancel_deletes_running_item_jobs_and_cancels_the_items() -> None:
     each = node_status(stopped.status, "each")
     assert each.phase == "Cancelled"
     assert [str(e.phase) for e in each.itemResults or []] == ["Succeeded", "Cancelled", "Cancelled"]
+
+
+def test_the_deadline_stops_items_as_it_stops_nodes() -> None:
+    wf = spec(node("each", forEach="[1, 2, 3, 4]"), parallelism=2)
+    ex = execution(wf, timeout=10, created=T0)
+    first = plan(ex, {}, T0)
+    cluster = Cluster()
+    cluster.apply(first)
+    cluster.finish("each#0", "Succeeded", '"done"', T0 + timedelta(seconds=5))
+    late = plan(with_status(ex, first.status), cluster.observed(), T0 + timedelta(seconds=11))
+    assert late.status.reason == "DeadlineExceeded" and late.create == []
+    assert late.delete == [job_name(EXECUTION, "each#1")]  # the finished item's Job (and log) is kept
+    each = node_status(late.status, "each")
+    assert each.phase == "Cancelled" and each.output == ["done", None, None, None]
+    assert [str(e.phase) for e in each.itemResults or []] == ["Succeeded", "Cancelled"]
 
 
 def test_progress_counts_items_while_a_fan_out_runs() -> None:

@@ -395,8 +395,8 @@ class ItemStatus(Observed):
     jobName: str | None = Field(default=None, description="The item's Job.")
     exitCode: int | None = Field(default=None, description="Exit code of the item's container, when not 0.")
     finishedAt: str | None = Field(default=None, description="When the item finished.")
-    preview: str | None = Field(default=None, description="The start of the item's output (all of it is "
-                                "in the node's output list).")
+    preview: str | None = Field(default=None, description="The start of the item's output (the node's output "
+                                "list holds it, or a preview of it kept whole as outputBytes says).")
     message: str | None = Field(default=None, description="Why the item failed (unset when it succeeded).")
     outputBytes: int | None = Field(
         default=None,

@@ -101,4 +101,10 @@ def outcome(node: NodeStatus, fail_fast: bool) -> tuple[NodePhase, str] | None:
 
 
 def output_size(node: NodeStatus) -> int:
+    """What a node's output counts against the status output budget. A forEach node's list counts
+    as the sum of its items' outputs, as they were added when recorded: so a pass that records
+    several items at once (after lost status writes) hands out the very limits that passes
+    recording them one at a time did (the list's brackets and nulls would shift them)."""
+    if node.items is not None and isinstance(node.output, list):
+        return sum(stored_size(value) for value in node.output)
     return stored_size(node.output)

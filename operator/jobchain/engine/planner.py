@@ -149,7 +149,7 @@ class _Run:
         (declaration order breaks ties), which is also the order the output budget is handed
         out in: a pass replayed after a lost status write truncates exactly as the first."""
         graph = self.graph
-        outputs_used = sum(stored_size(n.output) for n in self.status.nodes)
+        outputs_used = sum(fanout.output_size(n) for n in self.status.nodes)
         finished: list[tuple[NodeStatus, ObservedJob, int | None]] = []
         for node in self.status.nodes:
             if node.phase in FINISHED_NODE_PHASES:
