@@ -43,7 +43,4 @@ phase "end-to-end tier" .venv/bin/pytest tests/e2e -m e2e -v -p no:cacheprovider
 phase "browser deps" bash hack/browser-deps.sh
 phase "browser tier" .venv/bin/pytest tests/browser -v -s -p no:cacheprovider
 # Operator SIGKILLs at random and control-plane restarts; prints the seed, the kills, the recovery times.
-# The control-plane restarts (test_control_plane_restart) are left out until they pass: the first
-# CI run that reached them failed on the kube-apiserver restart (issue 11 stays open for it).
-phase "chaos tier" .venv/bin/pytest tests/chaos -m chaos -v -s -p no:cacheprovider --durations=5 \
-  -k "not control_plane_restart"
+phase "chaos tier" .venv/bin/pytest tests/chaos -m chaos -v -s -p no:cacheprovider --durations=5

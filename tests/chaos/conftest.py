@@ -8,7 +8,6 @@ Every test collected here gets the ``chaos`` marker (``pytest -m chaos``).
 from __future__ import annotations
 
 import secrets
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from kubernetes import client
 
 from tests.e2e.conftest import api, kubeconfig, operator_account  # noqa: F401  (fixtures shared with the e2e tier)
-from tests.e2e.support import SESSION, Objects, OperatorAccount, OperatorProcess
+from tests.e2e.support import SESSION, Objects, OperatorAccount, OperatorProcess, create_namespace
 
 CHAOS_DIR = Path(__file__).resolve().parent
 CHAOS_PREFIX = f"jc-chaos-{SESSION}-"
@@ -32,16 +31,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def chaos_namespace(api: client.ApiClient) -> Iterator[str]:  # noqa: F811
     core = client.CoreV1Api(api)
     name = f"{CHAOS_PREFIX}{secrets.token_hex(3)}"
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name)))
-    deadline = time.monotonic() + 60
-    while True:  # pods are refused until the service-account controller has made the default SA
-        try:
-            core.read_namespaced_service_account("default", name)
-            break
-        except client.ApiException as e:
-            if e.status != 404 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    create_namespace(core, name)
     yield name
     core.delete_namespace(name, body=client.V1DeleteOptions(propagation_policy="Background"))
 

@@ -16,14 +16,20 @@ import os
 import platform
 import secrets
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from kubernetes import client, config
 
-from tests.e2e.support import E2E_NAMESPACE_PREFIX, Objects, OperatorAccount, OperatorProcess, install_crds
+from tests.e2e.support import (
+    E2E_NAMESPACE_PREFIX,
+    Objects,
+    OperatorAccount,
+    OperatorProcess,
+    create_namespace,
+    install_crds,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 E2E_DIR = Path(__file__).resolve().parent
@@ -76,18 +82,7 @@ def namespace(api: client.ApiClient) -> Iterator[str]:
     """A fresh namespace ``jc-e2e-<session>-<random>`` whose default SA exists; deleted afterwards."""
     core = client.CoreV1Api(api)
     name = f"{E2E_NAMESPACE_PREFIX}{secrets.token_hex(4)}"
-    meta = client.V1ObjectMeta(name=name, labels={"jobchain.dev/e2e": "true"})
-    core.create_namespace(client.V1Namespace(metadata=meta))
-    # pods are refused until the service-account controller has made the default SA
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            core.read_namespaced_service_account("default", name)
-            break
-        except client.ApiException as e:
-            if e.status != 404 or time.monotonic() > deadline:
-                raise
-            time.sleep(0.5)
+    create_namespace(core, name, labels={"jobchain.dev/e2e": "true"})
     yield name
     core.delete_namespace(name, body=client.V1DeleteOptions(propagation_policy="Background"))
 

@@ -236,6 +236,21 @@ class OperatorProcess:
             return ""
 
 
+def create_namespace(core: client.CoreV1Api, name: str, labels: dict[str, str] | None = None) -> None:
+    """Creates a namespace for a test and returns once pods can be created in it: they are refused
+    until the service-account controller has made its default ServiceAccount."""
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            core.read_namespaced_service_account("default", name)
+            return
+        except client.ApiException as e:
+            if e.status != 404 or time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
     deadline = time.monotonic() + timeout
     while True:

@@ -30,10 +30,6 @@ def stamp(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known defect (issue 13, open): an execution created with others at once and cancelled at once can "
-    "be started by its first pass before the queue has seen the executions created before it (the "
-    "queue decides from the watch store); seen in CI: queued-6 got a Job, then was cancelled"))
 def test_max_concurrent_executions_2_runs_five_at_most_two_at_a_time_in_creation_order(objects: Objects) -> None:
     objects.create(workflow("two-at-a-time", [{"name": "work", "script": "sleep 4"}], maxConcurrentExecutions=2))
     names = [f"queued-{i}" for i in range(1, 7)]

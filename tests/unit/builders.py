@@ -357,6 +357,9 @@ class FakeCluster:
         self.writer = self
         self.store = self  # what the operator's watch store is told of its own writes
         self.stored: list[str] = []  # names of the objects written through to the store, in order
+        # The watch store lagging the API server: when set, passes read executions from here, which
+        # holds only what `deliver` (a watch event) and the operator's own writes put in it.
+        self.delivered: dict[str, dict[str, Any]] | None = None
 
     # reads (not recorded)
     def create_config_map(self, manifest: dict[str, Any]) -> None:
@@ -367,8 +370,27 @@ class FakeCluster:
         return (True, json.loads(found["data"][key])) if found else (False, None)
 
     def get_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
-        body = self.executions.get(name)
+        body = (self.executions if self.delivered is None else self.delivered).get(name)
         return json.loads(json.dumps(body)) if body is not None else None
+
+    def executions_in(self, namespace: str) -> list[dict[str, Any]]:
+        held = self.executions if self.delivered is None else self.delivered
+        return [json.loads(json.dumps(b)) for b in held.values()]
+
+    def list_executions(self, namespace: str) -> list[dict[str, Any]]:
+        """A consistent read from the API server (recorded: it is the cost the queue pays)."""
+        self.actions.append(("list", "workflowexecutions"))
+        return [json.loads(json.dumps(b)) for b in self.executions.values()]
+
+    def drop_execution(self, namespace: str, name: str) -> None:
+        if self.delivered is not None:
+            self.delivered.pop(name, None)
+
+    def deliver(self, *names: str) -> None:
+        """The watch delivers these executions as the API server holds them now."""
+        self.delivered = self.delivered if self.delivered is not None else {}
+        for name in names:
+            self.delivered[name] = json.loads(json.dumps(self.executions[name]))
 
     def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.workflows.get(name)
@@ -382,6 +404,8 @@ class FakeCluster:
 
     def put_execution(self, body: dict[str, Any], own: bool = False) -> None:
         self.stored.append(body["metadata"]["name"])
+        if self.delivered is not None:
+            self.delivered[body["metadata"]["name"]] = json.loads(json.dumps(body))
 
     # writes
     def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:

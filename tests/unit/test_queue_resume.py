@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from jobchain.api.models import ExecutionStatus
+from jobchain.controller.queue import waiting_for
+from jobchain.controller.reconcile import reconcile_execution
 from jobchain.engine.planner import plan
 from jobchain.engine.queue import Member, member_of, place
 from jobchain.engine.resume import problem, seed
+from jobchain.k8s.store import Store
 from tests.unit.builders import (
+    NAMESPACE,
     T0,
+    FakeCluster,
     chain,
     created_nodes,
     env_of,
     execution,
+    execution_body,
     job,
     node_status,
     observed,
@@ -58,6 +65,138 @@ def test_only_executions_of_the_workflow_by_reference_are_members() -> None:
     assert member_of(body, "etl") == Member("a", "t", True, False)
     assert member_of(body, "other") is None
     assert member_of({"metadata": {"name": "b"}, "spec": {"workflow": {"nodes": []}}}, "etl") is None
+
+
+# ---- the queue in the operator, against a watch store that lags the API server -------------------
+# At a cold start, or when many executions arrive at once, the store may not hold yet the executions
+# created before this one, or this one's own cancel. The store may only make an execution wait; a
+# start is decided from a consistent read (one LIST) of the namespace's executions.
+
+def limited(limit: int = 2) -> dict[str, Any]:
+    """The Workflow `etl`, at most `limit` executions at once."""
+    return {"etl": {**chain("a").model_dump(mode="json", by_alias=True, exclude_none=True),
+                    "maxConcurrentExecutions": limit}}
+
+
+def of_etl(name: str, created: str, started: bool = False, **fields: Any) -> dict[str, Any]:
+    body = execution_body(ref="etl", **fields)
+    body["metadata"].update(name=name, uid=f"uid-{name}", creationTimestamp=created)
+    if started:
+        body["status"] = {"phase": "Running",
+                          "workflowSpec": chain("a").model_dump(mode="json", by_alias=True, exclude_none=True)}
+    return body
+
+
+def cluster_of(limit: int, *bodies: dict[str, Any]) -> FakeCluster:
+    cluster = FakeCluster(workflows=limited(limit))
+    for body in bodies:
+        cluster.executions[body["metadata"]["name"]] = body
+    return cluster
+
+
+def pass_of(cluster: FakeCluster, name: str, seconds: float = 0) -> Any:
+    return reconcile_execution(cluster, NAMESPACE, name, now=T0 + timedelta(seconds=seconds))  # type: ignore[arg-type]
+
+
+def test_an_execution_whose_elders_the_store_has_not_received_yet_waits_behind_them() -> None:
+    # Three created within one second (the name breaks the tie), one at a time. The store has seen only the last.
+    cluster = cluster_of(1, of_etl("etl-b", "2026-11-28T10:00:00Z"), of_etl("etl-a", "2026-11-28T10:00:00Z"),
+                         of_etl("etl-c", "2026-11-28T10:00:00Z"))
+    cluster.deliver("etl-c")
+    assert pass_of(cluster, "etl-c").phase == "Pending"
+    assert [a for a in cluster.take_actions() if a[0] != "event"] == [
+        ("list", "workflowexecutions"), ("patch-status", "workflowexecutions")]
+    assert (cluster.status("etl-c").reason, cluster.status("etl-c").message) == (
+        "Queued", "waiting: 0 of 1 running, position 2")
+    assert not cluster.jobs
+    # The watch catches up; the elders start in creation order, then name: etl-a, not etl-b.
+    cluster.deliver("etl-a", "etl-b")
+    assert pass_of(cluster, "etl-b").phase == "Pending"
+    assert pass_of(cluster, "etl-a").phase == "Running"
+    assert pass_of(cluster, "etl-c").phase == "Pending"
+    assert cluster.status("etl-c").message == "waiting: 1 of 1 running, position 2"
+    assert [j["metadata"]["labels"]["jobchain.dev/execution"] for j in cluster.jobs.values()] == ["etl-a"]
+
+
+def test_running_executions_the_store_has_not_received_yet_hold_their_slots() -> None:
+    cluster = cluster_of(2, of_etl("etl-1", "2026-11-28T10:00:00Z", started=True),
+                         of_etl("etl-2", "2026-11-28T10:00:01Z", started=True), of_etl("etl-3", "2026-11-28T10:00:02Z"))
+    cluster.deliver("etl-3")  # e.g. right after the operator started
+    assert pass_of(cluster, "etl-3").phase == "Pending"
+    assert cluster.status("etl-3").message == "waiting: 2 of 2 running, position 1"
+    assert not cluster.jobs
+
+
+def test_a_cancel_the_store_has_not_received_yet_stops_the_start() -> None:
+    cluster = cluster_of(2, of_etl("etl-1", "2026-11-28T10:00:00Z"))
+    cluster.deliver("etl-1")
+    cluster.executions["etl-1"]["spec"]["cancel"] = True  # its watch event is still on its way
+    outcome = pass_of(cluster, "etl-1")
+    assert (outcome.phase, outcome.wake_at) == ("Pending", T0)  # looked at again at once, from the newer copy
+    assert cluster.take_actions() == [("list", "workflowexecutions")]
+    assert pass_of(cluster, "etl-1").phase == "Cancelled"
+    assert cluster.take_actions() == [("patch-status", "workflowexecutions"), ("event", "ExecutionCancelled")]
+    assert not cluster.jobs
+
+
+def test_a_cancel_received_while_the_pass_runs_is_not_overlooked() -> None:
+    # Seen in CI: the pass read its execution, the cancel reached the store, and the queue, reading the
+    # store, no longer counted the execution as waiting ("not the queue's business") and let it start.
+    class CancelledMidPass(FakeCluster):
+        def get_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
+            body = super().get_execution(namespace, name)
+            self.executions[name]["spec"]["cancel"] = True
+            self.deliver(name)
+            return body
+
+    cluster = CancelledMidPass(workflows=limited(2))
+    cluster.executions["etl-1"] = of_etl("etl-1", "2026-11-28T10:00:00Z")
+    cluster.deliver("etl-1")
+    assert pass_of(cluster, "etl-1").phase == "Pending"
+    assert not cluster.jobs
+
+
+def test_an_execution_deleted_before_it_starts_is_not_started() -> None:
+    cluster = cluster_of(2, of_etl("etl-1", "2026-11-28T10:00:00Z"))
+    cluster.deliver("etl-1")
+    del cluster.executions["etl-1"]
+    assert pass_of(cluster, "etl-1").phase is None
+    assert cluster.take_actions() == [("list", "workflowexecutions")]
+    assert cluster.get_execution(NAMESPACE, "etl-1") is None  # nor does it stay in the store's queue
+
+
+def test_the_api_server_is_read_only_to_start_an_execution_under_a_limit() -> None:
+    # The store says wait: no read (a wait is safe; a free slot pokes the waiting again).
+    cluster = cluster_of(1, of_etl("etl-1", "2026-11-28T10:00:00Z", started=True),
+                         of_etl("etl-2", "2026-11-28T10:00:01Z"))
+    cluster.deliver("etl-1", "etl-2")
+    assert pass_of(cluster, "etl-2").phase == "Pending"
+    assert ("list", "workflowexecutions") not in cluster.take_actions()
+    # The store says start: one read, then the start. A started execution is never read again.
+    cluster.executions["etl-1"]["status"]["phase"] = "Succeeded"
+    cluster.deliver("etl-1")
+    assert pass_of(cluster, "etl-2", 1).phase == "Running"
+    assert cluster.take_actions()[:2] == [("list", "workflowexecutions"), ("create", "job", "a")]
+    cluster.finish("a", "Succeeded", None, T0 + timedelta(seconds=2))
+    assert pass_of(cluster, "etl-2", 2).phase == "Succeeded"
+    assert ("list", "workflowexecutions") not in cluster.take_actions()
+    # No limit: no read.
+    free = FakeCluster(execution_body(chain("a")))
+    reconcile_execution(free, NAMESPACE, "run-1", now=T0)  # type: ignore[arg-type]
+    assert ("list", "workflowexecutions") not in free.take_actions()
+
+
+def test_when_the_queue_moves_the_waiting_are_looked_at_again_first_in_line_first() -> None:
+    store = Store()
+    queued = {"phase": "Pending", "reason": "Queued", "message": "waiting: 1 of 2 running, position 2"}
+    for body in (of_etl("etl-3", "2026-11-28T10:00:02Z"), of_etl("etl-1", "2026-11-28T10:00:00Z", started=True),
+                 {**of_etl("etl-2", "2026-11-28T10:00:01Z"), "status": queued}):
+        store.put_execution(body)
+    # One finished or was deleted: all that wait, a pass held them or not.
+    assert waiting_for(store, NAMESPACE, "etl") == ["etl-2", "etl-3"]
+    # One started: only those whose message tells a position (the others' first pass is still to come).
+    assert waiting_for(store, NAMESPACE, "etl", held_only=True) == ["etl-2"]
+    assert waiting_for(store, NAMESPACE, "other") == []
 
 
 def failed_run() -> ExecutionStatus:

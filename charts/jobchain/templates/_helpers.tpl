@@ -37,7 +37,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [jobchain.dev]
   resources: [workflows]
   verbs: [get, list, watch]
-# executions are read from the operator's watch, never with GET; delete: ttlSecondsAfterFinished
+# executions are read from the operator's watch, never with GET, and listed once when one starts
+# under a Workflow's maxConcurrentExecutions (a read that cannot lag); delete: ttlSecondsAfterFinished
 # and a schedule's history limits; create: a schedule's runs; patch: spec.cancel (Replace)
 - apiGroups: [jobchain.dev]
   resources: [workflowexecutions]

@@ -108,8 +108,11 @@ class Runtime:
         finished = outcome.phase in (None, *TERMINAL_EXECUTION_PHASES)
         if finished:
             self.running.discard(key)
-            self.free_slot(key[0], self.store.execution(*key))
+            self.queue_moved(key[0], self.store.execution(*key))
         elif outcome.phase == "Running":
+            if key not in self.running:
+                # It took a slot: those queued behind it now show a count and a position that are out of date.
+                self.queue_moved(key[0], self.store.execution(*key), held_only=True)
             self.running.add(key)
         EXECUTIONS_RUNNING.set(len(self.running))
         if finished:
@@ -120,11 +123,12 @@ class Runtime:
         resync = datetime.now(UTC) + timedelta(seconds=RESYNC_SECONDS)
         return min(outcome.wake_at, resync) if outcome.wake_at else resync
 
-    def free_slot(self, namespace: str, body: dict[str, Any] | None) -> None:
-        """A finished (or deleted) execution may free a slot of its Workflow's queue: look at the waiting."""
+    def queue_moved(self, namespace: str, body: dict[str, Any] | None, held_only: bool = False) -> None:
+        """An execution finished, was deleted (a slot may be free) or started (the positions moved):
+        look at those waiting in its Workflow's queue again (`held_only`: those held as Queued)."""
         workflow = ((body or {}).get("spec") or {}).get("workflowRef") or {}
         if workflow.get("name"):
-            for name in queue.waiting_for(self.store, namespace, str(workflow["name"])):
+            for name in queue.waiting_for(self.store, namespace, str(workflow["name"]), held_only):
                 self.executions.poke((namespace, name))
 
     def _reconcile_schedule(self, key: Key) -> datetime | None:
@@ -193,7 +197,7 @@ async def execution_changed(event: kopf.RawEvent, namespace: str | None, name: s
         rt.executions.forget(key)
         rt.running.discard(key)
         rt.store.drop_execution(*key)
-        rt.free_slot(key[0], dict(event["object"]))
+        rt.queue_moved(key[0], dict(event["object"]))
         EXECUTIONS_RUNNING.set(len(rt.running))
         _count_store()
         return

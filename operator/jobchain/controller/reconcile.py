@@ -233,10 +233,15 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     began = time.monotonic()
     lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None else None
     # Under a Workflow's maxConcurrentExecutions, an execution about to start waits for a slot; the
-    # decision and the status write that takes the slot happen under the queue's lock.
-    with queue.slot(cluster.store, namespace, name, spec, lookup) as waiting:
-        if waiting is not None:
-            return hold(cluster, body, old, "Queued", waiting.message, now)
+    # decision and the status write that takes the slot happen under the queue's lock, and a start
+    # is decided from the API server's executions, not the store's (which can lag: `controller.queue`).
+    with queue.slot(cluster, body, spec, lookup) as admission:
+        if admission.gone:
+            return Outcome(None)
+        if admission.changed:  # e.g. cancelled: the next pass, at once, starts from the newer copy
+            return Outcome(str(old.phase), now)
+        if admission.waiting is not None:
+            return hold(cluster, body, old, queue.QUEUED, admission.waiting.message, now)
         if old.workflowSpec is None and spec.resumeFrom is not None and not spec.cancel:
             return resume_pass(cluster, body, old, spec.resumeFrom.name, now)
         return _plan_pass(cluster, body, spec, old, lookup, now, output_limit, began)

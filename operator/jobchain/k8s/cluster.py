@@ -2,9 +2,10 @@
 writer behind one object the controller holds. Connection, names and the custom-object calls
 are `k8s.api`'s, shared with the CLI.
 
-Executions are read from the store the watches fill (`k8s/store.py`). Workflows are read from
-the API server once per execution, at start (a Workflow created just before its execution may
-not have reached the watch yet).
+Executions are read from the store the watches fill (`k8s/store.py`), but for one decision that
+must not be made from a copy that lags: whether an execution of a Workflow with a queue may start
+(`controller/queue.py` lists them then). Workflows are read from the API server once per
+execution, at start (a Workflow created just before its execution may not have reached the watch yet).
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ class Cluster:
     def get_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
         """The execution as the watch last delivered it (or as our last write left it)."""
         return self.store.execution(namespace, name)
+
+    def list_executions(self, namespace: str) -> list[dict[str, Any]]:
+        """The executions of a namespace as the API server holds them now (a consistent read, unlike
+        the store, which is as current as the watch events received so far)."""
+        return self.objects.list_objects(namespace, EXECUTIONS)
 
     def delete_execution(self, namespace: str, name: str) -> None:
         """Deletes an execution; its Jobs and pods follow through their ownerReferences."""
