@@ -6,6 +6,7 @@ a test reads like the workflow it is about and the models' own validation is exe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,8 @@ from jobchain.engine.planner import (
     iso,
     plan,
 )
-from jobchain.engine.render import LABEL_NODE, job_name
+from jobchain.engine.render import LABEL_NODE, job_name, key_of
+from jobchain.engine.status import output_refs
 from jobchain.k8s.observe import Observation
 from jobchain.k8s.writes import JobRefused
 
@@ -138,7 +140,8 @@ def node_status(status: ExecutionStatus, name: str) -> NodeStatus:
 
 
 def created_nodes(p: Plan) -> list[str]:
-    return [j["metadata"]["labels"][LABEL_NODE] for j in p.create]
+    """The node (node#index for a forEach item) of each Job the plan creates."""
+    return [str(key_of(j)) for j in p.create]
 
 
 def env_of(job_manifest: Mapping[str, Any]) -> dict[str, Any]:
@@ -173,11 +176,14 @@ class Cluster:
     manifests: dict[str, dict[str, Any]] = field(default_factory=dict)
     creates: list[str] = field(default_factory=list)  # every create request, by node
     deleted: list[str] = field(default_factory=list)
+    config_maps: dict[str, Any] = field(default_factory=dict)  # output ConfigMaps: name -> the value kept
 
     def apply(self, p: Plan) -> None:
+        for cm in p.config_maps:
+            self.config_maps.setdefault(cm["metadata"]["name"], json.loads(cm["data"]["output.json"]))
         for manifest in p.create:
             name = manifest["metadata"]["name"]
-            node_name = manifest["metadata"]["labels"][LABEL_NODE]
+            node_name = str(key_of(manifest))
             self.creates.append(node_name)
             if name not in self.jobs:
                 self.jobs[name] = ObservedJob(node=node_name, name=name, state=JobState.RUNNING)
@@ -240,6 +246,9 @@ def simulate(
         plans.append(p)
         cluster.apply(p)
         ex = with_status(ex, p.status)
+        # as the controller reads them: the whole outputs kept in ConfigMaps that status names
+        ex = dataclasses.replace(ex, outputs={key: cluster.config_maps[ref.configMap]
+                                              for key, ref in output_refs(p.status, ex.name).items()})
         if p.status.phase in TERMINAL_EXECUTION_PHASES:
             return Run(plans, cluster, p.status, now)
         now += timedelta(seconds=1)
@@ -410,7 +419,8 @@ class FakeCluster:
             raise JobRefused(self.refuse[node_name])
         name = manifest["metadata"]["name"]
         self.jobs.setdefault(name, manifest)
-        self.seen.setdefault(node_name, ObservedJob(node=node_name, name=name, state=JobState.RUNNING))
+        key = str(key_of(manifest))  # node#index for a forEach item
+        self.seen.setdefault(key, ObservedJob(node=key, name=name, state=JobState.RUNNING))
         return self.jobs[name]
 
     def delete_job(self, namespace: str, name: str) -> None:

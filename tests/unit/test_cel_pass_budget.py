@@ -203,3 +203,27 @@ def test_a_condition_error_stops_the_run_once_the_deferred_edges_are_decided() -
     assert run.status.reason == free.status.reason == "ConditionError"
     assert len(run.plans) > len(free.plans)  # it took more passes
     assert all(p.create == [] for p in run.plans[1:])  # nothing started meanwhile
+
+
+def test_item_starts_of_a_pass_that_defers_after_a_condition_error_are_taken_back() -> None:
+    """A pass starts the next item of a running forEach node, then finds a condition error while its
+    budget leaves edges to the next pass: nothing may start in that pass, so the item's start is
+    taken back with its Job (it never ran). The run ends as it does without a budget."""
+    size = 6
+    workflow = spec(node("a", "f", "s"),
+                    node("f", forEach="[0, 1, 2, 3]", maxParallel=1),
+                    node("s", edge("x", "condition", "output.missing"),
+                         *(edge(f"t{i:03d}", "condition", COSTLY.format(i=i)) for i in range(12))),
+                    node("x"), *(node(f"t{i:03d}") for i in range(12)), parallelism=2)
+    results = {"s": ("Succeeded", json.dumps(output(size, [False] * 12)))}
+    free = simulate(workflow, results, cel_budget=UNLIMITED)
+    run = simulate(workflow, results, cel_budget=PassBudget(steps=3 * cost(size), seconds=3600.0))
+    assert run.status.reason == free.status.reason == "ConditionError"
+    assert phases(run.status) == phases(free.status)
+    f_free, f_run = node_status(free.status, "f"), node_status(run.status, "f")
+    def items(n: Any) -> list[tuple[int, str, str | None]]:
+        return [(e.index, e.phase, e.jobName) for e in n.itemResults or []]
+    assert (items(f_run), f_run.items, f_run.output) == (items(f_free), f_free.items, f_free.output)
+    # Every item Job that was created ran (none was planned, dropped, and left in status as running).
+    assert all(e.phase != "Running" for e in f_run.itemResults or [])
+    assert len(run.plans) > len(free.plans)

@@ -248,6 +248,25 @@ class Node(Spec):
         "securityContext, tolerations, ...) merged into the Job's pod template.",
         json_schema_extra=FREE_FORM,
     )
+    forEach: str | None = Field(
+        default=None,
+        max_length=4096,
+        description="Fan-out: a CEL expression (variables input, params, nodes) giving a list; the node "
+        "runs once per item, each as its own Job. $(item), $(item.KEY), $(item.index), JOBCHAIN_ITEM and "
+        "JOBCHAIN_ITEM_INDEX give the item; the node's output is the list of the items' outputs.",
+    )
+    maxParallel: int | None = Field(
+        default=None, ge=1, le=100,
+        description="forEach: at most this many items of this node run at once (besides parallelism).",
+    )
+    failFast: bool = Field(
+        default=False,
+        description="forEach: after an item fails, start no further item (running ones finish).",
+    )
+    maxItems: int | None = Field(
+        default=None, ge=1, le=5000,
+        description="forEach: more items than this fail the node before any Job starts (default 1000).",
+    )
 
 
 class WorkflowSpec(Spec):
@@ -363,6 +382,30 @@ class OutputRef(Observed):
     bytes: int = Field(description="Size of that JSON text.")
 
 
+class ItemCounts(Observed):
+    total: int = Field(default=0, description="Items of the forEach list.")
+    succeeded: int = Field(default=0, description="Items that succeeded.")
+    failed: int = Field(default=0, description="Items that failed.")
+    running: int = Field(default=0, description="Items whose Job runs.")
+
+
+class ItemStatus(Observed):
+    index: int = Field(description="0-based index of the item in the forEach list.")
+    phase: NodePhase = Field(default=NodePhase.RUNNING, description="Running, Succeeded or Failed.")
+    jobName: str | None = Field(default=None, description="The item's Job.")
+    exitCode: int | None = Field(default=None, description="Exit code of the item's container, when not 0.")
+    finishedAt: str | None = Field(default=None, description="When the item finished.")
+    preview: str | None = Field(default=None, description="The start of the item's output (the node's output "
+                                "list holds it, or a preview of it kept whole as outputBytes says).")
+    message: str | None = Field(default=None, description="Why the item failed (unset when it succeeded).")
+    outputBytes: int | None = Field(
+        default=None,
+        description="Set when the item's output (over its share of the status budget, or over 64 KiB) is kept "
+        "whole in its own ConfigMap, named as its Job with -output (key output.json): its size. The node's "
+        "output list then holds a preview of it; once the node finishes, its outputRef holds the whole list.",
+    )
+
+
 class NodeStatus(Observed):
     name: str = Field(description="Node name.")
     phase: NodePhase = Field(default=NodePhase.PENDING, description="Phase of the node.")
@@ -398,6 +441,11 @@ class NodeStatus(Observed):
         default=False,
         description="True when this node's result was copied from the execution named in spec.resumeFrom "
         "instead of being run again.",
+    )
+    items: ItemCounts | None = Field(default=None, description="forEach: how many items there are and how "
+                                     "they stand.")
+    itemResults: list[ItemStatus] | None = Field(
+        default=None, description="forEach: each started item (index, phase, Job, output preview, message)."
     )
 
 

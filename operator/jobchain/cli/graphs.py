@@ -49,6 +49,8 @@ def render_text(spec: WorkflowSpec, phases: Mapping[str, str] | None = None, tit
             marks.append("start")
         if len(graph.incoming.get(node.name, [])) > 1:
             marks.append(f"join: {node.join}")
+        if node.forEach is not None:
+            marks.append(f"forEach: {node.forEach}")
         line = node.name.ljust(width) + (f"  ({', '.join(marks)})" if marks else "")
         lines.append(line.rstrip())
         for target, kind, when in _edges(node):
@@ -71,6 +73,8 @@ def render_mermaid(spec: WorkflowSpec, phases: Mapping[str, str] | None = None, 
     lines.append("flowchart TD")
     for node in spec.nodes:
         label = _mermaid_text(node.name)
+        if node.forEach is not None:
+            label += "<br/>" + _mermaid_text(f"forEach: {node.forEach}")
         if phases is not None:
             label += "<br/>" + _mermaid_text(phases.get(node.name, "Pending"))
         lines.append(f'  {ids[node.name]}["{label}"]')
@@ -119,6 +123,8 @@ def render_dot(spec: WorkflowSpec, phases: Mapping[str, str] | None = None, titl
         '  edge [fontname="Helvetica", fontsize=10];',
     ]
     for node in spec.nodes:
+        if node.forEach is not None:  # a stack of boxes: one Job per item
+            lines.append(f"  {_dot(node.name)} [peripheries=2, xlabel={_dot('forEach: ' + node.forEach)}];")
         if phases is None:
             lines.append(f"  {_dot(node.name)};")
         else:

@@ -117,6 +117,15 @@ def executions_table(executions: Sequence[dict[str, Any]], now: datetime) -> str
     return format_table(["NAME", "WORKFLOW", "PHASE", "PROGRESS", "RUNNING", "AGE", "DURATION"], rows)
 
 
+def item_progress(node: NodeStatus) -> str:
+    """`37/100 items` (finished of all), with the failed ones counted when there are any."""
+    counts = node.items
+    if counts is None:
+        return ""
+    text = f"{counts.succeeded + counts.failed}/{counts.total} items"
+    return text + (f", {counts.failed} failed" if counts.failed else "")
+
+
 def nodes_table(execution: dict[str, Any], now: datetime) -> str:
     """One row per node, in the order of status.nodes (the workflow's declaration order)."""
     rows = []
@@ -127,7 +136,7 @@ def nodes_table(execution: dict[str, Any], now: datetime) -> str:
         rows.append(
             [
                 node.name,
-                str(node.phase),
+                str(node.phase) + (f"  {item_progress(node)}" if node.items is not None else ""),
                 node_duration(node, now),
                 str(node.retries) if node.retries else "",
                 output_summary(node.output, node.outputTruncated) or shorten(note, OUTPUT_WIDTH),

@@ -101,9 +101,19 @@ def _to_read(workflow: WorkflowSpec | None, status: ExecutionStatus) -> list[Nod
     if workflow is None:
         return []
     finished = {n.name for n in status.nodes if n.phase not in (NodePhase.PENDING, NodePhase.RUNNING)}
-    running = {n.name: n.jobName for n in status.nodes if n.phase == NodePhase.RUNNING}
-    return [NodeToRead(n.name, OutputSource(n.output.from_), running.get(n.name))
-            for n in workflow.nodes if n.name not in finished]
+    running = {n.name: n for n in status.nodes if n.phase == NodePhase.RUNNING}
+    wanted = []
+    for n in workflow.nodes:
+        if n.name in finished:
+            continue
+        node = running.get(n.name)
+        items = node.itemResults or [] if node is not None else []
+        wanted.append(NodeToRead(
+            n.name, OutputSource(n.output.from_), node.jobName if node is not None else None,
+            item_jobs=tuple(e.jobName for e in items if e.phase == NodePhase.RUNNING and e.jobName),
+            items_done=frozenset(e.index for e in items if e.phase != NodePhase.RUNNING),
+        ))
+    return wanted
 
 
 def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[dict[str, Any]],
@@ -171,18 +181,17 @@ def _without_secrets(cluster: Cluster, namespace: str, spec: WorkflowExecutionSp
     return out
 
 
-def _whole_outputs(cluster: Cluster, namespace: str, status: ExecutionStatus) -> dict[str, Any]:
-    """The whole values of outputs kept in ConfigMaps (status holds previews), for edges and inputs.
+def _whole_outputs(cluster: Cluster, namespace: str, name: str, status: ExecutionStatus) -> dict[str, Any]:
+    """The whole values of outputs kept in ConfigMaps (status holds previews), for edges and inputs:
+    of nodes, and of the items of forEach nodes still running (keyed node#index).
     One that is gone (deleted by hand) is left out: the planner then has only the preview."""
     found: dict[str, Any] = {}
-    for node in status.nodes:
-        if node.outputRef is not None:
-            ok, value = cluster.output_value(namespace, node.outputRef.configMap, node.outputRef.key)
-            if ok:
-                found[node.name] = value
-            else:
-                log.warning("%s: the output of node %s, kept in ConfigMap %s, is gone", namespace, node.name,
-                            node.outputRef.configMap)
+    for key, ref in st.output_refs(status, name).items():
+        ok, value = cluster.output_value(namespace, ref.configMap, ref.key)
+        if ok:
+            found[key] = value
+        else:
+            log.warning("%s: the output of %s, kept in ConfigMap %s, is gone", namespace, key, ref.configMap)
     return found
 
 
@@ -278,7 +287,7 @@ def _plan_pass(cluster: Cluster, body: dict[str, Any], spec: WorkflowExecutionSp
     execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old,
                                created=utc_stamp(meta.get("creationTimestamp")),
                                scheduled_time=(meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME),
-                               outputs=_whole_outputs(cluster, namespace, old))
+                               outputs=_whole_outputs(cluster, namespace, name, old))
     result = plan(execution, observed, now, lookup, output_limit)
     for config_map in result.config_maps:  # before the status that names them, and the Jobs that mount them
         cluster.writer.create_config_map(config_map)

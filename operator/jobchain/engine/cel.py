@@ -105,10 +105,12 @@ def _program(expression: str) -> Any:
 
 
 VARIABLES = ("output", "input", "params", "node", "nodes")
+FOR_EACH_VARIABLES = ("input", "params", "nodes")
 _UNDECLARED = re.compile(r"undeclared reference to '([^']+)'")
 
 
-def check(expression: str, budget: Budget | None = None) -> None:
+def check(expression: str, budget: Budget | None = None, variables: tuple[str, ...] = VARIABLES,
+          what: str = "`when`") -> None:
     """Raises CelError if the expression does not compile, or names a variable that does not exist.
 
     Why a trial evaluation: cel-python does not type-check, so a typo such as `outptu.rows`
@@ -119,13 +121,13 @@ def check(expression: str, budget: Budget | None = None) -> None:
     the checks of one workflow, caps them all together.
     """
     program = _program(expression)
-    if _plain(expression):
+    if _plain(expression, variables):
         return  # every name is a variable and nothing can repeat: the trial run could find nothing
     steps = CEL_EVAL_STEPS if budget is None else min(CEL_EVAL_STEPS, max(budget.steps, 0))
     trial = Budget(steps)
     try:
         with _spending(trial):
-            result = program.evaluate({name: json_to_cel({}) for name in VARIABLES})
+            result = program.evaluate({name: json_to_cel({}) for name in variables})
     except _OverBudget:
         if steps < CEL_EVAL_STEPS:  # the workflow's budget ran out, not this expression's
             assert budget is not None
@@ -142,12 +144,12 @@ def check(expression: str, budget: Budget | None = None) -> None:
     if isinstance(result, BaseException):
         match = _UNDECLARED.search(_eval_message(result))
         if match:
-            raise CelError(f"unknown name {match.group(1)!r}: `when` can use {', '.join(VARIABLES)}")
+            raise CelError(f"unknown name {match.group(1)!r}: {what} can use {', '.join(variables)}")
 
 
 @lru_cache(maxsize=1024)
-def _plain(expression: str) -> bool:
-    """True when every bare name is one of VARIABLES and there is no method call or macro.
+def _plain(expression: str, variables: tuple[str, ...] = VARIABLES) -> bool:
+    """True when every bare name is one of `variables` and there is no method call or macro.
 
     Why: most conditions are like `output.rows > 10 && has(output.key)`; for them the trial
     evaluation of `check` can report nothing (no unknown name; cost linear in the text), and
@@ -156,7 +158,7 @@ def _plain(expression: str) -> bool:
     for tree in _program(expression).ast.iter_subtrees():
         if tree.data == "member_dot_arg":  # x.f(...): a macro (all, exists, map, ...) or a method
             return False
-        if tree.data == "ident" and str(tree.children[0]) not in VARIABLES:
+        if tree.data == "ident" and str(tree.children[0]) not in variables:
             return False
     return True
 
@@ -210,6 +212,38 @@ def evaluate_activation(expression: str, activation: dict[str, Any], spent: Budg
     if not isinstance(result, celtypes.BoolType):
         raise CelError(f"must evaluate to a bool, got {type(result).__name__.replace('Type', '').lower()} {result!r}")
     return bool(result)
+
+
+def evaluate_value(expression: str, activation: dict[str, Any]) -> Any:
+    """Evaluates an expression over converted variables to a plain JSON value (forEach)."""
+    program = _program(expression)
+    try:
+        result = program.evaluate(activation)
+    except Exception as exc:
+        raise CelError(_eval_message(exc)) from None
+    if isinstance(result, CELEvalError):
+        raise CelError(_eval_message(result))
+    return from_cel(result)
+
+
+def from_cel(value: Any) -> Any:
+    """A CEL value as plain JSON; raises CelError for what JSON cannot hold (bytes, types)."""
+    if value is None or isinstance(value, celtypes.NullType):
+        return None
+    if isinstance(value, celtypes.BoolType):
+        return bool(value)
+    if isinstance(value, celtypes.IntType | celtypes.UintType):
+        return int(value)
+    if isinstance(value, celtypes.DoubleType):
+        number = float(value)
+        return int(number) if number.is_integer() and abs(number) < 2**53 else number
+    if isinstance(value, celtypes.StringType):
+        return str(value)
+    if isinstance(value, celtypes.ListType):
+        return [from_cel(v) for v in value]
+    if isinstance(value, celtypes.MapType):
+        return {str(k): from_cel(v) for k, v in value.items()}
+    raise CelError(f"a {type(value).__name__.replace('Type', '').lower()} cannot be a JSON value")
 
 
 def _eval_message(exc: BaseException) -> str:

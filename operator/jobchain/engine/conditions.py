@@ -76,7 +76,10 @@ class EdgeDecisions:
 
     def changed(self, node: NodeStatus) -> None:
         """A node's phase changed in this pass: `nodes.NAME.phase` must say so. (Its output did not:
-        outputs are recorded before the first edge is decided.)"""
+        outputs are recorded before the first edge is decided; but a forEach node's list is complete
+        only when the node finishes, which may be later in the pass.)"""
+        if node.items is not None:
+            self._outputs.pop(node.name, None)
         if self._nodes is not None:
             self._nodes[celtypes.StringType(node.name)] = self._entry(node)
 

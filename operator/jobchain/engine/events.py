@@ -31,7 +31,8 @@ def events_between(old: ExecutionStatus, new: ExecutionStatus) -> list[Event]:
         if was in FINISHED_NODE_PHASES or was == node.phase:
             continue
         if node.phase == NodePhase.RUNNING:
-            events.append(Event("Normal", "NodeStarted", f"Started node {node.name} as Job {node.jobName}"))
+            how = f"{node.items.total} item(s), one Job each" if node.items is not None else f"Job {node.jobName}"
+            events.append(Event("Normal", "NodeStarted", f"Started node {node.name} as {how}"))
         elif node.phase == NodePhase.SUCCEEDED:
             events.append(Event("Normal", "NodeSucceeded", f"Node {node.name} succeeded"))
         elif node.phase == NodePhase.FAILED:

@@ -13,6 +13,7 @@ from jobchain.api.models import (
     WorkflowExecutionSpec,
 )
 from jobchain.engine import status as st
+from jobchain.engine.render import item_key
 from jobchain.engine.timefmt import parse_time
 from jobchain.engine.types import JobState, ObservedJob
 
@@ -23,6 +24,9 @@ def leftovers(status: ExecutionStatus, observed: Mapping[str, ObservedJob], alre
     A node recorded Succeeded or Failed had its pod finish, whatever its Job's conditions say
     yet (the Job controller sets them about a second late): its Job, pod and log are kept."""
     ran = {n.name for n in status.nodes if n.phase in (NodePhase.SUCCEEDED, NodePhase.FAILED)}
+    # forEach items recorded as run are kept the same way (their Jobs are named node#index)
+    ran |= {item_key(n.name, e.index) for n in status.nodes for e in n.itemResults or []
+            if e.phase in (NodePhase.SUCCEEDED, NodePhase.FAILED)}
     return [o.name for o in observed.values()
             if o.state == JobState.RUNNING and o.node not in ran and o.name not in already]
 

@@ -179,6 +179,13 @@ def keep_output(raw: str | None, limit: int, keep_end: bool = False) -> KeptOutp
     return KeptOutput(preview, True, whole, value)
 
 
+def too_large_note(size: int) -> str:
+    """What a node (or an item) whose output is over MAX_OUTPUT_BYTES says."""
+    return (f"output is over the {MAX_OUTPUT_BYTES} bytes (1 MiB) a node's output may be ({size} bytes read): "
+            "only its start is kept and it is passed on to no node; write large data to a volume or an "
+            "object store and output its location")
+
+
 # Node fields passed to Kubernetes as they are: nested deeper than this, the snapshot in status
 # could not be written (the serializer's limit), so validation (engine.validation) refuses the workflow.
 MAX_FREE_FORM_DEPTH = MAX_OUTPUT_DEPTH

@@ -33,18 +33,19 @@ from jobchain.api.models import (
     OutputSource,
     WorkflowSpec,
 )
-from jobchain.engine import cel, refs
+from jobchain.engine import cel, fanout, refs
 from jobchain.engine import status as st
 from jobchain.engine.conditions import Deferred, EdgeDecisions, PassBudget
+from jobchain.engine.fan_out_run import FanOut
 from jobchain.engine.graph import Graph, InEdge, node_texts
 from jobchain.engine.lifecycle import expires_at, leftovers, record_refusals
 from jobchain.engine.outputs import (
     DEFAULT_OUTPUT_LIMIT,
-    MAX_OUTPUT_BYTES,
     MIN_OUTPUT_SHARE,
     STATUS_OUTPUT_BUDGET,
     keep_output,
     stored_size,
+    too_large_note,
 )
 from jobchain.engine.refs import Scope, UnresolvedReference
 from jobchain.engine.render import (
@@ -87,6 +88,9 @@ class _Run:
         self.unrestored: set[str] = set()  # adopted nodes whose inputFrom is not restored yet
         self.vanished: list[NodeStatus] = []  # Running nodes whose Job is gone (see fail_vanished)
         self.started_now: set[str] = set()  # nodes given a Job by this pass
+        self.fan = FanOut(self)
+        self.limits: dict[tuple[str, int | None], int] = {}  # (node, item index) -> output limit
+        self.outputs_used = 0  # bytes of outputs in status, as the output budget counts them
         self._graph: Graph | None = None
         self._order: dict[str, int] = {}
         self._edges: EdgeDecisions | None = None
@@ -142,6 +146,9 @@ class _Run:
         """Whether this pass left condition edges to the next one (its CEL budget was spent)."""
         return self._edges is not None and self._edges.deferred
 
+    def spec_of(self, name: str) -> Any:
+        return self.workflow.nodes[self.order[name]]
+
     def nodes(self) -> dict[str, NodeStatus]:
         return {n.name: n for n in self.status.nodes}
 
@@ -163,11 +170,14 @@ class _Run:
         (declaration order breaks ties), which is also the order the output budget is handed
         out in: a pass replayed after a lost status write truncates exactly as the first."""
         graph = self.graph
-        limit_setting = self.workflow.outputLimitBytes or self.output_limit
-        outputs_used = sum(stored_size(n.output) for n in self.status.nodes)
-        finished: list[tuple[NodeStatus, ObservedJob]] = []
+        outputs_used = sum(fanout.output_size(n) for n in self.status.nodes)
+        finished: list[tuple[NodeStatus, ObservedJob, int | None]] = []
         for node in self.status.nodes:
             if node.phase in FINISHED_NODE_PHASES:
+                continue
+            if self.spec_of(node.name).forEach is not None:
+                if node.phase == NodePhase.RUNNING:
+                    finished.extend(self.fan.observe(node, stopping))
                 continue
             seen = self.observed.get(node.name)
             if seen is None:
@@ -178,10 +188,50 @@ class _Run:
             elif seen.state == JobState.RUNNING:
                 st.note_job(node, seen.name, self.now, seen.retries)
             else:
-                finished.append((node, seen))
-        finished.sort(key=lambda pair: (pair[1].finished_at or "", self.order[pair[0].name]))
-        for node, seen in finished:
-            limit = min(limit_setting, max(MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET - outputs_used))
+                finished.append((node, seen, None))
+        self.outputs_used = outputs_used
+        self.plan_budget(finished + self.fan.pending_finished())
+        self.record_finished(finished)
+        # A node with a Job and incoming edges got its input when it started; none recorded means
+        # the pass that started it lost its status write (it was adopted, now or earlier).
+        self.unrestored = {n.name for n in self.status.nodes
+                           if n.jobName and n.inputFrom is None and graph.incoming[n.name]}
+        self.restore_inputs()
+        if self.fan.adopt_pending():
+            self.restore_inputs()
+
+    def output_limit_for(self, node: NodeStatus, index: int | None, outputs_used: int) -> int:
+        limit_setting = self.workflow.outputLimitBytes or self.output_limit
+        floor = MIN_OUTPUT_SHARE
+        if index is not None:
+            # an item's floor shrinks with how many items the node may have: 5,000 must fit too
+            floor = fanout.item_output_floor(self.spec_of(node.name).maxItems or fanout.DEFAULT_MAX_ITEMS)
+        return min(limit_setting, max(floor, STATUS_OUTPUT_BUDGET - outputs_used))
+
+    def plan_budget(self, finished: list[tuple[NodeStatus, ObservedJob, int | None]]) -> None:
+        """The output limit of every Job seen finished in this pass, handed out in the order they
+        finished, before any is recorded: items of a fan-out adopted after a lost status write are
+        recorded later in the pass, and must get what they would have got without the crash."""
+        used = self.outputs_used
+        self.limits = {}
+        for node, seen, index in sorted(finished, key=self.finish_order):
+            limit = self.output_limit_for(node, index, used)
+            self.limits[(node.name, index)] = limit
+            keep_end = self.graph.nodes[node.name].output.from_ == OutputSource.LOGS
+            used += stored_size(keep_output(seen.raw_output, limit, keep_end=keep_end).output)
+
+    def finish_order(self, f: tuple[NodeStatus, ObservedJob, int | None]) -> tuple[str, int, int]:
+        return f[1].finished_at or "", self.order[f[0].name], f[2] or 0
+
+    def record_finished(self, finished: list[tuple[NodeStatus, ObservedJob, int | None]]) -> None:
+        """Records finished Jobs (of nodes, or of items: index set) in the order they finished."""
+        outputs_used = self.outputs_used
+        finished.sort(key=self.finish_order)
+        for node, seen, index in finished:
+            limit = self.limits.get((node.name, index)) or self.output_limit_for(node, index, outputs_used)
+            if index is not None:
+                outputs_used += self.fan.record(node, index, seen, limit)
+                continue
             from_logs = self.graph.nodes[node.name].output.from_ == OutputSource.LOGS
             kept = keep_output(seen.raw_output, limit, keep_end=from_logs)
             outputs_used += stored_size(kept.output)
@@ -190,9 +240,7 @@ class _Run:
             ref = None
             if kept.too_large:
                 phase = NodePhase.FAILED
-                note = (f"output is over the {MAX_OUTPUT_BYTES} bytes (1 MiB) a node's output may be ({kept.too_large} "
-                        "bytes read): only its start is kept and it is passed on to no node; write large data to a "
-                        "volume or an object store and output its location")
+                note = too_large_note(kept.too_large)
                 message = f"{message}; {note}" if message else note
             elif kept.whole is not None:
                 ref = OutputRef(configMap=output_config_map_name(self.execution.name, node.name), key=OUTPUT_KEY,
@@ -205,11 +253,9 @@ class _Run:
             self.mark(node, phase, seen.finished_at or self.now, message, jobName=seen.name,
                       startedAt=node.startedAt or iso(self.now), podName=seen.pod_name, exitCode=seen.exit_code,
                       retries=seen.retries, output=kept.output, outputTruncated=kept.truncated, outputRef=ref)
-        # A node with a Job and incoming edges got its input when it started; none recorded means
-        # the pass that started it lost its status write (it was adopted, now or earlier).
-        self.unrestored = {n.name for n in self.status.nodes
-                           if n.jobName and n.inputFrom is None and graph.incoming[n.name]}
-        self.restore_inputs()
+        self.outputs_used = outputs_used
+        for node in {n.name: n for n, _, index in finished if index is not None}.values():
+            self.fan.settle(node)
 
     def fail_vanished(self) -> None:
         """Fails the nodes whose Job disappeared, unless a stop in this pass cancelled them."""
@@ -262,6 +308,8 @@ class _Run:
             seen = self.observed.get(node.name)
             if seen is not None and seen.state == JobState.RUNNING:
                 self.plan.delete.append(seen.name)
+            if self.spec_of(node.name).forEach is not None:
+                self.fan.stop(node, reason)
             unmade: dict[str, Any] = {"jobName": None, "startedAt": None} if node.name in self.started_now else {}
             self.mark(node, NodePhase.CANCELLED, self.now, f"not finished: {reason}", **unmade)
         self.finish(phase, reason, message)
@@ -320,7 +368,9 @@ class _Run:
             changed = False
             self.restore_inputs()
             nodes = self.nodes()
-            running = sum(1 for n in self.status.nodes if n.phase == NodePhase.RUNNING)
+            if self.fan.fill_running(may_start and error is None):
+                changed = True  # a forEach node finished: its out-edges are decided now
+                continue
             ready: list[tuple[str, list[InEdge]]] = []
             for spec_node in self.workflow.nodes:
                 name = spec_node.name
@@ -352,11 +402,9 @@ class _Run:
                 # so ready nodes start in declaration order.
                 continue
             for name, held in ready:
-                slot_free = may_start and error is None and running < self.workflow.parallelism
+                slot_free = may_start and error is None and self.fan.running_jobs() < self.workflow.parallelism
                 started = self.start_node(name, held, nodes, slot_free)
-                if started:
-                    running += 1
-                elif started is False:
+                if started is False:
                     # Failed before starting: its out-edges are decided now, and a node they make ready
                     # may come before the rest of `ready` in declaration order.
                     changed = True
@@ -372,9 +420,14 @@ class _Run:
         """Takes back the starts of this pass (their Jobs are not created): nothing may start in a
         pass that found a condition error, and the stop is left to the next pass."""
         self.plan.create.clear()
+        self.fan.unstart()
         nodes = self.nodes()
         for name in sorted(self.started_now):
-            self.mark(nodes[name], NodePhase.PENDING, self.now, jobName=None, startedAt=None, inputFrom=None)
+            fan_out: dict[str, Any] = {}
+            if self.spec_of(name).forEach is not None:
+                fan_out = {"items": None, "itemResults": None, "output": None}
+            self.mark(nodes[name], NodePhase.PENDING, self.now, jobName=None, startedAt=None, inputFrom=None,
+                      **fan_out)
         self.started_now.clear()
 
     def start_node(self, name: str, held: list[InEdge], nodes: dict[str, NodeStatus], slot_free: bool) -> bool | None:
@@ -386,23 +439,12 @@ class _Run:
         """
         node = nodes[name]
         spec_node = self.workflow.nodes[self.order[name]]
+        if spec_node.forEach is not None:
+            return self.fan.start(node, held, nodes, slot_free)
         if not slot_free and not any(next(refs.find(text), None) for _, text in node_texts(spec_node)):
             return None  # nothing that could fail: no need to render it yet
         source = self.input_source(held, nodes)
-        ran = {n.name: self.whole.get(n.name, n.output) for n in self.status.nodes
-               if n.phase in (NodePhase.SUCCEEDED, NodePhase.FAILED)}
-        input_ref = nodes[source].outputRef if source else None
-        scope = Scope(
-            params=dict(self.status.params or {}),
-            execution_name=self.execution.name,
-            namespace=self.execution.namespace,
-            input=ran.get(source) if source else None,
-            has_input=source is not None,
-            outputs=ran,
-            secrets=secret_refs(self.execution.spec),
-            input_ref=input_ref.configMap if input_ref else None,
-            scheduled_time=self.execution.scheduled_time or self.status.startedAt,
-        )
+        scope = self.scope(source, nodes)
         try:
             job = render_job(self.ref(), self.workflow, spec_node, scope)
         except UnresolvedReference as exc:
@@ -417,6 +459,25 @@ class _Run:
         self.started_now.add(name)
         self.plan.create.append(job)
         return True
+
+    def scope(self, source: str | None, nodes: dict[str, NodeStatus], item_index: int | None = None,
+              item: Any = None) -> Scope:
+        ran = {n.name: self.whole.get(n.name, n.output) for n in self.status.nodes
+               if n.phase in (NodePhase.SUCCEEDED, NodePhase.FAILED)}
+        input_ref = nodes[source].outputRef if source else None
+        return Scope(
+            params=dict(self.status.params or {}),
+            execution_name=self.execution.name,
+            namespace=self.execution.namespace,
+            input=ran.get(source) if source else None,
+            has_input=source is not None,
+            outputs=ran,
+            secrets=secret_refs(self.execution.spec),
+            input_ref=input_ref.configMap if input_ref else None,
+            item_index=item_index,
+            item=item,
+            scheduled_time=self.execution.scheduled_time or self.status.startedAt,
+        )
 
     def conclude(self) -> None:
         if self.status.phase != ExecutionPhase.RUNNING:

@@ -1,8 +1,9 @@
 """`$(...)` references in script, command, args and env values: finding and substituting them.
 
 Ours are `$(params.X)`, `$(input)`, `$(input.KEY...)`, `$(nodes.NAME.output)`,
-`$(nodes.NAME.output.KEY...)`, `$(execution.name)`, `$(execution.namespace)` and
-`$(execution.scheduledTime)` (RFC 3339: a schedule's time, else when the execution started). Any other
+`$(nodes.NAME.output.KEY...)`, `$(execution.name)`, `$(execution.namespace)`,
+`$(execution.scheduledTime)` (RFC 3339: a schedule's time, else when the execution started), and
+in a forEach node `$(item)`, `$(item.KEY...)` and `$(item.index)` (the item's 0-based index). Any other
 `$(NAME)` is left alone, so Kubernetes' own expansion of container env vars keeps working.
 A reference that cannot be resolved raises UnresolvedReference naming it: a value is never
 silently empty.
@@ -19,7 +20,7 @@ from typing import Any
 # The inside of a reference stops at `(`, `)` or a space. Why `(` too: a scan that starts at
 # each `$(` and may run on to the next `)` makes a text of many unclosed `$(params.a`
 # quadratic (160 KB took 14 CPU-seconds); stopping at the next `(` makes it linear.
-_REF = re.compile(r"\$\(((?:params|input|nodes|execution)(?:\.[^()\s]*)?)\)")
+_REF = re.compile(r"\$\(((?:params|input|nodes|execution|item)(?:\.[^()\s]*)?)\)")
 
 
 class UnresolvedReference(Exception):
@@ -29,7 +30,7 @@ class UnresolvedReference(Exception):
 @dataclass(frozen=True)
 class Reference:
     text: str  # as written, without $( )
-    kind: str  # params | input | nodes | execution
+    kind: str  # params | input | nodes | execution | item
     target: str | None  # param name, node name, execution field
     path: tuple[str, ...]  # keys into the output
 
@@ -46,6 +47,8 @@ def parse(text: str) -> Reference | None:
         return Reference(text, "input", None, tuple(parts[1:]))
     if head == "nodes" and len(parts) >= 3 and parts[2] == "output":
         return Reference(text, "nodes", parts[1], tuple(parts[3:]))
+    if head == "item":
+        return Reference(text, "item", None, tuple(parts[1:]))
     if head == "execution" and len(parts) == 2 and parts[1] in ("name", "namespace", "scheduledTime"):
         return Reference(text, "execution", parts[1], ())
     return None
@@ -98,6 +101,9 @@ class Scope:
     outputs: dict[str, Any] | None = None  # node name -> output, for finished nodes that ran
     # secret params: name -> secretKeyRef ({name, key}); their values never pass through the operator
     secrets: Mapping[str, Any] | None = None
+    # forEach: the item's index (None outside a forEach node) and value
+    item_index: int | None = None
+    item: Any = None
     scheduled_time: str | None = None  # RFC 3339
     # The ConfigMap holding the input whole (the predecessor's outputRef), mounted as the input file.
     input_ref: str | None = None
@@ -110,6 +116,15 @@ class Scope:
             if ref.target not in self.params:
                 raise UnresolvedReference(f"$({ref.text}): no such param")
             return self.params[ref.target]
+        if ref.kind == "item":
+            if self.item_index is None:
+                raise UnresolvedReference(f"$({ref.text}): only a node with forEach has an item")
+            if ref.path == ("index",):
+                return self.item_index
+            try:
+                return dig(self.item, ref.path, "item")
+            except UnresolvedReference as exc:
+                raise UnresolvedReference(f"$({ref.text}): {exc}") from None
         if ref.kind == "execution":
             if ref.target == "scheduledTime":
                 if self.scheduled_time is None:

@@ -25,6 +25,7 @@ from jobchain.engine.shell import Quoting, contexts
 LABEL_EXECUTION = "jobchain.dev/execution"
 LABEL_NODE = "jobchain.dev/node"
 LABEL_WORKFLOW = "jobchain.dev/workflow"
+LABEL_ITEM = "jobchain.dev/item"  # a forEach item's index
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGED_BY = "jobchain"
 ANNOTATION_OUTPUT = "jobchain.dev/output"
@@ -68,6 +69,30 @@ def job_name(execution: str, node: str) -> str:
     suffix = _hash(execution, node)
     prefix = base[: MAX_JOB_NAME - len(suffix) - 1].strip("-")
     return f"{prefix}-{suffix}" if prefix else suffix
+
+
+ITEM_SEPARATOR = "#"  # never in a node name (a DNS label)
+
+
+def item_key(node: str, index: int) -> str:
+    """How a forEach item is named where nodes are: in observed Jobs, Job names, log prefixes."""
+    return f"{node}{ITEM_SEPARATOR}{index}"
+
+
+def split_key(key: str) -> tuple[str, int | None]:
+    """(node, item index or None) of a key made by item_key, or a plain node name."""
+    node, sep, index = key.partition(ITEM_SEPARATOR)
+    return (node, int(index)) if sep and index.isdigit() else (key, None)
+
+
+def key_of(job: dict[str, Any]) -> str | None:
+    """The node (or node#index of an item) a Job of ours runs, from its labels."""
+    labels = (job.get("metadata") or {}).get("labels") or {}
+    node = labels.get(LABEL_NODE)
+    if node is None:
+        return None
+    index = labels.get(LABEL_ITEM)
+    return item_key(node, int(index)) if index is not None and str(index).isdigit() else node
 
 
 def label_value(value: str) -> str:
@@ -223,7 +248,8 @@ def render_job(
     node: Node,
     scope: Scope,
 ) -> dict[str, Any]:
-    """The batch/v1 Job for `node`. Raises refs.UnresolvedReference for a reference with no value."""
+    """The batch/v1 Job for `node` (for one item of it, when scope.item_index is set). Raises
+    refs.UnresolvedReference for a reference with no value."""
     defaults = spec.defaults
     values = _Substitution(scope)
     texts = {
@@ -237,6 +263,12 @@ def render_job(
     # An input too large for one environment string (Linux's limit) is only in the file: the
     # variable is then empty rather than the node failing; scripts that may get one read the file.
     input_env = input_json if len(f"JOBCHAIN_INPUT={input_json}".encode()) + 1 <= MAX_ARG_BYTES else ""
+    item_env: list[dict[str, Any]] = []
+    if scope.item_index is not None:
+        item_json = json.dumps(scope.item, separators=(",", ":"))
+        _check_size("JOBCHAIN_ITEM (the forEach item)", f"JOBCHAIN_ITEM={item_json}")
+        item_env = [{"name": "JOBCHAIN_ITEM", "value": kube_escape(item_json)},
+                    {"name": "JOBCHAIN_ITEM_INDEX", "value": str(scope.item_index)}]
 
     env: list[dict[str, Any]] = [
         {"name": "JOBCHAIN_EXECUTION", "value": kube_escape(execution.name)},
@@ -245,6 +277,7 @@ def render_job(
         {"name": "JOBCHAIN_PARAMS", "value": kube_escape(params_json)},
         {"name": "JOBCHAIN_INPUT", "value": kube_escape(input_env)},
         {"name": "JOBCHAIN_INPUT_FILE", "value": INPUT_FILE},
+        *item_env,
         {"name": "JOBCHAIN_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "JOBCHAIN_POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         *([{"name": "JOBCHAIN_SCHEDULED_TIME", "value": execution.scheduled_time}] if execution.scheduled_time else []),
@@ -284,6 +317,10 @@ def render_job(
         LABEL_WORKFLOW: label_value(execution.workflow),
         LABEL_MANAGED_BY: MANAGED_BY,
     }
+    key = node.name
+    if scope.item_index is not None:
+        labels[LABEL_ITEM] = str(scope.item_index)
+        key = item_key(node.name, scope.item_index)
     annotations = {ANNOTATION_EXECUTION_UID: execution.uid, ANNOTATION_EXECUTION: execution.name}
     pod_annotations = dict(annotations)
     if scope.input_ref:
@@ -315,7 +352,7 @@ def render_job(
         "apiVersion": "batch/v1",
         "kind": "Job",
         "metadata": {
-            "name": job_name(execution.name, node.name),
+            "name": job_name(execution.name, key),
             "namespace": execution.namespace,
             "labels": labels,
             "annotations": annotations,
@@ -340,16 +377,20 @@ def output_config_map_name(execution: str, node: str) -> str:
     return f"{job_name(execution, node)}-output"
 
 
-def render_output_config_map(execution: ExecutionRef, node: str, text: str) -> dict[str, Any]:
-    """An immutable ConfigMap holding `text` (the output's JSON), owned by the execution."""
+def render_output_config_map(execution: ExecutionRef, node: str, text: str, index: int | None = None) -> dict[str, Any]:
+    """An immutable ConfigMap holding `text` (the output's JSON), owned by the execution: a node's, or
+    (with `index`) one forEach item's, named as the item's Job is."""
+    labels = {LABEL_EXECUTION: label_value(execution.name), LABEL_NODE: node,
+              LABEL_WORKFLOW: label_value(execution.workflow), LABEL_MANAGED_BY: MANAGED_BY}
+    if index is not None:
+        labels[LABEL_ITEM] = str(index)
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
         "metadata": {
-            "name": output_config_map_name(execution.name, node),
+            "name": output_config_map_name(execution.name, node if index is None else item_key(node, index)),
             "namespace": execution.namespace,
-            "labels": {LABEL_EXECUTION: label_value(execution.name), LABEL_NODE: node,
-                       LABEL_WORKFLOW: label_value(execution.workflow), LABEL_MANAGED_BY: MANAGED_BY},
+            "labels": labels,
             "annotations": {ANNOTATION_EXECUTION_UID: execution.uid, ANNOTATION_EXECUTION: execution.name},
             "ownerReferences": [{"apiVersion": API_VERSION, "kind": "WorkflowExecution", "name": execution.name,
                                  "uid": execution.uid, "controller": True, "blockOwnerDeletion": True}],

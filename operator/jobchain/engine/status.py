@@ -21,11 +21,15 @@ from jobchain.api.models import (
     Condition,
     ExecutionPhase,
     ExecutionStatus,
+    ItemCounts,
+    ItemStatus,
     NodePhase,
     NodeStatus,
+    OutputRef,
     WorkflowSpec,
     WorkflowStatus,
 )
+from jobchain.engine.render import OUTPUT_KEY, item_key, output_config_map_name
 from jobchain.engine.timefmt import format_duration, iso, parse_time
 
 # Messages. A node's message holds what went wrong (an exit code, the last log lines, a
@@ -117,6 +121,96 @@ def restore_input(node: NodeStatus, source: str | None) -> None:
         node.inputFrom = source
 
 
+# ---- forEach items -------------------------------------------------------------------------
+# An item's entry is small: its output lives once, in the node's output list; the entry keeps a
+# preview whose length shrinks with the number of items, so 5,000 items stay within budget.
+ITEM_PREVIEW_BUDGET = 32 * 1024
+ITEM_PREVIEW_MAX = 64
+ITEM_MESSAGE_MAX = 256
+
+
+def item_preview_limit(total: int) -> int:
+    return min(ITEM_PREVIEW_MAX, ITEM_PREVIEW_BUDGET // max(1, total))
+
+
+def mark_item(node: NodeStatus, index: int, phase: NodePhase, message: str | None = None, *,
+              at: datetime | str | None = None, job_name: str | None = None, exit_code: int | None = None,
+              output: Any = None, preview: str | None = None, truncated: bool = False,
+              output_bytes: int | None = None) -> bool:
+    """Records one item of a running forEach node; False, nothing changed, if the node or the
+    item had finished already (a finished item never changes, like a finished node).
+
+    The item's output goes into the node's output list at its index; the counts follow."""
+    if node.phase in FINISHED_NODE_PHASES or node.items is None:
+        return False
+    results = node.itemResults if node.itemResults is not None else []
+    entry = next((e for e in results if e.index == index), None)
+    if entry is not None and entry.phase in FINISHED_NODE_PHASES:
+        return False
+    if entry is None:
+        entry = ItemStatus(index=index)
+        results.append(entry)
+        results.sort(key=lambda e: e.index)
+    entry.phase = phase
+    if job_name is not None:
+        entry.jobName = job_name
+    if exit_code:  # (0 is the rule: not stored, 5,000 entries are kept small)
+        entry.exitCode = exit_code
+    if message:
+        entry.message = cut(message, ITEM_MESSAGE_MAX)
+    if preview is not None:
+        entry.preview = preview
+    if output_bytes is not None:
+        entry.outputBytes = output_bytes
+    if phase in FINISHED_NODE_PHASES and entry.finishedAt is None and at is not None:
+        entry.finishedAt = _stamp(at)
+    if phase in FINISHED_NODE_PHASES and output is not None:
+        outputs = list(node.output) if isinstance(node.output, list) else [None] * node.items.total
+        outputs[index] = output
+        node.output = outputs
+    if truncated:  # said once for the node (outputTruncated), not in 5,000 item messages
+        node.outputTruncated = True
+    node.itemResults = results
+    node.items = ItemCounts(
+        total=node.items.total,
+        succeeded=sum(1 for e in results if e.phase == NodePhase.SUCCEEDED),
+        failed=sum(1 for e in results if e.phase == NodePhase.FAILED),
+        running=sum(1 for e in results if e.phase == NodePhase.RUNNING),
+    )
+    return True
+
+
+def unmark_item(node: NodeStatus, index: int) -> None:
+    """Takes back the start of one item that a pass planned and then did not make (its Job was
+    never created): the entry goes, the counts follow."""
+    if node.items is None or node.itemResults is None:
+        return
+    node.itemResults = [e for e in node.itemResults if e.index != index]
+    node.items = ItemCounts(
+        total=node.items.total,
+        succeeded=sum(1 for e in node.itemResults if e.phase == NodePhase.SUCCEEDED),
+        failed=sum(1 for e in node.itemResults if e.phase == NodePhase.FAILED),
+        running=sum(1 for e in node.itemResults if e.phase == NodePhase.RUNNING),
+    )
+
+
+def output_refs(status: ExecutionStatus, execution: str) -> dict[str, OutputRef]:
+    """The outputs kept whole in ConfigMaps that the planner needs (status holds previews of them),
+    by node, or by node#index for the items of a forEach node that has not finished (a finished
+    one keeps its whole list in its own outputRef). An item's ConfigMap is named from execution,
+    node and index, as its Job is, so its status entry stays small (5,000 of them must fit)."""
+    refs = {n.name: n.outputRef for n in status.nodes if n.outputRef is not None}
+    for node in status.nodes:
+        if node.phase in FINISHED_NODE_PHASES:
+            continue
+        for entry in node.itemResults or []:
+            if entry.outputBytes is not None:
+                key = item_key(node.name, entry.index)
+                refs[key] = OutputRef(configMap=output_config_map_name(execution, key), key=OUTPUT_KEY,
+                                      bytes=entry.outputBytes)
+    return refs
+
+
 # ---- the execution -------------------------------------------------------------------------
 
 def begin(status: ExecutionStatus, workflow_name: str, workflow: WorkflowSpec, params: dict[str, str],
@@ -167,6 +261,11 @@ def summarize(status: ExecutionStatus, generation: int | None, at: datetime) -> 
     if status.nodes:
         done = sum(1 for n in status.nodes if n.phase in FINISHED_NODE_PHASES)
         status.progress = f"{done}/{len(status.nodes)}"
+        # kubectl's Progress column: a running fan-out shows how far its items are
+        fanning = [n.items for n in status.nodes if n.phase == NodePhase.RUNNING and n.items is not None]
+        if fanning:
+            finished = sum(c.succeeded + c.failed for c in fanning)
+            status.progress += f" ({finished}/{sum(c.total for c in fanning)} items)"
     running = [n.name for n in status.nodes if n.phase == NodePhase.RUNNING]
     status.running = ",".join(running) if running else None
     _succeeded_condition(status, at)

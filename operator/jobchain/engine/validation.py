@@ -107,6 +107,25 @@ def _node_problems(node: Node, path: str, spec: WorkflowSpec, names: set[str],
                     yield Problem(f"{epath}.when", f"CEL {exc}")
         elif edge.when is not None:
             yield Problem(f"{epath}.when", f"`when` only goes with type: condition (this edge is type: {edge.type})")
+    yield from _fan_out_problems(node, path, budget)
+
+
+def _fan_out_problems(node: Node, path: str, budget: cel.Budget | None) -> Iterable[Problem]:
+    """forEach is checked like `when` (syntax, known names); its settings make no sense without it."""
+    if node.forEach is None:
+        for setting in ("maxParallel", "maxItems"):
+            if getattr(node, setting) is not None:
+                yield Problem(f"{path}.{setting}", f"{setting} only goes with forEach")
+        if node.failFast:
+            yield Problem(f"{path}.failFast", "failFast only goes with forEach")
+        return
+    if not node.forEach.strip():
+        yield Problem(f"{path}.forEach", "forEach is empty: give a CEL expression that yields a list")
+    elif budget is not None and budget.steps >= 0:
+        try:
+            cel.check(node.forEach, budget, cel.FOR_EACH_VARIABLES, "forEach")
+        except cel.CelError as exc:
+            yield Problem(f"{path}.forEach", f"CEL {exc}")
 
 
 def _find_cycle(graph: Graph) -> list[str] | None:
@@ -178,6 +197,9 @@ def _reference_problems(spec: WorkflowSpec, graph: Graph, acyclic: bool, prefix:
                       and not upstream[node.name] >> index[ref.target] & 1):
                     yield Problem(where, f"$({raw}): node {ref.target!r} does not run before "
                                   f"{node.name!r}; only upstream nodes' outputs can be used")
+                elif ref.kind == "item" and node.forEach is None:
+                    yield Problem(where, f"$({raw}): only a node with forEach has an item; add forEach to "
+                                  "this node or use another reference")
                 elif ref.kind == "input" and node.name in starts:
                     yield Problem(where, f"$({raw}): {node.name!r} is a start node and has no input")
 

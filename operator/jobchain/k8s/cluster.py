@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -26,7 +27,9 @@ from jobchain.k8s.writes import Writer
 
 __all__ = ["Cluster", "connect"]
 
-OUTPUT_CACHE = 64  # whole outputs (each up to 1 MiB) kept in memory
+# Whole outputs kept in memory, by the size of their JSON text: 64 of 1 MiB, or the thousands of small
+# ones a large fan-out keeps per item (each read on every pass until the node finishes).
+OUTPUT_CACHE_BYTES = 64 * 1024 * 1024
 
 
 class Cluster:
@@ -37,7 +40,9 @@ class Cluster:
         self.observer = Observer(api, self.store)
         self.writer = Writer(api, event_threads)
         # Output ConfigMaps are immutable: a value read once is the value for good.
-        self._outputs: OrderedDict[tuple[str, str], Any] = OrderedDict()
+        self._outputs: OrderedDict[tuple[str, str], tuple[Any, int]] = OrderedDict()  # -> (value, bytes)
+        self._outputs_bytes = 0
+        self._outputs_lock = threading.Lock()  # passes of different executions run in several workers
 
     def _get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -90,11 +95,12 @@ class Cluster:
 
     def output_value(self, namespace: str, config_map: str, key: str) -> tuple[bool, Any]:
         """(found, value) of a whole output kept in a ConfigMap; (False, None) if it is gone.
-        Cached (at most OUTPUT_CACHE values): the ConfigMaps are immutable."""
+        Cached (up to OUTPUT_CACHE_BYTES of JSON text): the ConfigMaps are immutable."""
         cache_key = (namespace, config_map)
-        if cache_key in self._outputs:
-            self._outputs.move_to_end(cache_key)
-            return True, self._outputs[cache_key]
+        with self._outputs_lock:
+            if cache_key in self._outputs:
+                self._outputs.move_to_end(cache_key)
+                return True, self._outputs[cache_key][0]
         try:
             data = Builtins(self.api).read_namespaced_config_map(config_map, namespace).get("data") or {}
         except ApiException as exc:
@@ -104,9 +110,12 @@ class Cluster:
         if key not in data:
             return False, None
         value = json.loads(data[key])
-        self._outputs[cache_key] = value
-        while len(self._outputs) > OUTPUT_CACHE:
-            self._outputs.popitem(last=False)
+        with self._outputs_lock:
+            if cache_key not in self._outputs:
+                self._outputs[cache_key] = (value, len(data[key]))
+                self._outputs_bytes += len(data[key])
+            while self._outputs_bytes > OUTPUT_CACHE_BYTES and len(self._outputs) > 1:
+                self._outputs_bytes -= self._outputs.popitem(last=False)[1][1]
         return True, value
 
     def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:

@@ -33,7 +33,7 @@ from kubernetes.client.exceptions import ApiException
 from jobchain.api.models import OutputSource
 from jobchain.engine.outputs import LOG_TAIL_BYTES
 from jobchain.engine.planner import JobState, ObservedJob
-from jobchain.engine.render import ANNOTATION_OUTPUT, CONTAINER, LABEL_MANAGED_BY, LABEL_NODE, MANAGED_BY
+from jobchain.engine.render import ANNOTATION_OUTPUT, CONTAINER, LABEL_MANAGED_BY, MANAGED_BY, key_of, split_key
 from jobchain.engine.timefmt import iso, parse_time
 from jobchain.k8s.api import Builtins
 from jobchain.k8s.store import Store
@@ -56,6 +56,10 @@ class NodeToRead:
     name: str
     source: OutputSource
     job: str | None = None
+    # forEach: the Jobs of items status has running (confirmed like `job`), and the indexes of
+    # items finished in status (their Jobs are only checked for still running, like finished nodes)
+    item_jobs: tuple[str, ...] = ()
+    items_done: frozenset[int] = frozenset()
 
 
 @dataclass
@@ -254,25 +258,29 @@ class Observer:
         wanted_by_name = {w.name: w for w in wanted}
         result = Observation()
         jobs = self.jobs(namespace, execution, uid)
-        held = {(j["metadata"].get("labels") or {}).get(LABEL_NODE) for j in jobs}
+        held = {key_of(j) for j in jobs}
+        held_names = {j["metadata"]["name"] for j in jobs}
         for want in wanted_by_name.values():
-            if want.job and want.name not in held:
-                job = self.confirm_job(namespace, want.job, uid)
+            confirm = [want.job] if want.job and want.name not in held else []
+            confirm += [name for name in want.item_jobs if name not in held_names]
+            for name in confirm:
+                job = self.confirm_job(namespace, name, uid)
                 if job is not None:
                     jobs.append(job)
         for job in jobs:
-            node = (job["metadata"].get("labels") or {}).get(LABEL_NODE)
-            if node is None:
+            key = key_of(job)  # the node, or node#index of a forEach item
+            if key is None:
                 continue
+            node, index = split_key(key)
             pods = [p for p in self.store.pods(job["metadata"].get("uid") or "") if owned_by(p, job)]
             interpreted = interpret_job(job, pods)
             wanted_node = wanted_by_name.get(node)
-            if wanted_node is None:
+            if wanted_node is None or (index is not None and index in wanted_node.items_done):
                 # Finished in status already: only whether it still runs matters (a leftover to
                 # delete). A Job whose node container has terminated is not running, even before
                 # the Job controller says Complete: deleting it would take its pod and log.
                 state = JobState.RUNNING if interpreted.state == JobState.RUNNING else JobState.SUCCEEDED
-                result.jobs[node] = ObservedJob(node, job["metadata"]["name"], state)
+                result.jobs[key] = ObservedJob(key, job["metadata"]["name"], state)
                 continue
             raw, error, tail = None, "", None
             pod = interpreted.pod
@@ -282,8 +290,8 @@ class Observer:
                     tail = self.log_tail(pod, FAILURE_LOG_BYTES)
                 seen = self.store.finished_seen(pod["metadata"].get("uid") or "")
                 if seen is not None:
-                    result.finished_seen[node] = seen
-            result.jobs[node] = observed_job(node, job, interpreted, raw, tail, error)
+                    result.finished_seen[key] = seen
+            result.jobs[key] = observed_job(key, job, interpreted, raw, tail, error)
         return result
 
     def log_tail(self, pod: Obj, size: int) -> str | None:
