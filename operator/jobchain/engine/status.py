@@ -171,12 +171,7 @@ def mark_item(node: NodeStatus, index: int, phase: NodePhase, message: str | Non
     if truncated:  # said once for the node (outputTruncated), not in 5,000 item messages
         node.outputTruncated = True
     node.itemResults = results
-    node.items = ItemCounts(
-        total=node.items.total,
-        succeeded=sum(1 for e in results if e.phase == NodePhase.SUCCEEDED),
-        failed=sum(1 for e in results if e.phase == NodePhase.FAILED),
-        running=sum(1 for e in results if e.phase == NodePhase.RUNNING),
-    )
+    _count_items(node)
     return True
 
 
@@ -186,11 +181,18 @@ def unmark_item(node: NodeStatus, index: int) -> None:
     if node.items is None or node.itemResults is None:
         return
     node.itemResults = [e for e in node.itemResults if e.index != index]
+    _count_items(node)
+
+
+def _count_items(node: NodeStatus) -> None:
+    """A forEach node's item counts, from its item entries."""
+    assert node.items is not None
+    results = node.itemResults or []
     node.items = ItemCounts(
         total=node.items.total,
-        succeeded=sum(1 for e in node.itemResults if e.phase == NodePhase.SUCCEEDED),
-        failed=sum(1 for e in node.itemResults if e.phase == NodePhase.FAILED),
-        running=sum(1 for e in node.itemResults if e.phase == NodePhase.RUNNING),
+        succeeded=sum(1 for e in results if e.phase == NodePhase.SUCCEEDED),
+        failed=sum(1 for e in results if e.phase == NodePhase.FAILED),
+        running=sum(1 for e in results if e.phase == NodePhase.RUNNING),
     )
 
 
