@@ -10,7 +10,6 @@ event loop. Asserts nothing. See bench/hostsim.py for what is real and what is s
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import cProfile
 import io
@@ -23,11 +22,7 @@ import hostsim  # type: ignore[import-not-found]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--executions", type=int, default=100)
-    parser.add_argument("--nodes", type=int, default=5)
-    parser.add_argument("--latency", type=float, default=0.005, help="seconds the API server takes per request")
-    parser.add_argument("--run-seconds", type=float, default=1.0, help="a node's container from Running to done")
+    parser = hostsim.arguments(executions=100, run_seconds=1.0)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=30)
     args = parser.parse_args()

@@ -21,6 +21,7 @@ private (`kopf._core`): this is a benchmark, pinned to the kopf of requirements.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import copy
 import functools
@@ -351,6 +352,17 @@ class Kopf:
             task.add_done_callback(self.tasks.discard)
         stream.pressure.set()
         stream.backlog.put_nowait(event)  # type: ignore[arg-type]
+
+
+def arguments(executions: int, run_seconds: float) -> argparse.ArgumentParser:
+    """The options every host benchmark shares: the load and the simulated cluster's speed."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--executions", type=int, default=executions)
+    parser.add_argument("--nodes", type=int, default=5)
+    parser.add_argument("--latency", type=float, default=0.005, help="seconds the API server takes per request")
+    parser.add_argument("--run-seconds", type=float, default=run_seconds,
+                        help="a node's container from Running to done")
+    return parser
 
 
 def rss_mib(field_name: str = "VmRSS") -> float:

@@ -9,7 +9,6 @@ the simulation keeps its own objects as JSON text, and says how much that is.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import ctypes
@@ -53,11 +52,7 @@ def _trimmed_rss() -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--executions", type=int, default=500)
-    parser.add_argument("--nodes", type=int, default=5)
-    parser.add_argument("--latency", type=float, default=0.005, help="seconds the API server takes per request")
-    parser.add_argument("--run-seconds", type=float, default=0.5, help="a node's container from Running to done")
+    parser = hostsim.arguments(executions=500, run_seconds=0.5)
     parser.add_argument("--tracemalloc", action="store_true", help="also trace allocations (slower)")
     args = parser.parse_args()
 
