@@ -29,7 +29,7 @@ done
 # their arguments. Anything else (a `tail -f` of a log, a client using the kubeconfig) is
 # never touched.
 state_dir_pids() {
-  local f pid exe
+  local f pid exe args
   local progs=" $JC_BIN/etcd $JC_BIN/kube-apiserver $JC_BIN/kube-controller-manager $JC_BIN/kube-scheduler"
   progs+=" $JC_BIN/kubelet $JC_BIN/kube-proxy $(command -v containerd) $(command -v containerd-shim-runc-v2)"
   progs+=" $(command -v runc) "
@@ -38,7 +38,8 @@ state_dir_pids() {
     [[ $self_pids == *" $pid "* ]] && continue
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
     [[ $progs == *" $exe "* ]] || continue
-    if tr "\0" "\n" 2>/dev/null < "$f" | grep -q -e "^$JC_DIR/" -e "=$JC_DIR/" -e "^$JC_DIR\$"; then echo "$pid"; fi
+    args=$(tr "\0" "\n" 2>/dev/null < "$f") || continue  # whole, then match: no SIGPIPE under pipefail
+    if grep -q -e "^$JC_DIR/" -e "=$JC_DIR/" -e "^$JC_DIR\$" <<<"$args"; then echo "$pid"; fi
   done
 }
 

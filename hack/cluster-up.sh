@@ -154,7 +154,7 @@ fi
 need_pkgs=()
 for p in containerd runc containernetworking-plugins busybox-static iproute2 iptables conntrack \
          openssl gcc libc6-dev curl file util-linux; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need_pkgs+=("$p")
+  [[ $(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true) == *"install ok installed"* ]] || need_pkgs+=("$p")
 done
 if [ ${#need_pkgs[@]} -gt 0 ]; then
   command -v apt-get >/dev/null || jc_die "missing packages (${need_pkgs[*]}) and no apt-get: install them by hand"
@@ -193,7 +193,7 @@ sysctl -q -w net.ipv4.ip_forward=1 net.bridge.bridge-nf-call-iptables=1
 # Ports our components listen on must be free (or ours).
 if ! jc_running kube-apiserver; then
   for port in 2379 2380 6443 10248 10250 10256 10257 10259; do
-    if ss -Hltn "sport = :$port" | grep -q .; then
+    if [ -n "$(ss -Hltn "sport = :$port")" ]; then
       owner=$(ss -Hltnp "sport = :$port" | grep -o 'pid=[0-9]*' | head -1)
       ours=0
       for c in "${JC_COMPONENTS[@]}"; do p=$(jc_pid_of "$c" || true); [ -n "$p" ] && [ "pid=$p" = "$owner" ] && ours=1; done
@@ -345,7 +345,10 @@ phase "control plane"
 if ! ip link show "$JC_BRIDGE" >/dev/null 2>&1; then
   ip link add "$JC_BRIDGE" type bridge
 fi
-ip addr show dev "$JC_BRIDGE" | grep -q "inet $JC_NODE_IP/" || ip addr add "$JC_NODE_IP/24" dev "$JC_BRIDGE"
+# Read the whole listing before matching: with pipefail, `ip ... | grep -q` fails when grep exits
+# first and ip dies of SIGPIPE, and then the add below errs "Address already assigned".
+bridge_addrs=$(ip -4 addr show dev "$JC_BRIDGE")
+[[ $bridge_addrs == *"inet $JC_NODE_IP/"* ]] || ip addr add "$JC_NODE_IP/24" dev "$JC_BRIDGE"
 ip link set "$JC_BRIDGE" up
 
 mkdir -p "$JC_DIR/cni/net.d" "$JC_DIR/cni/ipam"

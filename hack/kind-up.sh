@@ -29,7 +29,7 @@ if ! command -v kind >/dev/null; then
   PATH=$(go env GOPATH)/bin:$PATH
 fi
 
-if ! kind get clusters 2>/dev/null | grep -qx "$name"; then
+if ! grep -qx "$name" <<<"$(kind get clusters 2>/dev/null || true)"; then
   kind create cluster --name "$name" --config "$JC_HACK/kind.yaml" \
     --image "$KIND_NODE_IMAGE" --kubeconfig "$kubeconfig" --wait 180s
 fi

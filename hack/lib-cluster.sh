@@ -161,12 +161,13 @@ jc_wait() {
 # The shims of OUR containerd: containerd-shim processes started with `-address <our
 # socket>`, found through /proc (executable + arguments), never by name alone.
 jc_our_shim_pids() {
-  local f pid exe
+  local f pid exe args
   for f in /proc/[0-9]*/cmdline; do
     pid=${f#/proc/}; pid=${pid%/cmdline}
     exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
     [[ $(basename "$exe") == containerd-shim* ]] || continue
-    if tr "\0" "\n" 2>/dev/null < "$f" | grep -qxF -- "$JC_CTRD_SOCK"; then echo "$pid"; fi
+    args=$(tr "\0" "\n" 2>/dev/null < "$f") || continue  # whole, then match: no SIGPIPE under pipefail
+    if grep -qxF -- "$JC_CTRD_SOCK" <<<"$args"; then echo "$pid"; fi
   done
 }
 
