@@ -70,7 +70,12 @@ def create_namespace(core: client.CoreV1Api, name: str) -> None:
 
 @contextmanager
 def operator(prefix: str) -> Iterator[OperatorProcess]:
-    """The CRDs installed and an operator of this checkout watching namespaces `prefix*`."""
+    """The CRDs installed and an operator of this checkout watching namespaces `prefix*`.
+
+    Create the namespaces it is to watch before: kopf lists the namespaces once at start, then
+    watches from a second listing whose items it skips, so a namespace created between the two (a
+    moment after the health endpoint answers) is never watched. Two benchmark runs of 29 November
+    created theirs then, and their operator sat idle until the timeout (docs/performance.md)."""
     install_crds(KUBECONFIG)
     # Without kopf's per-handler debug lines, as deployed (they cost CPU); JC_BENCH_VERBOSE=1 for them.
     proc = OperatorProcess(KUBECONFIG, Path(tempfile.mkdtemp(prefix="jc-bench-")), namespace_pattern=prefix + "*",
@@ -162,6 +167,26 @@ def apiserver_requests(api: client.ApiClient, user_agent: str | None = None) -> 
         verb = VERBS.get(fields.get("verb", ""), fields.get("verb", "").lower())
         counts[(verb, fields.get("resource", ""), fields.get("subresource", ""))] += float(value)
     return counts
+
+
+DURATION = re.compile(r'^apiserver_request_duration_seconds_bucket\{([^}]*)\} (\S+)$', re.M)
+
+
+def apiserver_latency(api: client.ApiClient, verb: str, resource: str) -> list[tuple[float, float]]:
+    """The API server's own time for (verb, resource) requests, as cumulative buckets (le, count):
+    apiserver_request_duration_seconds, summed over scopes and subresources. Read before and after
+    a run and `subtract`ed, it tells the server's part of a client's round trip from the client's."""
+    text = subprocess.run(
+        [_kubectl(), "--kubeconfig", KUBECONFIG, "get", "--raw", "/metrics"],
+        capture_output=True, text=True, check=True, timeout=60,
+    ).stdout
+    buckets: Counter[float] = Counter()
+    for labels, value in DURATION.findall(text):
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        if fields.get("verb") == verb and fields.get("resource") == resource and not fields.get("subresource"):
+            le = fields["le"]
+            buckets[float("inf") if le == "+Inf" else float(le)] += float(value)
+    return sorted(buckets.items())
 
 
 # The API server's verbs, named as the operator's own counter names them.

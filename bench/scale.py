@@ -2,7 +2,8 @@
 
 Prints the wall time (first create to last execution finished), how many Succeeded, the
 operator's peak RSS, API requests per node by verb and resource, and the operator's share of
-each handoff (p50/p99 of jobchain_handoff_operator_seconds). Requests are counted twice: by the
+each handoff (p50/p99 of jobchain_handoff_operator_seconds) beside the API server's own time for a
+Job POST (apiserver_request_duration_seconds). Requests are counted twice: by the
 API server (apiserver_request_total, before and after; it has no client label, so on a shared
 cluster it includes the other clients' requests of the same kinds) and by the operator itself
 (jobchain_api_requests_total: exactly its own reconciles' requests). Asserts nothing.
@@ -20,6 +21,7 @@ from typing import Any
 
 from common import (
     api_client,
+    apiserver_latency,
     apiserver_requests,
     bench_prefix,
     create_namespace,
@@ -76,15 +78,16 @@ def main() -> int:
     namespace = prefix + "scale"
     total_nodes = args.executions * args.nodes
     say(f"machine: {machine()}; {load()}")
+    create_namespace(core, namespace)  # before the operator starts (see common.operator)
     with operator(prefix) as proc:
         assert proc.proc is not None
-        create_namespace(core, namespace)
         try:
             time.sleep(2)  # the operator's watches on the new namespace
             share_before = histogram(proc.metrics(), "jobchain_handoff_operator_seconds")
             before_create_0 = histogram(proc.metrics(), "jobchain_handoff_before_create_seconds")
             own_before = operator_requests(proc.metrics())
             server_before = apiserver_requests(api)
+            post_jobs_before = apiserver_latency(api, "POST", "jobs")
             names = [f"s{i:04d}" for i in range(args.executions)]
             started = time.monotonic()
 
@@ -121,6 +124,7 @@ def main() -> int:
                     break
             wall = time.monotonic() - started
             server_after = apiserver_requests(api)
+            post_jobs = subtract(apiserver_latency(api, "POST", "jobs"), post_jobs_before)
             metrics = proc.metrics()
             rss = peak_rss_mib(proc.proc.pid)
         finally:
@@ -143,7 +147,9 @@ def main() -> int:
         f"{seen['patches']:.3f} API server, Job POSTs {mine['posts']:.3f} own / {seen['posts']:.3f} API server; "
         f"operator share p50 {(p50 or 0) * 1000:.0f} ms, p99 {(p99 or 0) * 1000:.0f} ms over "
         f"{share[-1][1] if share else 0:.0f} handoffs (before the create request is sent: p50 "
-        f"{(b50 or 0) * 1000:.0f} ms, p99 {(b99 or 0) * 1000:.0f} ms); {load()}")
+        f"{(b50 or 0) * 1000:.0f} ms, p99 {(b99 or 0) * 1000:.0f} ms; the API server's own time for a Job POST: "
+        f"p50 {(quantile(post_jobs, 0.5) or 0) * 1000:.0f} ms, p99 {(quantile(post_jobs, 0.99) or 0) * 1000:.0f} ms); "
+        f"{load()}")
     return 0
 
 

@@ -103,9 +103,9 @@ def main() -> int:
     prefix = bench_prefix()
     floor_ns, chain_ns = prefix + "floor", prefix + "jobchain"
     say(f"machine: {machine()}; {load()}")
+    create_namespace(core, floor_ns)
+    create_namespace(core, chain_ns)  # before the operator starts (see common.operator)
     with operator(prefix + "jobchain") as proc:
-        create_namespace(core, floor_ns)
-        create_namespace(core, chain_ns)
         try:
             floors: list[float] = []
             chains: list[float] = []
