@@ -2,7 +2,8 @@
 # Stops the local cluster started by hack/cluster-up.sh and removes everything it made:
 # its processes (by recorded PID, SIGTERM then SIGKILL), its containers and containerd
 # shims, every mount under the state dir (pod volumes, network namespaces, overlay
-# rootfs, the kubelet's own bind mount), the cgroups /sys/fs/cgroup/*/jobchain, the bridge
+# rootfs, the kubelet's own bind mount), the cgroups /sys/fs/cgroup/*/jobchain and the control
+# plane's jobchain-control-plane, the bridge
 # jcbr0 and its veths, the iptables chains KUBE-* and the CNI masquerade rules/chains of
 # our network, and the state dir itself (logs/ is kept for post-mortems).
 # Idempotent: running it on a stopped cluster just verifies that nothing is left.
@@ -109,6 +110,11 @@ for d in /sys/fs/cgroup/*/"$JC_CGROUP_ROOT"; do
     [ -d "$d" ] || break
     sleep 1
   done
+  [ -d "$d" ] && warn "cgroup $d"
+done
+for d in /sys/fs/cgroup/cpu/"$JC_CP_CGROUP" /sys/fs/cgroup/"$JC_CP_CGROUP"; do  # the control plane's (lib-cluster.sh)
+  [ -d "$d" ] || continue
+  for i in 1 2 3 4 5; do rmdir "$d" 2>/dev/null && break; sleep 1; done
   [ -d "$d" ] && warn "cgroup $d"
 done
 
