@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from kubernetes import client, config  # noqa: E402
-from tests.e2e.support import OperatorProcess, install_crds, wait_for  # noqa: E402
+from tests.e2e import support  # noqa: E402
+from tests.e2e.support import OperatorProcess, install_crds  # noqa: E402
 
 KUBECONFIG = os.environ.get("KUBECONFIG", "/var/lib/jobchain-cluster/kubeconfig")
 BUSYBOX = "busybox:1.36"
@@ -56,16 +57,8 @@ def say(text: str) -> None:
 
 
 def create_namespace(core: client.CoreV1Api, name: str) -> None:
-    core.create_namespace({"metadata": {"name": name, "labels": {"jobchain.dev/bench": "true"}}})
-
-    def has_sa() -> bool:
-        try:
-            core.read_namespaced_service_account("default", name)
-            return True
-        except client.ApiException:
-            return False
-
-    wait_for(has_sa, 60, f"the default service account of {name}")
+    """A benchmark's namespace (labelled as one), once pods can be created in it."""
+    support.create_namespace(core, name, labels={"jobchain.dev/bench": "true"})
 
 
 @contextmanager
@@ -150,17 +143,22 @@ def subtract(after: list[tuple[float, float]], before: list[tuple[float, float]]
 REQUEST = re.compile(r'^apiserver_request_total\{([^}]*)\} (\S+)$', re.M)
 
 
-def apiserver_requests(api: client.ApiClient, user_agent: str | None = None) -> Counter[tuple[str, str, str]]:
-    """apiserver_request_total by (verb, resource, subresource), summed over codes and scopes.
-
-    The counter has no client label: the benchmark runs on a shared cluster, so it is read before
-    and after, and the other clients' share is kept small by the benchmark's own quiet (it watches,
-    it does not poll) and reported by `other_clients` (requests of kinds the operator never makes).
-    """
-    text = subprocess.run(
+def apiserver_metrics() -> str:
+    """The API server's /metrics, as text: read once before a run and once after it."""
+    return subprocess.run(
         [_kubectl(), "--kubeconfig", KUBECONFIG, "get", "--raw", "/metrics"],
         capture_output=True, text=True, check=True, timeout=60,
     ).stdout
+
+
+def apiserver_requests(text: str) -> Counter[tuple[str, str, str]]:
+    """apiserver_request_total by (verb, resource, subresource), summed over codes and scopes, from
+    `apiserver_metrics()`.
+
+    The counter has no client label: the benchmark runs on a shared cluster, so it is read before
+    and after, the other clients' share is kept small by the benchmark's own quiet (it watches,
+    it does not poll), and the benchmarks print these counts beside the operator's own.
+    """
     counts: Counter[tuple[str, str, str]] = Counter()
     for labels, value in REQUEST.findall(text):
         fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
@@ -172,14 +170,11 @@ def apiserver_requests(api: client.ApiClient, user_agent: str | None = None) -> 
 DURATION = re.compile(r'^apiserver_request_duration_seconds_bucket\{([^}]*)\} (\S+)$', re.M)
 
 
-def apiserver_latency(api: client.ApiClient, verb: str, resource: str) -> list[tuple[float, float]]:
-    """The API server's own time for (verb, resource) requests, as cumulative buckets (le, count):
-    apiserver_request_duration_seconds, summed over scopes and subresources. Read before and after
-    a run and `subtract`ed, it tells the server's part of a client's round trip from the client's."""
-    text = subprocess.run(
-        [_kubectl(), "--kubeconfig", KUBECONFIG, "get", "--raw", "/metrics"],
-        capture_output=True, text=True, check=True, timeout=60,
-    ).stdout
+def apiserver_latency(text: str, verb: str, resource: str) -> list[tuple[float, float]]:
+    """The API server's own time for (verb, resource) requests, as cumulative buckets (le, count),
+    from `apiserver_metrics()`: apiserver_request_duration_seconds, summed over scopes. Read before
+    and after a run and `subtract`ed, it tells the server's part of a client's round trip from the
+    client's."""
     buckets: Counter[float] = Counter()
     for labels, value in DURATION.findall(text):
         fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))

@@ -22,6 +22,7 @@ from typing import Any
 from common import (
     api_client,
     apiserver_latency,
+    apiserver_metrics,
     apiserver_requests,
     bench_prefix,
     create_namespace,
@@ -86,8 +87,9 @@ def main() -> int:
             share_before = histogram(proc.metrics(), "jobchain_handoff_operator_seconds")
             before_create_0 = histogram(proc.metrics(), "jobchain_handoff_before_create_seconds")
             own_before = operator_requests(proc.metrics())
-            server_before = apiserver_requests(api)
-            post_jobs_before = apiserver_latency(api, "POST", "jobs")
+            server_text = apiserver_metrics()
+            server_before = apiserver_requests(server_text)
+            post_jobs_before = apiserver_latency(server_text, "POST", "jobs")
             names = [f"s{i:04d}" for i in range(args.executions)]
             started = time.monotonic()
 
@@ -123,8 +125,9 @@ def main() -> int:
                 if done == args.executions:
                     break
             wall = time.monotonic() - started
-            server_after = apiserver_requests(api)
-            post_jobs = subtract(apiserver_latency(api, "POST", "jobs"), post_jobs_before)
+            server_text = apiserver_metrics()
+            server_after = apiserver_requests(server_text)
+            post_jobs = subtract(apiserver_latency(server_text, "POST", "jobs"), post_jobs_before)
             metrics = proc.metrics()
             rss = peak_rss_mib(proc.proc.pid)
         finally:
