@@ -29,6 +29,7 @@ from jobchain.engine.schedule import (
 from jobchain.engine.timefmt import parse_time
 from jobchain.engine.types import Event
 from jobchain.k8s.cluster import Cluster
+from jobchain.k8s.store import has_owner
 from jobchain.k8s.writes import SCHEDULES
 
 log = logging.getLogger(__name__)
@@ -43,7 +44,7 @@ def owned_runs(cluster: Cluster, namespace: str, name: str, uid: str) -> list[di
         meta = body.get("metadata") or {}
         if (meta.get("labels") or {}).get(LABEL_SCHEDULE) != name or meta.get("deletionTimestamp"):
             continue
-        if any(ref.get("uid") == uid for ref in meta.get("ownerReferences") or []):
+        if has_owner(body, uid):
             out.append(body)
     return out
 

@@ -36,7 +36,7 @@ from jobchain.engine.planner import JobState, ObservedJob
 from jobchain.engine.render import ANNOTATION_OUTPUT, CONTAINER, LABEL_MANAGED_BY, MANAGED_BY, key_of, split_key
 from jobchain.engine.timefmt import iso, parse_time
 from jobchain.k8s.api import Builtins
-from jobchain.k8s.store import Store
+from jobchain.k8s.store import Store, has_owner
 
 log = logging.getLogger(__name__)
 
@@ -218,8 +218,7 @@ class Observer:
 
     def jobs(self, namespace: str, execution: str, uid: str) -> list[Obj]:
         """The execution's Jobs (those of an older execution of the same name are ignored)."""
-        return [j for j in self.store.jobs(namespace, execution)
-                if any(ref.get("uid") == uid for ref in j["metadata"].get("ownerReferences") or [])]
+        return [j for j in self.store.jobs(namespace, execution) if has_owner(j, uid)]
 
     def confirm_job(self, namespace: str, name: str, uid: str) -> Obj | None:
         """The Job from the API server, when the store does not hold it (a watch lagging)."""
@@ -229,7 +228,7 @@ class Observer:
             if exc.status == 404:
                 return None
             raise
-        if not any(ref.get("uid") == uid for ref in job["metadata"].get("ownerReferences") or []):
+        if not has_owner(job, uid):
             return None
         self.store.put_job(job)
         return job

@@ -128,6 +128,12 @@ def execution_of(obj: Obj) -> str | None:
     return str(label) if label else None
 
 
+def has_owner(obj: Obj, uid: str) -> bool:
+    """Whether one of the object's ownerReferences is `uid` (a Job of this execution, not of an older
+    one of the same name)."""
+    return any(ref.get("uid") == uid for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
+
+
 def controller_uid(obj: Obj, kind: str) -> str | None:
     """The uid of the object's controlling owner of `kind` (a pod's Job), if any."""
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or []:

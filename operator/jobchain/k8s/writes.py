@@ -21,6 +21,7 @@ from kubernetes.client.exceptions import ApiException
 
 from jobchain.api.models import API_VERSION
 from jobchain.k8s.api import EXECUTIONS, Builtins, CustomObjects
+from jobchain.k8s.store import has_owner
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +87,7 @@ class Writer:
                 raise
         existing = self.builtins.read_namespaced_job(meta["name"], meta["namespace"])
         owner_uid = manifest["metadata"]["ownerReferences"][0]["uid"]
-        if _owned_by(existing, owner_uid):
+        if has_owner(existing, owner_uid):
             return existing
         raise ForeignJobError(
             f"Job {meta['namespace']}/{meta['name']} exists and belongs to another execution "
@@ -105,7 +106,7 @@ class Writer:
             if exc.status != 409:
                 raise
         existing = self.builtins.read_namespaced_config_map(meta["name"], meta["namespace"])
-        if not _owned_by(existing, meta["ownerReferences"][0]["uid"]):
+        if not has_owner(existing, meta["ownerReferences"][0]["uid"]):
             raise ForeignJobError(
                 f"ConfigMap {meta['namespace']}/{meta['name']} exists and belongs to another execution "
                 "(an older one of the same name, still being garbage-collected?); will retry"
@@ -192,6 +193,3 @@ class Writer:
         except Exception as exc:  # an event that cannot be posted must not stop the execution
             log.warning("cannot post event %s on %s/%s: %s", reason, namespace, name, exc)
 
-
-def _owned_by(obj: dict[str, Any], owner_uid: str) -> bool:
-    return any(ref.get("uid") == owner_uid for ref in (obj.get("metadata") or {}).get("ownerReferences") or [])
