@@ -105,7 +105,7 @@ class FakeResponse:
 
 
 @dataclass
-class Cluster:
+class SimulatedCluster:
     """The API server's objects and the simulated kubelet, Job controller and watches."""
 
     loop: asyncio.AbstractEventLoop
@@ -375,7 +375,7 @@ def rss_mib(field_name: str = "VmRSS") -> float:
 
 @dataclass
 class Run:
-    cluster: Cluster
+    cluster: SimulatedCluster
     kopf: Kopf
     runtime: Any
     wall: float
@@ -395,7 +395,7 @@ async def run(executions: int, nodes: int, latency: float = 0.005, run_seconds: 
 
     loop = asyncio.get_running_loop()
     box: dict[str, Kopf] = {}
-    cluster = Cluster(loop, lambda plural, event: box["kopf"].deliver(plural, event), latency, run_seconds)
+    cluster = SimulatedCluster(loop, lambda plural, event: box["kopf"].deliver(plural, event), latency, run_seconds)
 
     def fake_connect(pool_size: int | None = None) -> client.ApiClient:
         api = client.ApiClient(client.Configuration(host="http://simulated"))
@@ -445,7 +445,7 @@ async def run(executions: int, nodes: int, latency: float = 0.005, run_seconds: 
     metrics.HANDOFF_OPERATOR.observe = observe  # type: ignore[method-assign]
     # The operator's share as delivered: the terminated pod event handed to kopf -> the next Job's
     # create returned (its name is the next node's, derived like the operator derives it).
-    from jobchain.engine.render import job_name
+    from jobchain.engine.spec.render import job_name
     for name in names:
         for i in range(nodes - 1):
             seen = cluster.terminated.get(job_name(name, f"n{i}"))

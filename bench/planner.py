@@ -12,7 +12,7 @@ import time
 from datetime import UTC, datetime, timedelta
 
 from jobchain.api.models import ExecutionStatus, WorkflowExecutionSpec, WorkflowSpec
-from jobchain.engine.planner import ExecutionInput, JobState, ObservedJob, WorkflowLookup, iso, plan
+from jobchain.engine.execution.planner import ExecutionInput, JobState, ObservedJob, WorkflowLookup, iso, plan
 
 
 def chain(n: int, parallel: bool) -> WorkflowSpec:

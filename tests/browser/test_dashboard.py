@@ -161,7 +161,7 @@ def test_a_running_log_is_followed_a_failed_node_is_red_and_a_gone_pod_shows_its
     assert driver.find_element(By.ID, "x-message").value_of_css_property("color") == "rgba(198, 40, 40, 1)"
 
     # Once the pod is gone, its panel shows the output kept in the execution's status.
-    from jobchain.engine.render import label_value
+    from jobchain.engine.spec.render import label_value
 
     core = client.CoreV1Api(api)
     selector = f"jobchain.dev/execution={label_value(name)},jobchain.dev/node=prepare"

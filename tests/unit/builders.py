@@ -20,8 +20,8 @@ from jobchain.api.models import (
     WorkflowExecutionSpec,
     WorkflowSpec,
 )
-from jobchain.engine.conditions import PassBudget
-from jobchain.engine.planner import (
+from jobchain.engine.execution.conditions import PassBudget
+from jobchain.engine.execution.planner import (
     ExecutionInput,
     JobState,
     ObservedJob,
@@ -30,8 +30,8 @@ from jobchain.engine.planner import (
     iso,
     plan,
 )
-from jobchain.engine.render import LABEL_NODE, job_name, key_of
-from jobchain.engine.status import output_refs
+from jobchain.engine.execution.status import output_refs
+from jobchain.engine.spec.render import LABEL_NODE, job_name, key_of
 from jobchain.k8s.observe import Observation
 from jobchain.k8s.writes import JobRefused
 
@@ -169,7 +169,7 @@ Result = tuple[str, str | None]
 
 
 @dataclass
-class Cluster:
+class FakeOperatorCluster:
     """Jobs by name, as a real API server would keep them: create of an existing name is a no-op."""
 
     jobs: dict[str, ObservedJob] = field(default_factory=dict)
@@ -208,7 +208,7 @@ class Run:
     """The history of a simulated execution."""
 
     plans: list[Plan]
-    cluster: Cluster
+    cluster: FakeOperatorCluster
     final: ExecutionStatus
     now: datetime
 
@@ -238,7 +238,7 @@ def simulate(
     what the conditions of each pass may cost (the limits' budget by default).
     """
     ex = execution(workflow, params=params, timeout=timeout)
-    cluster = Cluster()
+    cluster = FakeOperatorCluster()
     plans: list[Plan] = []
     now = T0
     for _ in range(max_steps):

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from jobchain.engine import cel
+from jobchain.engine.spec import cel
 
 VARIABLES: dict[str, Any] = {
     "output": {"status": "ok", "count": 3, "items": ["a", "b"], "nested": {"flag": True}},

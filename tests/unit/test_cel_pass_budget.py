@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from jobchain.api.limits import CEL_EVAL_STEPS, CEL_PASS_STEPS
-from jobchain.engine import cel
-from jobchain.engine.conditions import PassBudget
-from jobchain.engine.planner import plan
+from jobchain.engine.execution.conditions import PassBudget
+from jobchain.engine.execution.planner import plan
+from jobchain.engine.spec import cel
 
 from . import builders
 from .builders import T0, edge, execution, job, node, node_status, observed, phases, simulate, spec, with_status

@@ -1,4 +1,4 @@
-"""run, get, list, logs and cancel against an in-memory stand-in for `cli.cluster.Cluster`.
+"""run, get, list, logs and cancel against an in-memory stand-in for `cli.cluster.CliCluster`.
 
 The stand-in keeps dicts as the API server sends them; the real calls are covered by
 tests/e2e/test_cli.py. What is asserted here is what a user reads and the exit status.
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from jobchain.cli import commands, logs, run, tables
-from jobchain.cli.cluster import EXECUTIONS, WORKFLOWS, Cluster, LogNotReady
+from jobchain.cli.cluster import EXECUTIONS, WORKFLOWS, CliCluster, LogNotReady
 from jobchain.cli.errors import CliError
 
 WORKFLOW = {
@@ -42,8 +42,8 @@ def execution(name: str, phase: str, nodes: list[dict[str, Any]], **status: Any)
     }
 
 
-class FakeCluster(Cluster):
-    """The real Cluster's interface over dicts in memory (no API client)."""
+class FakeCluster(CliCluster):
+    """The real CliCluster's interface over dicts in memory (no API client)."""
 
     def __init__(self) -> None:
         self.namespace = "ns"

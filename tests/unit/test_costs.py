@@ -16,8 +16,8 @@ from pydantic import ValidationError
 
 from jobchain.api import limits
 from jobchain.api.models import Node, NodeDefaults, Param, WorkflowSpec
-from jobchain.engine import cel, refs
-from jobchain.engine.validation import validate_workflow
+from jobchain.engine.spec import cel, refs
+from jobchain.engine.spec.validation import validate_workflow
 
 VARIABLES: dict[str, Any] = {"output": {}, "input": {}, "params": {}, "node": {}, "nodes": {}}
 

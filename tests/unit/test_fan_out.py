@@ -9,14 +9,14 @@ from typing import Any
 
 from jobchain.api.models import ExecutionStatus
 from jobchain.controller.reconcile import dump_status
-from jobchain.engine.planner import plan
-from jobchain.engine.render import job_name
-from jobchain.engine.validation import validate_workflow as validate
+from jobchain.engine.execution.planner import plan
+from jobchain.engine.spec.render import job_name
+from jobchain.engine.spec.validation import validate_workflow as validate
 
 from .builders import (
     EXECUTION,
     T0,
-    Cluster,
+    FakeOperatorCluster,
     created_nodes,
     env_of,
     execution,
@@ -158,7 +158,7 @@ def test_a_lost_status_write_adopts_item_jobs_and_never_makes_a_second() -> None
     ex = execution(wf)
     first = plan(ex, {}, T0)
     assert created_nodes(first) == ["each#0", "each#1"]
-    cluster = Cluster()
+    cluster = FakeOperatorCluster()
     cluster.apply(first)  # the Jobs exist; the status write is lost: ex keeps its old status
     again = plan(ex, cluster.observed(), T0 + timedelta(seconds=1))
     assert created_nodes(again) == []  # both slots are held by the adopted item Jobs
@@ -179,7 +179,7 @@ def test_item_outputs_over_the_budget_are_kept_the_same_whether_or_not_a_status_
     wf = spec(node("each", forEach="['a', 'b']")).model_copy(update={"outputLimitBytes": 262144})
 
     def final(lose_first_record: bool) -> Any:
-        ex, cluster = execution(wf), Cluster()
+        ex, cluster = execution(wf), FakeOperatorCluster()
         first = plan(ex, {}, T0)
         cluster.apply(first)
         ex = with_status(ex, first.status)
@@ -206,7 +206,7 @@ def test_cancel_deletes_running_item_jobs_and_cancels_the_items() -> None:
     wf = spec(node("each", forEach="[1, 2, 3]"), parallelism=3)
     ex = execution(wf)
     first = plan(ex, {}, T0)
-    cluster = Cluster()
+    cluster = FakeOperatorCluster()
     cluster.apply(first)
     cluster.finish("each#0", "Succeeded", None, T0 + timedelta(seconds=1))
     stopped = plan(with_status(ex, first.status, cancel=True), cluster.observed(), T0 + timedelta(seconds=2))
@@ -220,7 +220,7 @@ def test_the_deadline_stops_items_as_it_stops_nodes() -> None:
     wf = spec(node("each", forEach="[1, 2, 3, 4]"), parallelism=2)
     ex = execution(wf, timeout=10, created=T0)
     first = plan(ex, {}, T0)
-    cluster = Cluster()
+    cluster = FakeOperatorCluster()
     cluster.apply(first)
     cluster.finish("each#0", "Succeeded", '"done"', T0 + timedelta(seconds=5))
     late = plan(with_status(ex, first.status), cluster.observed(), T0 + timedelta(seconds=11))

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from jobchain.api.models import TERMINAL_EXECUTION_PHASES
 from jobchain.controller.reconcile import reconcile_execution
-from jobchain.engine.planner import JobState
+from jobchain.engine.execution.planner import JobState
 
 from .builders import EXECUTION, NAMESPACE, T0, FakeCluster, execution_body
 

@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import WorkflowSpec
-from jobchain.engine.graph import Graph
-from jobchain.engine.validation import validate_workflow
+from jobchain.engine.spec.graph import Graph
+from jobchain.engine.spec.validation import validate_workflow
 
 from .builders import edge, node, spec
 

@@ -13,7 +13,7 @@ from kubernetes.client.rest import RESTResponse
 
 from jobchain.cli import cluster as cli_cluster
 from jobchain.cli.errors import CliError
-from jobchain.engine.render import execution_selector
+from jobchain.engine.spec.render import execution_selector
 from jobchain.k8s import api
 from jobchain.k8s.writes import ForeignJobError, JobRefused, Writer
 
@@ -187,7 +187,7 @@ def test_whole_outputs_are_cached_by_size_so_a_large_fan_out_reads_each_once(mon
 
     monkeypatch.setattr(k8s_cluster, "Builtins", ConfigMaps)
     monkeypatch.setattr(k8s_cluster, "OUTPUT_CACHE_BYTES", 330_000)  # 3,000 of these are 322,890 bytes
-    cluster = k8s_cluster.Cluster(k8s_client.ApiClient())
+    cluster = k8s_cluster.OperatorCluster(k8s_client.ApiClient())
     for _ in range(3):  # three passes over 3,000 item outputs of ~110 bytes
         for i in range(3000):
             found, value = cluster.output_value("ns", f"cm-{i}", "output.json")

@@ -13,10 +13,10 @@ from datetime import timedelta
 from typing import Any
 
 from jobchain.api.models import ExecutionStatus
-from jobchain.engine.outputs import INLINE_INPUT_FILE_BYTES, MAX_OUTPUT_BYTES, keep_output
-from jobchain.engine.planner import plan
-from jobchain.engine.render import INPUT_FILE
-from jobchain.engine.types import ExecutionInput, Plan
+from jobchain.engine.execution.planner import plan
+from jobchain.engine.execution.types import ExecutionInput, Plan
+from jobchain.engine.spec.outputs import INLINE_INPUT_FILE_BYTES, MAX_OUTPUT_BYTES, keep_output
+from jobchain.engine.spec.render import INPUT_FILE
 from tests.unit.builders import T0, edge, env_of, execution, job, node, node_status, observed, script_seen, spec
 
 BIG = {"small": "hi", "n": 7, "blob": "a" * (300 * 1024)}

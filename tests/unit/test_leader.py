@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from jobchain.controller import leader
-from jobchain.controller.leader import Leadership, NotLeader, Settings
-from jobchain.engine.leader import Action, Elector, Record, Timing
+from jobchain.controller import election_loop as leader
+from jobchain.controller.election_loop import Leadership, NotLeader, Settings
+from jobchain.engine.coordination.election import Action, Elector, Record, Timing
 from jobchain.k8s.lease import Conflict
 
 TIMING = Timing(lease_duration=12, renew_deadline=8, retry_period=2)
@@ -239,13 +239,13 @@ def test_the_writer_refuses_every_write_of_a_standby_before_any_request() -> Non
 def test_the_scheduler_of_a_standby_starts_no_reconcile() -> None:
     import asyncio
 
-    from jobchain.controller.scheduler import Scheduler
+    from jobchain.controller.workers import Workers
 
     ran: list[tuple[str, str]] = []
     active = {"now": False}
 
     async def main() -> None:
-        scheduler = Scheduler(ran.append, gate=lambda: active["now"])
+        scheduler = Workers(ran.append, gate=lambda: active["now"])
         scheduler.poke(("ns", "x"))
         await asyncio.sleep(0.05)
         assert ran == []

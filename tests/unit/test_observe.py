@@ -11,7 +11,7 @@ from kubernetes import client
 from kubernetes.client.rest import RESTResponse
 
 from jobchain.api.models import OutputSource
-from jobchain.engine.planner import JobState
+from jobchain.engine.execution.planner import JobState
 from jobchain.k8s.observe import NodeToRead, Observer, interpret_job, log_text, observed_job, output_of
 from jobchain.k8s.store import Store
 

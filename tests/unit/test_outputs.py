@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT, parse_output, stored_size
+from jobchain.engine.spec.outputs import DEFAULT_OUTPUT_LIMIT, parse_output, stored_size
 
 PARSED: list[tuple[str, str | None, Any]] = [
     ("no output", None, None),

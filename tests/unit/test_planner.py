@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 
 from jobchain.api.models import ExecutionStatus, WorkflowSpec
-from jobchain.engine.events import events_between
-from jobchain.engine.outputs import MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET, stored_size
-from jobchain.engine.planner import ObservedJob, Plan, iso, plan
-from jobchain.engine.render import job_name
+from jobchain.engine.execution.events import events_between
+from jobchain.engine.execution.planner import ObservedJob, Plan, iso, plan
+from jobchain.engine.spec.outputs import MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET, stored_size
+from jobchain.engine.spec.render import job_name
 
 from .builders import (
     T0,

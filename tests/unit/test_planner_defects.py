@@ -14,9 +14,10 @@ import pytest
 
 from jobchain.api.models import ExecutionStatus
 from jobchain.controller.reconcile import dump_status
-from jobchain.engine import cel, conditions
-from jobchain.engine.planner import ObservedJob, iso, plan
-from jobchain.engine.render import job_name
+from jobchain.engine.execution import conditions
+from jobchain.engine.execution.planner import ObservedJob, iso, plan
+from jobchain.engine.spec import cel
+from jobchain.engine.spec.render import job_name
 
 from .builders import (
     T0,

@@ -28,13 +28,13 @@ from jobchain.api.models import (
     WorkflowSpec,
 )
 from jobchain.controller.reconcile import status_patch
-from jobchain.engine.graph import Graph
-from jobchain.engine.outputs import MAX_OUTPUT_BYTES, keep_output
-from jobchain.engine.planner import JobState, ObservedJob, plan
-from jobchain.engine.refs import render_value
-from jobchain.engine.render import MAX_ARG_BYTES, split_key
-from jobchain.engine.status import output_refs
-from jobchain.engine.validation import validate_workflow
+from jobchain.engine.execution.planner import JobState, ObservedJob, plan
+from jobchain.engine.execution.status import output_refs
+from jobchain.engine.spec.graph import Graph
+from jobchain.engine.spec.outputs import MAX_OUTPUT_BYTES, keep_output
+from jobchain.engine.spec.refs import render_value
+from jobchain.engine.spec.render import MAX_ARG_BYTES, split_key
+from jobchain.engine.spec.validation import validate_workflow
 
 from .builders import T0, created_nodes, env_of, execution, job, json_patch, script_seen, spec, with_status
 

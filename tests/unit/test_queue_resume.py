@@ -6,11 +6,11 @@ from datetime import timedelta
 from typing import Any
 
 from jobchain.api.models import ExecutionStatus
-from jobchain.controller.queue import waiting_for
+from jobchain.controller.admission_gate import waiting_for
 from jobchain.controller.reconcile import reconcile_execution
-from jobchain.engine.planner import plan
-from jobchain.engine.queue import Member, member_of, place
-from jobchain.engine.resume import problem, seed
+from jobchain.engine.coordination.admission import Member, member_of, place
+from jobchain.engine.execution.planner import plan
+from jobchain.engine.execution.resume import problem, seed
 from jobchain.k8s.store import Store
 from tests.unit.builders import (
     NAMESPACE,

@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 
 from jobchain.controller.reconcile import reconcile_execution
-from jobchain.engine.render import job_name
+from jobchain.engine.spec.render import job_name
 
 from .builders import EXECUTION, NAMESPACE, T0, FakeCluster, WriteFailed, chain, execution_body, node, spec
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from jobchain.engine.refs import Reference, Scope, UnresolvedReference, find, parse
+from jobchain.engine.spec.refs import Reference, Scope, UnresolvedReference, find, parse
 
 SCOPE = Scope(
     params={"env": "prod", "count": "3"},

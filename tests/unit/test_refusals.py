@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from jobchain.api.models import ExecutionStatus, WorkflowExecutionSpec, WorkflowSpec
-from jobchain.engine.events import events_between
-from jobchain.engine.planner import ExecutionInput, WorkflowLookup, plan, record_refusals
+from jobchain.engine.execution.events import events_between
+from jobchain.engine.execution.planner import ExecutionInput, WorkflowLookup, plan, record_refusals
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 SPEC = WorkflowSpec.model_validate({

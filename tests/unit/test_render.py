@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from jobchain.api.models import WorkflowSpec
-from jobchain.engine.refs import Scope, UnresolvedReference
-from jobchain.engine.render import ExecutionRef, job_name, render_job
+from jobchain.engine.spec.refs import Scope, UnresolvedReference
+from jobchain.engine.spec.render import ExecutionRef, job_name, render_job
 
 from .builders import env_of, node, spec
 

@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 import pytest
 
 from jobchain.api.models import WorkflowScheduleSpec, WorkflowScheduleStatus
-from jobchain.engine.cron import ScheduleError, parse
-from jobchain.engine.schedule import Run, ScheduleRef, decide, execution_manifest, execution_name
+from jobchain.engine.schedules.cron import ScheduleError, parse
+from jobchain.engine.schedules.decide import Run, ScheduleRef, decide, execution_manifest, execution_name
 
 
 def utc(text: str) -> datetime:

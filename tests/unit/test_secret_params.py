@@ -13,8 +13,8 @@ from jobchain.api.models import Param, WorkflowExecutionSpec
 from jobchain.cli.errors import CliError
 from jobchain.cli.run import check_against_workflow, parse_secret_params
 from jobchain.cli.tables import execution_details
-from jobchain.engine.planner import plan
-from jobchain.engine.secrets import REDACTED, redact
+from jobchain.engine.execution.planner import plan
+from jobchain.engine.spec.secrets import REDACTED, redact
 
 from .builders import T0, env_of, execution, node, spec
 

@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from jobchain.api.models import ExecutionStatus, WorkflowExecutionSpec, WorkflowSpec
-from jobchain.engine.planner import ExecutionInput, JobState, ObservedJob, WorkflowLookup, iso, plan
+from jobchain.engine.execution.planner import ExecutionInput, JobState, ObservedJob, WorkflowLookup, iso, plan
 
 
 def test_500_nodes_with_large_outputs_keep_status_under_half_of_the_etcd_limit() -> None:

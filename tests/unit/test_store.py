@@ -77,7 +77,7 @@ def test_a_trimmed_pod_keeps_only_the_node_container() -> None:
 
 
 def test_requests_are_named_as_the_api_server_names_them() -> None:
-    from jobchain.k8s.requests import request_kind
+    from jobchain.k8s.request_counter import request_kind
 
     base = "https://127.0.0.1:6443"
     assert request_kind("GET", f"{base}/api/v1/namespaces/ns/pods?labelSelector=a") == ("list", "pods", "")

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from jobchain.engine.refs import Scope, UnresolvedReference
-from jobchain.engine.render import MAX_ARG_BYTES, ExecutionRef, ValueTooLarge, render_job
-from jobchain.engine.shell import Quoting, contexts
+from jobchain.engine.spec.refs import Scope, UnresolvedReference
+from jobchain.engine.spec.render import MAX_ARG_BYTES, ExecutionRef, ValueTooLarge, render_job
+from jobchain.engine.spec.shell import Quoting, contexts
 
 from .builders import node, spec
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import pytest
 
 from jobchain.api.models import ExecutionStatus, WorkflowExecutionSpec
-from jobchain.engine.planner import expires_at
+from jobchain.engine.execution.planner import expires_at
 
 
 @pytest.mark.parametrize(

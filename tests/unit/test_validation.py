@@ -17,8 +17,8 @@ from jobchain.cli import run
 from jobchain.cli.errors import CliError
 from jobchain.cli.lint import run_lint
 from jobchain.controller.reconcile import workflow_status
-from jobchain.engine.planner import plan
-from jobchain.engine.validation import join, validate_execution, validate_params
+from jobchain.engine.execution.planner import plan
+from jobchain.engine.spec.validation import join, validate_execution, validate_params
 from jobchain.k8s.api import WORKFLOWS
 
 from .builders import T0, edge, execution, job, lookup, node, observed, spec, with_status

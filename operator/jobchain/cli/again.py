@@ -2,7 +2,7 @@
 
 retry: a new execution with spec.resumeFrom naming the old one and the old one's spec (what to run,
 params, deadlines), so the operator copies every node that Succeeded and runs the rest. Checked here
-first with the operator's own rule (`engine.resume.problem`), so a refusal is said at once; the
+first with the operator's own rule (`engine.execution.resume.problem`), so a refusal is said at once; the
 operator checks again (InvalidResume) for executions made with kubectl.
 run --from-schedule: one execution of a WorkflowSchedule's template now, labelled and owned by the
 schedule (it counts in its history and concurrency), as `kubectl create job --from=cronjob/X` does.
@@ -15,11 +15,11 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from jobchain.api.models import API_VERSION, ExecutionStatus, WorkflowScheduleSpec
-from jobchain.cli.cluster import EXECUTIONS, Cluster
+from jobchain.cli.cluster import EXECUTIONS, CliCluster
 from jobchain.cli.errors import CliError, Exit
 from jobchain.cli.run import run_execution
-from jobchain.engine.resume import problem
-from jobchain.engine.schedule import ScheduleRef, execution_manifest
+from jobchain.engine.execution.resume import problem
+from jobchain.engine.schedules.decide import ScheduleRef, execution_manifest
 from jobchain.engine.timefmt import parse_time
 
 SCHEDULES = "workflowschedules"
@@ -38,7 +38,7 @@ def retry_manifest(old: dict[str, Any]) -> dict[str, Any]:
             "spec": spec}
 
 
-def retry_execution(cluster: Cluster, name: str, mode: str | None, out: IO[str], err: IO[str] | None = None) -> int:
+def retry_execution(cluster: CliCluster, name: str, mode: str | None, out: IO[str], err: IO[str] | None = None) -> int:
     old = cluster.get(EXECUTIONS, name)
     why = problem(name, ExecutionStatus.model_validate(old.get("status") or {}))
     if why is not None:
@@ -46,7 +46,7 @@ def retry_execution(cluster: Cluster, name: str, mode: str | None, out: IO[str],
     return run_execution(cluster, retry_manifest(old), mode, out, err)
 
 
-def run_from_schedule(cluster: Cluster, name: str, mode: str | None, out: IO[str],
+def run_from_schedule(cluster: CliCluster, name: str, mode: str | None, out: IO[str],
                       err: IO[str] | None = None) -> int:
     body = cluster.get(SCHEDULES, name)
     meta = body["metadata"]

@@ -121,7 +121,7 @@ def connection_error(exc: Exception, host: str) -> CliError:
 
 
 @dataclass
-class Cluster:
+class CliCluster:
     """An API client bound to one namespace."""
 
     api: client.ApiClient
@@ -273,7 +273,7 @@ class Cluster:
 
 def connect(
     kubeconfig: str | None = None, context: str | None = None, namespace: str | None = None
-) -> Cluster:
+) -> CliCluster:
     """A client for the current (or named) kubeconfig context, in -n NAMESPACE or the context's namespace."""
     try:
         # retries: fail within seconds when the server is down, rather than retrying long
@@ -287,7 +287,7 @@ def connect(
         raise usage_error(str(exc)) from None
     except ConfigException as exc:
         raise cluster_error(f"cannot use the kubeconfig: {exc}") from None
-    return Cluster(loaded.api, namespace or loaded.namespace)
+    return CliCluster(loaded.api, namespace or loaded.namespace)
 
 
 def describe_unexpected(exc: Exception) -> tuple[str, Exit]:
@@ -305,4 +305,4 @@ def describe_unexpected(exc: Exception) -> tuple[str, Exit]:
     )
 
 
-__all__ = ["EXECUTIONS", "WORKFLOWS", "Cluster", "LogNotReady", "api_error", "connect"]
+__all__ = ["EXECUTIONS", "WORKFLOWS", "CliCluster", "LogNotReady", "api_error", "connect"]

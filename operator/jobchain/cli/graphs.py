@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from jobchain.api.models import EdgeKind, Node, WorkflowSpec
-from jobchain.engine.graph import Graph
+from jobchain.engine.spec.graph import Graph
 
 FORMATS = ("text", "mermaid", "dot", "svg")
 

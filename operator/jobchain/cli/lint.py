@@ -2,7 +2,7 @@
 
 Why it needs no cluster and no extra rules: it parses with the same pydantic models (whose
 limits are the CRD schema's, so a file that lints clean is accepted by the API server) and
-runs the same checks as the operator (`engine.validation`), so it is accepted by the operator
+runs the same checks as the operator (`engine.spec.validation`), so it is accepted by the operator
 too; each problem names the file, the object and the field, as `FILE: KIND/NAME: field.path:
 message`.
 """
@@ -22,7 +22,7 @@ from jobchain.api.models import API_VERSION, Workflow, WorkflowExecution, Workfl
 from jobchain.cli import yaml_input
 from jobchain.cli.errors import Exit
 from jobchain.cli.lint_schedule import check_schedule
-from jobchain.engine.validation import validate_execution, validate_workflow
+from jobchain.engine.spec.validation import validate_execution, validate_workflow
 
 STDIN = "-"
 KINDS = ("Workflow", "WorkflowExecution", "WorkflowSchedule")

@@ -14,9 +14,9 @@ from pydantic import ValidationError
 
 from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import WorkflowExecutionSpec, WorkflowSchedule, WorkflowSpec
-from jobchain.engine.cron import ScheduleError, parse
-from jobchain.engine.schedule import MAX_NAME
-from jobchain.engine.validation import validate_execution
+from jobchain.engine.schedules.cron import ScheduleError, parse
+from jobchain.engine.schedules.decide import MAX_NAME
+from jobchain.engine.spec.validation import validate_execution
 
 
 def check_schedule(body: Any, workflows: dict[str, WorkflowSpec]) -> list[tuple[str, str]]:

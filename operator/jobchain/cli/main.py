@@ -17,7 +17,7 @@ from typing import IO, TYPE_CHECKING, NoReturn
 from jobchain.cli.errors import CliError, Exit
 
 if TYPE_CHECKING:
-    from jobchain.cli.cluster import Cluster
+    from jobchain.cli.cluster import CliCluster
 
 EXIT_STATUS_HELP = """exit status:
   0  done (run --watch/--wait: the execution Succeeded)
@@ -226,7 +226,7 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
             },
         )
 
-    def cluster() -> Cluster:
+    def cluster() -> CliCluster:
         from jobchain.cli.cluster import connect
 
         return connect(

@@ -27,14 +27,17 @@ from typing import Any
 import kopf
 
 from jobchain.api.models import FINISHED_NODE_PHASES, GROUP, TERMINAL_EXECUTION_PHASES, VERSION
-from jobchain.controller import leader, queue, reconcile, schedules
+from jobchain.controller import admission_gate as queue
+from jobchain.controller import election_loop as leader
+from jobchain.controller import reconcile
+from jobchain.controller import schedule_pass as schedules
 from jobchain.controller.metrics import EXECUTIONS_RUNNING, STORE_OBJECTS
-from jobchain.controller.scheduler import Key, Scheduler
-from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
-from jobchain.engine.render import LABEL_MANAGED_BY, LABEL_NODE, MANAGED_BY
-from jobchain.engine.schedule import LABEL_SCHEDULE
-from jobchain.k8s.cluster import Cluster, connect
-from jobchain.k8s.requests import count_requests
+from jobchain.controller.workers import Key, Workers
+from jobchain.engine.schedules.decide import LABEL_SCHEDULE
+from jobchain.engine.spec.outputs import DEFAULT_OUTPUT_LIMIT
+from jobchain.engine.spec.render import LABEL_MANAGED_BY, LABEL_NODE, MANAGED_BY
+from jobchain.k8s.cluster import OperatorCluster, connect
+from jobchain.k8s.request_counter import count_requests
 from jobchain.k8s.store import Store, execution_of
 from jobchain.k8s.writes import describe
 
@@ -55,7 +58,7 @@ class Runtime:
         self.store = Store()
         api = connect(pool_size=WORKERS + EVENT_THREADS + 4)
         count_requests(api)
-        self.cluster = Cluster(api, self.store, event_threads=EVENT_THREADS)
+        self.cluster = OperatorCluster(api, self.store, event_threads=EVENT_THREADS)
         # Two replicas, one active (controller/leader.py): the standby's watches keep the store
         # warm, but its schedulers start nothing and its writer refuses every write.
         self.leadership = leader.Leadership(leader.SETTINGS, api)
@@ -67,10 +70,10 @@ class Runtime:
         # Set from the downward API in the shipped Deployment: executions there are refused.
         self.operator_namespace = os.environ.get("JOBCHAIN_OPERATOR_NAMESPACE") or None
         self.running: set[Key] = set()
-        self.executions = Scheduler(self._reconcile_execution, workers=WORKERS, on_result=self._after_execution,
+        self.executions = Workers(self._reconcile_execution, workers=WORKERS, on_result=self._after_execution,
                                     gate=self.leadership.acting)
-        self.workflows = Scheduler(self._reconcile_workflow, workers=2, gate=self.leadership.acting)
-        self.schedules = Scheduler(self._reconcile_schedule, workers=2, on_result=lambda _key, wake: wake,
+        self.workflows = Workers(self._reconcile_workflow, workers=2, gate=self.leadership.acting)
+        self.schedules = Workers(self._reconcile_schedule, workers=2, on_result=lambda _key, wake: wake,
                                    gate=self.leadership.acting)
         self.seen_schedules: set[Key] = set()
 

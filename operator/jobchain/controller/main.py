@@ -8,8 +8,9 @@ import logging
 
 import kopf
 
-from jobchain.controller import leader, metrics
-from jobchain.engine.leader import Timing
+from jobchain.controller import election_loop as leader
+from jobchain.controller import metrics
+from jobchain.engine.coordination.election import Timing
 
 
 def _host(address: str) -> str:

@@ -27,12 +27,12 @@ from jobchain.api.models import (
     WorkflowSpec,
     WorkflowStatus,
 )
-from jobchain.controller import metrics, queue
-from jobchain.engine import resume
-from jobchain.engine import status as st
-from jobchain.engine.events import events_between
-from jobchain.engine.outputs import DEFAULT_OUTPUT_LIMIT
-from jobchain.engine.planner import (
+from jobchain.controller import admission_gate as queue
+from jobchain.controller import metrics
+from jobchain.engine.execution import resume
+from jobchain.engine.execution import status as st
+from jobchain.engine.execution.events import events_between
+from jobchain.engine.execution.planner import (
     ExecutionInput,
     WorkflowLookup,
     expires_at,
@@ -40,14 +40,15 @@ from jobchain.engine.planner import (
     plan,
     record_refusals,
 )
-from jobchain.engine.render import LABEL_NODE
-from jobchain.engine.schedule import ANNOTATION_SCHEDULED_TIME
-from jobchain.engine.secrets import redact, secret_refs
+from jobchain.engine.execution.types import ObservedJob
+from jobchain.engine.schedules.decide import ANNOTATION_SCHEDULED_TIME
+from jobchain.engine.spec.outputs import DEFAULT_OUTPUT_LIMIT
+from jobchain.engine.spec.render import LABEL_NODE
+from jobchain.engine.spec.secrets import redact, secret_refs
+from jobchain.engine.spec.validation import validate_workflow
 from jobchain.engine.timefmt import iso
-from jobchain.engine.types import ObservedJob
-from jobchain.engine.validation import validate_workflow
 from jobchain.k8s.api import EXECUTIONS, WORKFLOWS
-from jobchain.k8s.cluster import Cluster
+from jobchain.k8s.cluster import OperatorCluster
 from jobchain.k8s.observe import NodeToRead
 from jobchain.k8s.writes import JobRefused
 
@@ -84,7 +85,7 @@ def status_patch(old: ExecutionStatus, new: ExecutionStatus) -> list[dict[str, A
     return [{"op": "add", "path": "/status", "value": data}]
 
 
-def _lookup(cluster: Cluster, namespace: str, spec: WorkflowExecutionSpec) -> WorkflowLookup | None:
+def _lookup(cluster: OperatorCluster, namespace: str, spec: WorkflowExecutionSpec) -> WorkflowLookup | None:
     if spec.workflowRef is None:
         return None
     name = spec.workflowRef.name
@@ -150,7 +151,7 @@ def _record_metrics(old: ExecutionStatus, new: ExecutionStatus, created: list[di
             metrics.HANDOFF_BEFORE_CREATE.observe(max(0.0, times[0] - seen))
 
 
-def refuse(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
+def refuse(cluster: OperatorCluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
            at: datetime) -> Outcome:
     """Fails an execution before it runs anything (once: a finished one is left as it is)."""
     if old.phase in TERMINAL_EXECUTION_PHASES:
@@ -162,7 +163,7 @@ def refuse(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, reason:
     return Outcome(str(failed.phase))
 
 
-def _without_secrets(cluster: Cluster, namespace: str, spec: WorkflowExecutionSpec,
+def _without_secrets(cluster: OperatorCluster, namespace: str, spec: WorkflowExecutionSpec,
                      observed: dict[str, ObservedJob]) -> dict[str, ObservedJob]:
     """Observed results with the values of the execution's secret params redacted from what is kept
     (failure messages with log tails, outputs), before anything reaches status or Events."""
@@ -181,7 +182,7 @@ def _without_secrets(cluster: Cluster, namespace: str, spec: WorkflowExecutionSp
     return out
 
 
-def _whole_outputs(cluster: Cluster, namespace: str, name: str, status: ExecutionStatus) -> dict[str, Any]:
+def _whole_outputs(cluster: OperatorCluster, namespace: str, name: str, status: ExecutionStatus) -> dict[str, Any]:
     """The whole values of outputs kept in ConfigMaps (status holds previews), for edges and inputs:
     of nodes, and of the items of forEach nodes still running (keyed node#index).
     One that is gone (deleted by hand) is left out: the planner then has only the preview."""
@@ -195,7 +196,7 @@ def _whole_outputs(cluster: Cluster, namespace: str, name: str, status: Executio
     return found
 
 
-def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limit: int = DEFAULT_OUTPUT_LIMIT,
+def reconcile_execution(cluster: OperatorCluster, namespace: str, name: str, output_limit: int = DEFAULT_OUTPUT_LIMIT,
                         now: datetime | None = None, operator_namespace: str | None = None) -> Outcome:
     """One pass over the execution as the store holds it.
 
@@ -234,7 +235,7 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
     lookup = _lookup(cluster, namespace, spec) if old.workflowSpec is None else None
     # Under a Workflow's maxConcurrentExecutions, an execution about to start waits for a slot; the
     # decision and the status write that takes the slot happen under the queue's lock, and a start
-    # is decided from the API server's executions, not the store's (which can lag: `controller.queue`).
+    # is decided from the API server's executions, not the store's (which can lag: `controller.admission_gate`).
     with queue.slot(cluster, body, spec, lookup) as admission:
         if admission.gone:
             return Outcome(None)
@@ -247,7 +248,7 @@ def reconcile_execution(cluster: Cluster, namespace: str, name: str, output_limi
         return _plan_pass(cluster, body, spec, old, lookup, now, output_limit, began)
 
 
-def hold(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
+def hold(cluster: OperatorCluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
          at: datetime) -> Outcome:
     """Keeps the execution Pending with a reason (Queued); it is looked at again when a slot frees up."""
     new = old.model_copy(deep=True)
@@ -257,7 +258,7 @@ def hold(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, reason: s
     return Outcome(str(new.phase))
 
 
-def resume_pass(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, source_name: str,
+def resume_pass(cluster: OperatorCluster, body: dict[str, Any], old: ExecutionStatus, source_name: str,
                 at: datetime) -> Outcome:
     """The first pass of a retry (spec.resumeFrom): takes the snapshot of the execution it resumes and
     copies its Succeeded nodes; the next pass plans the rest as usual."""
@@ -276,7 +277,7 @@ def resume_pass(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, so
     return Outcome(str(new.phase), at)  # plan the rest at once
 
 
-def _plan_pass(cluster: Cluster, body: dict[str, Any], spec: WorkflowExecutionSpec, old: ExecutionStatus,
+def _plan_pass(cluster: OperatorCluster, body: dict[str, Any], spec: WorkflowExecutionSpec, old: ExecutionStatus,
                lookup: WorkflowLookup | None, now: datetime, output_limit: int, began: float) -> Outcome:
     meta = body["metadata"]
     namespace, name = meta["namespace"], meta["name"]
@@ -319,7 +320,7 @@ def _plan_pass(cluster: Cluster, body: dict[str, Any], spec: WorkflowExecutionSp
     return Outcome(str(new.phase), wake_at)
 
 
-def _write(cluster: Cluster, body: dict[str, Any], old: ExecutionStatus, new: ExecutionStatus) -> None:
+def _write(cluster: OperatorCluster, body: dict[str, Any], old: ExecutionStatus, new: ExecutionStatus) -> None:
     """Writes the new status if it differs, then posts the Events its changes mean. Events come
     after the write: a write that fails posts nothing, and the retry derives them again."""
     meta = body["metadata"]
@@ -346,7 +347,7 @@ def workflow_status(body: dict[str, Any], now: datetime) -> WorkflowStatus:
     return st.workflow_ready(old, generation, node_count, problems, now)
 
 
-def reconcile_workflow(cluster: Cluster, body: dict[str, Any]) -> None:
+def reconcile_workflow(cluster: OperatorCluster, body: dict[str, Any]) -> None:
     meta = body["metadata"]
     new = workflow_status(body, datetime.now(UTC))
     old = WorkflowStatus.model_validate(body.get("status") or {})

@@ -25,7 +25,7 @@ from kubernetes import watch as _watch
 from kubernetes.config.config_exception import ConfigException
 
 from jobchain.api.models import GROUP, VERSION
-from jobchain.engine.render import LABEL_NODE, execution_selector
+from jobchain.engine.spec.render import LABEL_NODE, execution_selector
 
 WORKFLOWS = "workflows"
 EXECUTIONS = "workflowexecutions"

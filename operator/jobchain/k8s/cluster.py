@@ -25,14 +25,14 @@ from jobchain.k8s.observe import Observer
 from jobchain.k8s.store import Store
 from jobchain.k8s.writes import Writer
 
-__all__ = ["Cluster", "connect"]
+__all__ = ["OperatorCluster", "connect"]
 
 # Whole outputs kept in memory, by the size of their JSON text: 64 of 1 MiB, or the thousands of small
 # ones a large fan-out keeps per item (each read on every pass until the node finishes).
 OUTPUT_CACHE_BYTES = 64 * 1024 * 1024
 
 
-class Cluster:
+class OperatorCluster:
     def __init__(self, api: client.ApiClient, store: Store | None = None, event_threads: int = 0) -> None:
         self.api = api
         self.store = store or Store()

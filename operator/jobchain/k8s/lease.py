@@ -2,7 +2,7 @@
 
 Every write carries the resourceVersion last read (create: none exists), so the API server lets
 exactly one of two replicas writing at once succeed; the other gets 409 and learns it lost.
-The decisions are made in jobchain.engine.leader; this module only moves the record.
+The decisions are made in jobchain.engine.coordination.election; this module only moves the record.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from jobchain.engine.leader import Record
+from jobchain.engine.coordination.election import Record
 
 
 class Conflict(Exception):

@@ -31,9 +31,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from jobchain.api.models import OutputSource
-from jobchain.engine.outputs import LOG_TAIL_BYTES
-from jobchain.engine.planner import JobState, ObservedJob
-from jobchain.engine.render import ANNOTATION_OUTPUT, CONTAINER, LABEL_MANAGED_BY, MANAGED_BY, key_of, split_key
+from jobchain.engine.execution.planner import JobState, ObservedJob
+from jobchain.engine.spec.outputs import LOG_TAIL_BYTES
+from jobchain.engine.spec.render import ANNOTATION_OUTPUT, CONTAINER, LABEL_MANAGED_BY, MANAGED_BY, key_of, split_key
 from jobchain.engine.timefmt import iso, parse_time
 from jobchain.k8s.api import Builtins
 from jobchain.k8s.store import Store, has_owner

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-from jobchain.engine.render import ANNOTATION_EXECUTION, ANNOTATION_OUTPUT, CONTAINER, LABEL_EXECUTION
+from jobchain.engine.spec.render import ANNOTATION_EXECUTION, ANNOTATION_OUTPUT, CONTAINER, LABEL_EXECUTION
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)

@@ -20,7 +20,7 @@ import urllib3
 from aiohttp import web
 from kubernetes.client.exceptions import ApiException
 
-from jobchain.cli.cluster import Cluster, api_error, connection_error
+from jobchain.cli.cluster import CliCluster, api_error, connection_error
 from jobchain.cli.errors import CliError, usage_error
 
 DEFAULT_PORT = 8090
@@ -31,7 +31,7 @@ STARTUP_PATIENCE = 30.0  # seconds the first check waits out such answers before
 
 
 def _scope(
-    cluster: Cluster, namespace_given: bool, err: IO[str], sleep: Callable[[float], None] = time.sleep
+    cluster: CliCluster, namespace_given: bool, err: IO[str], sleep: Callable[[float], None] = time.sleep
 ) -> str | None:
     """The namespace to watch: the one given, else all when the user may list them cluster-wide.
 
@@ -64,7 +64,8 @@ def _scope(
         raise connection_error(exc, client.host) from None
 
 
-async def _serve(cluster: Cluster, scope: str | None, address: str, port: int, open_page: bool, out: IO[str]) -> None:
+async def _serve(cluster: CliCluster, scope: str | None, address: str, port: int, open_page: bool,
+                 out: IO[str]) -> None:
     from jobchain.cli.dashboard.hub import Hub
     from jobchain.cli.dashboard.kube import ReadOnlyClient
     from jobchain.cli.dashboard.server import allowed_hosts, build_app
@@ -105,7 +106,7 @@ async def _serve(cluster: Cluster, scope: str | None, address: str, port: int, o
 
 
 def run_dashboard(
-    cluster: Cluster, namespace_given: bool, address: str, port: int, open_page: bool, out: IO[str], err: IO[str]
+    cluster: CliCluster, namespace_given: bool, address: str, port: int, open_page: bool, out: IO[str], err: IO[str]
 ) -> int:
     if not 0 <= port <= 65535:
         raise usage_error(f"--port {port}: must be between 0 and 65535")

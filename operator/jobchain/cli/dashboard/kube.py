@@ -18,7 +18,7 @@ from kubernetes import watch as _watch
 from kubernetes.client.exceptions import ApiException
 
 from jobchain.api.models import GROUP, VERSION
-from jobchain.engine.render import LABEL_EXECUTION, LABEL_NODE, label_value
+from jobchain.engine.spec.render import LABEL_EXECUTION, LABEL_NODE, label_value
 
 WORKFLOWS = "workflows"
 EXECUTIONS = "workflowexecutions"

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 from jobchain.api.models import EdgeKind, NodePhase, NodeStatus, WorkflowSpec
 from jobchain.cli.layout import layered_layout
 from jobchain.cli.tables import status_of, workflow_of
-from jobchain.engine import cel
+from jobchain.engine.spec import cel
 
 # How an edge of an execution is drawn: it held (fired), it was decided and did not hold,
 # or its source has not finished yet.

@@ -7,7 +7,7 @@ When each of those rules lived where a phase was set (the planner set phases by 
 eight places, the controller in three more), each copy drifted. The planner, the refusal of
 a Job, the InvalidSpec branch of the controller and the Workflow Ready condition call these
 functions; Events and metrics are derived afterwards by comparing old and new status
-(`engine.events`), so nothing else needs to know what changed.
+(`engine.execution.events`), so nothing else needs to know what changed.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from jobchain.api.models import (
     WorkflowSpec,
     WorkflowStatus,
 )
-from jobchain.engine.render import OUTPUT_KEY, item_key, output_config_map_name
+from jobchain.engine.spec.render import OUTPUT_KEY, item_key, output_config_map_name
 from jobchain.engine.timefmt import format_duration, iso, parse_time
 
 # Messages. A node's message holds what went wrong (an exit code, the last log lines, a

@@ -187,6 +187,6 @@ def too_large_note(size: int) -> str:
 
 
 # Node fields passed to Kubernetes as they are: nested deeper than this, the snapshot in status
-# could not be written (the serializer's limit), so validation (engine.validation) refuses the workflow.
+# could not be written (the serializer's limit), so validation (engine.spec.validation) refuses the workflow.
 MAX_FREE_FORM_DEPTH = MAX_OUTPUT_DEPTH
 

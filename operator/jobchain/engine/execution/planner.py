@@ -7,8 +7,8 @@ decision depends only on its inputs, a handler retried by kopf or an operator re
 half-way reaches the same decision: a node with an observed Job is never given a second
 one, and a finished node or execution is never changed again.
 
-Every status change goes through `engine.status` (mark_node, finish, ...); Events are
-derived afterwards from old and new status (`engine.events`). Times that decide anything
+Every status change goes through `engine.execution.status` (mark_node, finish, ...); Events are
+derived afterwards from old and new status (`engine.execution.events`). Times that decide anything
 come from the cluster or from earlier decisions, never from the time of the pass alone: a
 node skipped or failed before it started is stamped with the time its predecessors
 finished, so a pass replayed after a lost status write decides exactly as the first one.
@@ -33,13 +33,16 @@ from jobchain.api.models import (
     OutputSource,
     WorkflowSpec,
 )
-from jobchain.engine import cel, fanout, refs
-from jobchain.engine import status as st
-from jobchain.engine.conditions import Deferred, EdgeDecisions, PassBudget
-from jobchain.engine.fan_out_run import FanOut
-from jobchain.engine.graph import Graph, InEdge, node_texts
-from jobchain.engine.lifecycle import expires_at, leftovers, record_refusals
-from jobchain.engine.outputs import (
+from jobchain.engine.execution import fanout
+from jobchain.engine.execution import status as st
+from jobchain.engine.execution.conditions import Deferred, EdgeDecisions, PassBudget
+from jobchain.engine.execution.items import FanOut
+from jobchain.engine.execution.lifecycle import expires_at, leftovers, record_refusals
+from jobchain.engine.execution.snapshot import Refusal, snapshot
+from jobchain.engine.execution.types import Event, ExecutionInput, JobState, ObservedJob, Plan, WorkflowLookup
+from jobchain.engine.spec import cel, refs
+from jobchain.engine.spec.graph import Graph, InEdge, node_texts
+from jobchain.engine.spec.outputs import (
     DEFAULT_OUTPUT_LIMIT,
     MIN_OUTPUT_SHARE,
     STATUS_OUTPUT_BUDGET,
@@ -47,8 +50,8 @@ from jobchain.engine.outputs import (
     stored_size,
     too_large_note,
 )
-from jobchain.engine.refs import Scope, UnresolvedReference
-from jobchain.engine.render import (
+from jobchain.engine.spec.refs import Scope, UnresolvedReference
+from jobchain.engine.spec.render import (
     OUTPUT_KEY,
     ExecutionRef,
     ValueTooLarge,
@@ -57,10 +60,8 @@ from jobchain.engine.render import (
     render_job,
     render_output_config_map,
 )
-from jobchain.engine.secrets import secret_refs
-from jobchain.engine.snapshot import Refusal, snapshot
+from jobchain.engine.spec.secrets import secret_refs
 from jobchain.engine.timefmt import format_duration, iso, parse_time
-from jobchain.engine.types import Event, ExecutionInput, JobState, ObservedJob, Plan, WorkflowLookup
 
 
 class _EdgeError(Exception):

@@ -28,8 +28,8 @@ from celpy import celtypes
 
 from jobchain.api.limits import CEL_PASS_SECONDS, CEL_PASS_STEPS
 from jobchain.api.models import EdgeKind, ExecutionStatus, NodePhase, NodeStatus
-from jobchain.engine import cel
-from jobchain.engine.graph import InEdge
+from jobchain.engine.spec import cel
+from jobchain.engine.spec.graph import InEdge
 
 
 def _safe_cel(value: Any) -> Any:

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobchain.api.models import API_VERSION, Node, WorkflowSpec
-from jobchain.engine import refs
-from jobchain.engine.graph import node_texts
-from jobchain.engine.outputs import input_json as to_input_json
-from jobchain.engine.refs import Scope, UnresolvedReference
-from jobchain.engine.shell import Quoting, contexts
+from jobchain.engine.spec import refs
+from jobchain.engine.spec.graph import node_texts
+from jobchain.engine.spec.outputs import input_json as to_input_json
+from jobchain.engine.spec.refs import Scope, UnresolvedReference
+from jobchain.engine.spec.shell import Quoting, contexts
 
 LABEL_EXECUTION = "jobchain.dev/execution"
 LABEL_NODE = "jobchain.dev/node"

@@ -24,7 +24,7 @@ Key = tuple[str, str]
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
-class Scheduler:
+class Workers:
     def __init__(self, work: Callable[[Key], Any], workers: int = 8,
                  on_result: Callable[[Key, Any], datetime | None] | None = None,
                  gate: Callable[[], bool] = lambda: True) -> None:

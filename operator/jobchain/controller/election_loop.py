@@ -2,7 +2,7 @@
 
 Why a thread of its own: renewing must not wait behind the event loop or the reconcile workers
 (a busy replica that cannot renew in time would lose the Lease). The loop reads the Lease every
-`retry_period`, lets jobchain.engine.leader decide, and writes through jobchain.k8s.lease.
+`retry_period`, lets jobchain.engine.coordination.election decide, and writes through jobchain.k8s.lease.
 
 The standby keeps running its watches (its store stays warm, so a takeover needs no relisting)
 but every reconcile and every write is refused while it does not act: the scheduler skips its
@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from kubernetes import client
 
 from jobchain.controller import metrics
-from jobchain.engine.leader import Action, Elector, Timing
+from jobchain.engine.coordination.election import Action, Elector, Timing
 from jobchain.k8s.lease import Conflict, LeaseClient
 from jobchain.k8s.writes import describe
 

@@ -21,9 +21,9 @@ from typing import Any
 
 from jobchain.api import limits
 from jobchain.api.models import EdgeKind, Node, Param, WorkflowExecutionSpec, WorkflowSpec
-from jobchain.engine import cel, refs
-from jobchain.engine.graph import Graph, node_texts
-from jobchain.engine.outputs import MAX_FREE_FORM_DEPTH, depth
+from jobchain.engine.spec import cel, refs
+from jobchain.engine.spec.graph import Graph, node_texts
+from jobchain.engine.spec.outputs import MAX_FREE_FORM_DEPTH, depth
 
 MAX_PROBLEMS = 50  # more are summarized in one line: a message must stay readable (and fit in status)
 

@@ -70,7 +70,7 @@ class Event:
 @dataclass
 class Plan:
     """The new status, and the Jobs to create and to delete. (Events are derived from old and
-    new status by engine.events, not collected here.)"""
+    new status by engine.execution.events, not collected here.)"""
 
     status: ExecutionStatus
     create: list[dict[str, Any]] = field(default_factory=list)

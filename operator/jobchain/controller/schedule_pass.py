@@ -1,5 +1,5 @@
 """One pass over a WorkflowSchedule: read it and its executions from the watch store, ask the engine
-(`engine.schedule.decide`), apply what it says, write status once.
+(`engine.schedules.decide.decide`), apply what it says, write status once.
 
 Order of side effects, for restart safety: executions are created (deterministic names) before the
 status that records them is written; a crash in between leaves an execution that the next pass
@@ -17,7 +17,8 @@ from pydantic import ValidationError
 
 from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import WorkflowScheduleSpec, WorkflowScheduleStatus
-from jobchain.engine.schedule import (
+from jobchain.engine.execution.types import Event
+from jobchain.engine.schedules.decide import (
     LABEL_SCHEDULE,
     Decision,
     ScheduleRef,
@@ -27,8 +28,7 @@ from jobchain.engine.schedule import (
     run_of,
 )
 from jobchain.engine.timefmt import parse_time
-from jobchain.engine.types import Event
-from jobchain.k8s.cluster import Cluster
+from jobchain.k8s.cluster import OperatorCluster
 from jobchain.k8s.store import has_owner
 from jobchain.k8s.writes import SCHEDULES
 
@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 KIND = "WorkflowSchedule"
 
 
-def owned_runs(cluster: Cluster, namespace: str, name: str, uid: str) -> list[dict[str, Any]]:
+def owned_runs(cluster: OperatorCluster, namespace: str, name: str, uid: str) -> list[dict[str, Any]]:
     """The executions of this schedule: its label, and owned by this very object (not by an older
     schedule of the same name)."""
     out = []
@@ -49,7 +49,8 @@ def owned_runs(cluster: Cluster, namespace: str, name: str, uid: str) -> list[di
     return out
 
 
-def reconcile_schedule(cluster: Cluster, namespace: str, name: str, now: datetime | None = None) -> datetime | None:
+def reconcile_schedule(cluster: OperatorCluster, namespace: str, name: str,
+                       now: datetime | None = None) -> datetime | None:
     """One pass; returns when to look again without an event (the next scheduled time)."""
     body = cluster.store.schedule(namespace, name)
     if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
@@ -74,7 +75,7 @@ def reconcile_schedule(cluster: Cluster, namespace: str, name: str, now: datetim
     return next_look(decision, now)
 
 
-def apply(cluster: Cluster, body: dict[str, Any], ref: ScheduleRef, spec: WorkflowScheduleSpec,
+def apply(cluster: OperatorCluster, body: dict[str, Any], ref: ScheduleRef, spec: WorkflowScheduleSpec,
           decision: Decision) -> None:
     for victim in decision.cancel:
         cluster.writer.cancel_execution(ref.namespace, victim)
@@ -88,7 +89,7 @@ def apply(cluster: Cluster, body: dict[str, Any], ref: ScheduleRef, spec: Workfl
         cluster.delete_execution(ref.namespace, victim)
 
 
-def _write(cluster: Cluster, body: dict[str, Any], old: WorkflowScheduleStatus, new: WorkflowScheduleStatus,
+def _write(cluster: OperatorCluster, body: dict[str, Any], old: WorkflowScheduleStatus, new: WorkflowScheduleStatus,
            events: list[Event]) -> None:
     meta = body["metadata"]
     data = new.model_dump(mode="json", exclude_none=True)

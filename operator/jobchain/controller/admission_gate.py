@@ -1,4 +1,4 @@
-"""Feeds the workflow queue (`engine.queue`) from the cluster, and keeps its decisions from racing.
+"""Feeds the workflow queue (`engine.coordination.admission`) from the cluster, and keeps its decisions from racing.
 
 The answer comes from the executions the cluster holds, so it survives a restart. Two things
 keep it right:
@@ -24,9 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobchain.api.models import WorkflowExecutionSpec
-from jobchain.engine.queue import Member, Waiting, member_of, place, waiting_line
-from jobchain.engine.types import WorkflowLookup
-from jobchain.k8s.cluster import Cluster
+from jobchain.engine.coordination.admission import Member, Waiting, member_of, place, waiting_line
+from jobchain.engine.execution.types import WorkflowLookup
+from jobchain.k8s.cluster import OperatorCluster
 from jobchain.k8s.store import Store
 
 QUEUED = "Queued"  # the reason of an execution held waiting
@@ -54,7 +54,7 @@ def _members(bodies: list[dict[str, Any]], workflow: str) -> list[Member]:
 
 
 @contextmanager
-def slot(cluster: Cluster, body: dict[str, Any], spec: WorkflowExecutionSpec,
+def slot(cluster: OperatorCluster, body: dict[str, Any], spec: WorkflowExecutionSpec,
          lookup: WorkflowLookup | None) -> Iterator[Admission]:
     """Whether the execution (`body`, as the pass read it) may go on: no limit, or a slot is free.
     Held for the whole pass of an execution that is about to start under a limit."""

@@ -26,10 +26,10 @@ from jobchain.api.models import (
     WorkflowScheduleSpec,
     WorkflowScheduleStatus,
 )
-from jobchain.engine import status as st
-from jobchain.engine.cron import ScheduleError, parse
+from jobchain.engine.execution import status as st
+from jobchain.engine.execution.types import Event
+from jobchain.engine.schedules.cron import ScheduleError, parse
 from jobchain.engine.timefmt import iso, parse_time
-from jobchain.engine.types import Event
 
 LABEL_SCHEDULE = "jobchain.dev/schedule"
 LABEL_SCHEDULED_UNIX = "jobchain.dev/scheduled-unix"

@@ -5,8 +5,8 @@ out-edges, one output) but many Jobs to the cluster. Everything here keeps the p
 rules for Jobs: an item's Job name is derived from node and index, so a Job created by a pass
 whose status write was lost is adopted (never a second one); items count against
 `parallelism` exactly as nodes do, Jobs running that status does not know yet included; a
-finished item never changes (engine.status.mark_item); the node finishes when its items say
-so (engine.fanout.outcome) and its failure edges route as for any node.
+finished item never changes (engine.execution.status.mark_item); the node finishes when its items say
+so (engine.execution.fanout.outcome) and its failure edges route as for any node.
 """
 
 from __future__ import annotations
@@ -14,10 +14,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from jobchain.api.models import FINISHED_NODE_PHASES, ItemCounts, NodePhase, NodeStatus, OutputRef, OutputSource
-from jobchain.engine import fanout
-from jobchain.engine import status as st
-from jobchain.engine.graph import InEdge
-from jobchain.engine.outputs import (
+from jobchain.engine.execution import fanout
+from jobchain.engine.execution import status as st
+from jobchain.engine.execution.types import JobState, ObservedJob
+from jobchain.engine.spec.graph import InEdge
+from jobchain.engine.spec.outputs import (
     INLINE_INPUT_FILE_BYTES,
     MAX_OUTPUT_BYTES,
     input_json,
@@ -25,8 +26,8 @@ from jobchain.engine.outputs import (
     stored_size,
     too_large_note,
 )
-from jobchain.engine.refs import UnresolvedReference
-from jobchain.engine.render import (
+from jobchain.engine.spec.refs import UnresolvedReference
+from jobchain.engine.spec.render import (
     OUTPUT_KEY,
     ValueTooLarge,
     item_key,
@@ -36,10 +37,9 @@ from jobchain.engine.render import (
     split_key,
 )
 from jobchain.engine.timefmt import iso
-from jobchain.engine.types import JobState, ObservedJob
 
 if TYPE_CHECKING:
-    from jobchain.engine.planner import _Run
+    from jobchain.engine.execution.planner import _Run
 
 
 class FanOut:

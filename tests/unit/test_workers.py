@@ -8,8 +8,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from jobchain.controller import scheduler as scheduling
-from jobchain.controller.scheduler import Key, Scheduler
+from jobchain.controller import workers as scheduling
+from jobchain.controller.workers import Key, Workers
 
 KEY: Key = ("ns", "ex")
 
@@ -48,7 +48,7 @@ def test_a_burst_of_pokes_during_a_reconcile_runs_exactly_one_more() -> None:
     work = Work(seconds=0.1)
 
     async def main() -> None:
-        sched = Scheduler(work)
+        sched = Workers(work)
         sched.poke(KEY)
         await settle(0.03)  # the reconcile has read the state by now
         for _ in range(20):  # pod, Job and status events of one node finishing
@@ -65,7 +65,7 @@ def test_pokes_before_the_reconcile_starts_need_no_second_one() -> None:
     work = Work(seconds=0.05)
 
     async def main() -> None:
-        sched = Scheduler(work)
+        sched = Workers(work)
         for _ in range(20):
             sched.poke(KEY)
         await settle(0.3)
@@ -79,7 +79,7 @@ def test_different_objects_run_in_parallel() -> None:
     work = Work(seconds=0.2)
 
     async def main() -> None:
-        sched = Scheduler(work, workers=4)
+        sched = Workers(work, workers=4)
         for i in range(4):
             sched.poke(("ns", f"ex-{i}"))
         await settle(0.5)
@@ -94,7 +94,7 @@ def test_a_failure_is_retried_after_a_delay_not_in_a_hot_loop(monkeypatch: Any) 
     work = Work(fail_times=1, seconds=0.01)
 
     async def main() -> None:
-        sched = Scheduler(work)
+        sched = Workers(work)
         sched.poke(KEY)
         await settle(0.05)
         for _ in range(10):  # events arriving while the retry waits do not run it early
@@ -116,7 +116,7 @@ def test_wake_at_pokes_at_the_given_moment() -> None:
     results: list[str] = []
 
     async def main() -> None:
-        sched = Scheduler(work, on_result=lambda key, result: results.append(result) and None)
+        sched = Workers(work, on_result=lambda key, result: results.append(result) and None)
         sched.wake_at(KEY, datetime.now(UTC) + timedelta(seconds=0.6))
         await settle(0.1)
         assert work.calls == 0

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from jobchain.api.models import TERMINAL_EXECUTION_PHASES, ExecutionPhase, ExecutionStatus, NodePhase
-from jobchain.engine import status as st
+from jobchain.engine.execution import status as st
 from jobchain.engine.timefmt import iso
 
 

@@ -2,7 +2,7 @@
 
 Pure, and derived from the executions of the workflow as the cluster holds them, never from memory:
 after a restart the same executions give the same answer (which copy of them is read, the watch
-store or the API server, is `controller.queue`'s choice). An
+store or the API server, is `controller.admission_gate`'s choice). An
 execution holds a slot from the moment its Workflow snapshot is taken (it is Running) until it
 finishes; the others wait in creation order (name breaks ties). A cancelled one leaves the queue.
 """

@@ -7,9 +7,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jobchain.api.models import WorkflowSpec
-from jobchain.engine.secrets import secret_refs
-from jobchain.engine.types import ExecutionInput, WorkflowLookup
-from jobchain.engine.validation import join, resolve_params, validate_params, validate_workflow
+from jobchain.engine.execution.types import ExecutionInput, WorkflowLookup
+from jobchain.engine.spec.secrets import secret_refs
+from jobchain.engine.spec.validation import join, resolve_params, validate_params, validate_workflow
 
 
 @dataclass(frozen=True)

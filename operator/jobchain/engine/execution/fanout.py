@@ -4,7 +4,7 @@ Why the list is evaluated again on every pass instead of stored: it is derived d
 inputs never change once the node may start (its input is a finished predecessor's output,
 `nodes` holds only the nodes upstream of it, which have all finished, and params are fixed),
 so every pass, a replay after a lost status write included, gets the same list, and status
-keeps only what happened to each item (engine.status.mark_item), never a copy of the items.
+keeps only what happened to each item (engine.execution.status.mark_item), never a copy of the items.
 Item Jobs are named from node and index (render.item_key), so a restarted operator adopts them.
 """
 
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobchain.api.models import NodePhase, NodeStatus
-from jobchain.engine import cel
-from jobchain.engine.conditions import _safe_cel
-from jobchain.engine.outputs import MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET, stored_size
-from jobchain.engine.refs import render_value
-from jobchain.engine.status import cut, item_preview_limit, names_with_more
+from jobchain.engine.execution.conditions import _safe_cel
+from jobchain.engine.execution.status import cut, item_preview_limit, names_with_more
+from jobchain.engine.spec import cel
+from jobchain.engine.spec.outputs import MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET, stored_size
+from jobchain.engine.spec.refs import render_value
 
 DEFAULT_MAX_ITEMS = 1000
 

@@ -16,7 +16,7 @@ from jobchain.api.models import (
     ExecutionStatus,
     NodePhase,
 )
-from jobchain.engine.types import Event
+from jobchain.engine.execution.types import Event
 
 
 def events_between(old: ExecutionStatus, new: ExecutionStatus) -> list[Event]:

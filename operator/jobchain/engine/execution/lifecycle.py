@@ -12,10 +12,10 @@ from jobchain.api.models import (
     NodePhase,
     WorkflowExecutionSpec,
 )
-from jobchain.engine import status as st
-from jobchain.engine.render import item_key
+from jobchain.engine.execution import status as st
+from jobchain.engine.execution.types import JobState, ObservedJob
+from jobchain.engine.spec.render import item_key
 from jobchain.engine.timefmt import parse_time
-from jobchain.engine.types import JobState, ObservedJob
 
 
 def leftovers(status: ExecutionStatus, observed: Mapping[str, ObservedJob], already: list[str]) -> list[str]:

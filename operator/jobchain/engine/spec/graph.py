@@ -1,7 +1,7 @@
 """A Workflow spec as a graph: nodes by name, incoming edges, and the queries the planner needs.
 
 Decided from the spec alone. The rules a valid graph keeps (no cycle, known targets, one start
-node at least, ...) are checked in `engine.validation`.
+node at least, ...) are checked in `engine.spec.validation`.
 """
 
 from __future__ import annotations

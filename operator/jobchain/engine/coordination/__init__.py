@@ -1,0 +1,1 @@
+"""Coordination between executions and replicas: leader election and workflow admission (the queue)."""

@@ -1,0 +1,1 @@
+"""Schedules: cron expressions and what a WorkflowSchedule should do now."""
