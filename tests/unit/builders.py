@@ -354,7 +354,7 @@ class FakeCluster:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.seen: dict[str, ObservedJob] = {}  # what the observer reports, by node
         self.actions: list[tuple[str, ...]] = []
-        self.refuse: dict[str, str] = {}  # node -> the API server's message
+        self.refuse: dict[str, str] = {}  # node (node#index of an item) -> the API server's message
         self.fail_status_writes = 0
         self.observer = self
         self.writer = self
@@ -414,12 +414,12 @@ class FakeCluster:
     def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Creates or adopts the Job; returns it as the API server holds it."""
         node_name = manifest["metadata"]["labels"][LABEL_NODE]
+        key = str(key_of(manifest))  # node#index for a forEach item
         self.actions.append(("create", "job", node_name))
-        if node_name in self.refuse:
-            raise JobRefused(self.refuse[node_name])
+        if key in self.refuse:
+            raise JobRefused(self.refuse[key])
         name = manifest["metadata"]["name"]
         self.jobs.setdefault(name, manifest)
-        key = str(key_of(manifest))  # node#index for a forEach item
         self.seen.setdefault(key, ObservedJob(node=key, name=name, state=JobState.RUNNING))
         return self.jobs[name]
 

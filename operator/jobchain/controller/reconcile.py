@@ -43,7 +43,7 @@ from jobchain.engine.execution.planner import (
 from jobchain.engine.execution.types import ObservedJob
 from jobchain.engine.schedules.decide import ANNOTATION_SCHEDULED_TIME
 from jobchain.engine.spec.outputs import DEFAULT_OUTPUT_LIMIT
-from jobchain.engine.spec.render import LABEL_NODE
+from jobchain.engine.spec.render import LABEL_NODE, key_of
 from jobchain.engine.spec.secrets import redact, secret_refs
 from jobchain.engine.spec.validation import validate_workflow
 from jobchain.engine.timefmt import iso
@@ -302,7 +302,7 @@ def _plan_pass(cluster: OperatorCluster, body: dict[str, Any], spec: WorkflowExe
             cluster.store.put_job(cluster.writer.create_job(job))
             created_at[job["metadata"]["name"]] = (sent, time.monotonic())
         except JobRefused as exc:  # the user's node spec, not a passing fault: fail the node
-            refused[job["metadata"]["labels"][LABEL_NODE]] = str(exc)
+            refused[str(key_of(job))] = str(exc)  # the node, or node#index of a forEach item
     for job_name in result.delete:
         cluster.writer.delete_job(namespace, job_name)
     new = result.status
@@ -311,7 +311,7 @@ def _plan_pass(cluster: OperatorCluster, body: dict[str, Any], spec: WorkflowExe
     # A refused node's failure is routed by the next pass, at once.
     wake_at = now if refused else (result.wake_at or expires_at(spec, new))
     _write(cluster, body, old, new)
-    created = [j for j in result.create if j["metadata"]["labels"][LABEL_NODE] not in refused]
+    created = [j for j in result.create if str(key_of(j)) not in refused]
     _record_metrics(old, new, created, now, observation.finished_seen, created_at)
     if result.create or result.delete or new.phase != old.phase:
         log.info("%s/%s: %s %s, created %s, deleted %s (read+plan %.0f ms, writes %.0f ms)", namespace, name,
