@@ -20,16 +20,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from jobchain.api.models import WorkflowExecutionSpec
-from jobchain.engine.coordination.admission import Member, Waiting, member_of, place, waiting_line
+from jobchain.engine.coordination.admission import QUEUED, Admission, Member, member_of, place, waiting_line
 from jobchain.engine.execution.types import WorkflowLookup
 from jobchain.k8s.cluster import OperatorCluster
 from jobchain.k8s.store import Store
-
-QUEUED = "Queued"  # the reason of an execution held waiting
 
 _guard = threading.Lock()
 _locks: dict[tuple[str, str], threading.Lock] = {}
@@ -38,15 +35,6 @@ _locks: dict[tuple[str, str], threading.Lock] = {}
 def _lock(namespace: str, workflow: str) -> threading.Lock:
     with _guard:
         return _locks.setdefault((namespace, workflow), threading.Lock())
-
-
-@dataclass(frozen=True)
-class Admission:
-    """What the queue says of an execution about to start."""
-
-    waiting: Waiting | None = None  # how it waits; None: it may go on
-    changed: bool = False  # the API server holds a newer spec of it (a cancel not delivered yet): look again
-    gone: bool = False  # the API server no longer holds it
 
 
 def _members(bodies: list[dict[str, Any]], workflow: str) -> list[Member]:
@@ -86,6 +74,9 @@ def slot(cluster: OperatorCluster, body: dict[str, Any], spec: WorkflowExecution
             yield Admission(changed=True)
         else:
             yield Admission(place(name, _members(listed, workflow), limit))
+
+
+__all__ = ["QUEUED", "Admission", "slot", "waiting_for"]
 
 
 def _name(body: dict[str, Any]) -> str:

@@ -153,7 +153,7 @@ class Writer:
 
         Why, for executions: a merge patch deletes every null member it carries, also inside the
         `nodes` list, so an output such as {"result": null} would be stored as {}. A JSON patch
-        stores values exactly (see controller.reconcile.status_patch).
+        stores values exactly (see engine.execution.status_write).
         """
         self.guard()
         return self.objects.json_patch_object_status(namespace, plural, name, ops)
