@@ -31,7 +31,9 @@ from jobchain.engine.execution.planner import (
     plan,
 )
 from jobchain.engine.execution.status import output_refs
+from jobchain.engine.execution.types import NodeToRead
 from jobchain.engine.spec.render import LABEL_NODE, job_name, key_of
+from jobchain.k8s.cluster import ExecutionCluster, OperatorCluster
 from jobchain.k8s.observe import Observation
 from jobchain.k8s.writes import JobRefused
 
@@ -398,7 +400,11 @@ class FakeCluster:
     def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.workflows.get(name)
 
-    def observe(self, namespace: str, execution: str, uid: str, wanted: Any, started: bool = True) -> Observation:
+    def secret_values(self, namespace: str, refs: Iterable[Mapping[str, Any]]) -> list[str] | None:
+        return []  # (no Secret here: nothing to redact)
+
+    def observe(self, namespace: str, execution: str, uid: str, wanted: Iterable[NodeToRead],
+                started: bool = True) -> Observation:
         return Observation(jobs=dict(self.seen))
 
     # the store's write-through (not recorded as actions: no API call)
@@ -465,6 +471,11 @@ class FakeCluster:
     def take_actions(self) -> list[tuple[str, ...]]:
         actions, self.actions = self.actions, []
         return actions
+
+
+# Both satisfy the Protocol a reconcile takes (checked by mypy: hack/test.sh runs it on this file).
+_REAL: type[ExecutionCluster] = OperatorCluster
+_FAKE: type[ExecutionCluster] = FakeCluster
 
 
 def execution_body(workflow: WorkflowSpec | None = None, *, ref: str | None = None, spec_: dict[str, Any] | None = None,

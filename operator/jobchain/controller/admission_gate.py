@@ -25,7 +25,7 @@ from typing import Any
 from jobchain.api.models import WorkflowExecutionSpec
 from jobchain.engine.coordination.admission import QUEUED, Admission, Member, member_of, place, waiting_line
 from jobchain.engine.execution.types import WorkflowLookup
-from jobchain.k8s.cluster import OperatorCluster
+from jobchain.k8s.cluster import ExecutionCluster
 from jobchain.k8s.store import Store
 
 _guard = threading.Lock()
@@ -42,7 +42,7 @@ def _members(bodies: list[dict[str, Any]], workflow: str) -> list[Member]:
 
 
 @contextmanager
-def slot(cluster: OperatorCluster, body: dict[str, Any], spec: WorkflowExecutionSpec,
+def slot(cluster: ExecutionCluster, body: dict[str, Any], spec: WorkflowExecutionSpec,
          lookup: WorkflowLookup | None) -> Iterator[Admission]:
     """Whether the execution (`body`, as the pass read it) may go on: no limit, or a slot is free.
     Held for the whole pass of an execution that is about to start under a limit."""

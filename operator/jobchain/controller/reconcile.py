@@ -32,7 +32,7 @@ from jobchain.engine.spec.outputs import DEFAULT_OUTPUT_LIMIT
 from jobchain.engine.spec.render import key_of
 from jobchain.engine.timefmt import utc_stamp
 from jobchain.k8s.api import EXECUTIONS, WORKFLOWS
-from jobchain.k8s.cluster import OperatorCluster
+from jobchain.k8s.cluster import ExecutionCluster
 from jobchain.k8s.writes import JobRefused
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,7 @@ class Outcome:
     wake_at: datetime | None = None
 
 
-def reconcile_execution(cluster: OperatorCluster, namespace: str, name: str, output_limit: int = DEFAULT_OUTPUT_LIMIT,
+def reconcile_execution(cluster: ExecutionCluster, namespace: str, name: str, output_limit: int = DEFAULT_OUTPUT_LIMIT,
                         now: datetime | None = None, operator_namespace: str | None = None) -> Outcome:
     """One pass over the execution as the store holds it.
 
@@ -88,12 +88,12 @@ def reconcile_execution(cluster: OperatorCluster, namespace: str, name: str, out
         return _apply(cluster, body, old, result, now, began, observation.finished_seen)
 
 
-def _resume_source(cluster: OperatorCluster, namespace: str, name: str) -> ResumeSource:
+def _resume_source(cluster: ExecutionCluster, namespace: str, name: str) -> ResumeSource:
     body = cluster.get_execution(namespace, name)
     return ResumeSource(name, ExecutionStatus.model_validate(body.get("status") or {}) if body else None)
 
 
-def _whole_outputs(cluster: OperatorCluster, namespace: str, name: str, status: ExecutionStatus) -> dict[str, Any]:
+def _whole_outputs(cluster: ExecutionCluster, namespace: str, name: str, status: ExecutionStatus) -> dict[str, Any]:
     """The whole values of outputs kept in ConfigMaps (status holds previews), for edges and inputs:
     of nodes, and of the items of forEach nodes still running (keyed node#index).
     One that is gone (deleted by hand) is left out: the planner then has only the preview."""
@@ -107,7 +107,7 @@ def _whole_outputs(cluster: OperatorCluster, namespace: str, name: str, status: 
     return found
 
 
-def _apply(cluster: OperatorCluster, body: dict[str, Any], old: ExecutionStatus, result: Plan, now: datetime,
+def _apply(cluster: ExecutionCluster, body: dict[str, Any], old: ExecutionStatus, result: Plan, now: datetime,
            began: float | None = None, finished_seen: dict[str, float] | None = None) -> Outcome:
     """Does what the plan says (ConfigMaps, then Jobs, then status, then Events); refusals by the
     API server go back to the engine (`passes.after_apply`) before status is written."""
@@ -145,7 +145,7 @@ def _apply(cluster: OperatorCluster, body: dict[str, Any], old: ExecutionStatus,
     return Outcome(str(new.phase), result.wake_at)
 
 
-def _write(cluster: OperatorCluster, body: dict[str, Any], old: ExecutionStatus, new: ExecutionStatus) -> None:
+def _write(cluster: ExecutionCluster, body: dict[str, Any], old: ExecutionStatus, new: ExecutionStatus) -> None:
     """Writes the new status if it differs, then posts the Events its changes mean. Events come
     after the write: a write that fails posts nothing, and the retry derives them again."""
     meta = body["metadata"]
@@ -157,7 +157,7 @@ def _write(cluster: OperatorCluster, body: dict[str, Any], old: ExecutionStatus,
         cluster.writer.event(body, "WorkflowExecution", event.type, event.reason, event.message)
 
 
-def reconcile_workflow(cluster: OperatorCluster, body: dict[str, Any]) -> None:
+def reconcile_workflow(cluster: ExecutionCluster, body: dict[str, Any]) -> None:
     meta = body["metadata"]
     new = passes.workflow_status(body, datetime.now(UTC))
     old = WorkflowStatus.model_validate(body.get("status") or {})
