@@ -31,7 +31,9 @@ from jobchain.engine.execution.planner import (
     plan,
 )
 from jobchain.engine.execution.status import output_refs
+from jobchain.engine.execution.types import NodeToRead
 from jobchain.engine.spec.render import LABEL_NODE, job_name, key_of
+from jobchain.k8s.cluster import ExecutionCluster, OperatorCluster
 from jobchain.k8s.observe import Observation
 from jobchain.k8s.writes import JobRefused
 
@@ -354,7 +356,7 @@ class FakeCluster:
         self.jobs: dict[str, dict[str, Any]] = {}
         self.seen: dict[str, ObservedJob] = {}  # what the observer reports, by node
         self.actions: list[tuple[str, ...]] = []
-        self.refuse: dict[str, str] = {}  # node -> the API server's message
+        self.refuse: dict[str, str] = {}  # node (node#index of an item) -> the API server's message
         self.fail_status_writes = 0
         self.observer = self
         self.writer = self
@@ -398,7 +400,11 @@ class FakeCluster:
     def get_workflow(self, namespace: str, name: str) -> dict[str, Any] | None:
         return self.workflows.get(name)
 
-    def observe(self, namespace: str, execution: str, uid: str, wanted: Any, started: bool = True) -> Observation:
+    def secret_values(self, namespace: str, refs: Iterable[Mapping[str, Any]]) -> list[str] | None:
+        return []  # (no Secret here: nothing to redact)
+
+    def observe(self, namespace: str, execution: str, uid: str, wanted: Iterable[NodeToRead],
+                started: bool = True) -> Observation:
         return Observation(jobs=dict(self.seen))
 
     # the store's write-through (not recorded as actions: no API call)
@@ -414,12 +420,12 @@ class FakeCluster:
     def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Creates or adopts the Job; returns it as the API server holds it."""
         node_name = manifest["metadata"]["labels"][LABEL_NODE]
+        key = str(key_of(manifest))  # node#index for a forEach item
         self.actions.append(("create", "job", node_name))
-        if node_name in self.refuse:
-            raise JobRefused(self.refuse[node_name])
+        if key in self.refuse:
+            raise JobRefused(self.refuse[key])
         name = manifest["metadata"]["name"]
         self.jobs.setdefault(name, manifest)
-        key = str(key_of(manifest))  # node#index for a forEach item
         self.seen.setdefault(key, ObservedJob(node=key, name=name, state=JobState.RUNNING))
         return self.jobs[name]
 
@@ -465,6 +471,11 @@ class FakeCluster:
     def take_actions(self) -> list[tuple[str, ...]]:
         actions, self.actions = self.actions, []
         return actions
+
+
+# Both satisfy the Protocol a reconcile takes (checked by mypy: hack/test.sh runs it on this file).
+_REAL: type[ExecutionCluster] = OperatorCluster
+_FAKE: type[ExecutionCluster] = FakeCluster
 
 
 def execution_body(workflow: WorkflowSpec | None = None, *, ref: str | None = None, spec_: dict[str, Any] | None = None,

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from jobchain.cli import commands, logs, run, tables
-from jobchain.cli.cluster import EXECUTIONS, WORKFLOWS, CliCluster, LogNotReady
+from jobchain.cli.cluster import EXECUTIONS, WORKFLOWS, CliCluster, ClusterCalls, LogNotReady
 from jobchain.cli.errors import CliError
 
 WORKFLOW = {
@@ -42,8 +42,8 @@ def execution(name: str, phase: str, nodes: list[dict[str, Any]], **status: Any)
     }
 
 
-class FakeCluster(CliCluster):
-    """The real CliCluster's interface over dicts in memory (no API client)."""
+class FakeCluster:
+    """The real CliCluster's interface (`ClusterCalls`) over dicts in memory (no API client)."""
 
     def __init__(self) -> None:
         self.namespace = "ns"
@@ -76,11 +76,22 @@ class FakeCluster(CliCluster):
     def node_pods(self, execution: str, node: str) -> list[dict[str, Any]]:
         return [{"metadata": {"name": pod}} for pod in self.pods.get(node, [])]
 
+    def with_whole_outputs(self, execution: dict[str, Any]) -> dict[str, Any]:
+        return execution  # (no output kept in a ConfigMap here)
+
     def read_log(self, pod: str) -> str | None:
         log = self.logs.get(pod)
         if log == "NOT-READY":
             raise LogNotReady("container main is waiting to start: ContainerCreating")
         return log
+
+    def follow_log(self, pod: str) -> Iterator[str]:
+        yield from (self.read_log(pod) or "").splitlines()
+
+
+# Both satisfy the Protocol the commands take (checked by mypy: hack/test.sh runs it on this file).
+_REAL: type[ClusterCalls] = CliCluster
+_FAKE: type[ClusterCalls] = FakeCluster
 
 
 DONE: list[dict[str, Any]] = [

@@ -8,8 +8,8 @@ from datetime import timedelta
 from typing import Any
 
 from jobchain.api.models import ExecutionStatus
-from jobchain.controller.reconcile import dump_status
 from jobchain.engine.execution.planner import plan
+from jobchain.engine.execution.status_write import dump_status
 from jobchain.engine.spec.render import job_name
 from jobchain.engine.spec.validation import validate_workflow as validate
 

@@ -12,7 +12,8 @@ from kubernetes.client.rest import RESTResponse
 
 from jobchain.api.models import OutputSource
 from jobchain.engine.execution.planner import JobState
-from jobchain.k8s.observe import NodeToRead, Observer, interpret_job, log_text, observed_job, output_of
+from jobchain.engine.execution.types import NodeToRead
+from jobchain.k8s.observe import Observer, interpret_job, log_text, observed_job, output_of
 from jobchain.k8s.store import Store
 
 

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 
 from jobchain.api.models import ExecutionStatus
-from jobchain.controller.reconcile import dump_status
 from jobchain.engine.execution import conditions
 from jobchain.engine.execution.planner import ObservedJob, iso, plan
+from jobchain.engine.execution.status_write import dump_status
 from jobchain.engine.spec import cel
 from jobchain.engine.spec.render import job_name
 

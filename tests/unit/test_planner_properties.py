@@ -27,9 +27,9 @@ from jobchain.api.models import (
     NodeStatus,
     WorkflowSpec,
 )
-from jobchain.controller.reconcile import status_patch
 from jobchain.engine.execution.planner import JobState, ObservedJob, plan
 from jobchain.engine.execution.status import output_refs
+from jobchain.engine.execution.status_write import status_patch
 from jobchain.engine.spec.graph import Graph
 from jobchain.engine.spec.outputs import MAX_OUTPUT_BYTES, keep_output
 from jobchain.engine.spec.refs import render_value

@@ -95,7 +95,7 @@ def cluster_of(limit: int, *bodies: dict[str, Any]) -> FakeCluster:
 
 
 def pass_of(cluster: FakeCluster, name: str, seconds: float = 0) -> Any:
-    return reconcile_execution(cluster, NAMESPACE, name, now=T0 + timedelta(seconds=seconds))  # type: ignore[arg-type]
+    return reconcile_execution(cluster, NAMESPACE, name, now=T0 + timedelta(seconds=seconds))
 
 
 def test_an_execution_whose_elders_the_store_has_not_received_yet_waits_behind_them() -> None:
@@ -182,7 +182,7 @@ def test_the_api_server_is_read_only_to_start_an_execution_under_a_limit() -> No
     assert ("list", "workflowexecutions") not in cluster.take_actions()
     # No limit: no read.
     free = FakeCluster(execution_body(chain("a")))
-    reconcile_execution(free, NAMESPACE, "run-1", now=T0)  # type: ignore[arg-type]
+    reconcile_execution(free, NAMESPACE, "run-1", now=T0)
     assert ("list", "workflowexecutions") not in free.take_actions()
 
 

@@ -18,7 +18,7 @@ A, B = job_name(EXECUTION, "a"), job_name(EXECUTION, "b")
 
 
 def reconcile(cluster: FakeCluster, seconds: float = 0) -> str | None:
-    return reconcile_execution(cluster, NAMESPACE, EXECUTION, now=T0 + timedelta(seconds=seconds)).phase  # type: ignore[arg-type]
+    return reconcile_execution(cluster, NAMESPACE, EXECUTION, now=T0 + timedelta(seconds=seconds)).phase
 
 
 def test_start_creates_the_first_job_then_writes_status_then_posts_events() -> None:

@@ -16,7 +16,7 @@ from jobchain.api.models import WorkflowExecutionSpec
 from jobchain.cli import run
 from jobchain.cli.errors import CliError
 from jobchain.cli.lint import run_lint
-from jobchain.controller.reconcile import workflow_status
+from jobchain.engine.execution.passes import workflow_status
 from jobchain.engine.execution.planner import plan
 from jobchain.engine.spec.validation import join, validate_execution, validate_params
 from jobchain.k8s.api import WORKFLOWS

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from jobchain.api.models import API_VERSION, ExecutionStatus, WorkflowScheduleSpec
-from jobchain.cli.cluster import EXECUTIONS, CliCluster
+from jobchain.cli.cluster import EXECUTIONS, ClusterCalls
 from jobchain.cli.errors import CliError, Exit
 from jobchain.cli.run import run_execution
 from jobchain.engine.execution.resume import problem
@@ -38,7 +38,8 @@ def retry_manifest(old: dict[str, Any]) -> dict[str, Any]:
             "spec": spec}
 
 
-def retry_execution(cluster: CliCluster, name: str, mode: str | None, out: IO[str], err: IO[str] | None = None) -> int:
+def retry_execution(cluster: ClusterCalls, name: str, mode: str | None, out: IO[str],
+                    err: IO[str] | None = None) -> int:
     old = cluster.get(EXECUTIONS, name)
     why = problem(name, ExecutionStatus.model_validate(old.get("status") or {}))
     if why is not None:
@@ -46,7 +47,7 @@ def retry_execution(cluster: CliCluster, name: str, mode: str | None, out: IO[st
     return run_execution(cluster, retry_manifest(old), mode, out, err)
 
 
-def run_from_schedule(cluster: CliCluster, name: str, mode: str | None, out: IO[str],
+def run_from_schedule(cluster: ClusterCalls, name: str, mode: str | None, out: IO[str],
                       err: IO[str] | None = None) -> int:
     body = cluster.get(SCHEDULES, name)
     meta = body["metadata"]

@@ -14,19 +14,18 @@ import json
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, TypeVar, cast
+from typing import Any, Protocol, TypeVar, cast
 
 import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from jobchain.api.models import GROUP
 from jobchain.cli.errors import CliError, Exit, cluster_error, usage_error
 from jobchain.k8s import api as k8s
 from jobchain.k8s.api import EXECUTIONS, WORKFLOWS, watch
+from jobchain.k8s.errors import api_message, describe_call
 
-KIND_OF_PLURAL = {WORKFLOWS: "workflow", EXECUTIONS: "workflowexecution", "pods": "pod"}
 REQUEST_TIMEOUT = 30  # seconds, for every call that is not a watch or a followed log
 WATCH_SECONDS = 240  # a watch is renewed this often, so a silently dropped connection is noticed
 BUSY_SECONDS = 30  # how long a call answered 429 (Too Many Requests) is retried
@@ -44,58 +43,14 @@ T = TypeVar("T")
 
 
 def api_error(exc: ApiException, plural: str, name: str | None, namespace: str) -> CliError:
-    """The one line a user sees for a failed API call (pure: unit-tested without a cluster)."""
-    kind = KIND_OF_PLURAL.get(plural, plural)
-    status = _status(exc)
-    message = _status_message(exc)
-    if exc.status == 404:
-        details = status.get("details") or {}
-        if not status:
-            # No Status object: the API server does not serve this resource type at all.
-            return cluster_error(
-                f"the jobchain CRDs are not installed in this cluster ({plural}.{GROUP} is not served); "
-                "install them with `kubectl apply -f crds/`"
-            )
-        if details.get("kind") == "namespaces":
-            return usage_error(f"namespace {namespace!r} does not exist; pick another with -n/--namespace")
-        if name is not None:
-            hint = {
-                WORKFLOWS: f"list them with `kubectl get workflows -n {namespace}`",
-                EXECUTIONS: f"list them with `jobchain list -n {namespace}`",
-            }.get(plural, "")
-            return usage_error(
-                f"{kind} {name!r} not found in namespace {namespace!r}" + (f"; {hint}" if hint else "")
-            )
-        return usage_error(message or f"{kind} not found")
-    if exc.status == 401:
-        return cluster_error(
-            f"the cluster refused the credentials of the current kubeconfig context ({message})"
-        )
-    if exc.status == 403:
-        return cluster_error(
-            f"forbidden: {message}; ask for RBAC access to {plural}.{GROUP} in {namespace!r}"
-            if plural in (WORKFLOWS, EXECUTIONS)
-            else f"forbidden: {message}"
-        )
-    if exc.status == 422:
-        return usage_error(f"the API server refused the {kind}: {message}")
-    return cluster_error(
-        f"the API server answered {exc.status} {exc.reason or ''}".rstrip()
-        + (f": {message}" if message else "")
-    )
-
-
-def _status(exc: ApiException) -> dict[str, Any]:
-    """The Status object in an error response; empty when the body is not one (a bare 404 page)."""
-    try:
-        body = json.loads(exc.body or "")
-    except (TypeError, ValueError):
-        return {}
-    return body if isinstance(body, dict) and body.get("kind") == "Status" else {}
+    """The one line a user sees for a failed API call (worded by `k8s.errors.describe_call`), as
+    the CLI's error: a usage error when the user named something wrong, else a cluster error."""
+    described = describe_call(exc, plural, name, namespace)
+    return usage_error(described.message) if described.usage else cluster_error(described.message)
 
 
 def _status_message(exc: ApiException) -> str:
-    return str(_status(exc).get("message") or exc.reason or "").strip()
+    return api_message(exc, default="")
 
 
 class LogNotReady(Exception):
@@ -118,6 +73,22 @@ def connection_error(exc: Exception, host: str) -> CliError:
         f"cannot reach the Kubernetes API server at {host} ({text}); check that the cluster is "
         "running and that the kubeconfig context is the right one"
     )
+
+
+class ClusterCalls(Protocol):
+    """What the CLI's commands call on a cluster: `CliCluster` is it; tests use one over dicts."""
+
+    @property
+    def namespace(self) -> str: ...
+    def get(self, plural: str, name: str) -> dict[str, Any]: ...
+    def list_objects(self, plural: str) -> list[dict[str, Any]]: ...
+    def create_execution(self, body: dict[str, Any]) -> dict[str, Any]: ...
+    def cancel_execution(self, name: str) -> dict[str, Any]: ...
+    def watch_execution(self, name: str) -> Iterator[dict[str, Any]]: ...
+    def node_pods(self, execution: str, node: str) -> list[dict[str, Any]]: ...
+    def with_whole_outputs(self, execution: dict[str, Any]) -> dict[str, Any]: ...
+    def read_log(self, pod: str) -> str | None: ...
+    def follow_log(self, pod: str) -> Iterator[str]: ...
 
 
 @dataclass

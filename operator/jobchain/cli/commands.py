@@ -16,7 +16,7 @@ from pydantic import ValidationError
 from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import TERMINAL_EXECUTION_PHASES, WorkflowSpec
 from jobchain.cli import graphs
-from jobchain.cli.cluster import EXECUTIONS, WORKFLOWS, CliCluster
+from jobchain.cli.cluster import EXECUTIONS, WORKFLOWS, ClusterCalls
 from jobchain.cli.errors import CliError, Exit, usage_error
 from jobchain.cli.lint import object_label
 from jobchain.cli.tables import execution_details, executions_table, status_of, workflow_of
@@ -38,7 +38,7 @@ def dump(data: Any, fmt: str) -> str:
     return str(yaml.safe_dump(data, sort_keys=False, default_flow_style=False))
 
 
-def get_execution(cluster: CliCluster, name: str, fmt: str | None, out: IO[str]) -> int:
+def get_execution(cluster: ClusterCalls, name: str, fmt: str | None, out: IO[str]) -> int:
     execution = cluster.with_whole_outputs(cluster.get(EXECUTIONS, name))
     if fmt:
         out.write(dump(_clean(execution), fmt))
@@ -47,7 +47,7 @@ def get_execution(cluster: CliCluster, name: str, fmt: str | None, out: IO[str])
     return 0
 
 
-def list_executions(cluster: CliCluster, workflow: str | None, fmt: str | None, out: IO[str],
+def list_executions(cluster: ClusterCalls, workflow: str | None, fmt: str | None, out: IO[str],
                     schedule: str | None = None) -> int:
     items = cluster.list_objects(EXECUTIONS)
     if workflow is not None:
@@ -65,7 +65,7 @@ def list_executions(cluster: CliCluster, workflow: str | None, fmt: str | None, 
     return 0
 
 
-def cancel_execution(cluster: CliCluster, name: str, out: IO[str]) -> int:
+def cancel_execution(cluster: ClusterCalls, name: str, out: IO[str]) -> int:
     execution = cluster.get(EXECUTIONS, name)
     status = status_of(execution)
     if execution.get("status") and status.phase in TERMINAL_EXECUTION_PHASES:
@@ -90,7 +90,7 @@ def _parse_spec(data: Any, where: str) -> WorkflowSpec:
 
 
 def _execution_drawing(
-    execution: dict[str, Any], workflows: dict[str, Any], cluster: CliCluster | None, where: str
+    execution: dict[str, Any], workflows: dict[str, Any], cluster: ClusterCalls | None, where: str
 ) -> tuple[WorkflowSpec, dict[str, str] | None]:
     status = execution.get("status") or {}
     spec = execution.get("spec") or {}
@@ -147,7 +147,7 @@ def draw_graph(
 ) -> int:
     """`target` is a file (or `-`) when one exists by that name, else a Workflow in the cluster."""
     if execution is not None:
-        cluster: CliCluster = cluster_factory()
+        cluster: ClusterCalls = cluster_factory()
         obj = cluster.get(EXECUTIONS, execution)
         spec, phases = _execution_drawing(obj, {}, cluster, f"execution {execution!r}")
         title = f"WorkflowExecution/{execution}"

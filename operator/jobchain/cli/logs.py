@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from jobchain.api.models import FINISHED_NODE_PHASES, TERMINAL_EXECUTION_PHASES, NodePhase, NodeStatus
-from jobchain.cli.cluster import EXECUTIONS, CliCluster, LogNotReady
+from jobchain.cli.cluster import EXECUTIONS, ClusterCalls, LogNotReady
 from jobchain.cli.errors import usage_error
 from jobchain.cli.tables import status_of
 from jobchain.engine.spec.render import LABEL_ITEM, item_key, split_key
@@ -67,7 +67,7 @@ def select_nodes(execution: dict[str, Any], node: str | None) -> list[NodeStatus
     return chosen
 
 
-def node_log_lines(cluster: CliCluster, execution: str, node: NodeStatus, ended: bool) -> list[str]:
+def node_log_lines(cluster: ClusterCalls, execution: str, node: NodeStatus, ended: bool) -> list[str]:
     pods = cluster.node_pods(execution, node.name)
     if not pods:
         return no_pod_note(node, ended)
@@ -76,7 +76,7 @@ def node_log_lines(cluster: CliCluster, execution: str, node: NodeStatus, ended:
     return pod_log_lines(cluster, node.name, node, pods)
 
 
-def pod_log_lines(cluster: CliCluster, prefix: str, node: NodeStatus, pods: list[dict[str, Any]]) -> list[str]:
+def pod_log_lines(cluster: ClusterCalls, prefix: str, node: NodeStatus, pods: list[dict[str, Any]]) -> list[str]:
     lines: list[str] = []
     for attempt, pod in enumerate(pods, start=1):
         pod_name = pod["metadata"]["name"]
@@ -94,7 +94,7 @@ def pod_log_lines(cluster: CliCluster, prefix: str, node: NodeStatus, pods: list
     return lines
 
 
-def item_log_lines(cluster: CliCluster, node: NodeStatus, pods: list[dict[str, Any]]) -> list[str]:
+def item_log_lines(cluster: ClusterCalls, node: NodeStatus, pods: list[dict[str, Any]]) -> list[str]:
     """A forEach node: each item's pods in item order, prefixed `[node#index]`."""
     by_item: dict[int, list[dict[str, Any]]] = {}
     for pod in pods:
@@ -113,7 +113,7 @@ def pod_prefix(node: str, pod: dict[str, Any]) -> str:
     return item_key(node, int(index)) if index.isdigit() else node
 
 
-def show_logs(cluster: CliCluster, name: str, node: str | None, out: IO[str]) -> int:
+def show_logs(cluster: ClusterCalls, name: str, node: str | None, out: IO[str]) -> int:
     execution = cluster.with_whole_outputs(cluster.get(EXECUTIONS, name))
     nodes = select_nodes(execution, node)
     if not nodes:
@@ -131,7 +131,7 @@ class Follower:
     """Follows one node after another until the execution ends."""
 
     def __init__(
-        self, cluster: CliCluster, name: str, out: IO[str], sleep: Callable[[float], None] = time.sleep
+        self, cluster: ClusterCalls, name: str, out: IO[str], sleep: Callable[[float], None] = time.sleep
     ) -> None:
         self.cluster = cluster
         self.name = name
@@ -219,5 +219,5 @@ class Follower:
         return 0
 
 
-def follow_logs(cluster: CliCluster, name: str, node: str | None, out: IO[str]) -> int:
+def follow_logs(cluster: ClusterCalls, name: str, node: str | None, out: IO[str]) -> int:
     return Follower(cluster, name, out).run(node)

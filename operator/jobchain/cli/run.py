@@ -23,7 +23,7 @@ from pydantic import ValidationError
 
 from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import API_VERSION, PARAM_NAME, TERMINAL_EXECUTION_PHASES, ExecutionPhase, Workflow
-from jobchain.cli.cluster import WORKFLOWS, CliCluster
+from jobchain.cli.cluster import WORKFLOWS, ClusterCalls
 from jobchain.cli.errors import CliError, Exit, usage_error
 from jobchain.cli.tables import nodes_table, phase_line, status_of
 from jobchain.engine.spec.validation import join, validate_params, validate_workflow
@@ -140,7 +140,7 @@ class LiveView:
         self.last = frame
 
 
-def _changes(cluster: CliCluster, name: str, tick: float) -> Iterator[dict[str, Any] | None]:
+def _changes(cluster: ClusterCalls, name: str, tick: float) -> Iterator[dict[str, Any] | None]:
     """The watch's objects, and None every `tick` seconds without a change.
 
     Why a thread: the watch blocks until the next change, but meanwhile the durations of
@@ -171,7 +171,7 @@ def _changes(cluster: CliCluster, name: str, tick: float) -> Iterator[dict[str, 
 
 
 def wait_for_end(
-    cluster: CliCluster,
+    cluster: ClusterCalls,
     name: str,
     view: LiveView | None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -207,7 +207,7 @@ def check_timeout(timeout: int | None) -> int | None:
 
 
 def run_workflow(
-    cluster: CliCluster,
+    cluster: ClusterCalls,
     workflow: str,
     params: dict[str, str],
     mode: str | None,
@@ -220,7 +220,7 @@ def run_workflow(
 
 
 def run_execution(
-    cluster: CliCluster, manifest: dict[str, Any], mode: str | None, out: IO[str], err: IO[str] | None = None
+    cluster: ClusterCalls, manifest: dict[str, Any], mode: str | None, out: IO[str], err: IO[str] | None = None
 ) -> int:
     """Creates `manifest` (after checking the Workflow it refers to), then follows it as `mode` says."""
     ref = (manifest["spec"].get("workflowRef") or {}).get("name")

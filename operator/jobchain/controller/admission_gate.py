@@ -20,16 +20,13 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any
 
 from jobchain.api.models import WorkflowExecutionSpec
-from jobchain.engine.coordination.admission import Member, Waiting, member_of, place, waiting_line
+from jobchain.engine.coordination.admission import QUEUED, Admission, Member, member_of, place, waiting_line
 from jobchain.engine.execution.types import WorkflowLookup
-from jobchain.k8s.cluster import OperatorCluster
+from jobchain.k8s.cluster import ExecutionCluster
 from jobchain.k8s.store import Store
-
-QUEUED = "Queued"  # the reason of an execution held waiting
 
 _guard = threading.Lock()
 _locks: dict[tuple[str, str], threading.Lock] = {}
@@ -40,21 +37,12 @@ def _lock(namespace: str, workflow: str) -> threading.Lock:
         return _locks.setdefault((namespace, workflow), threading.Lock())
 
 
-@dataclass(frozen=True)
-class Admission:
-    """What the queue says of an execution about to start."""
-
-    waiting: Waiting | None = None  # how it waits; None: it may go on
-    changed: bool = False  # the API server holds a newer spec of it (a cancel not delivered yet): look again
-    gone: bool = False  # the API server no longer holds it
-
-
 def _members(bodies: list[dict[str, Any]], workflow: str) -> list[Member]:
     return [m for b in bodies if (m := member_of(b, workflow)) is not None]
 
 
 @contextmanager
-def slot(cluster: OperatorCluster, body: dict[str, Any], spec: WorkflowExecutionSpec,
+def slot(cluster: ExecutionCluster, body: dict[str, Any], spec: WorkflowExecutionSpec,
          lookup: WorkflowLookup | None) -> Iterator[Admission]:
     """Whether the execution (`body`, as the pass read it) may go on: no limit, or a slot is free.
     Held for the whole pass of an execution that is about to start under a limit."""
@@ -86,6 +74,9 @@ def slot(cluster: OperatorCluster, body: dict[str, Any], spec: WorkflowExecution
             yield Admission(changed=True)
         else:
             yield Admission(place(name, _members(listed, workflow), limit))
+
+
+__all__ = ["QUEUED", "Admission", "slot", "waiting_for"]
 
 
 def _name(body: dict[str, Any]) -> str:

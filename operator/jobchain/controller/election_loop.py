@@ -26,8 +26,8 @@ from kubernetes import client
 
 from jobchain.controller import metrics
 from jobchain.engine.coordination.election import Action, Elector, Timing
+from jobchain.k8s.errors import describe
 from jobchain.k8s.lease import Conflict, LeaseClient
-from jobchain.k8s.writes import describe
 
 log = logging.getLogger(__name__)
 

@@ -37,9 +37,9 @@ from jobchain.engine.schedules.decide import LABEL_SCHEDULE
 from jobchain.engine.spec.outputs import DEFAULT_OUTPUT_LIMIT
 from jobchain.engine.spec.render import LABEL_MANAGED_BY, LABEL_NODE, MANAGED_BY
 from jobchain.k8s.cluster import OperatorCluster, connect
+from jobchain.k8s.errors import describe
 from jobchain.k8s.request_counter import count_requests
 from jobchain.k8s.store import Store, execution_of
-from jobchain.k8s.writes import describe
 
 log = logging.getLogger(__name__)
 

@@ -20,6 +20,12 @@ def parse_time(text: str | None) -> datetime | None:
     return moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
+def utc_stamp(value: object) -> str | None:
+    """A Kubernetes timestamp in the one format status uses (RFC 3339, UTC, "Z"); None if unreadable."""
+    moment = parse_time(str(value)) if value else None
+    return iso(moment) if moment else None
+
+
 def format_duration(seconds: float) -> str:
     whole = max(0, round(seconds))
     hours, rest = divmod(whole, 3600)

@@ -15,21 +15,65 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from jobchain.engine.execution.types import NodeToRead
 from jobchain.k8s.api import EXECUTIONS, WORKFLOWS, Builtins, CustomObjects, connect
-from jobchain.k8s.observe import Observer
+from jobchain.k8s.observe import Observation, Observer
 from jobchain.k8s.store import Store
 from jobchain.k8s.writes import Writer
 
-__all__ = ["OperatorCluster", "connect"]
+__all__ = ["ExecutionCluster", "OperatorCluster", "connect"]
+
+Obj = dict[str, Any]
 
 # Whole outputs kept in memory, by the size of their JSON text: 64 of 1 MiB, or the thousands of small
 # ones a large fan-out keeps per item (each read on every pass until the node finishes).
 OUTPUT_CACHE_BYTES = 64 * 1024 * 1024
+
+
+class PassStore(Protocol):
+    """What a pass tells the watch store (its own writes) and asks it (the queue's members)."""
+
+    def put_job(self, job: Obj) -> object: ...
+    def put_execution(self, obj: Obj, own: bool = False) -> object: ...
+    def executions_in(self, namespace: str) -> list[Obj]: ...
+    def drop_execution(self, namespace: str, name: str) -> None: ...
+
+
+class PassObserver(Protocol):
+    def observe(self, namespace: str, execution: str, uid: str, wanted: Iterable[NodeToRead],
+                started: bool = True) -> Observation: ...
+
+
+class PassWriter(Protocol):
+    def create_config_map(self, manifest: Obj) -> None: ...
+    def create_job(self, manifest: Obj) -> Obj: ...
+    def delete_job(self, namespace: str, name: str) -> None: ...
+    def patch_status(self, plural: str, namespace: str, name: str, status: Obj) -> Obj: ...
+    def json_patch_status(self, plural: str, namespace: str, name: str, ops: list[Obj]) -> Obj: ...
+    def event(self, obj: Obj, kind: str, type_: str, reason: str, message: str) -> None: ...
+
+
+class ExecutionCluster(Protocol):
+    """What a reconcile pass uses of the cluster: `OperatorCluster` is it; the unit tests' fake
+    (tests/unit/builders.FakeCluster) records it, and mypy checks both against this."""
+
+    @property
+    def store(self) -> PassStore: ...
+    @property
+    def observer(self) -> PassObserver: ...
+    @property
+    def writer(self) -> PassWriter: ...
+    def get_execution(self, namespace: str, name: str) -> Obj | None: ...
+    def list_executions(self, namespace: str) -> list[Obj]: ...
+    def delete_execution(self, namespace: str, name: str) -> None: ...
+    def get_workflow(self, namespace: str, name: str) -> Obj | None: ...
+    def secret_values(self, namespace: str, refs: Iterable[Mapping[str, Any]]) -> list[str] | None: ...
+    def output_value(self, namespace: str, config_map: str, key: str) -> tuple[bool, Any]: ...
 
 
 class OperatorCluster:

@@ -31,10 +31,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from jobchain.api.models import OutputSource
-from jobchain.engine.execution.planner import JobState, ObservedJob
+from jobchain.engine.execution.types import JobState, NodeToRead, ObservedJob
 from jobchain.engine.spec.outputs import LOG_TAIL_BYTES
 from jobchain.engine.spec.render import ANNOTATION_OUTPUT, CONTAINER, LABEL_MANAGED_BY, MANAGED_BY, key_of, split_key
-from jobchain.engine.timefmt import iso, parse_time
+from jobchain.engine.timefmt import utc_stamp
 from jobchain.k8s.api import Builtins
 from jobchain.k8s.store import Store, has_owner
 
@@ -45,35 +45,12 @@ FAILURE_LOG_BYTES = 2048
 Obj = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class NodeToRead:
-    """A node not yet finished in status: its Job's result (and output) is wanted.
-
-    `job`: the Job status says the node runs as, if any (confirmed with the API server before
-    the node is declared failed because the store does not hold it).
-    """
-
-    name: str
-    source: OutputSource
-    job: str | None = None
-    # forEach: the Jobs of items status has running (confirmed like `job`), and the indexes of
-    # items finished in status (their Jobs are only checked for still running, like finished nodes)
-    item_jobs: tuple[str, ...] = ()
-    items_done: frozenset[int] = frozenset()
-
-
 @dataclass
 class Observation:
     """The planner's input, and when (monotonic clock) each newly finished node was first seen so."""
 
     jobs: dict[str, ObservedJob] = field(default_factory=dict)
     finished_seen: dict[str, float] = field(default_factory=dict)
-
-
-def utc_stamp(value: Any) -> str | None:
-    """A Kubernetes timestamp in the one format status uses (RFC 3339, UTC, "Z")."""
-    moment = parse_time(str(value)) if value else None
-    return iso(moment) if moment else None
 
 
 def _true_condition(job: Obj, *types: str) -> Obj | None:

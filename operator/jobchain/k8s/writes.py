@@ -7,7 +7,6 @@ same execution, a delete of a missing Job is done, and status is written as a wh
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -21,6 +20,7 @@ from kubernetes.client.exceptions import ApiException
 
 from jobchain.api.models import API_VERSION
 from jobchain.k8s.api import EXECUTIONS, Builtins, CustomObjects
+from jobchain.k8s.errors import api_message
 from jobchain.k8s.store import has_owner
 
 log = logging.getLogger(__name__)
@@ -37,22 +37,6 @@ class JobRefused(Exception):
 
 class ForeignJobError(RuntimeError):
     """A Job with the deterministic name exists but belongs to another (older) execution."""
-
-
-def api_message(exc: ApiException) -> str:
-    """The API server's own message (a Status object's `message`), else the HTTP reason."""
-    try:
-        message = json.loads(exc.body or "{}").get("message")
-    except ValueError:
-        message = None
-    return str(message or exc.reason or f"HTTP {exc.status}")
-
-
-def describe(exc: BaseException) -> str:
-    """One line for a user: the API server's words for API errors, else the exception's."""
-    if isinstance(exc, ApiException):
-        return f"{exc.status} {exc.reason}: {api_message(exc)}"
-    return f"{type(exc).__name__}: {exc}"
 
 
 class Writer:
@@ -153,7 +137,7 @@ class Writer:
 
         Why, for executions: a merge patch deletes every null member it carries, also inside the
         `nodes` list, so an output such as {"result": null} would be stored as {}. A JSON patch
-        stores values exactly (see controller.reconcile.status_patch).
+        stores values exactly (see engine.execution.status_write).
         """
         self.guard()
         return self.objects.json_patch_object_status(namespace, plural, name, ops)

@@ -22,6 +22,7 @@ from kubernetes.client.exceptions import ApiException
 
 from jobchain.cli.dashboard.kube import EXECUTIONS, ReadOnlyClient
 from jobchain.engine.timefmt import iso
+from jobchain.k8s.errors import describe_call
 
 QUEUE_LIMIT = 2000  # events a slow browser may lag behind before it is asked to reconnect
 RETRY_SECONDS = (1.0, 2.0, 3.0, 5.0)  # waits between attempts while the cluster is unreachable
@@ -32,10 +33,10 @@ Message = tuple[str, Any]
 
 def describe_failure(exc: Exception, host: str, namespace: str | None) -> str:
     """One line for a failed list or watch, as the page's banner shows it."""
-    from jobchain.cli.cluster import api_error, connection_error
+    from jobchain.cli.cluster import connection_error
 
     if isinstance(exc, ApiException):
-        return api_error(exc, EXECUTIONS, None, namespace or "(all namespaces)").message
+        return describe_call(exc, EXECUTIONS, None, namespace or "(all namespaces)").message
     return connection_error(exc, host).message
 
 

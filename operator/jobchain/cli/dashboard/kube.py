@@ -87,6 +87,18 @@ class ReadOnlyClient:
         for event in stream:
             yield cast(dict[str, Any], event)
 
+    def output_value(self, namespace: str, config_map: str, key: str) -> tuple[bool, Any]:
+        """(found, value) of a whole output kept in a ConfigMap (status holds a preview of it)."""
+        try:
+            response = self.core.read_namespaced_config_map(config_map, namespace, _preload_content=False,
+                                                            _request_timeout=REQUEST_TIMEOUT)
+        except ApiException as exc:
+            if exc.status in (403, 404):
+                return False, None  # gone, or not ours to read: the preview is used
+            raise
+        text = (_body(response).get("data") or {}).get(key)
+        return (True, json.loads(text)) if text is not None else (False, None)
+
     def namespaces(self) -> list[str]:
         response = self.core.list_namespace(_preload_content=False, _request_timeout=REQUEST_TIMEOUT)
         return sorted(item["metadata"]["name"] for item in _body(response).get("items") or [])

@@ -113,7 +113,24 @@ async def _execution_view(request: web.Request, obj: dict[str, Any]) -> dict[str
                 workflow = await asyncio.to_thread(
                     request.app[CLIENT].get, WORKFLOWS, obj["metadata"]["namespace"], ref
                 )
-    return await asyncio.to_thread(views.execution_view, obj, workflow)
+    return await asyncio.to_thread(views.execution_view, obj, workflow, await _whole_outputs(request, obj))
+
+
+async def _whole_outputs(request: web.Request, obj: dict[str, Any]) -> dict[str, Any]:
+    """The whole outputs of nodes whose status holds a preview (outputRef): edges are decided on them,
+    as the planner decided. One that cannot be read leaves the preview."""
+    found: dict[str, Any] = {}
+    namespace = obj["metadata"]["namespace"]
+    for node in (obj.get("status") or {}).get("nodes") or []:
+        ref = node.get("outputRef") or {}
+        if not ref.get("configMap"):
+            continue
+        with contextlib.suppress(*CLUSTER_ERRORS):
+            ok, value = await asyncio.to_thread(request.app[CLIENT].output_value, namespace, ref["configMap"],
+                                                ref.get("key") or "output.json")
+            if ok:
+                found[node["name"]] = value
+    return found
 
 
 async def execution(request: web.Request) -> web.Response:

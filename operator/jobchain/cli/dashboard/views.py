@@ -7,14 +7,17 @@ is unit-tested without a browser or a cluster, reusing the CLI's readers of stat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
-from jobchain.api.models import EdgeKind, NodePhase, NodeStatus, WorkflowSpec
+from jobchain.api.models import EdgeKind, ExecutionStatus, NodePhase, NodeStatus, WorkflowSpec
 from jobchain.cli.layout import layered_layout
 from jobchain.cli.tables import status_of, workflow_of
+from jobchain.engine.execution.conditions import EdgeDecisions
 from jobchain.engine.spec import cel
+from jobchain.engine.spec.graph import InEdge
 
 # How an edge of an execution is drawn: it held (fired), it was decided and did not hold,
 # or its source has not finished yet.
@@ -96,38 +99,34 @@ def graph_of(spec: WorkflowSpec) -> dict[str, Any]:
 
 
 def edge_state(
-    kind: str, when: str | None, source: NodeStatus | None, nodes: dict[str, NodeStatus], params: dict[str, str]
+    kind: str, when: str | None, source: NodeStatus | None, nodes: dict[str, NodeStatus], params: dict[str, str],
+    whole: Mapping[str, Any] | None = None,
 ) -> str:
-    """Whether an edge held, by the rule the engine applies (README, Semantics: Edges).
+    """Whether an edge held: the engine's own rule (`EdgeDecisions`), not a copy of it."""
+    status = ExecutionStatus(params=dict(params), nodes=list(nodes.values()))
+    return _edge_state(EdgeDecisions(status, whole), InEdge(source.name if source else "", EdgeKind(kind), when, 0),
+                       nodes)
 
-    A condition is evaluated again on the recorded outputs, as the planner did; one that
-    cannot be evaluated counts as not held (the execution then failed with ConditionError).
-    """
+
+def _edge_state(decisions: EdgeDecisions, edge: InEdge, nodes: dict[str, NodeStatus]) -> str:
+    """A condition is evaluated again, as the planner did, on the whole outputs where status holds a
+    preview (outputRef); one that cannot be evaluated counts as not held (the execution then failed
+    with ConditionError)."""
+    source = nodes.get(edge.source)
     if source is None or source.phase not in FINISHED:
         return UNDECIDED
-    if source.phase == NodePhase.SUCCEEDED:
-        if kind in (EdgeKind.SUCCESS, EdgeKind.ALWAYS):
-            return FIRED
-        if kind == EdgeKind.CONDITION and when:
-            variables = {
-                "output": source.output,
-                "input": nodes[source.inputFrom].output if source.inputFrom in nodes else None,
-                "params": dict(params),
-                "node": {"name": source.name, "phase": str(source.phase), "exitCode": source.exitCode},
-                "nodes": {n.name: {"phase": str(n.phase), "output": n.output} for n in nodes.values()},
-            }
-            try:
-                return FIRED if cel.evaluate_bool(when, variables) else NOT_HELD
-            except cel.CelError:
-                return NOT_HELD
+    if edge.kind == EdgeKind.CONDITION and not edge.when:
         return NOT_HELD
-    if source.phase == NodePhase.FAILED:
-        return FIRED if kind in (EdgeKind.FAILURE, EdgeKind.ALWAYS) else NOT_HELD
-    return NOT_HELD
+    try:
+        return FIRED if decisions.holds(edge, nodes, budgeted=False) else NOT_HELD
+    except cel.CelError:
+        return NOT_HELD
 
 
-def execution_view(execution: dict[str, Any], workflow: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The execution page: the summary, params, the graph with each node's status and each edge's state."""
+def execution_view(execution: dict[str, Any], workflow: dict[str, Any] | None = None,
+                   whole: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """The execution page: the summary, params, the graph with each node's status and each edge's state.
+    `whole`: the whole outputs of nodes whose status holds a preview (outputRef), by node."""
     status = status_of(execution)
     spec = spec_of(execution, workflow)
     view = execution_summary(execution)
@@ -140,9 +139,11 @@ def execution_view(execution: dict[str, Any], workflow: dict[str, Any] | None = 
         view["statuses"] = {}
         return view
     graph = graph_of(spec)
-    params = status.params or {}
-    for edge in graph["edges"]:
-        edge["state"] = edge_state(edge["kind"], edge["when"], nodes.get(edge["source"]), nodes, params)
+    decisions = EdgeDecisions(status, whole)
+    indexes = [i for n in spec.nodes for i, _ in enumerate(n.next)]  # graph_of's edges, in order
+    for edge, index in zip(graph["edges"], indexes, strict=True):
+        in_edge = InEdge(edge["source"], EdgeKind(edge["kind"]), edge["when"], index)
+        edge["state"] = _edge_state(decisions, in_edge, nodes)
     view["graph"] = graph
     view["statuses"] = {n.name: n.model_dump(mode="json", exclude={"name"}) for n in status.nodes}
     return view

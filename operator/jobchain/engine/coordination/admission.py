@@ -14,6 +14,8 @@ from typing import Any
 
 from jobchain.api.models import TERMINAL_EXECUTION_PHASES
 
+QUEUED = "Queued"  # the reason of an execution held waiting
+
 
 @dataclass(frozen=True)
 class Member:
@@ -35,6 +37,15 @@ class Waiting:
     @property
     def message(self) -> str:
         return f"waiting: {self.running} of {self.limit} running, position {self.position}"
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What the queue says of an execution about to start (the planner acts on it)."""
+
+    waiting: Waiting | None = None  # how it waits; None: it may go on
+    changed: bool = False  # the API server holds a newer spec of it (a cancel not delivered yet): look again
+    gone: bool = False  # the API server no longer holds it
 
 
 def member_of(body: dict[str, Any], workflow: str) -> Member | None:

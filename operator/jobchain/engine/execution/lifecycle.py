@@ -14,7 +14,7 @@ from jobchain.api.models import (
 )
 from jobchain.engine.execution import status as st
 from jobchain.engine.execution.types import JobState, ObservedJob
-from jobchain.engine.spec.render import item_key
+from jobchain.engine.spec.render import item_key, split_key
 from jobchain.engine.timefmt import parse_time
 
 
@@ -33,8 +33,18 @@ def leftovers(status: ExecutionStatus, observed: Mapping[str, ObservedJob], alre
 
 def record_refusals(status: ExecutionStatus, refused: Mapping[str, str], now: datetime) -> None:
     """Fails the nodes whose Job the API server refused as invalid (a bad podTemplate, env,
-    resources...). Retrying could never help; failing the node lets its failure edges run."""
+    resources...). Retrying could never help; failing the node lets its failure edges run.
+
+    `refused` is keyed as observed Jobs are: a node, or node#index of a forEach item. A refused
+    item fails that item only: the node goes on with its other items (whose Jobs run) and
+    finishes when its items say so, as for an item that failed by itself."""
     limit = st.node_message_limit(len(status.nodes))
+    for key, message in refused.items():
+        name, index = split_key(key)
+        node = next((n for n in status.nodes if n.name == name), None)
+        if node is not None and index is not None:
+            st.mark_item(node, index, NodePhase.FAILED, f"Kubernetes refused the item's Job: {message}. Fix the "
+                         "node's podTemplate, env, resources or image in the Workflow", at=now)
     for node in status.nodes:
         if node.name in refused:
             st.mark_node(node, NodePhase.FAILED, now,

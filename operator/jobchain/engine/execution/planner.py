@@ -33,13 +33,23 @@ from jobchain.api.models import (
     OutputSource,
     WorkflowSpec,
 )
+from jobchain.engine.coordination.admission import Admission
 from jobchain.engine.execution import fanout
 from jobchain.engine.execution import status as st
 from jobchain.engine.execution.conditions import Deferred, EdgeDecisions, PassBudget
 from jobchain.engine.execution.items import FanOut
 from jobchain.engine.execution.lifecycle import expires_at, leftovers, record_refusals
+from jobchain.engine.execution.passes import before_plan
 from jobchain.engine.execution.snapshot import Refusal, snapshot
-from jobchain.engine.execution.types import Event, ExecutionInput, JobState, ObservedJob, Plan, WorkflowLookup
+from jobchain.engine.execution.types import (
+    Event,
+    ExecutionInput,
+    JobState,
+    ObservedJob,
+    Plan,
+    ResumeSource,
+    WorkflowLookup,
+)
 from jobchain.engine.spec import cel, refs
 from jobchain.engine.spec.graph import Graph, InEdge, node_texts
 from jobchain.engine.spec.outputs import (
@@ -531,11 +541,28 @@ def plan(
     workflow: WorkflowLookup | None = None,
     output_limit: int = DEFAULT_OUTPUT_LIMIT,
     cel_budget: PassBudget | None = None,
+    *,
+    admission: Admission | None = None,
+    resume_source: ResumeSource | None = None,
 ) -> Plan:
     """Decides the next step. `workflow` is needed only before the snapshot is taken.
 
+    `admission` is what the Workflow's queue says (held Queued when no slot is free) and
+    `resume_source` the execution a retry resumes, read when `passes.resume_from` names one:
+    before any node is planned, they may decide the pass (`passes.before_plan`).
     `cel_budget` is what the condition edges of this pass may cost (PassBudget(): the limits).
-    When it runs out, the edges left wait for the next pass and `wake_at` is `now`."""
+    When it runs out, the edges left wait for the next pass and `wake_at` is `now`; a finished
+    execution's `wake_at` is when its time to live is over."""
+    early = before_plan(execution, now, admission, resume_source)
+    if early is not None:
+        return early
+    result = _plan_nodes(execution, observed, now, workflow, output_limit, cel_budget)
+    result.wake_at = result.wake_at or expires_at(execution.spec, result.status)
+    return result
+
+
+def _plan_nodes(execution: ExecutionInput, observed: Mapping[str, ObservedJob], now: datetime,
+                workflow: WorkflowLookup | None, output_limit: int, cel_budget: PassBudget | None) -> Plan:
     run = _Run(execution, observed, now, output_limit, cel_budget)
     status = run.status
     if status.phase in TERMINAL_EXECUTION_PHASES:

@@ -5,8 +5,8 @@ and Ready conditions follow one `lastTransitionTime` rule, and every message fit
 budget so the whole status of a 500-node execution stays far below etcd's object limit.
 When each of those rules lived where a phase was set (the planner set phases by hand in
 eight places, the controller in three more), each copy drifted. The planner, the refusal of
-a Job, the InvalidSpec branch of the controller and the Workflow Ready condition call these
-functions; Events and metrics are derived afterwards by comparing old and new status
+a Job, the refusals, holds and resumes of `engine.execution.passes` and the Workflow Ready
+condition call these functions; Events and metrics are derived afterwards by comparing old and new status
 (`engine.execution.events`), so nothing else needs to know what changed.
 """
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from jobchain.api.models import ExecutionStatus, WorkflowExecutionSpec, WorkflowSpec
+from jobchain.api.models import ExecutionStatus, OutputSource, WorkflowExecutionSpec, WorkflowSpec
 
 
 class JobState(StrEnum):
@@ -31,6 +31,31 @@ class ObservedJob:
     message: str = ""
     retries: int = 0
     finished_at: str | None = None
+
+
+@dataclass(frozen=True)
+class NodeToRead:
+    """A node not yet finished in status: its Job's result (and output) is wanted.
+
+    `job`: the Job status says the node runs as, if any (confirmed with the API server before
+    the node is declared failed because the store does not hold it).
+    """
+
+    name: str
+    source: OutputSource
+    job: str | None = None
+    # forEach: the Jobs of items status has running (confirmed like `job`), and the indexes of
+    # items finished in status (their Jobs are only checked for still running, like finished nodes)
+    item_jobs: tuple[str, ...] = ()
+    items_done: frozenset[int] = frozenset()
+
+
+@dataclass(frozen=True)
+class ResumeSource:
+    """The execution a retry resumes (spec.resumeFrom), as read: status None when there is none."""
+
+    name: str
+    status: ExecutionStatus | None
 
 
 @dataclass(frozen=True)
@@ -70,7 +95,8 @@ class Event:
 @dataclass
 class Plan:
     """The new status, and the Jobs to create and to delete. (Events are derived from old and
-    new status by engine.execution.events, not collected here.)"""
+    new status by engine.execution.events, not collected here.) A plan may also say that the
+    execution is gone (nothing to do) or is to be deleted (its time to live is over)."""
 
     status: ExecutionStatus
     create: list[dict[str, Any]] = field(default_factory=list)
@@ -78,3 +104,5 @@ class Plan:
     # ConfigMaps keeping whole outputs, created (or adopted) before the status that names them is written.
     config_maps: list[dict[str, Any]] = field(default_factory=list)
     wake_at: datetime | None = None  # when to look again without any event (the deadline)
+    gone: bool = False  # the API server no longer holds the execution: nothing is written
+    delete_execution: bool = False  # finished, and its ttlSecondsAfterFinished is over
