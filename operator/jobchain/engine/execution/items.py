@@ -50,6 +50,9 @@ class FanOut:
         self._items: dict[str, list[Any]] = {}
         self._seen: dict[str, dict[int, ObservedJob]] | None = None
         self.started_now: list[tuple[str, int]] = []  # items given a Job by this pass
+        # Running items whose Job is gone: deleted by a stop whose status write was lost (this pass
+        # makes it again, and it cancels them), or else outside jobchain (fail_vanished fails them).
+        self.vanished: list[tuple[NodeStatus, int]] = []
 
     # ---- what is known -----------------------------------------------------------------
     def seen(self, name: str) -> dict[int, ObservedJob]:
@@ -230,9 +233,8 @@ class FanOut:
                 continue
             job = seen.get(index)
             if job is None:
-                if not stopping:
-                    st.mark_item(node, index, NodePhase.FAILED, f"Job {entry.jobName if entry else '?'} disappeared "
-                                 "before its result was read (deleted outside jobchain?)", at=self.run.now)
+                if not stopping:  # failed by fail_vanished, unless a stop in this pass cancels it
+                    self.vanished.append((node, index))
             elif job.state == JobState.RUNNING:
                 st.mark_item(node, index, NodePhase.RUNNING, job_name=job.name)
             else:
@@ -307,6 +309,14 @@ class FanOut:
         run.whole[node.name] = whole
         return OutputRef(configMap=output_config_map_name(run.execution.name, node.name), key=OUTPUT_KEY,
                          bytes=size), 0
+
+    def fail_vanished(self) -> None:
+        """Fails the items whose Job disappeared (a stop in this pass cancelled them first, if any)."""
+        for node, index in self.vanished:
+            entry = next((e for e in node.itemResults or [] if e.index == index), None)
+            st.mark_item(node, index, NodePhase.FAILED, f"Job {entry.jobName if entry else '?'} disappeared "
+                         "before its result was read (deleted outside jobchain?)", at=self.run.now)
+        self.vanished.clear()
 
     def stop(self, node: NodeStatus, reason: str) -> None:
         """Cancel or deadline: running item Jobs are deleted, running items Cancelled."""

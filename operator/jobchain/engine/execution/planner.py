@@ -265,6 +265,7 @@ class _Run:
         for node in self.vanished:
             self.mark(node, NodePhase.FAILED, self.now, f"Job {node.jobName} disappeared before its "
                       "result was read (deleted outside jobchain?)")
+        self.fan.fail_vanished()  # (the node settles in schedule(), as when an item finishes)
 
     def restore_inputs(self) -> None:
         """inputFrom of nodes whose Job was created by a pass whose status write was lost.
@@ -579,7 +580,7 @@ def plan(
             run.stop(ExecutionPhase.FAILED, "DeadlineExceeded",
                      f"the execution ran past spec.timeoutSeconds ({execution.spec.timeoutSeconds}s)")
     else:
-        if run.vanished:
+        if run.vanished or run.fan.vanished:
             # A condition error found again here is the stop that deleted those Jobs (its status
             # write was lost): decisions that start nothing come first, then the rest fail.
             run.schedule(may_start=False)
