@@ -405,7 +405,10 @@ class _Run:
                 continue
             for name, held in ready:
                 slot_free = may_start and error is None and self.fan.running_jobs() < self.workflow.parallelism
-                started = self.start_node(name, held, nodes, slot_free)
+                try:
+                    started = self.start_node(name, held, nodes, slot_free)
+                except Deferred:
+                    break  # a forEach list the pass's CEL budget cannot pay: it and those after it wait
                 if started is False:
                     # Failed before starting: its out-edges are decided now, and a node they make ready
                     # may come before the rest of `ready` in declaration order.

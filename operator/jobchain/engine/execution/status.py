@@ -29,7 +29,7 @@ from jobchain.api.models import (
     WorkflowSpec,
     WorkflowStatus,
 )
-from jobchain.engine.spec.render import OUTPUT_KEY, item_key, output_config_map_name
+from jobchain.engine.spec.render import OUTPUT_KEY, item_key, items_list_key, output_config_map_name
 from jobchain.engine.timefmt import format_duration, iso, parse_time
 
 # Messages. A node's message holds what went wrong (an exit code, the last log lines, a
@@ -211,11 +211,16 @@ def output_refs(status: ExecutionStatus, execution: str) -> dict[str, OutputRef]
     """The outputs kept whole in ConfigMaps that the planner needs (status holds previews of them),
     by node, or by node#index for the items of a forEach node that has not finished (a finished
     one keeps its whole list in its own outputRef). An item's ConfigMap is named from execution,
-    node and index, as its Job is, so its status entry stays small (5,000 of them must fit)."""
+    node and index, as its Job is, so its status entry stays small (5,000 of them must fit).
+    Also the item list of each running forEach node (keyed node#items), kept when it started, so
+    its CEL is evaluated once (the size is not in status: 0 here, the reader needs only the name)."""
     refs = {n.name: n.outputRef for n in status.nodes if n.outputRef is not None}
     for node in status.nodes:
         if node.phase in FINISHED_NODE_PHASES:
             continue
+        if node.phase == NodePhase.RUNNING and node.items is not None and node.items.total:
+            key = items_list_key(node.name)
+            refs[key] = OutputRef(configMap=output_config_map_name(execution, key), key=OUTPUT_KEY, bytes=0)
         for entry in node.itemResults or []:
             if entry.outputBytes is not None:
                 key = item_key(node.name, entry.index)
