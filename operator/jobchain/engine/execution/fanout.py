@@ -1,10 +1,15 @@
 """forEach (fan-out): the item list of a node, and how its items' results make the node's.
 
-Why the list is evaluated again on every pass instead of stored: it is derived data. Its
-inputs never change once the node may start (its input is a finished predecessor's output,
-`nodes` holds only the nodes upstream of it, which have all finished, and params are fixed),
-so every pass, a replay after a lost status write included, gets the same list, and status
-keeps only what happened to each item (engine.execution.status.mark_item), never a copy of the items.
+Why the list is evaluated once and kept: its CEL may be costly (nested macros over a long input;
+one evaluation stops at CEL_EVAL_STEPS, as a `when`, and a pass's evaluations together at its
+PassBudget), and a running node needs its list on every pass that starts items. The pass that
+starts the node keeps the list in a ConfigMap (render.items_list_key), created before the status
+that says the node runs; later passes read it from there (engine.execution.status.output_refs).
+Its inputs never change once the node may start (its input is a finished predecessor's output,
+`nodes` holds only the nodes upstream of it, which have all finished, and params are fixed), so a
+pass that must evaluate it again (the status write that started the node lost, or the ConfigMap
+deleted by hand) gets the same list. Status keeps only what happened to each item
+(engine.execution.status.mark_item), never a copy of the items.
 Item Jobs are named from node and index (render.item_key), so a restarted operator adopts them.
 """
 
@@ -18,7 +23,13 @@ from jobchain.api.models import NodePhase, NodeStatus
 from jobchain.engine.execution.conditions import _safe_cel
 from jobchain.engine.execution.status import cut, item_preview_limit, names_with_more
 from jobchain.engine.spec import cel
-from jobchain.engine.spec.outputs import MIN_OUTPUT_SHARE, STATUS_OUTPUT_BUDGET, stored_size
+from jobchain.engine.spec.outputs import (
+    MAX_OUTPUT_BYTES,
+    MIN_OUTPUT_SHARE,
+    STATUS_OUTPUT_BUDGET,
+    input_json,
+    stored_size,
+)
 from jobchain.engine.spec.refs import render_value
 
 DEFAULT_MAX_ITEMS = 1000
@@ -28,7 +39,7 @@ DEFAULT_MAX_ITEMS = 1000
 class ItemsProblem(Exception):
     """The forEach list cannot be used: the node Fails with this message, no Job created."""
 
-    reason: str  # ConditionError | TooManyItems
+    reason: str  # ConditionError | TooManyItems | ItemsTooLarge
     message: str
 
     def __str__(self) -> str:
@@ -43,10 +54,11 @@ def activation(params: dict[str, str], input_value: Any, upstream: list[NodeStat
     return {"input": _safe_cel(input_value), "params": _safe_cel(dict(params)), "nodes": _safe_cel(nodes)}
 
 
-def items_of(expression: str, variables: dict[str, Any], max_items: int | None, where: str) -> list[Any]:
-    """The item list, or ItemsProblem saying why there is none."""
+def items_of(expression: str, variables: dict[str, Any], max_items: int | None, where: str,
+             spent: cel.Budget | None = None) -> list[Any]:
+    """The item list, or ItemsProblem saying why there is none. Its steps are taken from `spent`."""
     try:
-        value = cel.evaluate_value(expression, variables)
+        value = cel.evaluate_value(expression, variables, spent)
     except cel.CelError as exc:
         raise ItemsProblem("ConditionError", f"{where} `{expression}`: {exc}") from None
     if not isinstance(value, list):
@@ -59,6 +71,16 @@ def items_of(expression: str, variables: dict[str, Any], max_items: int | None, 
                            f"maxItems ({limit}); no item was started. Raise maxItems (at most 5000) or "
                            "split the list")
     return value
+
+
+def list_text(items: list[Any], expression: str, where: str) -> str:
+    """The list as kept in its ConfigMap (JSON), or ItemsProblem when a ConfigMap cannot hold it."""
+    text = input_json(items)
+    if len(text.encode()) > MAX_OUTPUT_BYTES:
+        raise ItemsProblem("ItemsTooLarge", f"{where} `{expression}` gave a list of {len(text.encode())} bytes "
+                           f"(JSON), more than the {MAX_OUTPUT_BYTES} bytes (1 MiB) kept for it; no item was "
+                           "started. Give each item a name or a key and let it read its data itself")
+    return text
 
 
 def item_output_floor(max_items: int) -> int:

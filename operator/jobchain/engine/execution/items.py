@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from jobchain.api.models import FINISHED_NODE_PHASES, ItemCounts, NodePhase, NodeStatus, OutputRef, OutputSource
 from jobchain.engine.execution import fanout
 from jobchain.engine.execution import status as st
+from jobchain.engine.execution.conditions import Deferred
 from jobchain.engine.execution.types import JobState, ObservedJob
 from jobchain.engine.spec.graph import InEdge
 from jobchain.engine.spec.outputs import (
@@ -31,7 +32,9 @@ from jobchain.engine.spec.render import (
     OUTPUT_KEY,
     ValueTooLarge,
     item_key,
+    items_list_key,
     output_config_map_name,
+    render_items_config_map,
     render_job,
     render_output_config_map,
     split_key,
@@ -48,8 +51,12 @@ class FanOut:
     def __init__(self, run: _Run) -> None:
         self.run = run
         self._items: dict[str, list[Any]] = {}
+        self._texts: dict[str, str] = {}  # lists evaluated by this pass, as JSON (to keep)
         self._seen: dict[str, dict[int, ObservedJob]] | None = None
         self.started_now: list[tuple[str, int]] = []  # items given a Job by this pass
+        # Running items whose Job is gone: deleted by a stop whose status write was lost (this pass
+        # makes it again, and it cancels them), or else outside jobchain (fail_vanished fails them).
+        self.vanished: list[tuple[NodeStatus, int]] = []
 
     # ---- what is known -----------------------------------------------------------------
     def seen(self, name: str) -> dict[int, ObservedJob]:
@@ -62,10 +69,20 @@ class FanOut:
                     self._seen.setdefault(node, {})[index] = job
         return self._seen.get(name, {})
 
-    def items(self, name: str, source: str | None) -> list[Any]:
-        """The node's item list (raises fanout.ItemsProblem); the same on every pass."""
+    def items(self, name: str, source: str | None, budgeted: bool = True) -> list[Any]:
+        """The node's item list (raises fanout.ItemsProblem); the same on every pass. Read from its
+        ConfigMap once the node runs; else evaluated, its steps taken from the pass's CEL budget:
+        when that is spent (and `budgeted`), raises Deferred and the next pass evaluates it."""
         if name not in self._items:
             run = self.run
+            kept = run.whole.get(items_list_key(name))
+            if isinstance(kept, list):
+                self._items[name] = kept
+                return kept
+            edges = run.edges
+            if budgeted and edges.exhausted():
+                edges.deferred = True
+                raise Deferred(f"{name}.forEach")
             nodes = run.nodes()
             upstream = [nodes[u] for u in sorted(run.graph.upstream(name))]
             source_output = run.whole.get(source, nodes[source].output) if source else None
@@ -73,8 +90,17 @@ class FanOut:
             spec = run.spec_of(name)
             assert spec.forEach is not None
             where = f"spec.nodes[{run.order[name]}].forEach"
-            self._items[name] = fanout.items_of(spec.forEach, variables, spec.maxItems, where)
+            items = fanout.items_of(spec.forEach, variables, spec.maxItems, where, edges.spent)
+            self._texts[name] = fanout.list_text(items, spec.forEach, where)
+            self._items[name] = items
         return self._items[name]
+
+    def keep_items(self, node: NodeStatus) -> None:
+        """Plans the ConfigMap keeping the item list of a node that starts running (created before
+        the status saying so: a later pass reads the list from there instead of evaluating it)."""
+        text = self._texts.get(node.name)
+        if text is not None:
+            self.run.plan.config_maps.append(render_items_config_map(self.run.ref(), node.name, text))
 
     def running_jobs(self) -> int:
         """Jobs running now, as parallelism counts them: a node's, or each running item's, plus
@@ -101,7 +127,7 @@ class FanOut:
         source = run.input_source(held, nodes)
         at = run.decided_at(run.graph.incoming[node.name], nodes)
         try:
-            items = self.items(node.name, source)
+            items = self.items(node.name, source)  # (Deferred: the pass's CEL budget is spent)
         except fanout.ItemsProblem as problem:
             run.mark(node, NodePhase.FAILED, at, str(problem), inputFrom=source, startedAt=at)
             return False
@@ -114,6 +140,7 @@ class FanOut:
             return None
         run.mark(node, NodePhase.RUNNING, run.now, inputFrom=source, startedAt=iso(run.now),
                  items=ItemCounts(total=len(items)), itemResults=[])
+        self.keep_items(node)
         if not adopted:
             run.started_now.add(node.name)
         run.record_finished(self.observe(node, stopping=False))
@@ -155,13 +182,16 @@ class FanOut:
             held = [e for e in incoming if run.holds_or_false(e, nodes)]
             source = run.input_source(held, nodes)
             try:
-                items = self.items(spec.name, source)
+                # Not held back by the pass's budget: the pass that started it evaluated this list
+                # within its own, and what its Jobs did must be taken up before anything decides.
+                items = self.items(spec.name, source, budgeted=False)
             except fanout.ItemsProblem:
                 continue  # (no pass could have started items then)
             if not items:
                 continue
             run.mark(node, NodePhase.RUNNING, run.now, inputFrom=source, startedAt=iso(run.now),
                      items=ItemCounts(total=len(items)), itemResults=[])
+            self.keep_items(node)
             run.record_finished(self.observe(node, stopping=False))
             self.settle(node)
             adopted = True
@@ -182,7 +212,10 @@ class FanOut:
         started = {e.index for e in node.itemResults or []}
         if len(started) >= counts.total:
             return
-        items = self.items(node.name, node.inputFrom)
+        try:
+            items = self.items(node.name, node.inputFrom)  # (kept when the node started)
+        except Deferred:
+            return  # its ConfigMap is gone and the pass's CEL budget spent: the next pass evaluates it
         nodes = run.nodes()
         for index in range(counts.total):
             if free <= 0:
@@ -230,9 +263,8 @@ class FanOut:
                 continue
             job = seen.get(index)
             if job is None:
-                if not stopping:
-                    st.mark_item(node, index, NodePhase.FAILED, f"Job {entry.jobName if entry else '?'} disappeared "
-                                 "before its result was read (deleted outside jobchain?)", at=self.run.now)
+                if not stopping:  # failed by fail_vanished, unless a stop in this pass cancels it
+                    self.vanished.append((node, index))
             elif job.state == JobState.RUNNING:
                 st.mark_item(node, index, NodePhase.RUNNING, job_name=job.name)
             else:
@@ -307,6 +339,14 @@ class FanOut:
         run.whole[node.name] = whole
         return OutputRef(configMap=output_config_map_name(run.execution.name, node.name), key=OUTPUT_KEY,
                          bytes=size), 0
+
+    def fail_vanished(self) -> None:
+        """Fails the items whose Job disappeared (a stop in this pass cancelled them first, if any)."""
+        for node, index in self.vanished:
+            entry = next((e for e in node.itemResults or [] if e.index == index), None)
+            st.mark_item(node, index, NodePhase.FAILED, f"Job {entry.jobName if entry else '?'} disappeared "
+                         "before its result was read (deleted outside jobchain?)", at=self.run.now)
+        self.vanished.clear()
 
     def stop(self, node: NodeStatus, reason: str) -> None:
         """Cancel or deadline: running item Jobs are deleted, running items Cancelled."""

@@ -275,6 +275,7 @@ class _Run:
         for node in self.vanished:
             self.mark(node, NodePhase.FAILED, self.now, f"Job {node.jobName} disappeared before its "
                       "result was read (deleted outside jobchain?)")
+        self.fan.fail_vanished()  # (the node settles in schedule(), as when an item finishes)
 
     def restore_inputs(self) -> None:
         """inputFrom of nodes whose Job was created by a pass whose status write was lost.
@@ -414,7 +415,10 @@ class _Run:
                 continue
             for name, held in ready:
                 slot_free = may_start and error is None and self.fan.running_jobs() < self.workflow.parallelism
-                started = self.start_node(name, held, nodes, slot_free)
+                try:
+                    started = self.start_node(name, held, nodes, slot_free)
+                except Deferred:
+                    break  # a forEach list the pass's CEL budget cannot pay: it and those after it wait
                 if started is False:
                     # Failed before starting: its out-edges are decided now, and a node they make ready
                     # may come before the rest of `ready` in declaration order.
@@ -606,7 +610,7 @@ def _plan_nodes(execution: ExecutionInput, observed: Mapping[str, ObservedJob], 
             run.stop(ExecutionPhase.FAILED, "DeadlineExceeded",
                      f"the execution ran past spec.timeoutSeconds ({execution.spec.timeoutSeconds}s)")
     else:
-        if run.vanished:
+        if run.vanished or run.fan.vanished:
             # A condition error found again here is the stop that deleted those Jobs (its status
             # write was lost): decisions that start nothing come first, then the rest fail.
             run.schedule(may_start=False)

@@ -29,7 +29,7 @@ from jobchain.api.models import (
     WorkflowSpec,
     WorkflowStatus,
 )
-from jobchain.engine.spec.render import OUTPUT_KEY, item_key, output_config_map_name
+from jobchain.engine.spec.render import OUTPUT_KEY, item_key, items_list_key, output_config_map_name
 from jobchain.engine.timefmt import format_duration, iso, parse_time
 
 # Messages. A node's message holds what went wrong (an exit code, the last log lines, a
@@ -55,6 +55,8 @@ def cut(text: str, limit: int) -> str:
     if len(data) <= limit:
         return text
     longest_note = len(f"... ({len(data)} more bytes)")
+    if limit < 2 * longest_note:  # (an item message of a large fan-out: the note would leave no text)
+        return data[: max(0, limit - 3)].decode("utf-8", errors="ignore") + "..."
     head = data[: max(0, limit - longest_note)].decode("utf-8", errors="ignore")
     return f"{head}... ({len(data) - len(head.encode())} more bytes)"
 
@@ -124,13 +126,22 @@ def restore_input(node: NodeStatus, source: str | None) -> None:
 # ---- forEach items -------------------------------------------------------------------------
 # An item's entry is small: its output lives once, in the node's output list; the entry keeps a
 # preview whose length shrinks with the number of items, so 5,000 items stay within budget.
+# Messages too (a failed item's exit code and log tail): 256 bytes each for 5,000 failed items
+# made a status of 2 MB, which the API server refuses; all of a node's item messages share
+# ITEM_MESSAGE_BUDGET instead, each capped from the node's item count, known before any item runs.
 ITEM_PREVIEW_BUDGET = 32 * 1024
 ITEM_PREVIEW_MAX = 64
+ITEM_MESSAGE_BUDGET = 128 * 1024
 ITEM_MESSAGE_MAX = 256
 
 
 def item_preview_limit(total: int) -> int:
     return min(ITEM_PREVIEW_MAX, ITEM_PREVIEW_BUDGET // max(1, total))
+
+
+def item_message_limit(total: int) -> int:
+    """The bytes each item message of a node with `total` items keeps (26 for 5,000 items)."""
+    return min(ITEM_MESSAGE_MAX, ITEM_MESSAGE_BUDGET // max(1, total))
 
 
 def mark_item(node: NodeStatus, index: int, phase: NodePhase, message: str | None = None, *,
@@ -157,7 +168,7 @@ def mark_item(node: NodeStatus, index: int, phase: NodePhase, message: str | Non
     if exit_code:  # (0 is the rule: not stored, 5,000 entries are kept small)
         entry.exitCode = exit_code
     if message:
-        entry.message = cut(message, ITEM_MESSAGE_MAX)
+        entry.message = cut(message, item_message_limit(node.items.total))
     if preview is not None:
         entry.preview = preview
     if output_bytes is not None:
@@ -200,11 +211,16 @@ def output_refs(status: ExecutionStatus, execution: str) -> dict[str, OutputRef]
     """The outputs kept whole in ConfigMaps that the planner needs (status holds previews of them),
     by node, or by node#index for the items of a forEach node that has not finished (a finished
     one keeps its whole list in its own outputRef). An item's ConfigMap is named from execution,
-    node and index, as its Job is, so its status entry stays small (5,000 of them must fit)."""
+    node and index, as its Job is, so its status entry stays small (5,000 of them must fit).
+    Also the item list of each running forEach node (keyed node#items), kept when it started, so
+    its CEL is evaluated once (the size is not in status: 0 here, the reader needs only the name)."""
     refs = {n.name: n.outputRef for n in status.nodes if n.outputRef is not None}
     for node in status.nodes:
         if node.phase in FINISHED_NODE_PHASES:
             continue
+        if node.phase == NodePhase.RUNNING and node.items is not None and node.items.total:
+            key = items_list_key(node.name)
+            refs[key] = OutputRef(configMap=output_config_map_name(execution, key), key=OUTPUT_KEY, bytes=0)
         for entry in node.itemResults or []:
             if entry.outputBytes is not None:
                 key = item_key(node.name, entry.index)

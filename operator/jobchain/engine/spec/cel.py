@@ -214,13 +214,21 @@ def evaluate_activation(expression: str, activation: dict[str, Any], spent: Budg
     return bool(result)
 
 
-def evaluate_value(expression: str, activation: dict[str, Any]) -> Any:
-    """Evaluates an expression over converted variables to a plain JSON value (forEach)."""
+def evaluate_value(expression: str, activation: dict[str, Any], spent: Budget | None = None) -> Any:
+    """Evaluates an expression over converted variables to a plain JSON value (forEach), within
+    the budget of one evaluation as a `when`; the steps it took are taken from `spent` too."""
     program = _program(expression)
+    budget = Budget(CEL_EVAL_STEPS)
     try:
-        result = program.evaluate(activation)
+        with _spending(budget):
+            result = program.evaluate(activation)
+    except _OverBudget:
+        raise _over_budget(CEL_EVAL_STEPS) from None
     except Exception as exc:
         raise CelError(_eval_message(exc)) from None
+    finally:
+        if spent is not None:
+            spent.steps -= CEL_EVAL_STEPS - max(budget.steps, 0)
     if isinstance(result, CELEvalError):
         raise CelError(_eval_message(result))
     return from_cel(result)

@@ -79,6 +79,12 @@ def item_key(node: str, index: int) -> str:
     return f"{node}{ITEM_SEPARATOR}{index}"
 
 
+def items_list_key(node: str) -> str:
+    """Where a forEach node's item list is kept (its ConfigMap is named from it, as an item's output
+    ConfigMap is from node#index): never an item's key (not a number), nor a node name (no '#')."""
+    return f"{node}{ITEM_SEPARATOR}items"
+
+
 def split_key(key: str) -> tuple[str, int | None]:
     """(node, item index or None) of a key made by item_key, or a plain node name."""
     node, sep, index = key.partition(ITEM_SEPARATOR)
@@ -375,6 +381,13 @@ def output_config_map_name(execution: str, node: str) -> str:
     """The ConfigMap keeping a node's whole output: derived from the Job's name, so a repeated pass
     (or another replica) finds the same one."""
     return f"{job_name(execution, node)}-output"
+
+
+def render_items_config_map(execution: ExecutionRef, node: str, text: str) -> dict[str, Any]:
+    """An immutable ConfigMap holding a forEach node's item list (JSON), made when the node starts."""
+    manifest = render_output_config_map(execution, node, text)
+    manifest["metadata"]["name"] = output_config_map_name(execution.name, items_list_key(node))
+    return manifest
 
 
 def render_output_config_map(execution: ExecutionRef, node: str, text: str, index: int | None = None) -> dict[str, Any]:
