@@ -165,6 +165,13 @@ def build_parser(prog: str = "jobchain") -> Parser:
     dashboard.add_argument("--address", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     dashboard.add_argument("--port", type=int, default=8090, metavar="N", help="port to listen on (default: 8090)")
     dashboard.add_argument("--open", action="store_true", help="open the page in the default web browser")
+    dashboard.add_argument("--allowed-host", action="append", default=[], metavar="NAME",
+                           help="a Host name browsers may use besides 127.0.0.1/localhost (repeatable; the "
+                                "Service's or an ingress's name when it runs in the cluster)")
+    dashboard.add_argument("--viewer-auth", choices=("none", "token", "proxy"), default="none",
+                           help="in the cluster: identify each viewer by a bearer token (token) or by an "
+                                "authenticating proxy's X-Forwarded-User/-Groups headers (proxy), and show "
+                                "only what they may see; none (default): the kubeconfig's user is the viewer")
 
     operator = command("operator", "run the operator (normally inside the cluster)", cluster=False)
     scope = operator.add_mutually_exclusive_group()
@@ -280,7 +287,8 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
         from jobchain.cli.dashboard import run_dashboard
 
         given = getattr(args, "namespace", None) is not None
-        return run_dashboard(cluster(), given, args.address, args.port, args.open, out, err)
+        return run_dashboard(cluster(), given, args.address, args.port, args.open, out, err,
+                             args.allowed_host, args.viewer_auth)
     if args.command == "cancel":
         return commands.cancel_execution(cluster(), args.execution, out)
     if args.command == "retry":

@@ -5,12 +5,18 @@ second. Each only means "look again"; running one reconcile per event would race
 same execution. A poke while a reconcile runs marks the key dirty, and exactly one more
 reconcile follows. The blocking Kubernetes client runs in a thread pool, so one slow
 execution never stalls the others.
+
+Fair between namespaces: a reconcile waits for a thread in a queue served one namespace at a
+time in turn (`FairQueue`, round robin), not first come first served. A namespace with 1,000
+runnable executions therefore delays another namespace's next reconcile by at most one pass
+per busy namespace, spread over the threads, instead of by its 1,000 passes.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
@@ -24,6 +30,39 @@ Key = tuple[str, str]
 RETRY_DELAYS = (1.0, 2.0, 5.0, 10.0, 30.0)
 
 
+class FairQueue:
+    """Keys waiting for a thread, handed out one namespace at a time in turn (round robin).
+
+    Within a namespace, first come first served; a namespace with nothing waiting takes no turn.
+    Pure: no clock, no loop (tests/unit/test_fairness.py)."""
+
+    def __init__(self) -> None:
+        self._waiting: dict[str, deque[Key]] = {}
+        self._turns: deque[str] = deque()  # namespaces with keys waiting, next turn first
+
+    def push(self, key: Key) -> None:
+        queue = self._waiting.get(key[0])
+        if queue is None:
+            queue = self._waiting[key[0]] = deque()
+            self._turns.append(key[0])
+        queue.append(key)
+
+    def pop(self) -> Key | None:
+        if not self._turns:
+            return None
+        namespace = self._turns.popleft()
+        queue = self._waiting[namespace]
+        key = queue.popleft()
+        if queue:
+            self._turns.append(namespace)  # its next key waits for every other namespace's turn
+        else:
+            del self._waiting[namespace]
+        return key
+
+    def __len__(self) -> int:
+        return sum(len(q) for q in self._waiting.values())
+
+
 class Workers:
     def __init__(self, work: Callable[[Key], Any], workers: int = 8,
                  on_result: Callable[[Key, Any], datetime | None] | None = None,
@@ -34,6 +73,9 @@ class Workers:
         self._gate = gate
         self._on_result = on_result
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="reconcile")
+        self._free = workers  # threads not handed to a reconcile
+        self._ready = FairQueue()  # reconciles waiting for a thread
+        self._grants: dict[Key, asyncio.Future[None]] = {}
         self._state: dict[Key, str] = {}  # "running" | "dirty"
         self._timers: dict[Key, asyncio.TimerHandle] = {}
         self._failures: dict[Key, int] = {}
@@ -88,7 +130,7 @@ class Workers:
                 if not self._gate():
                     break
                 try:
-                    result = await loop.run_in_executor(self._executor, self._work, key)
+                    result = await self._on_thread(key)
                 except Exception:
                     if not self._gate():
                         log.info("reconcile of %s/%s stopped: this replica is no longer the active one", *key)
@@ -110,6 +152,38 @@ class Workers:
                     break
         finally:
             self._state.pop(key, None)
+
+    async def _on_thread(self, key: Key) -> Any:
+        """The reconcile of `key` on a thread of the pool, once the namespaces' turn gives it one."""
+        await self._acquire(key)
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._executor, self._work, key)
+        finally:
+            self._release()
+
+    async def _acquire(self, key: Key) -> None:
+        """Waits for a thread, in the namespaces' turn; released by `_release` when the work returns."""
+        if self._free > 0 and not len(self._ready):
+            self._free -= 1
+            return
+        grant: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._grants[key] = grant
+        self._ready.push(key)
+        try:
+            await grant
+        except asyncio.CancelledError:
+            if grant.done() and not grant.cancelled():
+                self._release()  # granted just as it was cancelled: hand the thread on
+            raise
+
+    def _release(self) -> None:
+        """The thread of a finished reconcile goes to the next key in turn, else back to the pool."""
+        while (key := self._ready.pop()) is not None:
+            grant = self._grants.pop(key, None)
+            if grant is not None and not grant.done():
+                grant.set_result(None)
+                return
+        self._free += 1
 
     def shutdown(self) -> None:
         for timer in [*self._timers.values(), *self._backoff.values()]:

@@ -15,15 +15,21 @@ Three rules keep the copies from misleading a pass:
   `k8s/observe.py`), and a Running node's Job the store lacks is asked for by name.
 
 Jobs and pods are trimmed to what the operator reads (`trim_job`, `trim_pod`), with recurring
-strings shared, so that thousands of them cost little memory.
+strings shared, so that thousands of them cost little memory. An execution's bulk (its workflow,
+inline and snapshot, and its nodes' status) is kept packed (`pack_execution`: compact JSON,
+compressed), and unpacked only for the pass that reads it: a 500-node workflow within every
+limit is ~12 MiB as Python objects but ~0.1 MiB packed, so one namespace's executions cannot
+fill the operator's memory limit for all (docs/performance.md).
 The store is written from the event loop and read from the reconcile threads: one lock.
 """
 
 from __future__ import annotations
 
+import json
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -113,6 +119,44 @@ def _state(state: Obj) -> Obj:
     return kept
 
 
+# An execution's parts a pass reads whole but nothing else reads: kept compressed. What lists of
+# executions read (queues, schedules: metadata, spec.workflowRef/cancel, status.phase, ...) stays.
+PACKED_PARTS = (("spec", "workflow"), ("status", "workflowSpec"), ("status", "nodes"))
+# Stands in for a packed part in `Store.executions_in`: present (not None), as the part is.
+PACKED: Obj = {"jobchain.dev/packed": "read the execution with Store.execution() for this part"}
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"  # kubectl apply's copy of the spec
+
+
+def pack_execution(obj: Obj) -> tuple[Obj, bytes]:
+    """(the execution without its bulk, the bulk as compressed JSON); `unpack_execution` reverses it.
+
+    Values go through JSON unchanged (they came as JSON); managedFields and kubectl's
+    last-applied copy are never read and not kept."""
+    meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
+    if _LAST_APPLIED in (meta.get("annotations") or {}):
+        meta["annotations"] = {k: v for k, v in meta["annotations"].items() if k != _LAST_APPLIED}
+    light: Obj = {**obj, "metadata": meta}
+    bulk: Obj = {}
+    for part, field in PACKED_PARTS:
+        section = light.get(part)
+        if isinstance(section, dict) and section.get(field) is not None:
+            bulk.setdefault(part, {})[field] = section[field]
+            light[part] = {**section, field: PACKED}
+    if not bulk:
+        return light, b""
+    return light, zlib.compress(json.dumps(bulk, separators=(",", ":")).encode(), 1)
+
+
+def unpack_execution(light: Obj, packed: bytes) -> Obj:
+    if not packed:
+        return dict(light)
+    bulk: Obj = json.loads(zlib.decompress(packed))
+    obj = dict(light)
+    for part, fields in bulk.items():
+        obj[part] = {**obj[part], **fields}
+    return obj
+
+
 def _key(obj: Obj) -> Key:
     meta = obj.get("metadata") or {}
     return (meta.get("namespace") or "", meta.get("name") or "")
@@ -155,7 +199,7 @@ class Store:
     def __init__(self, clock: Any = time.monotonic) -> None:
         self._lock = threading.Lock()
         self._clock = clock
-        self._executions: dict[Key, Obj] = {}
+        self._executions: dict[Key, tuple[Obj, bytes]] = {}  # (light, packed): pack_execution
         self._own_versions: dict[Key, str] = {}  # resourceVersion of our last status write
         self._jobs: dict[Key, Obj] = {}
         self._jobs_of: dict[Key, set[str]] = {}  # (namespace, execution) -> Job names
@@ -180,14 +224,16 @@ class Store:
         `own`: the response of our own status write (its watch event will need no pass).
         """
         key = _key(obj)
-        meta = obj.get("metadata") or {}
-        if "managedFields" in meta:  # never read, and as large as the status it describes
-            obj = {**obj, "metadata": {k: v for k, v in meta.items() if k != "managedFields"}}
         with self._lock:
             held = self._executions.get(key)
-            if held is not None and not rv_newer_or_same(_rv(obj), _rv(held)):
+            if held is not None and not rv_newer_or_same(_rv(obj), _rv(held[0])):
                 return False
-            self._executions[key] = obj
+        entry = pack_execution(obj)  # outside the lock: compressing a large one takes milliseconds
+        with self._lock:
+            held = self._executions.get(key)
+            if held is not None and not rv_newer_or_same(_rv(obj), _rv(held[0])):
+                return False  # a newer copy came meanwhile
+            self._executions[key] = entry
             if own:
                 self._own_versions[key] = _rv(obj) or ""
             return True
@@ -199,13 +245,16 @@ class Store:
             return bool(rv) and self._own_versions.get(_key(obj)) == rv
 
     def execution(self, namespace: str, name: str) -> Obj | None:
+        """The whole execution (a copy: what a pass changes in it is not the store's)."""
         with self._lock:
-            return self._executions.get((namespace, name))
+            held = self._executions.get((namespace, name))
+        return None if held is None else unpack_execution(*held)
 
     def executions_in(self, namespace: str) -> list[Obj]:
-        """Every execution of the namespace (for a schedule's runs and a workflow's queue)."""
+        """Every execution of the namespace (for a schedule's runs and a workflow's queue), without
+        their packed parts (PACKED stands in for each: it is there, read it with `execution`)."""
         with self._lock:
-            return [obj for (ns, _), obj in self._executions.items() if ns == namespace]
+            return [light for (ns, _), (light, _packed) in self._executions.items() if ns == namespace]
 
     def drop_execution(self, namespace: str, name: str) -> None:
         with self._lock:

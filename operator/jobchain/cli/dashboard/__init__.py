@@ -1,8 +1,9 @@
 """`jobchain dashboard`: a read-only web dashboard of workflows and executions, live.
 
-It talks to the cluster as the user of the kubeconfig context (or as its ServiceAccount in
-the cluster), so it shows exactly what that user may see. Before serving it checks that
-the cluster answers, so a missing or unreachable cluster is one line and exit status 4;
+It talks to the cluster as the user of the kubeconfig context, so it shows exactly what that
+user may see. In the cluster it reads as its ServiceAccount and serves many viewers: there
+`--viewer-auth token|proxy` identifies each one and shows only what they may see (access.py).
+Before serving it checks that the cluster answers, so a missing or unreachable cluster is one line and exit status 4;
 once serving, the cluster may go away and come back and the pages follow.
 """
 
@@ -65,15 +66,16 @@ def _scope(
 
 
 async def _serve(cluster: CliCluster, scope: str | None, address: str, port: int, open_page: bool,
-                 out: IO[str]) -> None:
+                 out: IO[str], hosts: list[str] | None = None, viewer_auth: str = "none") -> None:
+    from jobchain.cli.dashboard.access import Access
     from jobchain.cli.dashboard.hub import Hub
     from jobchain.cli.dashboard.kube import ReadOnlyClient
     from jobchain.cli.dashboard.server import allowed_hosts, build_app
 
     client = ReadOnlyClient(cluster.api)
     hub = Hub(client, scope, asyncio.get_running_loop())
-    details = {"allowedHosts": allowed_hosts(address), "server": client.host}
-    app = build_app(hub, client, details)
+    details = {"allowedHosts": allowed_hosts(address, hosts or []), "server": client.host, "viewerAuth": viewer_auth}
+    app = build_app(hub, client, details, Access(client, viewer_auth))
     runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2)
     await runner.setup()
     site = web.TCPSite(runner, address, port)
@@ -89,7 +91,8 @@ async def _serve(cluster: CliCluster, scope: str | None, address: str, port: int
     shown = f"[{address}]" if ":" in address else address
     url = f"http://{'127.0.0.1' if address in ('0.0.0.0', '::') else shown}:{port}/"
     where = f"namespace {scope}" if scope else "all namespaces"
-    print(f"jobchain dashboard on {url} ({where}, read-only, cluster {client.host}); Ctrl-C stops it",
+    who = "" if viewer_auth == "none" else f", viewers authenticated by {viewer_auth}"
+    print(f"jobchain dashboard on {url} ({where}, read-only{who}, cluster {client.host}); Ctrl-C stops it",
           file=out, flush=True)
     if open_page:
         webbrowser.open(url)
@@ -106,13 +109,17 @@ async def _serve(cluster: CliCluster, scope: str | None, address: str, port: int
 
 
 def run_dashboard(
-    cluster: CliCluster, namespace_given: bool, address: str, port: int, open_page: bool, out: IO[str], err: IO[str]
+    cluster: CliCluster, namespace_given: bool, address: str, port: int, open_page: bool, out: IO[str], err: IO[str],
+    hosts: list[str] | None = None, viewer_auth: str = "none",
 ) -> int:
     if not 0 <= port <= 65535:
         raise usage_error(f"--port {port}: must be between 0 and 65535")
+    if viewer_auth == "none" and address not in ("127.0.0.1", "::1", "localhost"):
+        print(f"jobchain dashboard: warning: listening on {address} without --viewer-auth: whoever reaches it "
+              "sees what your kubeconfig's user may see", file=err)
     scope = _scope(cluster, namespace_given, err)
     try:
-        asyncio.run(_serve(cluster, scope, address, port, open_page, out))
+        asyncio.run(_serve(cluster, scope, address, port, open_page, out, hosts or [], viewer_auth))
     except CliError:
         raise
     print("jobchain dashboard: stopped", file=out)

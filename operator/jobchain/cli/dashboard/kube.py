@@ -36,7 +36,10 @@ def _body(response: Any) -> dict[str, Any]:
 
 
 class ReadOnlyClient:
-    """list/get/watch of the jobchain kinds, pods of a node, and pod logs; nothing that writes."""
+    """list/get/watch of the jobchain kinds, pods of a node, and pod logs; nothing that writes.
+
+    The two reviews (TokenReview, SubjectAccessReview) are POSTs that store nothing: questions
+    to the API server about a viewer of the in-cluster dashboard (cli/dashboard/access.py)."""
 
     def __init__(self, api: client.ApiClient) -> None:
         self.api = api
@@ -102,6 +105,22 @@ class ReadOnlyClient:
     def namespaces(self) -> list[str]:
         response = self.core.list_namespace(_preload_content=False, _request_timeout=REQUEST_TIMEOUT)
         return sorted(item["metadata"]["name"] for item in _body(response).get("items") or [])
+
+    def review_token(self, token: str) -> dict[str, Any] | None:
+        """The user a bearer token belongs to (TokenReview), or None when the API server refuses it."""
+        body: Any = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}}
+        response = client.AuthenticationV1Api(self.api).create_token_review(
+            body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+        status = _body(response).get("status") or {}
+        return cast(dict[str, Any], status.get("user") or {}) if status.get("authenticated") else None
+
+    def review_access(self, viewer: dict[str, Any], attributes: dict[str, str]) -> bool:
+        """Whether the viewer (user, groups, ...) may do what `attributes` say (SubjectAccessReview)."""
+        body: Any = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
+                "spec": {**viewer, "resourceAttributes": attributes}}
+        response = client.AuthorizationV1Api(self.api).create_subject_access_review(
+            body, _preload_content=False, _request_timeout=REQUEST_TIMEOUT)
+        return bool((_body(response).get("status") or {}).get("allowed"))
 
     def node_pods(self, namespace: str, execution: str, node: str) -> list[dict[str, Any]]:
         """The node's pods, oldest first (more than one when it was retried)."""

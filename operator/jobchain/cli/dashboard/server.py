@@ -1,8 +1,14 @@
 """The dashboard's HTTP server (aiohttp): the page, its static files, a JSON API and event streams.
 
 Every route reads; none writes. Blocking client calls run in worker threads so one slow
-API request never stalls the other pages. Failures of the cluster become a JSON error
+API request never stalls the other pages; followed logs, which hold a thread for as long as
+they are open, have a pool of their own (FOLLOW_LIMIT; one more is refused with 429), so they
+can never take the threads the pages need. Failures of the cluster become a JSON error
 with the one-line reason (the page shows it), never a dead server.
+
+Where viewers are authenticated (the in-cluster dashboard, `access.py`), every namespace a
+route shows is first asked of the API server for that viewer: a viewer without rights to a
+namespace sees nothing of it, not even its name.
 """
 
 from __future__ import annotations
@@ -11,7 +17,8 @@ import asyncio
 import contextlib
 import ipaddress
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -21,16 +28,32 @@ from aiohttp import web
 from kubernetes.client.exceptions import ApiException
 
 from jobchain.cli.dashboard import views
+from jobchain.cli.dashboard.access import Access, Unauthenticated, Viewer
 from jobchain.cli.dashboard.hub import Hub, Subscriber, describe_failure
 from jobchain.cli.dashboard.kube import EXECUTIONS, WORKFLOWS, ReadOnlyClient
 
 HEARTBEAT_SECONDS = 15.0
+FOLLOW_LIMIT = 6  # logs followed at once, by all browsers together (each holds a thread and a connection)
 STATIC = Path(str(resources.files("jobchain.cli.dashboard") / "static"))
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 HUB: web.AppKey[Hub] = web.AppKey("hub", Hub)
 CLIENT: web.AppKey[ReadOnlyClient] = web.AppKey("client", ReadOnlyClient)
 INFO = web.AppKey("info", dict[str, Any])
+
+
+class FollowPool:
+    """The threads that pump followed logs: at most `limit`, apart from the pages' threads."""
+
+    def __init__(self, limit: int = FOLLOW_LIMIT) -> None:
+        self.limit = limit
+        self.active = 0
+        self.executor = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="log-follow")
+
+
+ACCESS = web.AppKey("access", Access)
+FOLLOWS = web.AppKey("follows", FollowPool)
+VIEWER = web.RequestKey("viewer", Viewer)  # absent where viewers are not authenticated
 
 
 def _json(data: Any, status: int = 200) -> web.Response:
@@ -49,16 +72,28 @@ CLUSTER_ERRORS = (ApiException, urllib3.exceptions.HTTPError, OSError)
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Read-only and same-origin: only GET/HEAD; on loopback, only Host names of this machine.
+    """Read-only and same-origin: only GET/HEAD; only Host names of the allow-list; a known viewer.
 
-    The Host check stops a web page elsewhere from reading the user's cluster through this
-    server with DNS rebinding (its name resolving to 127.0.0.1)."""
+    The Host check stops a web page elsewhere from reading the cluster through this server
+    with DNS rebinding (its name resolving to 127.0.0.1, or to a port-forward). /healthz is
+    exempt (the kubelet's probes name the pod's IP) and tells nothing but "the cluster answers"."""
     if request.method not in ("GET", "HEAD"):
         return _json({"error": "the dashboard is read-only"}, 405)
-    allowed = request.app[INFO].get("allowedHosts")
-    host = (request.host or "").rsplit(":", 1)[0].strip("[]")
-    if allowed and host not in allowed:
-        return _json({"error": f"host {host!r} not allowed; open the dashboard as http://127.0.0.1"}, 403)
+    if request.path != "/healthz":
+        allowed = request.app[INFO].get("allowedHosts") or []
+        host = _host_name(request.host or "")
+        if host not in allowed:
+            return _json({"error": f"host {host!r} not allowed; open the dashboard as http://127.0.0.1 or add "
+                                   f"the name with --allowed-host (allowed: {', '.join(allowed)})"}, 403)
+    if request.path.startswith("/api/"):
+        try:
+            viewer = await asyncio.to_thread(request.app[ACCESS].identify, request.headers, request.cookies)
+        except Unauthenticated as exc:
+            return _json({"error": str(exc), "login": request.app[ACCESS].mode}, 401)
+        except CLUSTER_ERRORS as exc:
+            return _error(exc, request)
+        if viewer is not None:
+            request[VIEWER] = viewer
     response = await handler(request)
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "no-referrer")
@@ -67,6 +102,40 @@ async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'",
     )
     return response
+
+
+def _host_name(host: str) -> str:
+    if host.startswith("["):
+        return host[1:].split("]", 1)[0]
+    return host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+async def _may(request: web.Request, verb: str, resource: str, namespace: str, group: str | None = None,
+               subresource: str = "") -> bool:
+    """Whether the request's viewer may do this (always, where viewers are not authenticated)."""
+    viewer = request.get(VIEWER)
+    if viewer is None:
+        return True
+    access = request.app[ACCESS]
+    try:
+        if group is None:
+            return await asyncio.to_thread(access.may, viewer, verb, resource, namespace)
+        return await asyncio.to_thread(access.may, viewer, verb, resource, namespace, group, subresource)
+    except CLUSTER_ERRORS:
+        return False  # cannot ask: show nothing rather than everything
+
+
+async def _visible(request: web.Request, namespaces: Iterable[str], resource: str = EXECUTIONS) -> set[str] | None:
+    """The namespaces of `namespaces` whose `resource` the viewer may list (None: all of them)."""
+    if request.get(VIEWER) is None or await _may(request, "list", resource, ""):
+        return None
+    return {ns for ns in set(namespaces) if await _may(request, "list", resource, ns)}
+
+
+def _refused(request: web.Request, verb: str, what: str, namespace: str) -> web.Response:
+    viewer = request[VIEWER]
+    return _json({"error": f"{viewer.user} may not {verb} {what} in namespace {namespace!r}: ask its owners "
+                           "for a RoleBinding (docs/dashboard.md)"}, 403)
 
 
 async def index(request: web.Request) -> web.StreamResponse:
@@ -86,6 +155,9 @@ async def info(request: web.Request) -> web.Response:
         namespaces = sorted(set(namespaces) | {ns for ns, _ in hub.cache})
     else:
         namespaces = [hub.namespace]
+    visible = await _visible(request, namespaces)
+    if visible is not None:
+        namespaces = [ns for ns in namespaces if ns in visible]
     details: dict[str, Any] = request.app[INFO]
     return _json({**details, "scope": hub.namespace, "namespaces": namespaces,
                   "cluster": hub.state.as_json()})
@@ -99,7 +171,10 @@ async def executions(request: web.Request) -> web.Response:
     hub = request.app[HUB]
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(hub.synced.wait(), 5)
-    items = [views.execution_summary(obj) for obj in hub.objects(_namespace_param(request))]
+    objects = hub.objects(_namespace_param(request))
+    visible = await _visible(request, {o["metadata"]["namespace"] for o in objects})
+    items = [views.execution_summary(obj) for obj in objects
+             if visible is None or obj["metadata"]["namespace"] in visible]
     return _json({"items": items, "cluster": hub.state.as_json()})
 
 
@@ -135,6 +210,8 @@ async def _whole_outputs(request: web.Request, obj: dict[str, Any]) -> dict[str,
 
 async def execution(request: web.Request) -> web.Response:
     namespace, name = request.match_info["namespace"], request.match_info["name"]
+    if not await _may(request, "get", EXECUTIONS, namespace):
+        return _refused(request, "get", EXECUTIONS, namespace)
     hub = request.app[HUB]
     obj = hub.cache.get((namespace, name))
     if obj is None:
@@ -148,16 +225,23 @@ async def execution(request: web.Request) -> web.Response:
 
 
 async def workflows(request: web.Request) -> web.Response:
+    namespace = _namespace_param(request) or request.app[HUB].namespace
+    if namespace is not None and not await _may(request, "list", WORKFLOWS, namespace):
+        return _refused(request, "list", WORKFLOWS, namespace)
     try:
-        listing = await asyncio.to_thread(request.app[CLIENT].list_objects, WORKFLOWS, _namespace_param(request)
-                                          or request.app[HUB].namespace)
+        listing = await asyncio.to_thread(request.app[CLIENT].list_objects, WORKFLOWS, namespace)
     except CLUSTER_ERRORS as exc:
         return _error(exc, request)
-    return _json({"items": [views.workflow_summary(w) for w in listing.get("items") or []]})
+    items = listing.get("items") or []
+    visible = await _visible(request, {w["metadata"]["namespace"] for w in items}, WORKFLOWS)
+    return _json({"items": [views.workflow_summary(w) for w in items
+                            if visible is None or w["metadata"]["namespace"] in visible]})
 
 
 async def workflow(request: web.Request) -> web.Response:
     namespace, name = request.match_info["namespace"], request.match_info["name"]
+    if not await _may(request, "get", WORKFLOWS, namespace):
+        return _refused(request, "get", WORKFLOWS, namespace)
     try:
         obj = await asyncio.to_thread(request.app[CLIENT].get, WORKFLOWS, namespace, name)
     except CLUSTER_ERRORS as exc:
@@ -176,6 +260,8 @@ def _node_status(obj: dict[str, Any] | None, node: str) -> Any:
 async def logs(request: web.Request) -> web.Response:
     """Each attempt's log tail; where the pod is gone, the output recorded in status."""
     namespace, name, node = (request.match_info[k] for k in ("namespace", "name", "node"))
+    if not await _may(request, "get", "pods", namespace, "", "log"):
+        return _refused(request, "read", "pod logs", namespace)
     client = request.app[CLIENT]
     status = _node_status(request.app[HUB].cache.get((namespace, name)), node)
     try:
@@ -235,6 +321,21 @@ async def follow_log(request: web.Request) -> web.StreamResponse:
     workflow steps, never of any other pod its identity could read."""
     namespace, name, node = (request.match_info[k] for k in ("namespace", "name", "node"))
     pod = request.query.get("pod", "")
+    if not await _may(request, "get", "pods", namespace, "", "log"):
+        return _refused(request, "read", "pod logs", namespace)
+    follows = request.app[FOLLOWS]
+    if follows.active >= follows.limit:
+        return _json({"error": f"{follows.limit} logs are followed already (by all viewers together); the log "
+                               "shown is its last tail: reload it, or follow again when one is closed"}, 429)
+    follows.active += 1
+    try:
+        return await _follow(request, namespace, name, node, pod, follows)
+    finally:
+        follows.active -= 1
+
+
+async def _follow(request: web.Request, namespace: str, name: str, node: str, pod: str,
+                  follows: FollowPool) -> web.StreamResponse:
     client = request.app[CLIENT]
     response = await _open_stream(request)
     queue: asyncio.Queue[bytes | None] = asyncio.Queue()
@@ -258,7 +359,7 @@ async def follow_log(request: web.Request) -> web.StreamResponse:
         finally:
             loop.call_soon_threadsafe(queue.put_nowait, None)
 
-    reader = loop.run_in_executor(None, pump)
+    reader = loop.run_in_executor(follows.executor, pump)
     try:
         while True:
             try:
@@ -286,6 +387,10 @@ async def events(request: web.Request) -> web.StreamResponse:
     hub = request.app[HUB]
     namespace = _namespace_param(request)
     name = request.query.get("execution") or None
+    if namespace is not None and not await _may(request, "list" if name is None else "get", EXECUTIONS, namespace):
+        return _refused(request, "read", EXECUTIONS, namespace)
+    if name is not None and namespace is None:
+        return _json({"error": "?execution= needs ?namespace="}, 400)
     subscriber = hub.subscribe(namespace, name)
     response = await _open_stream(request)
     try:
@@ -308,6 +413,8 @@ async def events(request: web.Request) -> web.StreamResponse:
                     await response.write(_sse("gone", {"name": name}))
                 else:
                     await response.write(_sse("execution", await _execution_view(request, payload)))
+            elif not await _may(request, "list", EXECUTIONS, payload["metadata"]["namespace"]):
+                continue  # a namespace this viewer may not see
             elif kind == "deleted":
                 await response.write(_sse("remove", views.execution_summary(payload)))
             else:
@@ -322,7 +429,10 @@ async def events(request: web.Request) -> web.StreamResponse:
 async def _send_snapshot(request: web.Request, response: web.StreamResponse, subscriber: Subscriber) -> None:
     hub = request.app[HUB]
     if subscriber.name is None:
-        items = [views.execution_summary(o) for o in hub.objects(subscriber.namespace)]
+        objects = hub.objects(subscriber.namespace)
+        visible = await _visible(request, {o["metadata"]["namespace"] for o in objects})
+        items = [views.execution_summary(o) for o in objects
+                 if visible is None or o["metadata"]["namespace"] in visible]
         await response.write(_sse("snapshot", items))
         return
     obj = hub.cache.get((subscriber.namespace or "", subscriber.name))
@@ -336,20 +446,25 @@ async def _send_snapshot(request: web.Request, response: web.StreamResponse, sub
         await response.write(_sse("execution", await _execution_view(request, obj)))
 
 
-def allowed_hosts(address: str) -> list[str]:
-    """Host names a browser may use to reach a loopback server; empty (any) for other addresses."""
+def allowed_hosts(address: str, extra: Iterable[str] = ()) -> list[str]:
+    """Host names a browser may use: this machine's (a port-forward's too), the address if it is
+    a loopback one, and those given (--allowed-host: the Service's or an ingress's name)."""
     try:
         loopback = ipaddress.ip_address(address).is_loopback
     except ValueError:
         loopback = address == "localhost"
-    return ["127.0.0.1", "localhost", "::1", address] if loopback else []
+    names = ["127.0.0.1", "localhost", "::1", *([address] if loopback else []), *extra]
+    return list(dict.fromkeys(names))
 
 
-def build_app(hub: Hub, client: ReadOnlyClient, details: dict[str, Any]) -> web.Application:
+def build_app(hub: Hub, client: ReadOnlyClient, details: dict[str, Any], access: Access | None = None,
+              follows: FollowPool | None = None) -> web.Application:
     app = web.Application(middlewares=[guard])
     app[HUB] = hub
     app[CLIENT] = client
     app[INFO] = details
+    app[ACCESS] = access or Access(client, "none")
+    app[FOLLOWS] = follows or FollowPool()
     app.router.add_get("/", index)
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/api/info", info)

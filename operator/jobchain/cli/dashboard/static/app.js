@@ -43,6 +43,15 @@ function span(start, end) {
 async function api(path) {
   const response = await fetch(path, { headers: { Accept: "application/json" } });
   const body = await response.json().catch(() => ({}));
+  if (response.status === 401 && body.login === "token" && !state.askedToken) {
+    // The in-cluster dashboard wants a bearer token: kept in a cookie of this page only.
+    state.askedToken = true;
+    const token = window.prompt(`${body.error}\n\nBearer token:`);
+    if (token) {
+      document.cookie = `jobchain-token=${encodeURIComponent(token.trim())}; path=/; SameSite=Strict`;
+      location.reload();
+    }
+  }
   if (!response.ok) throw new Error(body.error || `${response.status} ${response.statusText}`);
   return body;
 }
@@ -412,13 +421,22 @@ function executionPage(ns, name) {
       if (!r.attempts.length && r.recorded === null) parts.push(s.phase === "Pending" ? "(not started yet)" : s.phase === "Skipped" || s.phase === "Cancelled" ? "(no pod ran)" : "(no pod found)");
       const last = r.attempts[r.attempts.length - 1];
       if (last && last.running && s.phase === "Running") {
+        const tail = parts.join("\n");
+        let followed = false;
         parts.pop();
         $("#node-log").textContent = parts.join("\n");
         $("#log-title").classList.add("following");
         follow = new EventSource(`/api/follow/${encodeURIComponent(ns)}/${encodeURIComponent(name)}/${encodeURIComponent(node)}?pod=${encodeURIComponent(last.pod)}`);
-        follow.onerror = () => follow && follow.close();  // never reconnect: that would repeat the log
+        follow.onerror = () => {  // never reconnect: that would repeat the log
+          if (follow) follow.close();
+          const el = $("#node-log"), t = $("#log-title");
+          if (t) t.classList.remove("following");
+          // Refused (429: too many logs followed at once) or cut before a word: show the tail read.
+          if (el && !followed && node === selected) el.textContent = tail + "\n(not followed live: the dashboard follows a few logs at a time; select the node again later)";
+        };
         state.streams.push(follow);
         follow.addEventListener("chunk", (ev) => {
+          followed = true;
           const el = $("#node-log");
           if (!el) return;
           const stick = el.scrollTop + el.clientHeight >= el.scrollHeight - 4;
