@@ -75,15 +75,23 @@ class Schedule:
             return datetime.fromtimestamp(step * self.every, UTC)
         local = after.astimezone(self.zone)
         day = local.date() - timedelta(days=1)  # the day before: its late times may be after `after` in UTC
+        last = self.minutes[-1]
         for _ in range(_SEARCH_DAYS):
-            if self.day_matches(day):
+            if self.day_matches(day) and self._at(day, self.hours[-1], last) > after:
                 for hour in self.hours:
+                    # Wall times map to instants in order (a skipped one to the jump, a repeated one
+                    # to its first occurrence): an hour whose last minute is not after `after` has none.
+                    if self._at(day, hour, last) <= after:
+                        continue
                     for minute in self.minutes:
-                        at = resolve(datetime(day.year, day.month, day.day, hour, minute), self.zone)
+                        at = self._at(day, hour, minute)
                         if at > after:
                             return at
             day += timedelta(days=1)
         return None
+
+    def _at(self, day: date, hour: int, minute: int) -> datetime:
+        return resolve(datetime(day.year, day.month, day.day, hour, minute), self.zone)
 
     def latest_between(self, after: datetime, until: datetime) -> datetime | None:
         """The last scheduled instant in (after, until], or None."""
