@@ -5,6 +5,7 @@ names, create-or-adopt) before the status write, which may be lost."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -15,6 +16,8 @@ from jobchain.api.models import WorkflowScheduleSpec, WorkflowScheduleStatus
 from jobchain.engine.schedules.decide import Run, ScheduleRef, decide, execution_name
 
 CREATED = datetime(2026, 11, 28, 10, 0, 0, tzinfo=UTC)
+# The same examples in every CI run; JOBCHAIN_PROPERTY_SEARCH=1 (hack/test.sh's search phase) hunts with fresh ones.
+SEARCH = not os.environ.get("JOBCHAIN_PROPERTY_SEARCH")
 
 
 def spec(**fields: object) -> WorkflowScheduleSpec:
@@ -70,7 +73,7 @@ steps = st.lists(st.tuples(st.integers(1, 25),  # seconds to the next pass
                  min_size=1, max_size=40)
 
 
-@settings(max_examples=250, deadline=None)
+@settings(max_examples=250, deadline=None, derandomize=SEARCH, database=None)
 @given(steps=steps, history=st.integers(0, 2))
 def test_lost_status_writes_and_deleted_executions_never_run_a_time_twice(
         steps: list[tuple[int, bool, bool, bool]], history: int) -> None:
@@ -99,7 +102,7 @@ def test_lost_status_writes_and_deleted_executions_never_run_a_time_twice(
     assert any(now - timedelta(seconds=10) < at <= now for at in times) or now < CREATED + timedelta(seconds=10)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=100, deadline=None, derandomize=SEARCH, database=None)
 @given(before=st.integers(0, 60), gap=st.integers(0, 30), after=st.integers(1, 60), lost=st.booleans())
 def test_a_schedule_deleted_mid_pass_and_recreated_under_its_name_starts_afresh(
         before: int, gap: int, after: int, lost: bool) -> None:
