@@ -23,7 +23,7 @@ def test_jobchain_lint_passes_on_the_gitops_examples() -> None:
     assert main(["lint", *JOBCHAIN_FILES]) == 0
 
 
-def test_the_hook_execution_is_created_by_argo_cd_and_waited_for() -> None:
+def test_the_hook_execution_has_the_generate_name_and_hook_annotations_argo_cd_needs() -> None:
     hook = yaml.safe_load((GITOPS / "hooks" / "smoke-test.yaml").read_text())
     assert hook["kind"] == "WorkflowExecution"
     assert hook["metadata"]["generateName"] and "name" not in hook["metadata"]

@@ -119,8 +119,9 @@ OUTCOMES: list[tuple[str, WorkflowSpec, dict[str, Result], str, str, dict[str, s
 
 @pytest.mark.parametrize(("workflow", "results", "phase", "reason", "node_phases"),
                          [c[1:] for c in OUTCOMES], ids=[c[0] for c in OUTCOMES])
-def test_outcome(workflow: WorkflowSpec, results: dict[str, Result], phase: str, reason: str,
-                 node_phases: dict[str, str]) -> None:
+def test_a_workflow_with_these_node_results_ends_in_this_phase_and_reason(
+        workflow: WorkflowSpec, results: dict[str, Result], phase: str, reason: str,
+        node_phases: dict[str, str]) -> None:
     run = simulate(workflow, results)
     assert phases(run.status) == node_phases
     assert run.status.phase == phase

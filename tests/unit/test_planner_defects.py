@@ -49,7 +49,7 @@ def stored(status: ExecutionStatus) -> dict[str, Any]:
 
 # ---- 1: status past etcd's limit -------------------------------------------------------------
 
-def test_1_status_of_500_nodes_with_240_failures_and_long_messages_stays_well_under_1_mib() -> None:
+def test_status_of_500_nodes_with_240_failures_and_long_messages_stays_well_under_1_mib() -> None:
     workflow = spec(*(node(f"n{i:03d}") for i in range(500)), parallelism=100)
     ex = execution(workflow)
     now = T0
@@ -74,7 +74,7 @@ def test_1_status_of_500_nodes_with_240_failures_and_long_messages_stays_well_un
     assert all(len(n.message.encode()) <= 2048 for n in status.nodes)
 
 
-def test_1_execution_message_names_a_few_failed_nodes_and_counts_the_rest() -> None:
+def test_execution_message_names_a_few_failed_nodes_and_counts_the_rest() -> None:
     workflow = spec(*(node(f"n{i:03d}") for i in range(240)), parallelism=100)
     run = simulate(workflow, lambda name, _: ("Failed", None))
     status = run.status
@@ -86,7 +86,7 @@ def test_1_execution_message_names_a_few_failed_nodes_and_counts_the_rest() -> N
 
 # ---- 2: integers outside int64 ---------------------------------------------------------------
 
-def test_2_an_integer_outside_int64_does_not_stop_the_execution_and_is_kept_as_its_digits() -> None:
+def test_an_integer_outside_int64_does_not_stop_the_execution_and_is_kept_as_its_digits() -> None:
     digest = 18446744073709551615
     workflow = spec(
         node("a", edge("b", "condition", "true"), edge("c", "condition", f'output.digest == "{digest}"')),
@@ -104,7 +104,7 @@ def test_2_an_integer_outside_int64_does_not_stop_the_execution_and_is_kept_as_i
 
 # ---- 3: inputFrom after a lost write ------------------------------------------------------------
 
-def test_3_a_replayed_pass_records_the_input_the_job_received() -> None:
+def test_a_replayed_pass_records_the_input_the_job_received() -> None:
     # p and q finish together; x (after p) fails before it starts; z joins x's failure and q's success.
     # x and q tie on finishedAt, so declaration order (q after x) makes q the input of z.
     workflow = spec(
@@ -132,7 +132,7 @@ def test_3_a_replayed_pass_records_the_input_the_job_received() -> None:
 
 # ---- 4: truncation after a lost write -----------------------------------------------------------
 
-def test_4_which_output_is_truncated_does_not_change_with_a_lost_write() -> None:
+def test_which_output_is_truncated_does_not_change_with_a_lost_write() -> None:
     workflow = spec(node("b"), node("a"), parallelism=2, outputLimitBytes=262144)
     big = json.dumps({"blob": "x" * 200_000})
     ex = execution(workflow)
@@ -151,7 +151,7 @@ def test_4_which_output_is_truncated_does_not_change_with_a_lost_write() -> None
 
 # ---- 6: deadline decided by the time of the pass -------------------------------------------------
 
-def test_6_a_late_pass_does_not_fail_an_execution_whose_nodes_finished_before_the_deadline() -> None:
+def test_a_late_pass_does_not_fail_an_execution_whose_nodes_finished_before_the_deadline() -> None:
     workflow = spec(node("a", "b"), node("b"))
     ex = execution(workflow, timeout=60)
     p = plan(ex, {}, T0)
@@ -164,7 +164,7 @@ def test_6_a_late_pass_does_not_fail_an_execution_whose_nodes_finished_before_th
     assert (late.status.phase, late.status.reason) == ("Succeeded", "Succeeded")
 
 
-def test_6_a_late_pass_still_fails_an_execution_that_was_not_done_by_the_deadline() -> None:
+def test_a_late_pass_still_fails_an_execution_that_was_not_done_by_the_deadline() -> None:
     workflow = spec(node("a", "b"), node("b"))
     ex = execution(workflow, timeout=60)
     p = plan(ex, {}, T0)
@@ -177,7 +177,7 @@ def test_6_a_late_pass_still_fails_an_execution_that_was_not_done_by_the_deadlin
 
 # ---- 7 (the planner's part): Jobs of finished nodes are kept --------------------------------------
 
-def test_7_the_job_of_a_finished_node_is_not_deleted_while_its_complete_condition_lags() -> None:
+def test_the_job_of_a_finished_node_is_not_deleted_while_its_complete_condition_lags() -> None:
     workflow = spec(node("a"), node("b"), parallelism=2)
     ex = execution(workflow)
     p = plan(ex, {}, T0)
@@ -193,7 +193,7 @@ def test_7_the_job_of_a_finished_node_is_not_deleted_while_its_complete_conditio
 # ---- 8: not strict JSON ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("raw", ["NaN", "Infinity", "-Infinity", "1e999", '{"x": NaN}', '[1, Infinity]'])
-def test_8_output_that_is_not_strict_json_is_kept_as_its_text(raw: str) -> None:
+def test_output_that_is_not_strict_json_is_kept_as_its_text(raw: str) -> None:
     run = simulate(spec(node("a", "b"), node("b", script="echo $(input)")), {"a": ("Succeeded", raw)})
     assert run.status.phase == "Succeeded"
     assert node_status(run.status, "a").output == raw
@@ -205,14 +205,14 @@ def test_8_output_that_is_not_strict_json_is_kept_as_its_text(raw: str) -> None:
 
 # ---- 9: deep nesting -------------------------------------------------------------------------
 
-def test_9_deeply_nested_output_is_kept_as_text_and_status_can_be_written() -> None:
+def test_deeply_nested_output_is_kept_as_text_and_status_can_be_written() -> None:
     raw = "[" * 256 + "]" * 256
     run = simulate(spec(node("a", "b"), node("b")), {"a": ("Succeeded", raw)})
     assert run.status.phase == "Succeeded"
     assert stored(run.status)["nodes"][0]["output"] == raw
 
 
-def test_9_a_deep_pod_template_is_refused_with_a_message_and_status_can_be_written() -> None:
+def test_a_deep_pod_template_is_refused_with_a_message_and_status_can_be_written() -> None:
     deep: dict[str, Any] = {}
     inner = deep
     for _ in range(300):
@@ -228,7 +228,7 @@ def test_9_a_deep_pod_template_is_refused_with_a_message_and_status_can_be_writt
 # ---- 11: a lost write of the cancel pass -------------------------------------------------------
 
 @pytest.mark.parametrize("how", ["cancel", "deadline"])
-def test_11_a_node_cancelled_by_a_pass_whose_write_was_lost_stays_cancelled(how: str) -> None:
+def test_a_node_cancelled_by_a_pass_whose_write_was_lost_stays_cancelled(how: str) -> None:
     ex = execution(spec(node("a", "b"), node("b")), timeout=60)
     p = plan(ex, {}, T0)
     ex = with_status(ex, p.status, cancel=how == "cancel")
@@ -241,7 +241,7 @@ def test_11_a_node_cancelled_by_a_pass_whose_write_was_lost_stays_cancelled(how:
     assert again.status.reason == stop.status.reason
 
 
-def test_11_a_node_cancelled_by_a_condition_error_whose_write_was_lost_stays_cancelled() -> None:
+def test_a_node_cancelled_by_a_condition_error_whose_write_was_lost_stays_cancelled() -> None:
     # Found by the property test: a ConditionError stop is decided in schedule(), after the
     # observed Jobs are folded in, so a replayed pass used to fail the vanished node first.
     workflow = spec(node("a", edge("c", "condition", "output.ok")), node("b"), node("c"), parallelism=2)
@@ -259,7 +259,7 @@ def test_11_a_node_cancelled_by_a_condition_error_whose_write_was_lost_stays_can
     assert again.status.reason == "ConditionError"
 
 
-def test_11_a_skip_sealed_before_a_condition_error_stays_a_skip_when_the_write_between_was_lost() -> None:
+def test_a_skip_sealed_before_a_condition_error_stays_a_skip_when_the_write_between_was_lost() -> None:
     # Found by the property test (invariant b, JOBCHAIN_PROPERTY_SEARCH=1, seed 11): e is skipped
     # when b finishes; d's edge from b errs only once c has finished too. A pass replayed after the
     # write that recorded the skip was lost sees both at once: it used to stop at d (declared first)
@@ -319,7 +319,7 @@ def test_a_cancel_seen_before_the_deadline_ends_the_run_cancelled_also_when_its_
 
 # ---- 12: start order after a failure before start -------------------------------------------------
 
-def test_12_a_node_made_ready_by_a_failure_before_start_starts_in_declaration_order() -> None:
+def test_a_node_made_ready_by_a_failure_before_start_starts_in_declaration_order() -> None:
     workflow = spec(
         node("s", "f", "c"),
         node("f", edge("b", "failure"), script="echo $(input.nope)"),
@@ -332,7 +332,7 @@ def test_12_a_node_made_ready_by_a_failure_before_start_starts_in_declaration_or
 
 # ---- 13: many condition edges -------------------------------------------------------------------
 
-def test_13_one_node_with_499_condition_edges_plans_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_one_node_with_499_condition_edges_plans_fast(monkeypatch: pytest.MonkeyPatch) -> None:
     # 495 condition edges decided in one pass: from five nodes, as the schema allows at most 100
     # edges per node (api.limits.MAX_EDGES) and 500 nodes; the figure before was for one node with 499.
     targets = [f"t{i:03d}" for i in range(495)]

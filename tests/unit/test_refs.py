@@ -79,7 +79,7 @@ PARSED: list[tuple[str, Reference | None]] = [
 
 
 @pytest.mark.parametrize(("text", "expected"), PARSED, ids=[p[0] for p in PARSED])
-def test_parse(text: str, expected: Reference | None) -> None:
+def test_a_reference_parses_to_its_parts_or_to_none_when_malformed(text: str, expected: Reference | None) -> None:
     assert parse(text) == expected
 
 

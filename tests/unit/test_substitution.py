@@ -207,8 +207,11 @@ def test_an_input_over_128_kib_is_only_in_the_input_file() -> None:
     assert len(pod["metadata"]["annotations"]["jobchain.dev/input"]) > MAX_ARG_BYTES
 
 
-def test_a_value_just_under_the_limit_is_passed() -> None:
-    render('echo "$(input.greeting)"', scope_of("x", greeting="y" * (MAX_ARG_BYTES - 100)))
+@needs_sh
+def test_a_value_just_under_the_limit_reaches_the_script_whole(tmp_path: Path) -> None:
+    value = "y" * (MAX_ARG_BYTES - 100)
+    job = render('printf "%s" "$(input.greeting)"', scope_of("x", greeting=value))
+    assert run(job, tmp_path) == value
 
 
 # ---- secret params: a Secret reference, never a value ------------------------------------------

@@ -4,7 +4,8 @@ Pure and clock-free: every function takes the instant it reasons about, so the u
 fake clock over daylight-saving changes. Rules a user can rely on (said in the CRD too):
 - Cron fields are read as wall-clock time in `timeZone` (default UTC), with CronJob's syntax:
   `*`, `a`, `a-b`, `*/n`, `a-b/n`, lists, month and weekday names; when both day-of-month and
-  day-of-week are restricted, a day matching either runs (as cron does).
+  day-of-week are restricted, a day matching either runs (as cron does). A field is unrestricted
+  only when a part of it is a bare `*` (or `?`, `*/1`): `0 0 */2 * MON` runs on odd days or Mondays.
 - Clocks going forward: a wall time in the skipped hour runs at the first instant after the jump.
   Clocks going back: a wall time in the repeated hour runs once, at its first occurrence.
 - `@every D` (a Go duration, whole seconds, at least 10s) names the multiples of D since the Unix
@@ -74,15 +75,23 @@ class Schedule:
             return datetime.fromtimestamp(step * self.every, UTC)
         local = after.astimezone(self.zone)
         day = local.date() - timedelta(days=1)  # the day before: its late times may be after `after` in UTC
+        last = self.minutes[-1]
         for _ in range(_SEARCH_DAYS):
-            if self.day_matches(day):
+            if self.day_matches(day) and self._at(day, self.hours[-1], last) > after:
                 for hour in self.hours:
+                    # Wall times map to instants in order (a skipped one to the jump, a repeated one
+                    # to its first occurrence): an hour whose last minute is not after `after` has none.
+                    if self._at(day, hour, last) <= after:
+                        continue
                     for minute in self.minutes:
-                        at = resolve(datetime(day.year, day.month, day.day, hour, minute), self.zone)
+                        at = self._at(day, hour, minute)
                         if at > after:
                             return at
             day += timedelta(days=1)
         return None
+
+    def _at(self, day: date, hour: int, minute: int) -> datetime:
+        return resolve(datetime(day.year, day.month, day.day, hour, minute), self.zone)
 
     def latest_between(self, after: datetime, until: datetime) -> datetime | None:
         """The last scheduled instant in (after, until], or None."""
@@ -134,9 +143,14 @@ def parse_duration(text: str) -> float:
     return sum(float(number) * _GO_UNITS[unit] for number, unit in _GO_PART.findall(text))
 
 
-def _field(text: str, low: int, high: int, names: dict[str, int], what: str) -> tuple[frozenset[int], bool]:
-    """The values one cron field allows, and whether it restricts anything (does not start with *)."""
+def _field(text: str, low: int, high: int, names: dict[str, int], what: str,
+           open_high: int | None = None) -> tuple[frozenset[int], bool]:
+    """The values one cron field allows, and whether it restricts the day: as robfig/cron v3 (CronJob)
+    reads it, a field is unrestricted when one of its parts is `*` or `?` with no step over 1; `*/2`
+    restricts, as a list or range does."""
     values: set[int] = set()
+    star = False
+    top = high if open_high is None else open_high  # where `*` and `N/step` end (day-of-week: 6, not 7)
     for part in text.split(","):
         step = 1
         body = part
@@ -146,7 +160,8 @@ def _field(text: str, low: int, high: int, names: dict[str, int], what: str) -> 
                 raise ScheduleError(f"{what} {part!r}: the step after / must be a positive number")
             step = int(step_text)
         if body in ("*", "?"):
-            start, end = low, high
+            start, end = low, top
+            star = star or step == 1
         elif "-" in body:
             first, last = body.split("-", 1)
             start, end = _value(first, low, high, names, what), _value(last, low, high, names, what)
@@ -154,9 +169,9 @@ def _field(text: str, low: int, high: int, names: dict[str, int], what: str) -> 
                 raise ScheduleError(f"{what} {part!r}: the range goes backwards")
         else:
             start = _value(body, low, high, names, what)
-            end = high if "/" in part else start
+            end = max(start, top) if "/" in part else start
         values.update(range(start, end + 1, step))
-    return frozenset(values), not text.startswith(("*", "?"))
+    return frozenset(values), not star
 
 
 def _value(text: str, low: int, high: int, names: dict[str, int], what: str) -> int:
@@ -193,7 +208,7 @@ def parse(text: str, time_zone: str | None = None) -> Schedule:
         hours, _ = _field(fields[1], 0, 23, {}, "hour")
         days, days_restricted = _field(fields[2], 1, 31, {}, "day-of-month")
         months, _ = _field(fields[3], 1, 12, _MONTHS, "month")
-        weekdays, weekdays_restricted = _field(fields[4], 0, 7, _DAYS, "day-of-week")
+        weekdays, weekdays_restricted = _field(fields[4], 0, 7, _DAYS, "day-of-week", open_high=6)
     except ScheduleError as exc:
         raise ScheduleError(f"spec.schedule {text!r}: {exc}") from None
     weekdays = frozenset(d % 7 for d in weekdays)  # 7 is Sunday too

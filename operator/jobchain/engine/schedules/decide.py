@@ -6,7 +6,9 @@ its status and the executions it owns. That is what makes it restart-safe:
   controller creates it or, finding it there, adopts it. A pass replayed after a crash decides the
   same name, so no time ever runs twice.
 - The last time handled is the latest of status.lastScheduleTime, status.lastSkippedTime and the
-  scheduled-time label of the executions it owns (a create whose status write was lost still counts).
+  scheduled-time label of the executions it owns. A create whose status write was lost still counts,
+  and is written to lastScheduleTime by the replayed pass (adopted), so deleting that execution later
+  does not make its time due again.
 - Missed times (operator down, schedule suspended): only the most recent one runs, and only if it
   is at most startingDeadlineSeconds late, as a CronJob does.
 """
@@ -145,8 +147,12 @@ def decide(ref: ScheduleRef, spec: WorkflowScheduleSpec, old: WorkflowScheduleSt
         return decision
 
     active = [r for r in runs if not r.finished]
-    scheduled_runs = [r.scheduled for r in runs if r.scheduled is not None]
-    handled = _later(old.lastScheduleTime, old.lastSkippedTime, ref.created, *scheduled_runs)
+    # An execution of a time that status does not record yet (its create's status write was lost) is
+    # adopted and recorded now: deleted later (history limit, TTL, by hand), it must not run again.
+    started = _later(old.lastScheduleTime, *(r.scheduled for r in runs))
+    if started is not None and started != _later(old.lastScheduleTime):
+        new.lastScheduleTime = iso(started)
+    handled = _later(started, old.lastSkippedTime, ref.created)
     assert handled is not None
     due = None if spec.suspend else schedule.latest_between(handled, now)
     if due is not None:
@@ -157,8 +163,6 @@ def decide(ref: ScheduleRef, spec: WorkflowScheduleSpec, old: WorkflowScheduleSt
             decision.events.append(Event("Warning", "MissedSchedule",
                                          f"missed {iso(due)} by {int(late)}s, more than startingDeadlineSeconds "
                                          f"({spec.startingDeadlineSeconds}); waiting for the next time"))
-        elif any(r.name == name for r in runs):
-            new.lastScheduleTime = iso(due)  # created by a pass whose status write was lost: adopted
         elif active and spec.concurrencyPolicy == ConcurrencyPolicy.FORBID:
             new.lastSkippedTime = iso(due)
             decision.events.append(Event("Normal", "Skipped",
