@@ -220,7 +220,7 @@ async def execution_changed(event: kopf.RawEvent, namespace: str | None, name: s
         rt.seen_executions.discard(key)
         rt.executions.forget(key)
         rt.running.discard(key)
-        rt.store.drop_execution(*key)
+        rt.store.drop_execution(*key, uid=(event["object"].get("metadata") or {}).get("uid"))
         rt.queue_moved(key[0], dict(event["object"]))
         EXECUTIONS_RUNNING.set(len(rt.running))
         _count_store()
