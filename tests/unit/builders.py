@@ -368,7 +368,7 @@ class FakeCluster:
     def create_config_map(self, manifest: dict[str, Any]) -> None:
         self.config_maps = {**getattr(self, "config_maps", {}), manifest["metadata"]["name"]: manifest}
 
-    def output_value(self, namespace: str, config_map: str, key: str) -> tuple[bool, Any]:
+    def output_value(self, namespace: str, config_map: str, key: str, owner_uid: str) -> tuple[bool, Any]:
         found = getattr(self, "config_maps", {}).get(config_map)
         return (True, json.loads(found["data"][key])) if found else (False, None)
 

@@ -182,13 +182,14 @@ def _without_secrets(cluster: OperatorCluster, namespace: str, spec: WorkflowExe
     return out
 
 
-def _whole_outputs(cluster: OperatorCluster, namespace: str, name: str, status: ExecutionStatus) -> dict[str, Any]:
+def _whole_outputs(cluster: OperatorCluster, namespace: str, name: str, uid: str,
+                   status: ExecutionStatus) -> dict[str, Any]:
     """The whole values of outputs kept in ConfigMaps (status holds previews), for edges and inputs:
     of nodes, and of the items of forEach nodes still running (keyed node#index).
     One that is gone (deleted by hand) is left out: the planner then has only the preview."""
     found: dict[str, Any] = {}
     for key, ref in st.output_refs(status, name).items():
-        ok, value = cluster.output_value(namespace, ref.configMap, ref.key)
+        ok, value = cluster.output_value(namespace, ref.configMap, ref.key, uid)
         if ok:
             found[key] = value
         else:
@@ -288,7 +289,7 @@ def _plan_pass(cluster: OperatorCluster, body: dict[str, Any], spec: WorkflowExe
     execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old,
                                created=utc_stamp(meta.get("creationTimestamp")),
                                scheduled_time=(meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME),
-                               outputs=_whole_outputs(cluster, namespace, name, old))
+                               outputs=_whole_outputs(cluster, namespace, name, meta["uid"], old))
     result = plan(execution, observed, now, lookup, output_limit)
     for config_map in result.config_maps:  # before the status that names them, and the Jobs that mount them
         cluster.writer.create_config_map(config_map)
