@@ -43,7 +43,7 @@ from jobchain.engine.execution.planner import (
 from jobchain.engine.execution.types import ObservedJob
 from jobchain.engine.schedules.decide import ANNOTATION_SCHEDULED_TIME
 from jobchain.engine.spec.outputs import DEFAULT_OUTPUT_LIMIT
-from jobchain.engine.spec.render import LABEL_NODE
+from jobchain.engine.spec.render import LABEL_NODE, ExecutionRef
 from jobchain.engine.spec.secrets import redact, secret_refs
 from jobchain.engine.spec.validation import validate_workflow
 from jobchain.engine.timefmt import iso
@@ -269,8 +269,17 @@ def resume_pass(cluster: OperatorCluster, body: dict[str, Any], old: ExecutionSt
     problem = resume.problem(source_name, source)
     if problem is not None or source is None:
         return refuse(cluster, body, old, "InvalidResume", problem or "", at)
+    assert source_body is not None
+    outputs = {}  # the whole outputs of the nodes it may reuse, to copy into the retry's own ConfigMaps
+    for node, ref in resume.wanted_outputs(source).items():
+        ok, value = cluster.output_value(meta["namespace"], ref.configMap, ref.key, source_body["metadata"]["uid"])
+        if ok:
+            outputs[node] = value
     new = old.model_copy(deep=True)
-    resume.seed(new, source_name, source, at)
+    config_maps = resume.seed(new, source_name, source, at,
+                              ExecutionRef(meta["name"], meta["namespace"], meta["uid"], meta["name"]), outputs)
+    for config_map in config_maps:  # before the status that names them
+        cluster.writer.create_config_map(config_map)
     st.summarize(new, meta.get("generation"), at)
     _write(cluster, body, old, new)
     log.info("%s/%s: resumes %s, reusing %s", meta["namespace"], meta["name"], source_name,
