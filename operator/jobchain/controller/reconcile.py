@@ -32,6 +32,7 @@ from jobchain.controller import metrics
 from jobchain.engine.execution import resume
 from jobchain.engine.execution import status as st
 from jobchain.engine.execution.events import events_between
+from jobchain.engine.execution.lifecycle import queue_deadline
 from jobchain.engine.execution.planner import (
     ExecutionInput,
     WorkflowLookup,
@@ -243,7 +244,14 @@ def reconcile_execution(cluster: OperatorCluster, namespace: str, name: str, out
         if admission.changed:  # e.g. cancelled: the next pass, at once, starts from the newer copy
             return Outcome(str(old.phase), now)
         if admission.waiting is not None:
-            return hold(cluster, body, old, queue.QUEUED, admission.waiting.message, now)
+            deadline = queue_deadline(spec, body["metadata"].get("creationTimestamp"))
+            if deadline is not None and now >= deadline:
+                return refuse(cluster, body, old, "DeadlineExceeded",
+                              "the execution waited in its Workflow's queue (maxConcurrentExecutions) past "
+                              f"spec.timeoutSeconds ({spec.timeoutSeconds}s), which counts from its creation; "
+                              "raise timeoutSeconds or the Workflow's maxConcurrentExecutions", now)
+            held = hold(cluster, body, old, queue.QUEUED, admission.waiting.message, now)
+            return replace(held, wake_at=deadline)
         if old.workflowSpec is None and spec.resumeFrom is not None and not spec.cancel:
             return resume_pass(cluster, body, old, spec.resumeFrom.name, now)
         return _plan_pass(cluster, body, spec, old, lookup, now, output_limit, began)
