@@ -275,6 +275,9 @@ def resume_pass(cluster: OperatorCluster, body: dict[str, Any], old: ExecutionSt
     source_body = cluster.get_execution(meta["namespace"], source_name)
     source = ExecutionStatus.model_validate(source_body.get("status") or {}) if source_body else None
     problem = resume.problem(source_name, source)
+    if problem is None and source is not None:
+        spec = WorkflowExecutionSpec.model_validate(body.get("spec") or {})
+        problem = resume.secrets_problem(source_name, source, spec)
     if problem is not None or source is None:
         return refuse(cluster, body, old, "InvalidResume", problem or "", at)
     assert source_body is not None

@@ -19,7 +19,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from jobchain.api.models import TERMINAL_EXECUTION_PHASES, ExecutionPhase, ExecutionStatus, NodePhase, OutputRef
+from jobchain.api.models import (
+    TERMINAL_EXECUTION_PHASES,
+    ExecutionPhase,
+    ExecutionStatus,
+    NodePhase,
+    OutputRef,
+    WorkflowExecutionSpec,
+)
 from jobchain.engine.execution import status as st
 from jobchain.engine.spec.graph import Graph
 from jobchain.engine.spec.outputs import input_json
@@ -41,6 +48,21 @@ def problem(source_name: str, source: ExecutionStatus | None) -> str | None:
         return (f"{where} failed before it started ({source.reason}: no node ran), so there is nothing to "
                 "reuse; fix the cause and create a new execution")
     return None
+
+
+def secrets_problem(source_name: str, source: ExecutionStatus, spec: WorkflowExecutionSpec) -> str | None:
+    """Why the retry `spec` cannot run the secret params of `source` (InvalidResume), or None.
+
+    A retry runs with the params of the execution it resumes; the values of secret params are never
+    in status, only the Secret keys named in spec.paramsFrom give them. A retry made with kubectl
+    that names none would run its nodes without them."""
+    given = {p.name for p in spec.paramsFrom}
+    missing = [name for name in source.secretParams or [] if name not in given]
+    if not missing:
+        return None
+    return (f"spec.paramsFrom: the execution resumed ({source_name!r}) has the secret params {missing}, set from "
+            "Secrets by its spec.paramsFrom, and a retry runs with the same params; create the retry again with "
+            "the same spec.paramsFrom entries (`jobchain retry` copies them)")
 
 
 def wanted_outputs(source: ExecutionStatus) -> dict[str, OutputRef]:
