@@ -282,7 +282,7 @@ def resume_pass(cluster: OperatorCluster, body: dict[str, Any], old: ExecutionSt
         return refuse(cluster, body, old, "InvalidResume", problem or "", at)
     assert source_body is not None
     outputs = {}  # the whole outputs of the nodes it may reuse, to copy into the retry's own ConfigMaps
-    for node, ref in resume.wanted_outputs(source).items():
+    for node, ref in resume.wanted_outputs(source_name, source).items():
         ok, value = cluster.output_value(meta["namespace"], ref.configMap, ref.key, source_body["metadata"]["uid"])
         if ok:
             outputs[node] = value

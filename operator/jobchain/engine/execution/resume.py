@@ -24,13 +24,20 @@ from jobchain.api.models import (
     ExecutionPhase,
     ExecutionStatus,
     NodePhase,
+    NodeStatus,
     OutputRef,
     WorkflowExecutionSpec,
 )
 from jobchain.engine.execution import status as st
 from jobchain.engine.spec.graph import Graph
 from jobchain.engine.spec.outputs import input_json
-from jobchain.engine.spec.render import OUTPUT_KEY, ExecutionRef, output_config_map_name, render_output_config_map
+from jobchain.engine.spec.render import (
+    OUTPUT_KEY,
+    ExecutionRef,
+    item_key,
+    output_config_map_name,
+    render_output_config_map,
+)
 from jobchain.engine.timefmt import iso
 
 
@@ -65,9 +72,18 @@ def secrets_problem(source_name: str, source: ExecutionStatus, spec: WorkflowExe
             "the same spec.paramsFrom entries (`jobchain retry` copies them)")
 
 
-def wanted_outputs(source: ExecutionStatus) -> dict[str, OutputRef]:
-    """The whole outputs of `source` a retry may copy (its Succeeded nodes' outputRefs), by node."""
-    return {n.name: n.outputRef for n in source.nodes if n.phase == NodePhase.SUCCEEDED and n.outputRef}
+def wanted_outputs(source_name: str, source: ExecutionStatus) -> dict[str, OutputRef]:
+    """The whole outputs of `source` a retry may copy: its Succeeded nodes' outputRefs, by node, and
+    those of the Succeeded items of its forEach nodes that did not succeed, by node#index."""
+    refs = {n.name: n.outputRef for n in source.nodes if n.phase == NodePhase.SUCCEEDED and n.outputRef}
+    for node in source.nodes:
+        if node.phase != NodePhase.SUCCEEDED:
+            for entry in node.itemResults or []:
+                if entry.phase == NodePhase.SUCCEEDED and entry.outputBytes is not None:
+                    key = item_key(node.name, entry.index)
+                    refs[key] = OutputRef(configMap=output_config_map_name(source_name, key), key=OUTPUT_KEY,
+                                          bytes=entry.outputBytes)
+    return refs
 
 
 def reusable(source: ExecutionStatus, outputs: Mapping[str, Any]) -> set[str]:
@@ -94,9 +110,13 @@ def seed(status: ExecutionStatus, source_name: str, source: ExecutionStatus, at:
     done = {n.name: n for n in source.nodes if n.name in keep}
     limit = st.node_message_limit(len(status.nodes))
     config_maps = []
+    by_name = {n.name: n for n in source.nodes}
+    graph = Graph.of(source.workflowSpec)
     for node in status.nodes:
         old = done.get(node.name)
         if old is None:
+            if graph.upstream(node.name) <= keep and by_name.get(node.name) is not None:
+                config_maps += _carry_items(node, by_name[node.name], source_name, execution, outputs, at)
             continue
         ref = None
         if old.outputRef is not None:
@@ -108,4 +128,31 @@ def seed(status: ExecutionStatus, source_name: str, source: ExecutionStatus, at:
                      f"reused from {source_name} (Succeeded there; not run again)", message_limit=limit,
                      startedAt=old.startedAt, exitCode=old.exitCode, inputFrom=old.inputFrom, output=old.output,
                      outputTruncated=old.outputTruncated, outputRef=ref, reused=True)
+    return config_maps
+
+
+def _carry_items(node: NodeStatus, old: NodeStatus, source_name: str, execution: ExecutionRef,
+                 outputs: Mapping[str, Any], at: datetime) -> list[dict[str, Any]]:
+    """A forEach node that did not succeed, with nothing upstream running again (so its item list
+    is the same): its Succeeded items are carried over (and kept when it starts, see
+    `engine.execution.items`), only the others run again, as Argo's retry does. An item whose whole
+    output (kept in a ConfigMap) is gone runs again. Returns the ConfigMaps of the carried outputs."""
+    if old.phase == NodePhase.SUCCEEDED or not old.itemResults:
+        return []
+    previews = old.output if isinstance(old.output, list) else []
+    carried, config_maps = [], []
+    output: list[Any] = [None] * len(previews)
+    for entry in old.itemResults:
+        key = item_key(node.name, entry.index)
+        if entry.phase != NodePhase.SUCCEEDED or entry.index >= len(previews) or (
+                entry.outputBytes is not None and key not in outputs):
+            continue
+        if entry.outputBytes is not None:
+            config_maps.append(render_output_config_map(execution, node.name, input_json(outputs[key]), entry.index))
+        carried.append(entry.model_copy(update={"jobName": None}))
+        output[entry.index] = previews[entry.index]
+    if carried:
+        st.mark_node(node, NodePhase.PENDING, at,
+                     f"{len(carried)} item(s) reused from {source_name} (Succeeded there; not run again)",
+                     itemResults=carried, output=output, outputTruncated=old.outputTruncated)
     return config_maps
