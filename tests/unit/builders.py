@@ -35,6 +35,7 @@ from jobchain.engine.execution.types import NodeToRead
 from jobchain.engine.spec.render import LABEL_NODE, job_name, key_of
 from jobchain.k8s.cluster import ExecutionCluster, OperatorCluster
 from jobchain.k8s.observe import Observation
+from jobchain.k8s.store import has_owner
 from jobchain.k8s.writes import JobRefused
 
 EXECUTION = "run-1"
@@ -370,9 +371,11 @@ class FakeCluster:
     def create_config_map(self, manifest: dict[str, Any]) -> None:
         self.config_maps = {**getattr(self, "config_maps", {}), manifest["metadata"]["name"]: manifest}
 
-    def output_value(self, namespace: str, config_map: str, key: str) -> tuple[bool, Any]:
+    def output_value(self, namespace: str, config_map: str, key: str, owner_uid: str) -> tuple[bool, Any]:
         found = getattr(self, "config_maps", {}).get(config_map)
-        return (True, json.loads(found["data"][key])) if found else (False, None)
+        if found is None or not has_owner(found, owner_uid):  # as the real one: another execution's is not taken
+            return False, None
+        return True, json.loads(found["data"][key])
 
     def get_execution(self, namespace: str, name: str) -> dict[str, Any] | None:
         body = (self.executions if self.delivered is None else self.delivered).get(name)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from jobchain.controller.reconcile import dump_status
 from jobchain.engine.execution.planner import plan
 from jobchain.engine.execution.status import ITEM_MESSAGE_BUDGET, item_message_limit
+from jobchain.engine.execution.status_write import dump_status
 
 from .builders import T0, FakeOperatorCluster, execution, job, node, node_status, spec, with_status
 

@@ -183,17 +183,18 @@ def test_whole_outputs_are_cached_by_size_so_a_large_fan_out_reads_each_once(mon
 
         def read_namespaced_config_map(self, name: str, namespace: str) -> dict[str, object]:
             reads.append(name)
-            return {"data": {"output.json": '"' + name + "x" * 100 + '"'}}
+            return {"metadata": {"ownerReferences": [{"uid": "u"}]},
+                    "data": {"output.json": '"' + name + "x" * 100 + '"'}}
 
     monkeypatch.setattr(k8s_cluster, "Builtins", ConfigMaps)
     monkeypatch.setattr(k8s_cluster, "OUTPUT_CACHE_BYTES", 330_000)  # 3,000 of these are 322,890 bytes
     cluster = k8s_cluster.OperatorCluster(k8s_client.ApiClient())
     for _ in range(3):  # three passes over 3,000 item outputs of ~110 bytes
         for i in range(3000):
-            found, value = cluster.output_value("ns", f"cm-{i}", "output.json")
+            found, value = cluster.output_value("ns", f"cm-{i}", "output.json", "u")
             assert found and value.startswith(f"cm-{i}x")
     assert len(reads) == 3000
     for i in range(3000, 3100):  # past the budget, the oldest go first
-        cluster.output_value("ns", f"cm-{i}", "output.json")
-    cluster.output_value("ns", "cm-0", "output.json")
+        cluster.output_value("ns", f"cm-{i}", "output.json", "u")
+    cluster.output_value("ns", "cm-0", "output.json", "u")
     assert reads[-1] == "cm-0"

@@ -11,6 +11,7 @@ from jobchain.controller.reconcile import reconcile_execution
 from jobchain.engine.coordination.admission import Member, member_of, place
 from jobchain.engine.execution.planner import plan
 from jobchain.engine.execution.resume import problem, seed
+from jobchain.engine.spec.render import ExecutionRef
 from jobchain.k8s.store import Store
 from tests.unit.builders import (
     NAMESPACE,
@@ -211,7 +212,7 @@ def failed_run() -> ExecutionStatus:
 def test_resume_copies_the_succeeded_nodes_and_runs_the_rest_from_the_failed_one() -> None:
     old = failed_run()
     new = ExecutionStatus()
-    seed(new, "first", old, T0 + timedelta(hours=1))
+    seed(new, "first", old, T0 + timedelta(hours=1), ExecutionRef("second", NAMESPACE, "uid-second", "wf"))
     assert phases(new) == {"a": "Succeeded", "b": "Succeeded", "c": "Pending", "d": "Pending"}
     for name in ("a", "b"):
         copied, original = node_status(new, name), node_status(old, name)

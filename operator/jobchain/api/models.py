@@ -361,9 +361,10 @@ class WorkflowExecutionSpec(Spec):
     resumeFrom: ResumeFrom | None = Field(
         default=None,
         description="Retry a Failed or Cancelled execution from where it failed: every node that Succeeded "
-        "there is copied (phase, output, input; marked reused) and only the rest runs, with that execution's "
-        "Workflow snapshot and params. That execution is not changed. Refused (InvalidResume) when it does "
-        "not exist, is still running, or Succeeded.",
+        "there, with nothing upstream of it running again, is copied (phase, output, input; marked reused) and "
+        "only the rest runs (of a failed forEach node, only the items that did not succeed), with that "
+        "execution's Workflow snapshot and params. That execution is not changed. Refused (InvalidResume) when "
+        "it does not exist, is still running, or Succeeded, or when its secret params are not in spec.paramsFrom.",
     )
 
 

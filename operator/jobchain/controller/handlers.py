@@ -220,7 +220,7 @@ async def execution_changed(event: kopf.RawEvent, namespace: str | None, name: s
         rt.seen_executions.discard(key)
         rt.executions.forget(key)
         rt.running.discard(key)
-        rt.store.drop_execution(*key)
+        rt.store.drop_execution(*key, uid=(event["object"].get("metadata") or {}).get("uid"))
         rt.queue_moved(key[0], dict(event["object"]))
         EXECUTIONS_RUNNING.set(len(rt.running))
         _count_store()
@@ -275,11 +275,16 @@ async def pod_changed(event: kopf.RawEvent, body: kopf.Body, namespace: str | No
 @kopf.on.event(GROUP, VERSION, "workflows")
 async def workflow_changed(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
     key = (namespace or "", name)
+    rt = runtime()
     if event.get("type") == "DELETED":
-        runtime().seen_workflows.discard(key)
+        rt.seen_workflows.discard(key)
     else:
-        runtime().seen_workflows.add(key)
-        runtime().workflows.poke(key)
+        rt.seen_workflows.add(key)
+        rt.workflows.poke(key)
+    # Its maxConcurrentExecutions raised or removed (or the Workflow gone): those waiting in its queue
+    # are looked at now, not at their next resync.
+    for waiting in queue.waiting_for(rt.store, key[0], name):
+        rt.executions.poke((key[0], waiting))
 
 
 @kopf.index(GROUP, VERSION, "workflowschedules")

@@ -82,24 +82,34 @@ def reconcile_execution(cluster: ExecutionCluster, namespace: str, name: str, ou
         execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old,
                                    created=utc_stamp(meta.get("creationTimestamp")),
                                    scheduled_time=(meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME),
-                                   outputs=_whole_outputs(cluster, namespace, name, old))
+                                   outputs=_whole_outputs(cluster, namespace, name, meta["uid"], old))
         result = plan(execution, observed, now, lookup, output_limit, admission=admission,
                       resume_source=resume_source)
         return _apply(cluster, body, old, result, now, began, observation.finished_seen)
 
 
 def _resume_source(cluster: ExecutionCluster, namespace: str, name: str) -> ResumeSource:
+    """The execution a retry resumes, with the whole outputs it may copy (read from its ConfigMaps)."""
     body = cluster.get_execution(namespace, name)
-    return ResumeSource(name, ExecutionStatus.model_validate(body.get("status") or {}) if body else None)
+    if body is None:
+        return ResumeSource(name, None)
+    status = ExecutionStatus.model_validate(body.get("status") or {})
+    outputs = {}
+    for key, ref in passes.outputs_to_copy(name, status).items():
+        ok, value = cluster.output_value(namespace, ref.configMap, ref.key, body["metadata"]["uid"])
+        if ok:
+            outputs[key] = value
+    return ResumeSource(name, status, outputs)
 
 
-def _whole_outputs(cluster: ExecutionCluster, namespace: str, name: str, status: ExecutionStatus) -> dict[str, Any]:
+def _whole_outputs(cluster: ExecutionCluster, namespace: str, name: str, uid: str,
+                   status: ExecutionStatus) -> dict[str, Any]:
     """The whole values of outputs kept in ConfigMaps (status holds previews), for edges and inputs:
     of nodes, and of the items of forEach nodes still running (keyed node#index).
     One that is gone (deleted by hand) is left out: the planner then has only the preview."""
     found: dict[str, Any] = {}
     for key, ref in output_refs(status, name).items():
-        ok, value = cluster.output_value(namespace, ref.configMap, ref.key)
+        ok, value = cluster.output_value(namespace, ref.configMap, ref.key, uid)
         if ok:
             found[key] = value
         else:

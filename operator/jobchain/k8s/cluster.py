@@ -23,7 +23,7 @@ from kubernetes.client.exceptions import ApiException
 from jobchain.engine.execution.types import NodeToRead
 from jobchain.k8s.api import EXECUTIONS, WORKFLOWS, Builtins, CustomObjects, connect
 from jobchain.k8s.observe import Observation, Observer
-from jobchain.k8s.store import Store
+from jobchain.k8s.store import Store, has_owner
 from jobchain.k8s.writes import Writer
 
 __all__ = ["ExecutionCluster", "OperatorCluster", "connect"]
@@ -73,7 +73,7 @@ class ExecutionCluster(Protocol):
     def delete_execution(self, namespace: str, name: str) -> None: ...
     def get_workflow(self, namespace: str, name: str) -> Obj | None: ...
     def secret_values(self, namespace: str, refs: Iterable[Mapping[str, Any]]) -> list[str] | None: ...
-    def output_value(self, namespace: str, config_map: str, key: str) -> tuple[bool, Any]: ...
+    def output_value(self, namespace: str, config_map: str, key: str, owner_uid: str) -> tuple[bool, Any]: ...
 
 
 class OperatorCluster:
@@ -83,8 +83,9 @@ class OperatorCluster:
         self.objects = CustomObjects(api)
         self.observer = Observer(api, self.store)
         self.writer = Writer(api, event_threads)
-        # Output ConfigMaps are immutable: a value read once is the value for good.
-        self._outputs: OrderedDict[tuple[str, str], tuple[Any, int]] = OrderedDict()  # -> (value, bytes)
+        # Output ConfigMaps are immutable: a value read once is the value for good, for the execution
+        # that owns it (one deleted and re-created with the same name has ConfigMaps of the same names).
+        self._outputs: OrderedDict[tuple[str, str, str], tuple[Any, int]] = OrderedDict()  # -> (value, bytes)
         self._outputs_bytes = 0
         self._outputs_lock = threading.Lock()  # passes of different executions run in several workers
 
@@ -137,20 +138,24 @@ class OperatorCluster:
                 values.append(base64.b64decode(str(data[key])).decode(errors="replace"))
         return values
 
-    def output_value(self, namespace: str, config_map: str, key: str) -> tuple[bool, Any]:
-        """(found, value) of a whole output kept in a ConfigMap; (False, None) if it is gone.
-        Cached (up to OUTPUT_CACHE_BYTES of JSON text): the ConfigMaps are immutable."""
-        cache_key = (namespace, config_map)
+    def output_value(self, namespace: str, config_map: str, key: str, owner_uid: str) -> tuple[bool, Any]:
+        """(found, value) of a whole output kept in a ConfigMap owned by the execution of `owner_uid`;
+        (False, None) if it is gone (or is an older execution's of the same name, not yet collected).
+        Cached by owner (up to OUTPUT_CACHE_BYTES of JSON text): the ConfigMaps are immutable."""
+        cache_key = (namespace, config_map, owner_uid)
         with self._outputs_lock:
             if cache_key in self._outputs:
                 self._outputs.move_to_end(cache_key)
                 return True, self._outputs[cache_key][0]
         try:
-            data = Builtins(self.api).read_namespaced_config_map(config_map, namespace).get("data") or {}
+            found = Builtins(self.api).read_namespaced_config_map(config_map, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return False, None
             raise
+        if not has_owner(found, owner_uid):
+            return False, None
+        data = found.get("data") or {}
         if key not in data:
             return False, None
         value = json.loads(data[key])

@@ -10,6 +10,11 @@ Three rules keep the copies from misleading a pass:
   watch event that arrives after our own write's response must not bring an older status back).
 - Our own writes are written through: the Job a pass created and the status it wrote are put
   here at once, so the next pass never works from a state older than what it wrote itself.
+- Deleted is deleted: a dropped execution's uid is kept for a while (a tombstone), and no copy of
+  that uid is taken back (a pass whose status write returns after the DELETED event was handled
+  would otherwise bring it back for good: its passes 404, its queue slot stays taken). A DELETED
+  event drops only the uid it names: a re-created execution of the same name stays. Across
+  uids of one name (a Job deleted and re-created), the newer resourceVersion wins too.
 - Cold start: the watches deliver in no set order after a start, so before the first pass of a
   started execution its namespace's Jobs and pods are listed into the store once (`mark_warm`,
   `k8s/observe.py`), and a Running node's Job the store lacks is asked for by name.
@@ -45,6 +50,9 @@ _OWNER = ("kind", "uid", "controller")
 _JOB_STATUS = ("succeeded", "failed", "completionTime")
 _CONDITION = ("type", "status", "reason", "message")
 _TERMINATED = ("exitCode", "signal", "reason", "message", "finishedAt")
+# How long a deleted execution's uid is refused: far longer than a pass (a write's response after
+# the DELETED event) and than kopf's batching of one object's events.
+TOMBSTONE_SECONDS = 3600.0
 
 
 def rv_newer_or_same(new: str | None, old: str | None) -> bool:
@@ -201,6 +209,7 @@ class Store:
         self._clock = clock
         self._executions: dict[Key, tuple[Obj, bytes]] = {}  # (light, packed): pack_execution
         self._own_versions: dict[Key, str] = {}  # resourceVersion of our last status write
+        self._deleted: dict[str, float] = {}  # uid of a dropped execution -> monotonic time dropped
         self._jobs: dict[Key, Obj] = {}
         self._jobs_of: dict[Key, set[str]] = {}  # (namespace, execution) -> Job names
         self._pods: dict[Key, Obj] = {}
@@ -225,11 +234,15 @@ class Store:
         """
         key = _key(obj)
         with self._lock:
+            if _uid(obj) in self._deleted:
+                return False
             held = self._executions.get(key)
             if held is not None and not rv_newer_or_same(_rv(obj), _rv(held[0])):
                 return False
         entry = pack_execution(obj)  # outside the lock: compressing a large one takes milliseconds
         with self._lock:
+            if _uid(obj) in self._deleted:
+                return False  # deleted meanwhile
             held = self._executions.get(key)
             if held is not None and not rv_newer_or_same(_rv(obj), _rv(held[0])):
                 return False  # a newer copy came meanwhile
@@ -256,10 +269,25 @@ class Store:
         with self._lock:
             return [light for (ns, _), (light, _packed) in self._executions.items() if ns == namespace]
 
-    def drop_execution(self, namespace: str, name: str) -> None:
+    def drop_execution(self, namespace: str, name: str, uid: str | None = None) -> None:
+        """Forgets the execution of this uid (None: whichever is held), for good.
+
+        An execution of another uid held under the name (re-created, its ADDED event handled
+        before the old one's DELETED) is kept."""
+        key = (namespace, name)
         with self._lock:
-            self._executions.pop((namespace, name), None)
-            self._own_versions.pop((namespace, name), None)
+            now = self._clock()
+            self._deleted = {u: at for u, at in self._deleted.items() if now - at < TOMBSTONE_SECONDS}
+            held = self._executions.get(key)
+            if uid:
+                self._deleted[uid] = now
+            held_uid = _uid(held[0]) if held is not None else None
+            if held is None or (uid and held_uid and held_uid != uid):
+                return
+            if held_uid:
+                self._deleted[held_uid] = now
+            del self._executions[key]
+            self._own_versions.pop(key, None)
 
     # ---- schedules ---------------------------------------------------------------------
     def put_schedule(self, obj: Obj) -> None:
@@ -286,9 +314,8 @@ class Store:
         owner = execution_of(job)
         with self._lock:
             held = self._jobs.get(key)
-            if held is not None and held["metadata"].get("uid") == job["metadata"].get("uid") \
-                    and not rv_newer_or_same(_rv(job), _rv(held)):
-                return False
+            if held is not None and not rv_newer_or_same(_rv(job), _rv(held)):
+                return False  # also a late event of an older Job of this name, re-created since
             self._jobs[key] = job
             if owner:
                 self._jobs_of.setdefault((key[0], owner), set()).add(key[1])
@@ -324,8 +351,7 @@ class Store:
         uid = pod["metadata"].get("uid") or ""
         with self._lock:
             held = self._pods.get(key)
-            if held is not None and held["metadata"].get("uid") == uid \
-                    and not rv_newer_or_same(_rv(pod), _rv(held)):
+            if held is not None and not rv_newer_or_same(_rv(pod), _rv(held)):
                 return False
             self._pods[key] = pod
             if job_uid:
@@ -372,6 +398,11 @@ def _verdict(job: Obj) -> tuple[Any, ...]:
     status = job.get("status") or {}
     conditions = sorted(str(c.get("type")) for c in status.get("conditions") or [] if c.get("status") == "True")
     return tuple(conditions), status.get("succeeded"), status.get("failed")
+
+
+def _uid(obj: Obj) -> str | None:
+    value = (obj.get("metadata") or {}).get("uid")
+    return str(value) if value else None
 
 
 def _rv(obj: Obj) -> str | None:

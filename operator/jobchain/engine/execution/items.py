@@ -13,7 +13,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from jobchain.api.models import FINISHED_NODE_PHASES, ItemCounts, NodePhase, NodeStatus, OutputRef, OutputSource
+from jobchain.api.models import (
+    FINISHED_NODE_PHASES,
+    ItemCounts,
+    ItemStatus,
+    NodePhase,
+    NodeStatus,
+    OutputRef,
+    OutputSource,
+)
 from jobchain.engine.execution import fanout
 from jobchain.engine.execution import status as st
 from jobchain.engine.execution.conditions import Deferred
@@ -138,8 +146,9 @@ class FanOut:
         adopted = bool(self.seen(node.name))
         if not slot_free and not adopted:
             return None
+        carried = _carried(node, len(items))
         run.mark(node, NodePhase.RUNNING, run.now, inputFrom=source, startedAt=iso(run.now),
-                 items=ItemCounts(total=len(items)), itemResults=[])
+                 items=ItemCounts(total=len(items), succeeded=len(carried)), itemResults=carried)
         self.keep_items(node)
         if not adopted:
             run.started_now.add(node.name)
@@ -189,8 +198,9 @@ class FanOut:
                 continue  # (no pass could have started items then)
             if not items:
                 continue
+            carried = _carried(node, len(items))
             run.mark(node, NodePhase.RUNNING, run.now, inputFrom=source, startedAt=iso(run.now),
-                     items=ItemCounts(total=len(items)), itemResults=[])
+                     items=ItemCounts(total=len(items), succeeded=len(carried)), itemResults=carried)
             self.keep_items(node)
             run.record_finished(self.observe(node, stopping=False))
             self.settle(node)
@@ -358,3 +368,9 @@ class FanOut:
         for entry in list(node.itemResults or []):
             if entry.phase == NodePhase.RUNNING:
                 st.mark_item(node, entry.index, NodePhase.CANCELLED, f"not finished: {reason}", at=self.run.now)
+
+
+def _carried(node: NodeStatus, total: int) -> list[ItemStatus]:
+    """The Succeeded items a retry carried over into a Pending node (engine.execution.resume): kept
+    when it starts, so only the others run. None for any other node (a Pending node has no items)."""
+    return [e for e in node.itemResults or [] if e.phase == NodePhase.SUCCEEDED and e.index < total]

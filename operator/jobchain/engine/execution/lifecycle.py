@@ -59,3 +59,12 @@ def expires_at(spec: WorkflowExecutionSpec, status: ExecutionStatus) -> datetime
         return None
     finished = parse_time(status.finishedAt)
     return finished + timedelta(seconds=spec.ttlSecondsAfterFinished) if finished else None
+
+
+def queue_deadline(spec: WorkflowExecutionSpec, created: str | None) -> datetime | None:
+    """When an execution waiting in its Workflow's queue fails (spec.timeoutSeconds counts from its
+    creation, the wait included), if ever."""
+    start = parse_time(created) if created else None
+    if not spec.timeoutSeconds or start is None:
+        return None
+    return start + timedelta(seconds=spec.timeoutSeconds)

@@ -28,6 +28,7 @@ from jobchain.api.models import (
     ExecutionPhase,
     ExecutionStatus,
     NodePhase,
+    OutputRef,
     OutputSource,
     WorkflowExecutionSpec,
     WorkflowSpec,
@@ -36,7 +37,7 @@ from jobchain.api.models import (
 from jobchain.engine.coordination.admission import QUEUED, Admission
 from jobchain.engine.execution import resume as retry
 from jobchain.engine.execution import status as st
-from jobchain.engine.execution.lifecycle import expires_at, record_refusals
+from jobchain.engine.execution.lifecycle import expires_at, queue_deadline, record_refusals
 from jobchain.engine.execution.types import (
     Event,
     ExecutionInput,
@@ -46,6 +47,7 @@ from jobchain.engine.execution.types import (
     ResumeSource,
     WorkflowLookup,
 )
+from jobchain.engine.spec.render import ExecutionRef
 from jobchain.engine.spec.secrets import redact, secret_refs
 from jobchain.engine.spec.validation import validate_workflow
 
@@ -109,6 +111,12 @@ def lookup_of(name: str, body: Mapping[str, Any] | None) -> WorkflowLookup:
         return WorkflowLookup(name, WorkflowSpec.model_validate(body.get("spec") or {}))
     except ValidationError as exc:
         return WorkflowLookup(name, None, problems=tuple(describe_validation_error(exc, "spec")))
+
+
+def outputs_to_copy(source_name: str, source: ExecutionStatus) -> dict[str, OutputRef]:
+    """The whole outputs (ConfigMaps) of the execution a retry resumes that it may copy: read them
+    and hand them to `plan()` in the ResumeSource."""
+    return retry.wanted_outputs(source_name, source)
 
 
 def resume_from(spec: WorkflowExecutionSpec, status: ExecutionStatus) -> str | None:
@@ -178,16 +186,22 @@ def hold(status: ExecutionStatus, generation: int | None, reason: str, message: 
     return Plan(new)
 
 
-def resume(status: ExecutionStatus, generation: int | None, source: ResumeSource, at: datetime) -> Plan:
+def resume(execution: ExecutionInput, source: ResumeSource, at: datetime) -> Plan:
     """The first pass of a retry (spec.resumeFrom): takes the snapshot of the execution it resumes and
-    copies its Succeeded nodes; the next pass, at once, plans the rest as usual."""
+    copies the nodes it may reuse (with their whole outputs, into ConfigMaps of its own); the next
+    pass, at once, plans the rest as usual."""
+    status, generation = execution.status, execution.generation
     problem = retry.problem(source.name, source.status)
+    if problem is None and source.status is not None:
+        problem = retry.secrets_problem(source.name, source.status, execution.spec)
     if problem is not None or source.status is None:
         return refuse(status, generation, "InvalidResume", problem or "", at)
     new = status.model_copy(deep=True)
-    retry.seed(new, source.name, source.status, at)
+    config_maps = retry.seed(new, source.name, source.status, at,
+                             ExecutionRef(execution.name, execution.namespace, execution.uid, execution.name),
+                             source.outputs)
     st.summarize(new, generation, at)
-    return Plan(new, wake_at=at)
+    return Plan(new, config_maps=config_maps, wake_at=at)
 
 
 def before_plan(execution: ExecutionInput, now: datetime, admission: Admission | None,
@@ -203,10 +217,17 @@ def before_plan(execution: ExecutionInput, now: datetime, admission: Admission |
         if admission.changed:
             return Plan(status.model_copy(deep=True), wake_at=now)
         if admission.waiting is not None:
-            return hold(status, execution.generation, QUEUED, admission.waiting.message, now)
+            deadline = queue_deadline(execution.spec, execution.created)
+            if deadline is not None and now >= deadline:
+                return refuse(status, execution.generation, "DeadlineExceeded",
+                              "the execution waited in its Workflow's queue (maxConcurrentExecutions) past "
+                              f"spec.timeoutSeconds ({execution.spec.timeoutSeconds}s), which counts from its "
+                              "creation; raise timeoutSeconds or the Workflow's maxConcurrentExecutions", now)
+            return replace(hold(status, execution.generation, QUEUED, admission.waiting.message, now),
+                           wake_at=deadline)
     source = resume_from(execution.spec, status)
     if source is not None:
-        return resume(status, execution.generation, resume_source or ResumeSource(source, None), now)
+        return resume(execution, resume_source or ResumeSource(source, None), now)
     return None
 
 

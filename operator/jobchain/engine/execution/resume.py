@@ -1,17 +1,43 @@
 """Retry from the failed node (spec.resumeFrom): which executions may be resumed, and what is copied.
 
 A retry runs the same Workflow snapshot with the same params as the execution it resumes (not
-the Workflow as it is now: the nodes that are reused ran that spec). Every node that Succeeded
-there is copied as it was (phase, output, input, times), marked `reused`; every other node runs.
-The execution resumed from is only read, never changed.
+the Workflow as it is now: the nodes that are reused ran that spec). A node that Succeeded there
+is copied as it was (phase, output, input, times), marked `reused`, when nothing upstream of it
+runs again: a node downstream of one that reruns (a cleanup after `always`, a `failure` handler,
+a join) is decided again from what the rerun does. Every other node runs.
+
+An output kept whole in a ConfigMap (outputRef) is copied into a ConfigMap of the retry's own:
+the retry's next node and conditions need the whole value (status holds only a preview), and the
+execution resumed from may be deleted meanwhile (ttlSecondsAfterFinished). A reused node whose
+whole output is gone runs again. The execution resumed from is only read, never changed.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
-from jobchain.api.models import TERMINAL_EXECUTION_PHASES, ExecutionPhase, ExecutionStatus, NodePhase
+from jobchain.api.models import (
+    TERMINAL_EXECUTION_PHASES,
+    ExecutionPhase,
+    ExecutionStatus,
+    NodePhase,
+    NodeStatus,
+    OutputRef,
+    WorkflowExecutionSpec,
+)
 from jobchain.engine.execution import status as st
+from jobchain.engine.spec.graph import Graph
+from jobchain.engine.spec.outputs import input_json
+from jobchain.engine.spec.render import (
+    OUTPUT_KEY,
+    ExecutionRef,
+    item_key,
+    output_config_map_name,
+    render_output_config_map,
+)
 from jobchain.engine.timefmt import iso
 
 
@@ -31,18 +57,102 @@ def problem(source_name: str, source: ExecutionStatus | None) -> str | None:
     return None
 
 
-def seed(status: ExecutionStatus, source_name: str, source: ExecutionStatus, at: datetime) -> None:
-    """Starts `status` from the snapshot of `source` with its Succeeded nodes copied."""
+def secrets_problem(source_name: str, source: ExecutionStatus, spec: WorkflowExecutionSpec) -> str | None:
+    """Why the retry `spec` cannot run the secret params of `source` (InvalidResume), or None.
+
+    A retry runs with the params of the execution it resumes; the values of secret params are never
+    in status, only the Secret keys named in spec.paramsFrom give them. A retry made with kubectl
+    that names none would run its nodes without them."""
+    given = {p.name for p in spec.paramsFrom}
+    missing = [name for name in source.secretParams or [] if name not in given]
+    if not missing:
+        return None
+    return (f"spec.paramsFrom: the execution resumed ({source_name!r}) has the secret params {missing}, set from "
+            "Secrets by its spec.paramsFrom, and a retry runs with the same params; create the retry again with "
+            "the same spec.paramsFrom entries (`jobchain retry` copies them)")
+
+
+def wanted_outputs(source_name: str, source: ExecutionStatus) -> dict[str, OutputRef]:
+    """The whole outputs of `source` a retry may copy: its Succeeded nodes' outputRefs, by node, and
+    those of the Succeeded items of its forEach nodes that did not succeed, by node#index."""
+    refs = {n.name: n.outputRef for n in source.nodes if n.phase == NodePhase.SUCCEEDED and n.outputRef}
+    for node in source.nodes:
+        if node.phase != NodePhase.SUCCEEDED:
+            for entry in node.itemResults or []:
+                if entry.phase == NodePhase.SUCCEEDED and entry.outputBytes is not None:
+                    key = item_key(node.name, entry.index)
+                    refs[key] = OutputRef(configMap=output_config_map_name(source_name, key), key=OUTPUT_KEY,
+                                          bytes=entry.outputBytes)
+    return refs
+
+
+def reusable(source: ExecutionStatus, outputs: Mapping[str, Any]) -> set[str]:
+    """The nodes of `source` a retry copies: Succeeded, with their whole output at hand if kept
+    in a ConfigMap, and every node upstream of them copied too (nothing upstream runs again)."""
     assert source.workflowSpec is not None
+    graph = Graph.of(source.workflowSpec)
+    done = {n.name for n in source.nodes if n.phase == NodePhase.SUCCEEDED
+            and (n.outputRef is None or n.name in outputs)}
+    return {name for name in done if graph.upstream(name) <= done}
+
+
+def seed(status: ExecutionStatus, source_name: str, source: ExecutionStatus, at: datetime,
+         execution: ExecutionRef, outputs: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Starts `status` from the snapshot of `source` with its reusable nodes copied (`outputs`: the
+    whole values of `wanted_outputs`, as read). Returns the ConfigMaps to create, before the status
+    that names them, for the copied outputs kept whole."""
+    assert source.workflowSpec is not None
+    outputs = outputs or {}
     st.begin(status, source.workflowName or source_name, source.workflowSpec, dict(source.params or {}), at,
              secret_params=source.secretParams)
-    done = {n.name: n for n in source.nodes if n.phase == NodePhase.SUCCEEDED}
+    execution = dataclasses.replace(execution, workflow=status.workflowName or execution.name)
+    keep = reusable(source, outputs)
+    done = {n.name: n for n in source.nodes if n.name in keep}
     limit = st.node_message_limit(len(status.nodes))
+    config_maps = []
+    by_name = {n.name: n for n in source.nodes}
+    graph = Graph.of(source.workflowSpec)
     for node in status.nodes:
         old = done.get(node.name)
         if old is None:
+            if graph.upstream(node.name) <= keep and by_name.get(node.name) is not None:
+                config_maps += _carry_items(node, by_name[node.name], source_name, execution, outputs, at)
             continue
+        ref = None
+        if old.outputRef is not None:
+            text = input_json(outputs[node.name])
+            config_maps.append(render_output_config_map(execution, node.name, text))
+            ref = OutputRef(configMap=output_config_map_name(execution.name, node.name), key=OUTPUT_KEY,
+                            bytes=len(text.encode()))
         st.mark_node(node, NodePhase.SUCCEEDED, old.finishedAt or iso(at),
                      f"reused from {source_name} (Succeeded there; not run again)", message_limit=limit,
                      startedAt=old.startedAt, exitCode=old.exitCode, inputFrom=old.inputFrom, output=old.output,
-                     outputTruncated=old.outputTruncated, reused=True)
+                     outputTruncated=old.outputTruncated, outputRef=ref, reused=True)
+    return config_maps
+
+
+def _carry_items(node: NodeStatus, old: NodeStatus, source_name: str, execution: ExecutionRef,
+                 outputs: Mapping[str, Any], at: datetime) -> list[dict[str, Any]]:
+    """A forEach node that did not succeed, with nothing upstream running again (so its item list
+    is the same): its Succeeded items are carried over (and kept when it starts, see
+    `engine.execution.items`), only the others run again, as Argo's retry does. An item whose whole
+    output (kept in a ConfigMap) is gone runs again. Returns the ConfigMaps of the carried outputs."""
+    if old.phase == NodePhase.SUCCEEDED or not old.itemResults:
+        return []
+    previews = old.output if isinstance(old.output, list) else []
+    carried, config_maps = [], []
+    output: list[Any] = [None] * len(previews)
+    for entry in old.itemResults:
+        key = item_key(node.name, entry.index)
+        if entry.phase != NodePhase.SUCCEEDED or entry.index >= len(previews) or (
+                entry.outputBytes is not None and key not in outputs):
+            continue
+        if entry.outputBytes is not None:
+            config_maps.append(render_output_config_map(execution, node.name, input_json(outputs[key]), entry.index))
+        carried.append(entry.model_copy(update={"jobName": None}))
+        output[entry.index] = previews[entry.index]
+    if carried:
+        st.mark_node(node, NodePhase.PENDING, at,
+                     f"{len(carried)} item(s) reused from {source_name} (Succeeded there; not run again)",
+                     itemResults=carried, output=output, outputTruncated=old.outputTruncated)
+    return config_maps

@@ -56,6 +56,9 @@ class ResumeSource:
 
     name: str
     status: ExecutionStatus | None
+    # The whole values of its outputs a retry may copy (`resume.wanted_outputs`), as read: by node,
+    # or node#index of a forEach item. One missing (its ConfigMap gone) makes that node run again.
+    outputs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,58 @@
+"""Retry (spec.resumeFrom) of an execution with secret params (spec.paramsFrom): the retry runs
+with the same params, so a retry made with kubectl that names no paramsFrom is not run without
+them (the nodes would get no value, silently)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from jobchain.controller.reconcile import reconcile_execution
+from tests.unit.builders import NAMESPACE, T0, FakeCluster, env_of, execution_body, node, spec
+
+TOKEN_REF = {"name": "token", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "api-token"}}}
+WORKFLOW = spec(node("fetch", "push"), node("push", script='curl -H "Authorization: $(params.token)" x'),
+                params=[{"name": "token", "secret": True}])
+
+
+def pass_of(cluster: FakeCluster, name: str, seconds: float) -> Any:
+    return reconcile_execution(cluster, NAMESPACE, name, now=T0 + timedelta(seconds=seconds))  # type: ignore[arg-type]
+
+
+def failed_source() -> FakeCluster:
+    body = execution_body(WORKFLOW, paramsFrom=[TOKEN_REF])
+    body["metadata"].update(name="first", uid="uid-first")
+    cluster = FakeCluster(body)
+    pass_of(cluster, "first", 0)
+    cluster.finish("fetch", "Succeeded", None, T0 + timedelta(seconds=1))
+    pass_of(cluster, "first", 1)
+    cluster.finish("push", "Failed", None, T0 + timedelta(seconds=2))
+    pass_of(cluster, "first", 2)
+    assert cluster.status("first").phase == "Failed"
+    cluster.seen, cluster.jobs = {}, {}
+    return cluster
+
+
+def retry(cluster: FakeCluster, **spec_: Any) -> None:
+    body = execution_body(spec_={"resumeFrom": {"name": "first"}, **spec_})
+    body["metadata"].update(name="second", uid="uid-second")
+    cluster.executions["second"] = body
+    pass_of(cluster, "second", 10)
+    pass_of(cluster, "second", 11)
+
+
+def test_a_retry_without_params_from_is_refused_saying_what_to_set() -> None:
+    cluster = failed_source()
+    retry(cluster)
+    status = cluster.status("second")
+    assert (status.phase, status.reason) == ("Failed", "InvalidResume")
+    assert "spec.paramsFrom" in status.message and "token" in status.message
+    assert not cluster.jobs  # nothing ran without its secret
+
+
+def test_a_retry_with_the_source_params_from_gives_the_secret_to_its_nodes() -> None:
+    cluster = failed_source()
+    retry(cluster, paramsFrom=[TOKEN_REF])
+    assert cluster.status("second").phase == "Running"
+    [push] = cluster.jobs.values()
+    assert env_of(push)["JOBCHAIN_SECRET_token"] == {"secretKeyRef": {"name": "creds", "key": "api-token"}}
