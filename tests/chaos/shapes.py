@@ -9,6 +9,8 @@ container timestamps.
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -134,10 +136,58 @@ def deadline() -> Shape:
                  Expected("Failed", "DeadlineExceeded", expected), spec={"timeoutSeconds": 45})
 
 
+FILES = ["a", "b", "c", "d", "e"]
+
+
+def fan_out() -> Shape:
+    """forEach: five items, two at a time, each sleeping so that kills land while items run; the
+    next node gets the list of their outputs, complete and in item order (no item runs twice:
+    job_mismatches counts each item's Jobs)."""
+    nodes = [
+        {"name": "list", "script": f"echo '{{\"files\": {json.dumps(FILES)}}}' > \"$JOBCHAIN_OUTPUT\"",
+         "next": [{"node": "each"}]},
+        {"name": "each", "forEach": "input.files", "maxParallel": 2, "next": [{"node": "gather"}],
+         "script": "sleep 3; echo \"\\\"$(item)-$(item.index)\\\"\" > \"$JOBCHAIN_OUTPUT\""},
+        {"name": "gather", "script": "echo \"$JOBCHAIN_INPUT\" > \"$JOBCHAIN_OUTPUT\""},
+    ]
+    done = [f"{f}-{i}" for i, f in enumerate(FILES)]
+    expected = {
+        "list": {"phase": "Succeeded", "output": {"files": FILES}, "inputFrom": None},
+        "each": {"phase": "Succeeded", "output": done, "inputFrom": "list"},
+        "gather": {"phase": "Succeeded", "output": done, "inputFrom": "each"},
+    }
+    return Shape("fan-out", workflow("fan-out", nodes, parallelism=3), Expected("Succeeded", "Succeeded", expected))
+
+
+def _slow_fan_out() -> list[dict[str, Any]]:
+    return [
+        {"name": "first", "script": "sleep 2; echo 1 > \"$JOBCHAIN_OUTPUT\"", "next": [{"node": "each"}]},
+        {"name": "each", "forEach": "[1, 2, 3]", "script": "sleep 300", "next": [{"node": "after"}]},
+        {"name": "after", "script": "echo never"},
+    ]
+
+
+def fan_out_cancelled() -> Shape:
+    """Cancelled by the user while its items run: their Jobs deleted, the items and the node Cancelled."""
+    expected = {"first": {"phase": "Succeeded", "output": 1}, "each": {"phase": "Cancelled"},
+                "after": {"phase": "Cancelled"}}
+    return Shape("fan-cancel", workflow("fan-cancel", _slow_fan_out(), parallelism=3),
+                 Expected("Cancelled", "Cancelled", expected), cancel_when_running="each")
+
+
+def fan_out_deadline() -> Shape:
+    """Its items run past spec.timeoutSeconds."""
+    expected = {"first": {"phase": "Succeeded", "output": 1}, "each": {"phase": "Cancelled"},
+                "after": {"phase": "Cancelled"}}
+    return Shape("fan-deadline", workflow("fan-deadline", _slow_fan_out(), parallelism=3),
+                 Expected("Failed", "DeadlineExceeded", expected), spec={"timeoutSeconds": 45})
+
+
 def mixed() -> list[Shape]:
     """At least a dozen executions of every shape the issue names."""
     return [chain(), chain(), chain(), failure_routing(), failure_routing(), fan_in(), fan_in(),
-            log_output(), log_output(), cancelled(), cancelled(), deadline(), deadline()]
+            log_output(), log_output(), cancelled(), cancelled(), deadline(), deadline(),
+            fan_out(), fan_out(), fan_out_cancelled(), fan_out_deadline()]
 
 
 def mismatches(shape: Shape, status: dict[str, Any]) -> list[str]:
@@ -152,4 +202,30 @@ def mismatches(shape: Shape, status: dict[str, Any]) -> list[str]:
         for key, value in fields.items():
             if got.get(key) != value:
                 wrong.append(f"node {node}: {key} is {got.get(key)!r}, expected {value!r}")
+        if fields.get("phase") in ("Cancelled", "Succeeded") and got.get("itemResults") is not None:
+            # the items of a node cancelled are Succeeded (finished before) or Cancelled, never Failed
+            failed = [e["index"] for e in got["itemResults"] if e.get("phase") == "Failed"]
+            if failed:
+                wrong.append(f"node {node}: item(s) {failed} Failed, expected none")
+    return wrong
+
+
+def job_mismatches(status: dict[str, Any], job_labels: list[dict[str, str]]) -> list[str]:
+    """Where the Jobs of an execution (their labels) differ from one Job per node, or per forEach
+    item, that ran, and none for one that never started."""
+    per_key = Counter(
+        f"{labels['jobchain.dev/node']}#{labels['jobchain.dev/item']}" if "jobchain.dev/item" in labels
+        else labels["jobchain.dev/node"] for labels in job_labels)
+    wrong = []
+    for node in status.get("nodes") or []:
+        runs = [(f"{node['name']}#{e['index']}", e) for e in node.get("itemResults") or []]
+        if node.get("items") is None:
+            runs = [(node["name"], node)]
+        for key, run in runs:
+            count = per_key.pop(key, 0)
+            if run["phase"] in ("Succeeded", "Failed") and run.get("jobName") and count != 1:
+                wrong.append(f"{key} has {count} Jobs, expected 1")
+            if not run.get("jobName") and count:
+                wrong.append(f"{key} never started but has {count} Job(s)")
+    wrong += [f"{key} is in no status entry but has {count} Job(s)" for key, count in sorted(per_key.items())]
     return wrong

@@ -17,14 +17,13 @@ import os
 import random
 import subprocess
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.chaos.shapes import Shape, chain, mismatches, mixed
+from tests.chaos.shapes import Shape, chain, job_mismatches, mismatches, mixed
 from tests.e2e.support import GROUP, VERSION, Objects, OperatorProcess, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,14 +78,7 @@ def _check(objects: Objects, started: dict[str, Shape]) -> list[str]:
         wrong += [f"{name}: {w}" for w in mismatches(shape, status)]
         jobs = objects.batch.list_namespaced_job(
             objects.namespace, label_selector=f"jobchain.dev/execution={name}").items
-        per_node = Counter(j.metadata.labels["jobchain.dev/node"] for j in jobs)
-        for node in status.get("nodes") or []:
-            ran = node["phase"] in ("Succeeded", "Failed") and node.get("jobName")
-            count = per_node.get(node["name"], 0)
-            if ran and count != 1:
-                wrong.append(f"{name}: node {node['name']} has {count} Jobs, expected 1")
-            if not node.get("jobName") and count:
-                wrong.append(f"{name}: node {node['name']} never started but has {count} Job(s)")
+        wrong += [f"{name}: {w}" for w in job_mismatches(status, [j.metadata.labels for j in jobs])]
         for job in jobs:
             if job.metadata.deletion_timestamp:
                 continue
