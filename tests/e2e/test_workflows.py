@@ -212,7 +212,11 @@ def test_execution_deadline_fails_with_deadline_exceeded(objects: Objects) -> No
     assert done["status"]["phase"] == "Failed"
     assert done["status"]["reason"] == "DeadlineExceeded"
     assert nodes(done)["wait"]["phase"] == "Cancelled"
-    assert time.monotonic() - started < 30  # event-timed, not found by a slow resync
+    elapsed = time.monotonic() - started
+    print(f"a 5 s deadline reported Failed after {elapsed:.1f}s")
+    # Event-timed, not found by the resync (RESYNC_SECONDS, 60 s after the start): the margin is
+    # what separates the two, not a promised latency.
+    assert elapsed < 50, f"the deadline was found after {elapsed:.0f}s: by the resync, not its own timer"
 
 
 def test_operator_killed_mid_run_resumes_without_duplicate_jobs(objects: Objects, operator: OperatorProcess) -> None:
@@ -229,8 +233,11 @@ def test_operator_killed_mid_run_resumes_without_duplicate_jobs(objects: Objects
     wait_for(lambda: nodes(objects.execution(name))["two"]["phase"] == "Running"
              if (objects.execution(name).get("status") or {}).get("nodes") else False, 90, "node two running")
     operator.kill()
-    time.sleep(8)  # node two finishes while no operator is running
+    # Node two's Job finishes while no operator runs; its finish is recorded only after the restart.
+    wait_for(lambda: any(j.metadata.labels["jobchain.dev/node"] == "two" and (j.status.succeeded or 0) >= 1
+                         for j in objects.jobs(name)), 90, "node two's Job to succeed while the operator is down")
     assert nodes(objects.execution(name))["two"]["phase"] == "Running"  # nobody recorded it yet
+    assert "three" not in {j.metadata.labels["jobchain.dev/node"] for j in objects.jobs(name)}
     operator.start()
     done = objects.wait_phase(name, timeout=90)
     assert done["status"]["phase"] == "Succeeded"
@@ -406,7 +413,11 @@ def test_finished_nodes_jobs_pods_and_logs_are_kept_when_the_execution_ends(obje
     ]))
     done = objects.run("keep")
     assert done["status"]["phase"] == "Succeeded"
-    time.sleep(3)  # a background delete would have removed the Jobs by now
+    # The defect struck when the Job controller caught up: wait until it reports both Jobs succeeded
+    # (a Job deleted meanwhile never does), then nothing may be deleting them.
+    wait_for(lambda: len(objects.jobs(done["metadata"]["name"])) == 2
+             and all((j.status.succeeded or 0) == 1 for j in objects.jobs(done["metadata"]["name"])),
+             60, "the Job controller to report both Jobs succeeded")
     jobs = objects.jobs(done["metadata"]["name"])
     assert sorted((j.metadata.labels["jobchain.dev/node"], j.metadata.deletion_timestamp) for j in jobs) == [
         ("a", None), ("b", None)]

@@ -7,7 +7,7 @@ tests/e2e/test_cli.py. What is asserted here is what a user reads and the exit s
 from __future__ import annotations
 
 import io
-import time
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -169,35 +169,51 @@ def test_live_view_redraws_in_place_on_a_tty() -> None:
 def test_live_view_on_a_tty_redraws_while_nothing_changes(monkeypatch: pytest.MonkeyPatch) -> None:
     """Durations of running nodes advance on a terminal even when the watch is quiet."""
 
-    class SlowWatch(FakeCluster):
+    redrawn = threading.Event()
+
+    class CountingView(run.LiveView):
+        def show(self, text: str) -> None:
+            super().show(text)
+            self.frames = getattr(self, "frames", 0) + 1
+            if self.frames >= 4:
+                redrawn.set()
+
+    class QuietWatch(FakeCluster):
         def watch_execution(self, name: str) -> Iterator[dict[str, Any]]:
             running = dict(DONE[1], phase="Running", finishedAt=None, output=None)
             yield execution(name, "Running", [DONE[0], running])
-            time.sleep(0.5)
+            assert redrawn.wait(30), "no redraw while the watch was quiet"  # the next change waits for them
             yield execution(name, "Succeeded", DONE)
 
     monkeypatch.setattr(run, "TICK_SECONDS", 0.05)
     seconds = iter(range(100))
     clock = lambda: datetime(2026, 1, 1, 10, 0, 10 + next(seconds), tzinfo=UTC)  # noqa: E731
     out = io.StringIO()
-    run.wait_for_end(SlowWatch(), "e", run.LiveView(out, tty=True), clock)
+    run.wait_for_end(QuietWatch(), "e", CountingView(out, tty=True), clock)
     frames = out.getvalue().split("\x1b[J")
     assert len(frames) > 3  # redrawn in between, not only on the two changes
     assert "load      Running     5s+" in frames[0] and "load      Running     6s+" in frames[1]
 
 
 def test_a_wait_that_no_operator_answers_says_so_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Err(io.StringIO):
+        said = threading.Event()
+
+        def write(self, text: str) -> int:
+            Err.said.set()
+            return super().write(text)
+
     class NoOperator(FakeCluster):
         def watch_execution(self, name: str) -> Iterator[dict[str, Any]]:
             created = execution(name, "Pending", [])
             del created["status"]
             yield created
-            time.sleep(0.4)
+            assert Err.said.wait(30), "no hint"  # the operator starts it only after the hint was given
             yield execution(name, "Succeeded", DONE)
 
     monkeypatch.setattr(run, "TICK_SECONDS", 0.05)
     monkeypatch.setattr(run, "NO_OPERATOR_HINT_SECONDS", 0.1)
-    err = io.StringIO()
+    err = Err()
     run.wait_for_end(NoOperator(), "e", None, err=err)
     assert err.getvalue() == ("e has not been started after 0s: is the jobchain operator running and watching "
                               "namespace 'ns'? (still waiting; Ctrl-C stops)\n")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import io
-import time
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,8 @@ class FakeClient:
         self.down = True
         self.items: list[dict[str, Any]] = []
         self.lists = 0
+        self.back = threading.Event()  # set when the cluster is reachable again: the hub's retry wait ends
+        self.hang = threading.Event()  # a watch stays open until the test ends
 
     def list_objects(self, plural: str, namespace: str | None) -> dict[str, Any]:
         self.lists += 1
@@ -132,7 +134,7 @@ class FakeClient:
     def watch(self, plural: str, namespace: str | None, version: str) -> Any:
         if self.down:
             raise urllib3.exceptions.ProtocolError("Connection reset")
-        time.sleep(0.05)
+        self.hang.wait(30)
         return iter(())
 
     def namespaces(self) -> list[str]:
@@ -186,25 +188,24 @@ def test_the_server_reads_only_and_refuses_foreign_host_names() -> None:
 def test_the_watch_survives_an_unreachable_cluster_and_picks_up_when_it_is_back() -> None:
     async def scenario() -> None:
         client = FakeClient()
-        hub = Hub(client, None, asyncio.get_running_loop(), sleep=lambda s: time.sleep(0.02))  # type: ignore[arg-type]
+        # The hub's wait between retries ends when the cluster is back, not after a time.
+        hub = Hub(client, None, asyncio.get_running_loop(), sleep=lambda s: client.back.wait(30))  # type: ignore[arg-type]
         listener = hub.subscribe("ns", None)
         hub.start()
         try:
-            while hub.state.message == "connecting":
-                await asyncio.sleep(0.01)
-            assert not hub.state.connected
+            kind, _ = await asyncio.wait_for(listener.queue.get(), 30)
+            assert kind == "cluster" and not hub.state.connected
             assert "cannot reach the Kubernetes API server at https://127.0.0.1:1" in hub.state.message
-            assert (await listener.queue.get())[0] == "cluster"
             client.items = [_execution([], name="came-back")]
             client.down = False
-            for _ in range(300):
-                if hub.state.connected and ("ns", "came-back") in hub.cache:
-                    break
-                await asyncio.sleep(0.01)
+            client.back.set()
+            kinds = [(await asyncio.wait_for(listener.queue.get(), 30))[0]]
+            while kinds[-1] != "cluster":  # the listing, then the state "connected"
+                kinds.append((await asyncio.wait_for(listener.queue.get(), 30))[0])
             assert hub.state.connected and ("ns", "came-back") in hub.cache
-            kinds = [listener.queue.get_nowait()[0] for _ in range(listener.queue.qsize())]
-            assert "snapshot" in kinds and "cluster" in kinds
+            assert kinds == ["snapshot", "cluster"]
         finally:
+            client.hang.set()
             hub.stop()
 
     _run(scenario())

@@ -236,7 +236,7 @@ def test_the_writer_refuses_every_write_of_a_standby_before_any_request() -> Non
     writer.event({"metadata": {"name": "x", "namespace": "ns"}}, "WorkflowExecution", "Normal", "R", "m")  # silent
 
 
-def test_the_scheduler_of_a_standby_starts_no_reconcile() -> None:
+def test_the_workers_of_a_standby_start_no_reconcile() -> None:
     import asyncio
 
     from jobchain.controller.workers import Workers
@@ -245,14 +245,14 @@ def test_the_scheduler_of_a_standby_starts_no_reconcile() -> None:
     active = {"now": False}
 
     async def main() -> None:
-        scheduler = Workers(ran.append, gate=lambda: active["now"])
-        scheduler.poke(("ns", "x"))
-        await asyncio.sleep(0.05)
+        workers = Workers(ran.append, gate=lambda: active["now"])
+        workers.poke(("ns", "x"))
+        await workers.drain()
         assert ran == []
         active["now"] = True
-        scheduler.poke(("ns", "x"))
-        await asyncio.sleep(0.2)
-        scheduler.shutdown()
+        workers.poke(("ns", "x"))
+        await workers.drain()
+        workers.shutdown()
 
     asyncio.run(main())
     assert ran == [("ns", "x")]

@@ -35,9 +35,25 @@ def test_an_adopted_execution_is_recorded_so_deleting_it_does_not_run_its_time_a
     replay = decide(ref, s, WorkflowScheduleStatus(), [done], at + timedelta(seconds=6))
     assert replay.create == []
     assert replay.status.lastScheduleTime == "2026-11-28T10:00:20Z"
-    assert replay.delete == [done.name]
-    after = decide(ref, s, replay.status, [], at + timedelta(seconds=7))
+    assert decide(ref, s, replay.status, [done], at + timedelta(seconds=7)).delete == [done.name]
+    after = decide(ref, s, replay.status, [], at + timedelta(seconds=8))
     assert after.create == [], f"{at} ran twice"
+
+
+def test_a_pass_keeps_an_execution_whose_time_its_written_status_does_not_record_yet() -> None:
+    """History limit 0: the execution of 10:00:20 finished before any pass recorded it. A pass
+    records it and would delete it; if that status write is lost, nothing would be left to say the
+    time ran, and it would run again. It is deleted by the next pass, once the record is written."""
+    ref = ScheduleRef("nightly", "team", "uid-1", 1, CREATED)
+    s = spec(successfulExecutionsHistoryLimit=0)
+    at = datetime(2026, 11, 28, 10, 0, 20, tzinfo=UTC)
+    done = Run(execution_name("nightly", at), at, "2026-11-28T10:00:20Z", "Succeeded", "2026-11-28T10:00:25Z")
+    first = decide(ref, s, WorkflowScheduleStatus(), [done], at + timedelta(seconds=6))
+    assert first.delete == [] and first.status.lastScheduleTime == "2026-11-28T10:00:20Z"
+    lost_write_replay = decide(ref, s, WorkflowScheduleStatus(), [done], at + timedelta(seconds=7))
+    assert lost_write_replay.create == [] and lost_write_replay.delete == []
+    written = decide(ref, s, first.status, [done], at + timedelta(seconds=7))
+    assert written.delete == [done.name]
 
 
 @dataclass

@@ -1,10 +1,13 @@
-"""The reconcile scheduler: one reconcile at a time per object, bursts coalesced, failures retried later."""
+"""The reconcile workers: one reconcile at a time per object, bursts coalesced, failures retried later.
+
+No sleeps: a reconcile blocks on an event the test releases, `drain()` awaits the reconciles in
+flight, and timers (retries, wake-ups) go to a fake the test fires by hand."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -12,17 +15,23 @@ from jobchain.controller import workers as scheduling
 from jobchain.controller.workers import Key, Workers
 
 KEY: Key = ("ns", "ex")
+T0 = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
 
 class Work:
-    """A reconcile that takes a little time and records how many ran at once."""
+    """A reconcile that waits for `release` (set unless `hold`), and records how many ran at once."""
 
-    def __init__(self, fail_times: int = 0, seconds: float = 0.05) -> None:
+    def __init__(self, fail_times: int = 0, hold: bool = False, meet: int = 0) -> None:
         self.calls = 0
         self.active = 0
         self.most_active = 0
         self.fail_times = fail_times
-        self.seconds = seconds
+        self.started = threading.Event()
+        self.release = threading.Event()
+        if not hold:
+            self.release.set()
+        # meet > 1: every reconcile waits until that many run at once (they fail if they never do)
+        self.barrier = threading.Barrier(meet) if meet > 1 else None
         self.lock = threading.Lock()
 
     def __call__(self, key: Key) -> str:
@@ -30,8 +39,11 @@ class Work:
             self.calls += 1
             self.active += 1
             self.most_active = max(self.most_active, self.active)
+        self.started.set()
         try:
-            time.sleep(self.seconds)
+            if self.barrier is not None:
+                self.barrier.wait(timeout=30)
+            self.release.wait(timeout=30)
             if self.calls <= self.fail_times:
                 raise RuntimeError("API server unavailable")
             return "Running"
@@ -40,21 +52,50 @@ class Work:
                 self.active -= 1
 
 
-async def settle(seconds: float) -> None:
-    await asyncio.sleep(seconds)
+class Timers:
+    """A fake `later`: records (delay, callback, args); the test fires them."""
+
+    class Handle:
+        def __init__(self, owner: Timers, entry: list[Any]) -> None:
+            self.owner, self.entry = owner, entry
+
+        def cancel(self) -> None:
+            if self.entry in self.owner.pending:
+                self.owner.pending.remove(self.entry)
+
+    def __init__(self) -> None:
+        self.pending: list[list[Any]] = []
+
+    def later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Timers.Handle:
+        entry = [delay, callback, args]
+        self.pending.append(entry)
+        return Timers.Handle(self, entry)
+
+    def delays(self) -> list[float]:
+        return [e[0] for e in self.pending]
+
+    def fire(self) -> None:
+        due, self.pending = self.pending, []
+        for _, callback, args in due:
+            callback(*args)
+
+
+async def wait_for(event: threading.Event) -> None:
+    assert await asyncio.get_running_loop().run_in_executor(None, event.wait, 30)
 
 
 def test_a_burst_of_pokes_during_a_reconcile_runs_exactly_one_more() -> None:
-    work = Work(seconds=0.1)
+    work = Work(hold=True)
 
     async def main() -> None:
-        sched = Workers(work)
-        sched.poke(KEY)
-        await settle(0.03)  # the reconcile has read the state by now
+        workers = Workers(work)
+        workers.poke(KEY)
+        await wait_for(work.started)  # the reconcile has read the state by now
         for _ in range(20):  # pod, Job and status events of one node finishing
-            sched.poke(KEY)
-        await settle(0.5)
-        sched.shutdown()
+            workers.poke(KEY)
+        work.release.set()
+        await workers.drain()
+        workers.shutdown()
 
     asyncio.run(main())
     assert work.most_active == 1
@@ -62,66 +103,72 @@ def test_a_burst_of_pokes_during_a_reconcile_runs_exactly_one_more() -> None:
 
 
 def test_pokes_before_the_reconcile_starts_need_no_second_one() -> None:
-    work = Work(seconds=0.05)
+    work = Work()
 
     async def main() -> None:
-        sched = Workers(work)
+        workers = Workers(work)
         for _ in range(20):
-            sched.poke(KEY)
-        await settle(0.3)
-        sched.shutdown()
+            workers.poke(KEY)
+        await workers.drain()
+        workers.shutdown()
 
     asyncio.run(main())
     assert work.calls == 1
 
 
 def test_different_objects_run_in_parallel() -> None:
-    work = Work(seconds=0.2)
+    work = Work(meet=4)  # each reconcile waits until all four run at once
 
     async def main() -> None:
-        sched = Workers(work, workers=4)
+        workers = Workers(work, workers=4)
         for i in range(4):
-            sched.poke(("ns", f"ex-{i}"))
-        await settle(0.5)
-        sched.shutdown()
+            workers.poke(("ns", f"ex-{i}"))
+        await workers.drain()
+        workers.shutdown()
 
     asyncio.run(main())
-    assert work.calls == 4 and work.most_active >= 2  # one slow execution does not hold up the others
+    assert work.calls == 4 and work.most_active == 4  # one slow execution does not hold up the others
 
 
 def test_a_failure_is_retried_after_a_delay_not_in_a_hot_loop(monkeypatch: Any) -> None:
     monkeypatch.setattr(scheduling, "RETRY_DELAYS", (1.0,))
-    work = Work(fail_times=1, seconds=0.01)
+    work = Work(fail_times=1)
+    timers = Timers()
 
     async def main() -> None:
-        sched = Workers(work)
-        sched.poke(KEY)
-        await settle(0.05)
+        workers = Workers(work, later=timers.later)
+        workers.poke(KEY)
+        await workers.drain()
+        assert (work.calls, workers.failures(KEY), timers.delays()) == (1, 1, [1.0])
         for _ in range(10):  # events arriving while the retry waits do not run it early
-            sched.poke(KEY)
-            await settle(0.005)
-        calls_before_retry = work.calls
-        failures_before_retry = sched.failures(KEY)
-        await settle(1.5)
-        assert (failures_before_retry, sched.failures(KEY)) == (1, 0)  # reset by the success
-        sched.shutdown()
-        assert calls_before_retry == 1
+            workers.poke(KEY)
+        await workers.drain()
+        assert work.calls == 1
+        timers.fire()  # the retry's moment
+        await workers.drain()
+        assert (work.calls, workers.failures(KEY)) == (2, 0)  # it ran, succeeded, and the count reset
+        workers.shutdown()
 
     asyncio.run(main())
-    assert work.calls >= 2  # the retry ran and succeeded
 
 
 def test_wake_at_pokes_at_the_given_moment() -> None:
-    work = Work(seconds=0.0)
+    work = Work()
     results: list[str] = []
+    timers = Timers()
 
     async def main() -> None:
-        sched = Workers(work, on_result=lambda key, result: results.append(result) and None)
-        sched.wake_at(KEY, datetime.now(UTC) + timedelta(seconds=0.6))
-        await settle(0.1)
+        workers = Workers(work, on_result=lambda key, result: results.append(result) and None,
+                          clock=lambda: T0, later=timers.later)
+        workers.wake_at(KEY, T0 + timedelta(seconds=0.6))
+        assert timers.delays() == [0.65]  # the moment, and a little after (never before)
+        await workers.drain()
         assert work.calls == 0
-        await settle(1.0)
-        sched.shutdown()
+        workers.wake_at(KEY, T0 + timedelta(seconds=2))  # a later moment replaces the earlier timer
+        assert timers.delays() == [2.05]
+        timers.fire()
+        await workers.drain()
+        workers.shutdown()
 
     asyncio.run(main())
     assert work.calls == 1 and results == ["Running"]

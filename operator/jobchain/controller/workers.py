@@ -10,6 +10,9 @@ Fair between namespaces: a reconcile waits for a thread in a queue served one na
 time in turn (`FairQueue`, round robin), not first come first served. A namespace with 1,000
 runnable executions therefore delays another namespace's next reconcile by at most one pass
 per busy namespace, spread over the threads, instead of by its 1,000 passes.
+
+The clock and the timer (`clock`, `later`) are passed in, and `drain()` awaits the reconciles in
+flight, so the unit tests drive retries and wake-ups without sleeping.
 """
 
 from __future__ import annotations
@@ -66,8 +69,13 @@ class FairQueue:
 class Workers:
     def __init__(self, work: Callable[[Key], Any], workers: int = 8,
                  on_result: Callable[[Key, Any], datetime | None] | None = None,
-                 gate: Callable[[], bool] = lambda: True) -> None:
+                 gate: Callable[[], bool] = lambda: True,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+                 later: Callable[..., Any] | None = None) -> None:
         self._work = work
+        self._clock = clock
+        # later(delay, callback, *args) -> a handle with cancel(); the running loop's call_later by default.
+        self._later = later
         # False while this replica stands by (another holds the leader Lease): pokes are dropped
         # and no work starts; taking over pokes every known key again (controller.handlers).
         self._gate = gate
@@ -77,9 +85,9 @@ class Workers:
         self._ready = FairQueue()  # reconciles waiting for a thread
         self._grants: dict[Key, asyncio.Future[None]] = {}
         self._state: dict[Key, str] = {}  # "running" | "dirty"
-        self._timers: dict[Key, asyncio.TimerHandle] = {}
+        self._timers: dict[Key, Any] = {}
         self._failures: dict[Key, int] = {}
-        self._backoff: dict[Key, asyncio.TimerHandle] = {}
+        self._backoff: dict[Key, Any] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
     def poke(self, key: Key) -> None:
@@ -102,12 +110,21 @@ class Workers:
 
     def wake_at(self, key: Key, moment: datetime) -> None:
         """Pokes `key` at `moment` (used for deadlines), replacing an earlier timer."""
-        loop = asyncio.get_running_loop()
         old = self._timers.pop(key, None)
         if old is not None:
             old.cancel()
-        delay = max(0.0, (moment - datetime.now(UTC)).total_seconds()) + 0.05
-        self._timers[key] = loop.call_later(delay, self.poke, key)
+        delay = max(0.0, (moment - self._clock()).total_seconds()) + 0.05
+        self._timers[key] = self._call_later(delay, self.poke, key)
+
+    def _call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Any:
+        if self._later is not None:
+            return self._later(delay, callback, *args)
+        return asyncio.get_running_loop().call_later(delay, callback, *args)
+
+    async def drain(self) -> None:
+        """Returns once no reconcile runs (timers set for later are not waited for)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     def _retry(self, key: Key) -> None:
         self._backoff.pop(key, None)
@@ -123,7 +140,6 @@ class Workers:
         self._failures.pop(key, None)
 
     async def _run(self, key: Key) -> None:
-        loop = asyncio.get_running_loop()
         try:
             while True:
                 self._state[key] = "running"
@@ -140,7 +156,7 @@ class Workers:
                     self._failures[key] = count + 1
                     delay = RETRY_DELAYS[min(count, len(RETRY_DELAYS) - 1)]
                     log.exception("reconcile of %s/%s failed; retrying in %ss", key[0], key[1], delay)
-                    self._backoff[key] = loop.call_later(delay, self._retry, key)
+                    self._backoff[key] = self._call_later(delay, self._retry, key)
                     break  # events until the retry must not turn it into a hot loop
                 else:
                     self._failures.pop(key, None)

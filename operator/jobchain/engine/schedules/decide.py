@@ -143,7 +143,7 @@ def decide(ref: ScheduleRef, spec: WorkflowScheduleSpec, old: WorkflowScheduleSt
         old_message = next((c.message for c in old.conditions if c.type == "Ready"), None)
         if was_ready != "False" or old_message != next(c.message for c in new.conditions if c.type == "Ready"):
             decision.events.append(Event("Warning", "InvalidSchedule", str(exc)))
-        _history(spec, runs, new, decision)
+        _history(spec, runs, old, decision)
         return decision
 
     active = [r for r in runs if not r.finished]
@@ -195,20 +195,24 @@ def decide(ref: ScheduleRef, spec: WorkflowScheduleSpec, old: WorkflowScheduleSt
     new.conditions = _ready(old, ref, True, "Suspended" if spec.suspend else "Scheduled", message, now)
     if was_ready == "False":
         decision.events.append(Event("Normal", "ScheduleValid", f"schedule {spec.schedule!r} is valid again"))
-    _history(spec, runs, new, decision)
+    _history(spec, runs, old, decision)
     return decision
 
 
-def _history(spec: WorkflowScheduleSpec, runs: list[Run], new: WorkflowScheduleStatus, decision: Decision) -> None:
-    """Deletes finished executions beyond the history limits, oldest first."""
+def _history(spec: WorkflowScheduleSpec, runs: list[Run], old: WorkflowScheduleStatus, decision: Decision) -> None:
+    """Deletes finished executions beyond the history limits, oldest first; but not one whose time
+    the written status (`old`) does not record yet: if this pass's status write is lost, that
+    execution is the only record that its time ran. It goes on a later pass."""
     def newest_first(r: Run) -> tuple[str, str]:
         return (r.finished_at or "", r.created)
 
+    recorded = _later(old.lastScheduleTime)
     finished = sorted((r for r in runs if r.finished), key=newest_first, reverse=True)
     ok = [r for r in finished if r.phase == ExecutionPhase.SUCCEEDED]
     bad = [r for r in finished if r.phase != ExecutionPhase.SUCCEEDED]
-    decision.delete = [r.name for r in ok[spec.successfulExecutionsHistoryLimit:]] + \
-        [r.name for r in bad[spec.failedExecutionsHistoryLimit:]]
+    beyond = ok[spec.successfulExecutionsHistoryLimit:] + bad[spec.failedExecutionsHistoryLimit:]
+    decision.delete = [r.name for r in beyond
+                       if r.scheduled is None or (recorded is not None and r.scheduled <= recorded)]
 
 
 def next_look(decision: Decision, now: datetime) -> datetime | None:
