@@ -20,9 +20,10 @@ import urllib3
 from aiohttp import web
 from kubernetes.client.exceptions import ApiException
 
+from jobchain.api.vocabulary import EXECUTIONS, WORKFLOWS
 from jobchain.cli.dashboard import views
 from jobchain.cli.dashboard.hub import Hub, Subscriber, describe_failure
-from jobchain.cli.dashboard.kube import EXECUTIONS, WORKFLOWS, ReadOnlyClient
+from jobchain.cli.dashboard.kube import ReadOnlyClient
 
 HEARTBEAT_SECONDS = 15.0
 STATIC = Path(str(resources.files("jobchain.cli.dashboard") / "static"))
