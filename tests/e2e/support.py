@@ -20,8 +20,9 @@ from typing import Any
 import yaml
 from kubernetes import client
 
+from jobchain.api.vocabulary import GROUP, VERSION
+
 ROOT = Path(__file__).resolve().parents[2]
-GROUP, VERSION = "jobchain.dev", "v1alpha1"
 # The host operator watches only the namespaces of this test session (jc-e2e-<session>-*), so
 # that neither an operator installed by the install tests (in jc-install-* namespaces) nor the
 # operator of another test session running at the same time ever acts on the same objects.

@@ -18,10 +18,11 @@ import pytest
 import yaml
 
 from jobchain.api import limits
+from jobchain.api.vocabulary import API_VERSION
 from jobchain.cli.lint import run_lint
 from tests.e2e.support import BUSYBOX, Objects, install_crds, tool, wait_for, workflow
 
-API = "jobchain.dev/v1alpha1"
+API = API_VERSION
 
 
 def wf(*nodes: dict[str, Any], **spec: Any) -> str:

@@ -32,11 +32,12 @@ import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from jobchain.api.vocabulary import ANNOTATION_CREATED_BY
 from tests.e2e.support import install_crds, kubectl, wait_for
 from tests.e2e.test_install import CHART, Install, _make_namespace, helm
 
 TAKEOVER_LIMIT = 20.0  # seconds, from the issue
-CREATED_BY = "jobchain.dev/created-by"
+CREATED_BY = ANNOTATION_CREATED_BY
 CHAIN = 5  # nodes per execution
 
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from kubernetes.client.exceptions import ApiException
 
+from jobchain.api.vocabulary import LABEL_SCHEDULE
 from tests.e2e.support import (
     GROUP,
     VERSION,
@@ -28,7 +29,7 @@ pytestmark = pytest.mark.usefixtures("operator")
 def current_crds(kubeconfig: str, objects: Objects) -> None:
     """These CRD fields are new: this tree's CRDs again right before the test (see reinstall_crds)."""
     reinstall_crds(kubeconfig, objects)
-LABEL = "jobchain.dev/schedule"
+LABEL = LABEL_SCHEDULE
 
 
 def schedule(name: str, workflow_name: str, **spec: Any) -> dict[str, Any]:

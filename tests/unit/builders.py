@@ -20,6 +20,7 @@ from jobchain.api.models import (
     WorkflowExecutionSpec,
     WorkflowSpec,
 )
+from jobchain.api.vocabulary import LABEL_NODE
 from jobchain.engine.execution.conditions import PassBudget
 from jobchain.engine.execution.planner import (
     ExecutionInput,
@@ -32,7 +33,7 @@ from jobchain.engine.execution.planner import (
 )
 from jobchain.engine.execution.status import output_refs
 from jobchain.engine.execution.types import NodeToRead
-from jobchain.engine.spec.render import LABEL_NODE, job_name, key_of
+from jobchain.engine.spec.render import job_name, key_of
 from jobchain.k8s.cluster import ExecutionCluster, OperatorCluster
 from jobchain.k8s.observe import Observation
 from jobchain.k8s.store import has_owner

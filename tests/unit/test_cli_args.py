@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from jobchain.cli.cluster import EXECUTIONS, WORKFLOWS, api_error
+from jobchain.api.vocabulary import EXECUTIONS, WORKFLOWS
+from jobchain.cli.cluster import api_error
 from jobchain.cli.errors import CliError
 from jobchain.cli.run import parse_params
 

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from jobchain.api.vocabulary import EXECUTIONS, WORKFLOWS
 from jobchain.cli import commands, logs, run, tables
-from jobchain.cli.cluster import EXECUTIONS, WORKFLOWS, CliCluster, ClusterCalls, LogNotReady
+from jobchain.cli.cluster import CliCluster, ClusterCalls, LogNotReady
 from jobchain.cli.errors import CliError
 
 WORKFLOW = {

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobchain.api.models import WorkflowSpec
+from jobchain.api.vocabulary import EXECUTIONS
 from jobchain.cli import graphs, logs, tables
-from jobchain.cli.cluster import EXECUTIONS
 
 from .test_cli_commands import FakeCluster, execution
 

@@ -11,6 +11,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.rest import RESTResponse
 
+from jobchain.api import vocabulary
 from jobchain.cli import cluster as cli_cluster
 from jobchain.cli.errors import CliError
 from jobchain.engine.spec.render import execution_selector
@@ -76,7 +77,7 @@ def test_the_cli_binds_the_context_namespace_unless_told(tmp_path: Path) -> None
 
 
 def test_one_set_of_names_and_selectors() -> None:
-    assert cli_cluster.EXECUTIONS is api.EXECUTIONS and cli_cluster.WORKFLOWS is api.WORKFLOWS
+    assert cli_cluster.EXECUTIONS is vocabulary.EXECUTIONS
     assert api.node_selector("etl-x", "load") == f"{execution_selector('etl-x')},jobchain.dev/node=load"
 
 

@@ -13,13 +13,13 @@ import pytest
 import yaml
 
 from jobchain.api.models import WorkflowExecutionSpec
+from jobchain.api.vocabulary import WORKFLOWS
 from jobchain.cli import run
 from jobchain.cli.errors import CliError
 from jobchain.cli.lint import run_lint
 from jobchain.engine.execution.passes import workflow_status
 from jobchain.engine.execution.planner import plan
 from jobchain.engine.spec.validation import join, validate_execution, validate_params
-from jobchain.k8s.api import WORKFLOWS
 
 from .builders import T0, edge, execution, job, lookup, node, observed, spec, with_status
 from .test_cli_commands import FakeCluster

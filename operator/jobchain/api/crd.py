@@ -17,14 +17,22 @@ from typing import Any
 import yaml
 
 from jobchain.api.models import (
-    GROUP,
-    VERSION,
     ExecutionStatus,
     WorkflowExecutionSpec,
     WorkflowScheduleSpec,
     WorkflowScheduleStatus,
     WorkflowSpec,
     WorkflowStatus,
+)
+from jobchain.api.vocabulary import (
+    EXECUTIONS,
+    GROUP,
+    KIND_EXECUTION,
+    KIND_SCHEDULE,
+    KIND_WORKFLOW,
+    SCHEDULES,
+    VERSION,
+    WORKFLOWS,
 )
 
 # CEL rules that no single field's schema can say; keyed by the path of the object they sit on.
@@ -187,8 +195,8 @@ def _crd(kind: str, plural: str, short: list[str], spec_model: type[Any], status
 
 def workflow_crd() -> dict[str, Any]:
     return _crd(
-        "Workflow",
-        "workflows",
+        KIND_WORKFLOW,
+        WORKFLOWS,
         ["jcwf"],
         WorkflowSpec,
         WorkflowStatus,
@@ -206,8 +214,8 @@ def workflow_crd() -> dict[str, Any]:
 
 def execution_crd() -> dict[str, Any]:
     return _crd(
-        "WorkflowExecution",
-        "workflowexecutions",
+        KIND_EXECUTION,
+        EXECUTIONS,
         ["jcex"],
         WorkflowExecutionSpec,
         ExecutionStatus,
@@ -227,8 +235,8 @@ def execution_crd() -> dict[str, Any]:
 
 def schedule_crd() -> dict[str, Any]:
     return _crd(
-        "WorkflowSchedule",
-        "workflowschedules",
+        KIND_SCHEDULE,
+        SCHEDULES,
         ["jcsched"],
         WorkflowScheduleSpec,
         WorkflowScheduleStatus,

@@ -13,10 +13,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from jobchain.api import limits
-
-GROUP = "jobchain.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
+from jobchain.api.vocabulary import API_VERSION, KIND_EXECUTION, KIND_SCHEDULE, KIND_WORKFLOW
 
 DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 PARAM_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -580,7 +577,7 @@ class ObjectMeta(Observed):
 
 class Workflow(Spec):
     apiVersion: str = API_VERSION
-    kind: str = "Workflow"
+    kind: str = KIND_WORKFLOW
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: WorkflowSpec
     status: WorkflowStatus | None = None
@@ -588,7 +585,7 @@ class Workflow(Spec):
 
 class WorkflowSchedule(Spec):
     apiVersion: str = API_VERSION
-    kind: str = "WorkflowSchedule"
+    kind: str = KIND_SCHEDULE
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: WorkflowScheduleSpec
     status: WorkflowScheduleStatus | None = None
@@ -596,7 +593,7 @@ class WorkflowSchedule(Spec):
 
 class WorkflowExecution(Spec):
     apiVersion: str = API_VERSION
-    kind: str = "WorkflowExecution"
+    kind: str = KIND_EXECUTION
     metadata: ObjectMeta = Field(default_factory=ObjectMeta)
     spec: WorkflowExecutionSpec
     status: ExecutionStatus | None = None

@@ -14,15 +14,15 @@ import re
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from jobchain.api.models import API_VERSION, ExecutionStatus, WorkflowScheduleSpec
-from jobchain.cli.cluster import EXECUTIONS, ClusterCalls
+from jobchain.api.models import ExecutionStatus, WorkflowScheduleSpec
+from jobchain.api.vocabulary import ANNOTATION_RESUMED_FROM, API_VERSION, EXECUTIONS, KIND_EXECUTION, SCHEDULES
+from jobchain.cli.cluster import ClusterCalls
 from jobchain.cli.errors import CliError, Exit
 from jobchain.cli.run import run_execution
 from jobchain.engine.execution.resume import problem
 from jobchain.engine.schedules.decide import ScheduleRef, execution_manifest
 from jobchain.engine.timefmt import parse_time
 
-SCHEDULES = "workflowschedules"
 _COPIED = ("workflowRef", "workflow", "params", "paramsFrom", "timeoutSeconds", "ttlSecondsAfterFinished")
 _RETRY_SUFFIX = re.compile(r"-retry-[a-z0-9]{5}$")
 
@@ -33,8 +33,8 @@ def retry_manifest(old: dict[str, Any]) -> dict[str, Any]:
     spec = {k: v for k, v in (old.get("spec") or {}).items() if k in _COPIED}
     spec["resumeFrom"] = {"name": name}
     base = _RETRY_SUFFIX.sub("", name)[:200]
-    return {"apiVersion": API_VERSION, "kind": "WorkflowExecution",
-            "metadata": {"generateName": f"{base}-retry-", "annotations": {"jobchain.dev/resumed-from": name}},
+    return {"apiVersion": API_VERSION, "kind": KIND_EXECUTION,
+            "metadata": {"generateName": f"{base}-retry-", "annotations": {ANNOTATION_RESUMED_FROM: name}},
             "spec": spec}
 
 

@@ -21,9 +21,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
+from jobchain.api.vocabulary import EXECUTIONS
 from jobchain.cli.errors import CliError, Exit, cluster_error, usage_error
 from jobchain.k8s import api as k8s
-from jobchain.k8s.api import EXECUTIONS, WORKFLOWS, watch
+from jobchain.k8s.api import watch
 from jobchain.k8s.errors import api_message, describe_call
 
 REQUEST_TIMEOUT = 30  # seconds, for every call that is not a watch or a followed log
@@ -276,4 +277,4 @@ def describe_unexpected(exc: Exception) -> tuple[str, Exit]:
     )
 
 
-__all__ = ["EXECUTIONS", "WORKFLOWS", "CliCluster", "LogNotReady", "api_error", "connect"]
+__all__ = ["CliCluster", "ClusterCalls", "LogNotReady", "api_error", "connect"]

@@ -15,13 +15,14 @@ from pydantic import ValidationError
 
 from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import TERMINAL_EXECUTION_PHASES, WorkflowSpec
+from jobchain.api.vocabulary import EXECUTIONS, KIND_EXECUTION, KIND_WORKFLOW, WORKFLOWS
+from jobchain.api.vocabulary import LABEL_SCHEDULE as SCHEDULE_LABEL
 from jobchain.cli import graphs
-from jobchain.cli.cluster import EXECUTIONS, WORKFLOWS, ClusterCalls
+from jobchain.cli.cluster import ClusterCalls
 from jobchain.cli.errors import CliError, Exit, usage_error
 from jobchain.cli.lint import object_label
 from jobchain.cli.tables import execution_details, executions_table, status_of, workflow_of
 from jobchain.cli.workflow_file import is_file_argument, read_objects
-from jobchain.engine.schedules.decide import LABEL_SCHEDULE as SCHEDULE_LABEL
 from jobchain.engine.spec.validation import validate_workflow
 
 
@@ -115,9 +116,9 @@ def _execution_drawing(
 def _file_drawing(path: str, stdin: IO[str]) -> tuple[WorkflowSpec, dict[str, str] | None, str]:
     name, bodies = read_objects(path, stdin)
     workflows: dict[str, Any] = {
-        str((b.get("metadata") or {}).get("name")): b.get("spec") for b in bodies if b.get("kind") == "Workflow"
+        str((b.get("metadata") or {}).get("name")): b.get("spec") for b in bodies if b.get("kind") == KIND_WORKFLOW
     }
-    executions = [b for b in bodies if b.get("kind") == "WorkflowExecution"]
+    executions = [b for b in bodies if b.get("kind") == KIND_EXECUTION]
     if len(executions) == 1:
         label = object_label(executions[0], 1)
         ref = ((executions[0].get("spec") or {}).get("workflowRef") or {}).get("name")
@@ -129,7 +130,7 @@ def _file_drawing(path: str, stdin: IO[str]) -> tuple[WorkflowSpec, dict[str, st
         return _parse_spec(spec, f"{name}: Workflow/{wf_name}"), None, f"Workflow/{wf_name}"
     found = (
         ", ".join(
-            object_label(b, i) for i, b in enumerate(bodies, 1) if b.get("kind") in ("Workflow", "WorkflowExecution")
+            object_label(b, i) for i, b in enumerate(bodies, 1) if b.get("kind") in (KIND_WORKFLOW, KIND_EXECUTION)
         )
         or "none"
     )

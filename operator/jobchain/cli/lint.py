@@ -18,14 +18,14 @@ import yaml
 from pydantic import ValidationError
 
 from jobchain.api.errors import describe_validation_error
-from jobchain.api.models import API_VERSION, Workflow, WorkflowExecution, WorkflowSpec
+from jobchain.api.models import Workflow, WorkflowExecution, WorkflowSpec
+from jobchain.api.vocabulary import API_VERSION, KIND_EXECUTION, KIND_SCHEDULE, KIND_WORKFLOW, KINDS
 from jobchain.cli import yaml_input
 from jobchain.cli.errors import Exit
 from jobchain.cli.lint_schedule import check_schedule
 from jobchain.engine.spec.validation import validate_execution, validate_workflow
 
 STDIN = "-"
-KINDS = ("Workflow", "WorkflowExecution", "WorkflowSchedule")
 
 
 @dataclass(frozen=True)
@@ -136,8 +136,8 @@ def _check_header(doc: Document) -> list[LintProblem]:
             _problem(doc, "apiVersion", f"is {body.get('apiVersion')!r}; set apiVersion: {API_VERSION}")
         )
     meta: dict[str, Any] = body["metadata"] if isinstance(body.get("metadata"), dict) else {}
-    if not meta.get("name") and not (kind == "WorkflowExecution" and meta.get("generateName")):
-        needed = "metadata.name" if kind == "Workflow" else "metadata.name or metadata.generateName"
+    if not meta.get("name") and not (kind == KIND_EXECUTION and meta.get("generateName")):
+        needed = "metadata.name" if kind == KIND_WORKFLOW else "metadata.name or metadata.generateName"
         problems.append(_problem(doc, "metadata.name", f"required field is missing; set {needed}"))
     return problems
 
@@ -174,15 +174,15 @@ def lint_documents(documents: list[Document]) -> tuple[list[LintProblem], int]:
     results: dict[int, list[LintProblem]] = {}
     for i, doc in enumerate(documents):
         results[i] = _check_header(doc)
-        if isinstance(doc.body, dict) and doc.body.get("kind") == "Workflow":
+        if isinstance(doc.body, dict) and doc.body.get("kind") == KIND_WORKFLOW:
             found, workflow = _check_workflow(doc)
             results[i] += found
             if workflow is not None and not found and workflow.metadata.name:
                 workflows[workflow.metadata.name] = workflow.spec
     for i, doc in enumerate(documents):
-        if isinstance(doc.body, dict) and doc.body.get("kind") == "WorkflowExecution":
+        if isinstance(doc.body, dict) and doc.body.get("kind") == KIND_EXECUTION:
             results[i] += _check_execution(doc, workflows)
-        if isinstance(doc.body, dict) and doc.body.get("kind") == "WorkflowSchedule":
+        if isinstance(doc.body, dict) and doc.body.get("kind") == KIND_SCHEDULE:
             results[i] += [_problem(doc, path, message) for path, message in check_schedule(doc.body, workflows)]
         problems += results[i]
     return problems, len(documents)

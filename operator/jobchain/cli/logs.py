@@ -18,10 +18,11 @@ from collections.abc import Callable
 from typing import IO, Any
 
 from jobchain.api.models import FINISHED_NODE_PHASES, TERMINAL_EXECUTION_PHASES, NodePhase, NodeStatus
-from jobchain.cli.cluster import EXECUTIONS, ClusterCalls, LogNotReady
+from jobchain.api.vocabulary import EXECUTIONS, LABEL_ITEM
+from jobchain.cli.cluster import ClusterCalls, LogNotReady
 from jobchain.cli.errors import usage_error
 from jobchain.cli.tables import status_of
-from jobchain.engine.spec.render import LABEL_ITEM, item_key, split_key
+from jobchain.engine.spec.render import item_key, split_key
 
 POLL_SECONDS = 1.0
 

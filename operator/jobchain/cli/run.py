@@ -22,8 +22,9 @@ from typing import IO, Any
 from pydantic import ValidationError
 
 from jobchain.api.errors import describe_validation_error
-from jobchain.api.models import API_VERSION, PARAM_NAME, TERMINAL_EXECUTION_PHASES, ExecutionPhase, Workflow
-from jobchain.cli.cluster import WORKFLOWS, ClusterCalls
+from jobchain.api.models import PARAM_NAME, TERMINAL_EXECUTION_PHASES, ExecutionPhase, Workflow
+from jobchain.api.vocabulary import API_VERSION, KIND_EXECUTION, WORKFLOWS
+from jobchain.cli.cluster import ClusterCalls
 from jobchain.cli.errors import CliError, Exit, usage_error
 from jobchain.cli.tables import nodes_table, phase_line, status_of
 from jobchain.engine.spec.validation import join, validate_params, validate_workflow
@@ -100,7 +101,7 @@ def execution_manifest(workflow: str, params: dict[str, str], timeout: int | Non
         spec["timeoutSeconds"] = timeout
     return {
         "apiVersion": API_VERSION,
-        "kind": "WorkflowExecution",
+        "kind": KIND_EXECUTION,
         "metadata": {"generateName": f"{workflow}-"},
         "spec": spec,
     }

@@ -12,7 +12,7 @@ import copy
 import os
 from typing import IO, Any
 
-from jobchain.api.models import API_VERSION
+from jobchain.api.vocabulary import API_VERSION, KIND_EXECUTION, KIND_WORKFLOW
 from jobchain.cli.errors import usage_error
 from jobchain.cli.lint import STDIN, Document, lint_documents, object_label, parse_documents, read_text
 
@@ -52,13 +52,13 @@ def execution_from_file(path: str, params: dict[str, str], timeout: int | None, 
     are set on top. Other documents are ignored.
     """
     name, objects = read_objects(path, stdin)
-    workflows = [o for o in objects if o.get("kind") == "Workflow"]
-    executions = [o for o in objects if o.get("kind") == "WorkflowExecution"]
+    workflows = [o for o in objects if o.get("kind") == KIND_WORKFLOW]
+    executions = [o for o in objects if o.get("kind") == KIND_EXECUTION]
     if len(workflows) == 1:
         base = (workflows[0].get("metadata") or {}).get("name") or "workflow"
         manifest: dict[str, Any] = {
             "apiVersion": API_VERSION,
-            "kind": "WorkflowExecution",
+            "kind": KIND_EXECUTION,
             "metadata": {"generateName": f"{base}-"},
             "spec": {"workflow": copy.deepcopy(workflows[0].get("spec"))},
         }

@@ -26,16 +26,27 @@ from typing import Any
 
 import kopf
 
-from jobchain.api.models import FINISHED_NODE_PHASES, GROUP, TERMINAL_EXECUTION_PHASES, VERSION
+from jobchain.api.models import FINISHED_NODE_PHASES, TERMINAL_EXECUTION_PHASES
+from jobchain.api.vocabulary import (
+    EXECUTIONS,
+    GROUP,
+    KIND_EXECUTION,
+    KOPF_FINALIZER,
+    LABEL_MANAGED_BY,
+    LABEL_NODE,
+    LABEL_SCHEDULE,
+    MANAGED_BY,
+    SCHEDULES,
+    VERSION,
+    WORKFLOWS,
+)
 from jobchain.controller import admission_gate as queue
 from jobchain.controller import election_loop as leader
 from jobchain.controller import reconcile
 from jobchain.controller import schedule_pass as schedules
 from jobchain.controller.metrics import EXECUTIONS_RUNNING, STORE_OBJECTS
 from jobchain.controller.workers import Key, Workers
-from jobchain.engine.schedules.decide import LABEL_SCHEDULE
 from jobchain.engine.spec.outputs import DEFAULT_OUTPUT_LIMIT
-from jobchain.engine.spec.render import LABEL_MANAGED_BY, LABEL_NODE, MANAGED_BY
 from jobchain.k8s.cluster import OperatorCluster, connect
 from jobchain.k8s.errors import describe
 from jobchain.k8s.request_counter import count_requests
@@ -102,7 +113,7 @@ class Runtime:
             # the user looks (kubectl describe), not only in the operator's log.
             if self.executions.failures(key) + 1 == FAILURES_BEFORE_EVENT:
                 self.cluster.writer.event(
-                    {"metadata": {"namespace": key[0], "name": key[1]}}, "WorkflowExecution", "Warning",
+                    {"metadata": {"namespace": key[0], "name": key[1]}}, KIND_EXECUTION, "Warning",
                     "ReconcileError", f"the operator cannot act on this execution and keeps retrying: {describe(exc)}",
                 )
             raise
@@ -182,8 +193,8 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.watching.server_timeout = 270
     settings.watching.client_timeout = 300
     settings.watching.connect_timeout = 30
-    settings.persistence.finalizer = "jobchain.dev/kopf-finalizer"  # never added: no on.delete handlers
-    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix="jobchain.dev")
+    settings.persistence.finalizer = KOPF_FINALIZER  # never added: no on.delete handlers
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = NoDiffBase()
     _runtime = Runtime()
     _runtime.start_leading(asyncio.get_running_loop())
@@ -209,7 +220,7 @@ def _count_store() -> None:
         STORE_OBJECTS.labels(kind).set(count)
 
 
-@kopf.on.event(GROUP, VERSION, "workflowexecutions")
+@kopf.on.event(GROUP, VERSION, EXECUTIONS)
 async def execution_changed(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
     key = (namespace or "", name)
     rt = runtime()
@@ -272,7 +283,7 @@ async def pod_changed(event: kopf.RawEvent, body: kopf.Body, namespace: str | No
         rt.executions.poke((namespace, owner))
 
 
-@kopf.on.event(GROUP, VERSION, "workflows")
+@kopf.on.event(GROUP, VERSION, WORKFLOWS)
 async def workflow_changed(event: kopf.RawEvent, namespace: str | None, name: str, **_: Any) -> None:
     key = (namespace or "", name)
     rt = runtime()
@@ -287,12 +298,12 @@ async def workflow_changed(event: kopf.RawEvent, namespace: str | None, name: st
         rt.executions.poke((key[0], waiting))
 
 
-@kopf.index(GROUP, VERSION, "workflowschedules")
+@kopf.index(GROUP, VERSION, SCHEDULES)
 async def index_schedule(body: kopf.Body, **_: Any) -> None:
     runtime().store.put_schedule(_raw(body))
 
 
-@kopf.on.event(GROUP, VERSION, "workflowschedules")
+@kopf.on.event(GROUP, VERSION, SCHEDULES)
 async def schedule_changed(event: kopf.RawEvent, body: kopf.Body, namespace: str | None, name: str,
                            **_: Any) -> None:
     rt = runtime()

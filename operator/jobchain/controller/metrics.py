@@ -8,7 +8,7 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from jobchain.api.models import TERMINAL_EXECUTION_PHASES, ExecutionPhase, ExecutionStatus, NodePhase
-from jobchain.engine.spec.render import LABEL_NODE
+from jobchain.api.vocabulary import LABEL_NODE
 from jobchain.engine.timefmt import parse_time
 
 EXECUTIONS_STARTED = Counter(

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jobchain.api.models import ExecutionStatus, WorkflowStatus
+from jobchain.api.vocabulary import ANNOTATION_SCHEDULED_TIME, EXECUTIONS, KIND_EXECUTION, KIND_WORKFLOW, WORKFLOWS
 from jobchain.controller import admission_gate as queue
 from jobchain.controller import metrics
 from jobchain.engine.execution import passes
@@ -27,11 +28,9 @@ from jobchain.engine.execution.planner import ExecutionInput, Plan, plan
 from jobchain.engine.execution.status import output_refs
 from jobchain.engine.execution.status_write import status_patch
 from jobchain.engine.execution.types import ResumeSource
-from jobchain.engine.schedules.decide import ANNOTATION_SCHEDULED_TIME
 from jobchain.engine.spec.outputs import DEFAULT_OUTPUT_LIMIT
 from jobchain.engine.spec.render import key_of
 from jobchain.engine.timefmt import utc_stamp
-from jobchain.k8s.api import EXECUTIONS, WORKFLOWS
 from jobchain.k8s.cluster import ExecutionCluster
 from jobchain.k8s.writes import JobRefused
 
@@ -164,7 +163,7 @@ def _write(cluster: ExecutionCluster, body: dict[str, Any], old: ExecutionStatus
         written = cluster.writer.json_patch_status(EXECUTIONS, meta["namespace"], meta["name"], patch)
         cluster.store.put_execution(written, own=True)  # the next pass plans from what was written
     for event in events_between(old, new):
-        cluster.writer.event(body, "WorkflowExecution", event.type, event.reason, event.message)
+        cluster.writer.event(body, KIND_EXECUTION, event.type, event.reason, event.message)
 
 
 def reconcile_workflow(cluster: ExecutionCluster, body: dict[str, Any]) -> None:
@@ -175,4 +174,4 @@ def reconcile_workflow(cluster: ExecutionCluster, body: dict[str, Any]) -> None:
         cluster.writer.patch_status(WORKFLOWS, meta["namespace"], meta["name"], new.model_dump(mode="json"))
         event = passes.workflow_event(old, new)
         if event is not None:
-            cluster.writer.event(body, "Workflow", event.type, event.reason, event.message)
+            cluster.writer.event(body, KIND_WORKFLOW, event.type, event.reason, event.message)

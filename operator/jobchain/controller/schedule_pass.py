@@ -17,23 +17,15 @@ from pydantic import ValidationError
 
 from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import WorkflowScheduleSpec, WorkflowScheduleStatus
+from jobchain.api.vocabulary import KIND_SCHEDULE, LABEL_SCHEDULE, SCHEDULES
 from jobchain.engine.execution.types import Event
-from jobchain.engine.schedules.decide import (
-    LABEL_SCHEDULE,
-    Decision,
-    ScheduleRef,
-    decide,
-    execution_manifest,
-    next_look,
-    run_of,
-)
+from jobchain.engine.schedules.decide import Decision, ScheduleRef, decide, execution_manifest, next_look, run_of
 from jobchain.engine.timefmt import parse_time
 from jobchain.k8s.cluster import OperatorCluster
 from jobchain.k8s.store import has_owner
-from jobchain.k8s.writes import SCHEDULES
 
 log = logging.getLogger(__name__)
-KIND = "WorkflowSchedule"
+KIND = KIND_SCHEDULE
 
 
 def owned_runs(cluster: OperatorCluster, namespace: str, name: str, uid: str) -> list[dict[str, Any]]:

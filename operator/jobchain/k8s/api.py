@@ -24,11 +24,9 @@ from kubernetes import config as _config
 from kubernetes import watch as _watch
 from kubernetes.config.config_exception import ConfigException
 
-from jobchain.api.models import GROUP, VERSION
-from jobchain.engine.spec.render import LABEL_NODE, execution_selector
+from jobchain.api.vocabulary import GROUP, LABEL_NODE, VERSION
+from jobchain.engine.spec.render import execution_selector
 
-WORKFLOWS = "workflows"
-EXECUTIONS = "workflowexecutions"
 MERGE_PATCH = "application/merge-patch+json"
 JSON_PATCH = "application/json-patch+json"
 SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
@@ -38,7 +36,7 @@ config: Any = _config
 watch: Any = _watch
 
 __all__ = [
-    "EXECUTIONS", "JSON_PATCH", "MERGE_PATCH", "WORKFLOWS", "Builtins", "ConfigException", "CustomObjects",
+    "JSON_PATCH", "MERGE_PATCH", "Builtins", "ConfigException", "CustomObjects",
     "KubeconfigMissing", "Loaded", "connect", "execution_selector", "load", "node_selector",
 ]
 

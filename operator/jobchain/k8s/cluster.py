@@ -20,8 +20,9 @@ from typing import Any, Protocol
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from jobchain.api.vocabulary import EXECUTIONS, WORKFLOWS
 from jobchain.engine.execution.types import NodeToRead
-from jobchain.k8s.api import EXECUTIONS, WORKFLOWS, Builtins, CustomObjects, connect
+from jobchain.k8s.api import Builtins, CustomObjects, connect
 from jobchain.k8s.observe import Observation, Observer
 from jobchain.k8s.store import Store, has_owner
 from jobchain.k8s.writes import Writer

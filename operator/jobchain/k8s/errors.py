@@ -14,8 +14,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
-from jobchain.api.models import GROUP
-from jobchain.k8s.api import EXECUTIONS, WORKFLOWS
+from jobchain.api.vocabulary import EXECUTIONS, GROUP, WORKFLOWS
 
 KIND_OF_PLURAL = {WORKFLOWS: "workflow", EXECUTIONS: "workflowexecution", "pods": "pod"}
 

@@ -13,6 +13,7 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from jobchain.api.vocabulary import LABEL_MANAGED_BY, MANAGED_BY
 from jobchain.engine.coordination.election import Record
 
 
@@ -63,7 +64,7 @@ class LeaseClient:
     def create(self, identity: str, duration: float) -> Record:
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": self.name, "namespace": self.namespace,
-                             "labels": {"app.kubernetes.io/managed-by": "jobchain"}},
+                             "labels": {LABEL_MANAGED_BY: MANAGED_BY}},
                 "spec": self._spec(identity, duration, 0, acquired=True)}
         try:
             created = self.coordination.create_namespaced_lease(self.namespace, body)  # type: ignore[arg-type]
@@ -77,7 +78,7 @@ class LeaseClient:
         """Replaces the Lease's spec if it is still at `old.version` (else Conflict)."""
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": self.name, "namespace": self.namespace, "resourceVersion": old.version,
-                             "labels": {"app.kubernetes.io/managed-by": "jobchain"}},
+                             "labels": {LABEL_MANAGED_BY: MANAGED_BY}},
                 "spec": self._spec(holder, duration, transitions, acquired)}
         try:
             written = self.coordination.replace_namespaced_lease(self.name, self.namespace, body)  # type: ignore[arg-type]

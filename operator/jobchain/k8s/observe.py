@@ -31,9 +31,10 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from jobchain.api.models import OutputSource
+from jobchain.api.vocabulary import ANNOTATION_OUTPUT, CONTAINER, LABEL_MANAGED_BY, MANAGED_BY
 from jobchain.engine.execution.types import JobState, NodeToRead, ObservedJob
 from jobchain.engine.spec.outputs import LOG_TAIL_BYTES
-from jobchain.engine.spec.render import ANNOTATION_OUTPUT, CONTAINER, LABEL_MANAGED_BY, MANAGED_BY, key_of, split_key
+from jobchain.engine.spec.render import key_of, split_key
 from jobchain.engine.timefmt import utc_stamp
 from jobchain.k8s.api import Builtins
 from jobchain.k8s.store import Store, has_owner

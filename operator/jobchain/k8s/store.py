@@ -38,14 +38,14 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
-from jobchain.engine.spec.render import ANNOTATION_EXECUTION, ANNOTATION_OUTPUT, CONTAINER, LABEL_EXECUTION
+from jobchain.api.vocabulary import ANNOTATION_EXECUTION, ANNOTATION_OUTPUT, CONTAINER, LABEL_EXECUTION, PREFIX
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name)
 
 _META = ("name", "namespace", "uid", "resourceVersion", "generation", "creationTimestamp",
          "deletionTimestamp", "labels", "ownerReferences")
-_OWN_LABELS = "jobchain.dev/"
+_OWN_LABELS = PREFIX
 _OWNER = ("kind", "uid", "controller")
 _JOB_STATUS = ("succeeded", "failed", "completionTime")
 _CONDITION = ("type", "status", "reason", "message")

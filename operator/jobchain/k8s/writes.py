@@ -18,8 +18,8 @@ from typing import Any
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from jobchain.api.models import API_VERSION
-from jobchain.k8s.api import EXECUTIONS, Builtins, CustomObjects
+from jobchain.api.vocabulary import ANNOTATION_CREATED_BY, API_VERSION, EVENT_COMPONENT, EXECUTIONS
+from jobchain.k8s.api import Builtins, CustomObjects
 from jobchain.k8s.errors import api_message
 from jobchain.k8s.store import has_owner
 
@@ -27,8 +27,6 @@ log = logging.getLogger(__name__)
 
 # On each Job: the replica (Lease identity) that created it, so "only the active replica creates
 # Jobs" can be checked from the cluster alone.
-CREATED_BY = "jobchain.dev/created-by"
-SCHEDULES = "workflowschedules"
 
 
 class JobRefused(Exception):
@@ -61,7 +59,7 @@ class Writer:
         """
         self.guard()
         meta = manifest["metadata"]
-        meta.setdefault("annotations", {})[CREATED_BY] = self.identity
+        meta.setdefault("annotations", {})[ANNOTATION_CREATED_BY] = self.identity
         try:
             return self.builtins.create_namespaced_job(meta["namespace"], manifest)
         except ApiException as exc:
@@ -160,7 +158,7 @@ class Writer:
             "message": message[:1024],
             "type": type_,
             "source": {"component": "jobchain"},
-            "reportingComponent": "jobchain.dev/operator",
+            "reportingComponent": EVENT_COMPONENT,
             "reportingInstance": self.instance[:128],
             "firstTimestamp": now,
             "lastTimestamp": now,

@@ -38,7 +38,8 @@ def _scope(
 
     An unreachable cluster fails at once (one line, exit 4); an API server that answers "not
     yet" (429 while its storage initializes after a restart, 503) is given STARTUP_PATIENCE."""
-    from jobchain.cli.dashboard.kube import EXECUTIONS, ReadOnlyClient
+    from jobchain.api.vocabulary import EXECUTIONS
+    from jobchain.cli.dashboard.kube import ReadOnlyClient
 
     client = ReadOnlyClient(cluster.api)
     wanted = cluster.namespace if namespace_given else None

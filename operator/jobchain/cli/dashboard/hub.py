@@ -20,7 +20,8 @@ from typing import Any
 import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from jobchain.cli.dashboard.kube import EXECUTIONS, ReadOnlyClient
+from jobchain.api.vocabulary import EXECUTIONS
+from jobchain.cli.dashboard.kube import ReadOnlyClient
 from jobchain.engine.timefmt import iso
 from jobchain.k8s.errors import describe_call
 

@@ -17,11 +17,9 @@ from kubernetes import client
 from kubernetes import watch as _watch
 from kubernetes.client.exceptions import ApiException
 
-from jobchain.api.models import GROUP, VERSION
-from jobchain.engine.spec.render import LABEL_EXECUTION, LABEL_NODE, label_value
+from jobchain.api.vocabulary import GROUP, LABEL_EXECUTION, LABEL_NODE, VERSION
+from jobchain.engine.spec.render import label_value
 
-WORKFLOWS = "workflows"
-EXECUTIONS = "workflowexecutions"
 REQUEST_TIMEOUT = 15  # seconds for a read: a page waits at most this long on a dead cluster
 WATCH_SECONDS = 240  # a watch is renewed this often, so a silently dropped connection is noticed
 LOG_TAIL_BYTES = 256 * 1024

@@ -27,10 +27,11 @@ import urllib3
 from aiohttp import web
 from kubernetes.client.exceptions import ApiException
 
+from jobchain.api.vocabulary import EXECUTIONS, WORKFLOWS
 from jobchain.cli.dashboard import views
 from jobchain.cli.dashboard.access import Access, Unauthenticated, Viewer
 from jobchain.cli.dashboard.hub import Hub, Subscriber, describe_failure
-from jobchain.cli.dashboard.kube import EXECUTIONS, WORKFLOWS, ReadOnlyClient
+from jobchain.cli.dashboard.kube import ReadOnlyClient
 
 HEARTBEAT_SECONDS = 15.0
 FOLLOW_LIMIT = 6  # logs followed at once, by all browsers together (each holds a thread and a connection)

@@ -20,7 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from jobchain.api.models import (
-    API_VERSION,
     TERMINAL_EXECUTION_PHASES,
     ConcurrencyPolicy,
     Condition,
@@ -28,15 +27,22 @@ from jobchain.api.models import (
     WorkflowScheduleSpec,
     WorkflowScheduleStatus,
 )
+from jobchain.api.vocabulary import (
+    ANNOTATION_MANUAL,
+    ANNOTATION_SCHEDULED_TIME,
+    API_VERSION,
+    KIND_EXECUTION,
+    KIND_SCHEDULE,
+    LABEL_MANAGED_BY,
+    LABEL_SCHEDULE,
+    LABEL_SCHEDULED_UNIX,
+    MANAGED_BY,
+)
 from jobchain.engine.execution import status as st
 from jobchain.engine.execution.types import Event
 from jobchain.engine.schedules.cron import ScheduleError, parse
 from jobchain.engine.timefmt import iso, parse_time
 
-LABEL_SCHEDULE = "jobchain.dev/schedule"
-LABEL_SCHEDULED_UNIX = "jobchain.dev/scheduled-unix"
-ANNOTATION_SCHEDULED_TIME = "jobchain.dev/scheduled-time"
-ANNOTATION_MANUAL = "jobchain.dev/manual"
 # A schedule's name plus "-" and a 10-digit Unix time must stay a valid label value (63).
 MAX_NAME = 52
 
@@ -98,10 +104,10 @@ def execution_manifest(ref: ScheduleRef, spec: WorkflowScheduleSpec, at: datetim
                                                  exclude_defaults=True)
     if spec.executionTemplate.workflowRef is not None:
         template["workflowRef"] = {"name": spec.executionTemplate.workflowRef.name}
-    labels = {LABEL_SCHEDULE: ref.name, "app.kubernetes.io/managed-by": "jobchain"}
+    labels = {LABEL_SCHEDULE: ref.name, LABEL_MANAGED_BY: MANAGED_BY}
     annotations = {ANNOTATION_SCHEDULED_TIME: iso(at)}
     meta: dict[str, Any] = {"namespace": ref.namespace, "labels": labels, "annotations": annotations,
-                            "ownerReferences": [{"apiVersion": API_VERSION, "kind": "WorkflowSchedule",
+                            "ownerReferences": [{"apiVersion": API_VERSION, "kind": KIND_SCHEDULE,
                                                  "name": ref.name, "uid": ref.uid, "controller": True}]}
     if manual:
         meta["generateName"] = f"{ref.name}-manual-"
@@ -109,7 +115,7 @@ def execution_manifest(ref: ScheduleRef, spec: WorkflowScheduleSpec, at: datetim
     else:
         meta["name"] = execution_name(ref.name, at)
         labels[LABEL_SCHEDULED_UNIX] = str(int(at.timestamp()))
-    return {"apiVersion": API_VERSION, "kind": "WorkflowExecution", "metadata": meta, "spec": template}
+    return {"apiVersion": API_VERSION, "kind": KIND_EXECUTION, "metadata": meta, "spec": template}
 
 
 def _ready(old: WorkflowScheduleStatus, ref: ScheduleRef, ok: bool, reason: str, message: str,

@@ -15,26 +15,29 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jobchain.api.models import API_VERSION, Node, WorkflowSpec
+from jobchain.api.models import Node, WorkflowSpec
+from jobchain.api.vocabulary import (
+    ANNOTATION_EXECUTION,
+    ANNOTATION_EXECUTION_UID,
+    ANNOTATION_INPUT,
+    API_VERSION,
+    CONTAINER,
+    KIND_EXECUTION,
+    LABEL_EXECUTION,
+    LABEL_ITEM,
+    LABEL_MANAGED_BY,
+    LABEL_NODE,
+    LABEL_WORKFLOW,
+    MANAGED_BY,
+)
 from jobchain.engine.spec import refs
 from jobchain.engine.spec.graph import node_texts
 from jobchain.engine.spec.outputs import input_json as to_input_json
 from jobchain.engine.spec.refs import Scope, UnresolvedReference
 from jobchain.engine.spec.shell import Quoting, contexts
 
-LABEL_EXECUTION = "jobchain.dev/execution"
-LABEL_NODE = "jobchain.dev/node"
-LABEL_WORKFLOW = "jobchain.dev/workflow"
-LABEL_ITEM = "jobchain.dev/item"  # a forEach item's index
-LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
-MANAGED_BY = "jobchain"
-ANNOTATION_OUTPUT = "jobchain.dev/output"
-ANNOTATION_EXECUTION_UID = "jobchain.dev/execution-uid"
-ANNOTATION_EXECUTION = "jobchain.dev/execution"  # the full name: label values are capped at 63
-CONTAINER = "main"
 # Every node's input as a file ($JOBCHAIN_INPUT_FILE): mounted from the predecessor's output
 # ConfigMap when the output was kept in one, otherwise projected from this pod annotation.
-ANNOTATION_INPUT = "jobchain.dev/input"
 INPUT_VOLUME = "jobchain-input"
 INPUT_DIR = "/var/run/jobchain/input"
 INPUT_FILE = f"{INPUT_DIR}/input.json"
@@ -365,7 +368,7 @@ def render_job(
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,
-                    "kind": "WorkflowExecution",
+                    "kind": KIND_EXECUTION,
                     "name": execution.name,
                     "uid": execution.uid,
                     "controller": True,
@@ -405,7 +408,7 @@ def render_output_config_map(execution: ExecutionRef, node: str, text: str, inde
             "namespace": execution.namespace,
             "labels": labels,
             "annotations": {ANNOTATION_EXECUTION_UID: execution.uid, ANNOTATION_EXECUTION: execution.name},
-            "ownerReferences": [{"apiVersion": API_VERSION, "kind": "WorkflowExecution", "name": execution.name,
+            "ownerReferences": [{"apiVersion": API_VERSION, "kind": KIND_EXECUTION, "name": execution.name,
                                  "uid": execution.uid, "controller": True, "blockOwnerDeletion": True}],
         },
         "immutable": True,
