@@ -64,9 +64,12 @@ def stamp(moment: float | None = None) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment or time.time()))
 
 
-def chain(name: str, nodes: int) -> dict[str, Any]:
-    """A WorkflowExecution of `nodes` busybox nodes in a chain, its workflow inline (as bench/common)."""
-    steps = [{"name": f"n{i}", "script": SCRIPT, **({"next": [{"node": f"n{i + 1}"}]} if i + 1 < nodes else {})}
+def chain(name: str, nodes: int, env: int = 0) -> dict[str, Any]:
+    """A WorkflowExecution of `nodes` busybox nodes in a chain, its workflow inline (as bench/common);
+    each node with `env` entries of its own (distinct values: nothing shared between copies)."""
+    steps = [{"name": f"n{i}", "script": SCRIPT, **({"next": [{"node": f"n{i + 1}"}]} if i + 1 < nodes else {}),
+              **({"env": [{"name": f"E{k:02d}", "value": f"{(i * env + k) % 4096:03x}"} for k in range(env)]}
+                 if env else {})}
              for i in range(nodes)]
     return {"apiVersion": "jobchain.dev/v1alpha1", "kind": "WorkflowExecution",
             "metadata": {"name": name, "namespace": NAMESPACE},
@@ -388,7 +391,7 @@ class Run:
 
 
 async def run(executions: int, nodes: int, latency: float = 0.005, run_seconds: float = 1.0,
-              timeout: float = 900.0, on_tick: Callable[[Run], None] | None = None) -> Run:
+              timeout: float = 900.0, on_tick: Callable[[Run], None] | None = None, env: int = 0) -> Run:
     """Starts the operator's handlers on this loop, creates `executions` chains of `nodes` at once,
     and returns when all have finished (or after `timeout` seconds)."""
     from jobchain.controller import handlers, metrics, reconcile
@@ -429,7 +432,7 @@ async def run(executions: int, nodes: int, latency: float = 0.005, run_seconds: 
     names = [f"run-{i:04d}" for i in range(executions)]
     began, cpu = time.monotonic(), time.process_time()
     for name in names:
-        cluster.create_execution(chain(name, nodes))
+        cluster.create_execution(chain(name, nodes, env))
     result = Run(cluster, box["kopf"], rt, 0.0, 0, [], metric, passes, pass_cpu)
     while time.monotonic() - began < timeout:
         await asyncio.sleep(0.5)

@@ -1,6 +1,8 @@
 """What the operator holds in memory with E executions x N nodes created at once, on the host alone.
 
 Run: .venv/bin/python bench/memory.py --executions 500 --nodes 5 [--tracemalloc]
+The largest workflow within the limits, per execution (docs/performance.md, "One tenant's memory"):
+     .venv/bin/python bench/memory.py --executions 40 --nodes 500 --env 100 --timeout 60
 Prints the process's resident memory (after start, peak, at the end), what the store and kopf's
 per-object memories hold (deep sizes), and with --tracemalloc the lines that hold the most at the
 peak of traced memory. Asserts nothing. See bench/hostsim.py for what is real and what is simulated;
@@ -54,6 +56,8 @@ def _trimmed_rss() -> float:
 def main() -> None:
     parser = hostsim.arguments(executions=500, run_seconds=0.5)
     parser.add_argument("--tracemalloc", action="store_true", help="also trace allocations (slower)")
+    parser.add_argument("--env", type=int, default=0, help="env entries of each node (100: the limit)")
+    parser.add_argument("--timeout", type=float, default=900.0, help="stop after this many seconds")
     args = parser.parse_args()
 
     from jobchain.controller import handlers  # noqa: F401  (registers the handlers, as the operator does)
@@ -78,7 +82,8 @@ def main() -> None:
                 snapshot[:] = [tracemalloc.take_snapshot()]
 
     began = time.time()
-    run = asyncio.run(hostsim.run(args.executions, args.nodes, args.latency, args.run_seconds, on_tick=tick))
+    run = asyncio.run(hostsim.run(args.executions, args.nodes, args.latency, args.run_seconds, on_tick=tick,
+                                  timeout=args.timeout, env=args.env))
     end = hostsim.rss_mib()
     gc.collect()
     store = run.runtime.store
@@ -96,6 +101,9 @@ def main() -> None:
           f"the simulation's own objects (JSON text) {sim_bytes / 2**20:.1f} MiB")
     print(f"  passes: {len(run.passes)}, {hostsim.quantiles(run.passes)}; CPU of the process {run.cpu:.1f}s, "
           f"{run.cpu / (args.executions * args.nodes) * 1000:.1f} ms per node")
+    held = trimmed - start - sim_bytes / 2**20
+    print(f"  per execution: {held / args.executions:.2f} MiB of RSS held (after malloc_trim, less the "
+          f"simulation's own text), {store_bytes / 2**20 / args.executions:.2f} MiB in the store")
     if snapshot:
         print(f"  traced peak {peak_traced[0] / 2**20:.1f} MiB; the lines holding most when "
               f"{snapshot_at[0] / 2**20:.1f} MiB were traced:")
