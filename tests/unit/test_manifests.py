@@ -121,12 +121,14 @@ NAMESPACED = _perms(
     ("", "events", "create"),
     ("", "secrets", "get"),
     ("", "configmaps", "get create"),
+    ("", "serviceaccounts", "use"), ("jobchain.dev", "privileged", "use"),  # for the run policy
 )
 # The leader election Lease, in the operator's own namespace.
 LEASE = _perms(("coordination.k8s.io", "leases", "create get update"))
 # Cluster-scoped reads kopf makes to discover namespaces and resources.
 DISCOVERY = _perms(
-    ("", "namespaces", "list watch"), ("apiextensions.k8s.io", "customresourcedefinitions", "list watch")
+    ("", "namespaces", "list watch"), ("apiextensions.k8s.io", "customresourcedefinitions", "list watch"),
+    ("admissionregistration.k8s.io", "validatingadmissionpolicies validatingadmissionpolicybindings", "get"),
 )
 
 
