@@ -33,7 +33,7 @@ from jobchain.engine.execution.planner import (
 from jobchain.engine.execution.status import output_refs
 from jobchain.engine.spec.render import LABEL_NODE, job_name, key_of
 from jobchain.k8s.observe import Observation
-from jobchain.k8s.writes import JobRefused
+from jobchain.k8s.writes import ForgedOutputError, JobRefused
 
 EXECUTION = "run-1"
 NAMESPACE = "team-a"
@@ -368,7 +368,10 @@ class FakeCluster:
     def create_config_map(self, manifest: dict[str, Any]) -> None:
         self.config_maps = {**getattr(self, "config_maps", {}), manifest["metadata"]["name"]: manifest}
 
-    def output_value(self, namespace: str, config_map: str, key: str) -> tuple[bool, Any]:
+    def output_value(self, namespace: str, config_map: str, key: str, owner_uid: str | None = None,
+                     sha256: str | None = None) -> tuple[bool, Any]:
+        if config_map in getattr(self, "forged", ()):  # the real cluster's check found it forged
+            raise ForgedOutputError(f"ConfigMap {namespace}/{config_map} ... someone replaced it")
         found = getattr(self, "config_maps", {}).get(config_map)
         return (True, json.loads(found["data"][key])) if found else (False, None)
 

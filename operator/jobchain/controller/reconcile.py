@@ -50,7 +50,7 @@ from jobchain.engine.timefmt import iso
 from jobchain.k8s.api import EXECUTIONS, WORKFLOWS
 from jobchain.k8s.cluster import OperatorCluster
 from jobchain.k8s.observe import NodeToRead
-from jobchain.k8s.writes import JobRefused
+from jobchain.k8s.writes import ForgedOutputError, JobRefused
 
 log = logging.getLogger(__name__)
 
@@ -182,13 +182,17 @@ def _without_secrets(cluster: OperatorCluster, namespace: str, spec: WorkflowExe
     return out
 
 
-def _whole_outputs(cluster: OperatorCluster, namespace: str, name: str, status: ExecutionStatus) -> dict[str, Any]:
+def _whole_outputs(cluster: OperatorCluster, namespace: str, name: str, status: ExecutionStatus,
+                   uid: str | None = None) -> dict[str, Any]:
     """The whole values of outputs kept in ConfigMaps (status holds previews), for edges and inputs:
     of nodes, and of the items of forEach nodes still running (keyed node#index).
     One that is gone (deleted by hand) is left out: the planner then has only the preview."""
     found: dict[str, Any] = {}
     for key, ref in st.output_refs(status, name).items():
-        ok, value = cluster.output_value(namespace, ref.configMap, ref.key)
+        try:
+            ok, value = cluster.output_value(namespace, ref.configMap, ref.key, uid, ref.sha256)
+        except ForgedOutputError as exc:
+            raise ForgedOutputError(f"the output of node {key}: {exc}") from None
         if ok:
             found[key] = value
         else:
@@ -245,7 +249,11 @@ def reconcile_execution(cluster: OperatorCluster, namespace: str, name: str, out
             return hold(cluster, body, old, queue.QUEUED, admission.waiting.message, now)
         if old.workflowSpec is None and spec.resumeFrom is not None and not spec.cancel:
             return resume_pass(cluster, body, old, spec.resumeFrom.name, now)
-        return _plan_pass(cluster, body, spec, old, lookup, now, output_limit, began)
+        try:
+            return _plan_pass(cluster, body, spec, old, lookup, now, output_limit, began)
+        except ForgedOutputError as exc:  # no forged value is passed on: the execution stops here
+            return refuse(cluster, body, old, "ForgedOutput", f"{exc}. Delete that ConfigMap and run the "
+                          "workflow again; find who may create ConfigMaps in this namespace", now)
 
 
 def hold(cluster: OperatorCluster, body: dict[str, Any], old: ExecutionStatus, reason: str, message: str,
@@ -288,7 +296,7 @@ def _plan_pass(cluster: OperatorCluster, body: dict[str, Any], spec: WorkflowExe
     execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old,
                                created=utc_stamp(meta.get("creationTimestamp")),
                                scheduled_time=(meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME),
-                               outputs=_whole_outputs(cluster, namespace, name, old))
+                               outputs=_whole_outputs(cluster, namespace, name, old, meta["uid"]))
     result = plan(execution, observed, now, lookup, output_limit)
     for config_map in result.config_maps:  # before the status that names them, and the Jobs that mount them
         cluster.writer.create_config_map(config_map)

@@ -11,6 +11,7 @@ execution, at start (a Workflow created just before its execution may not have r
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 from collections import OrderedDict
@@ -22,8 +23,8 @@ from kubernetes.client.exceptions import ApiException
 
 from jobchain.k8s.api import EXECUTIONS, WORKFLOWS, Builtins, CustomObjects, connect
 from jobchain.k8s.observe import Observer
-from jobchain.k8s.store import Store
-from jobchain.k8s.writes import Writer
+from jobchain.k8s.store import Store, has_owner
+from jobchain.k8s.writes import ForgedOutputError, Writer
 
 __all__ = ["OperatorCluster", "connect"]
 
@@ -93,22 +94,33 @@ class OperatorCluster:
                 values.append(base64.b64decode(str(data[key])).decode(errors="replace"))
         return values
 
-    def output_value(self, namespace: str, config_map: str, key: str) -> tuple[bool, Any]:
+    def output_value(self, namespace: str, config_map: str, key: str, owner_uid: str | None = None,
+                     sha256: str | None = None) -> tuple[bool, Any]:
         """(found, value) of a whole output kept in a ConfigMap; (False, None) if it is gone.
-        Cached (up to OUTPUT_CACHE_BYTES of JSON text): the ConfigMaps are immutable."""
+        Cached (up to OUTPUT_CACHE_BYTES of JSON text): the ConfigMaps are immutable.
+
+        Raises ForgedOutputError when it is not owned by `owner_uid` (the execution) or its text is
+        not the one whose `sha256` status recorded: one deleted and made again by someone else."""
         cache_key = (namespace, config_map)
         with self._outputs_lock:
             if cache_key in self._outputs:
                 self._outputs.move_to_end(cache_key)
                 return True, self._outputs[cache_key][0]
         try:
-            data = Builtins(self.api).read_namespaced_config_map(config_map, namespace).get("data") or {}
+            found = Builtins(self.api).read_namespaced_config_map(config_map, namespace)
         except ApiException as exc:
             if exc.status == 404:
                 return False, None
             raise
+        data = found.get("data") or {}
         if key not in data:
             return False, None
+        where = f"ConfigMap {namespace}/{config_map}, where an output is kept whole,"
+        if owner_uid is not None and not has_owner(found, owner_uid):
+            raise ForgedOutputError(f"{where} is not owned by this execution: someone else made it")
+        if sha256 is not None and hashlib.sha256(data[key].encode()).hexdigest() != sha256:
+            raise ForgedOutputError(f"{where} does not hold the output written (its sha256 differs from the one "
+                                    "in status): someone replaced it")
         value = json.loads(data[key])
         with self._outputs_lock:
             if cache_key not in self._outputs:

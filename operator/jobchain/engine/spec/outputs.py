@@ -19,6 +19,7 @@ output is brought into a form that survives that trip unchanged before anything 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -139,6 +140,11 @@ def parse_output(raw: str | None, limit: int, keep_end: bool = False) -> tuple[A
 def input_json(value: Any) -> str:
     """The text a node is given as its input ($JOBCHAIN_INPUT, $JOBCHAIN_INPUT_FILE): compact JSON."""
     return json.dumps(value, separators=(",", ":"))
+
+
+def text_sha256(text: str) -> str:
+    """The digest status records of an output kept whole in a ConfigMap (OutputRef.sha256)."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)
