@@ -146,11 +146,11 @@ def test_naming_a_service_account_or_privileged_fields_needs_the_verb_use(api: c
     as_deployer = workflow("deploy", [{"name": "a", "script": "echo hi", "serviceAccountName": "deployer"}])
     refused = as_user(kubeconfig, "alice", namespace, as_deployer)
     assert refused.returncode != 0
-    assert "runs as ServiceAccount deployer, which you may not use" in refused.stderr, refused.stderr
+    assert "runs as a ServiceAccount you may not use (this spec names: deployer)" in refused.stderr, refused.stderr
     assert "verbs [use]" in refused.stderr
     inline = {"apiVersion": "jobchain.dev/v1alpha1", "kind": "WorkflowExecution",
               "metadata": {"name": "inline"}, "spec": {"workflow": as_deployer["spec"]}}
-    assert "which you may not use" in as_user(kubeconfig, "alice", namespace, inline).stderr
+    assert "you may not use" in as_user(kubeconfig, "alice", namespace, inline).stderr
     grant(rbac, namespace, "alice-use-deployer", {"apiGroups": [""], "resources": ["serviceaccounts"],
                                                   "resourceNames": ["deployer"], "verbs": ["use"]}, "alice")
     allowed = wait_for(lambda: as_user(kubeconfig, "alice", namespace, as_deployer).returncode == 0 or None, 30,
