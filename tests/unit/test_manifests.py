@@ -223,7 +223,9 @@ def test_kustomize_base_installs_a_cluster_wide_operator() -> None:
 @needs_kubectl
 def test_kustomize_base_offers_the_step_and_user_roles() -> None:
     roles = {d["metadata"]["name"]: d for d in of_kind(kustomize("manifests/base"), "ClusterRole")}
-    assert roles["jobchain-step"]["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}]
+    assert roles["jobchain-step"]["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]},
+                                              {"apiGroups": ["jobchain.dev"], "resources": ["steps"],
+                                               "verbs": ["set-output"]}]  # the step policy's marker
     assert roles["jobchain-edit"]["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
     assert roles["jobchain-view"]["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
 
