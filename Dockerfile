@@ -1,17 +1,19 @@
 # The jobchain operator image.
 #
-#   docker build -t jobchain-operator:dev .                       # on python:3.11-slim
+#   docker build -t jobchain-operator:dev .                       # on python:3.11.11-slim-bookworm
 #   hack/image-build.sh                                          # without Docker or a registry
 #
 # BASE must have python3 (3.11, the version requirements.lock was made for) with the venv
 # module. hack/image-build.sh passes the Debian bookworm rootfs it made with debootstrap, pinned
-# by its digest (name@sha256:...). For a release build pin the default the same way:
-#   docker build --build-arg BASE=python:3.11-slim@sha256:<digest> ...
-# (no digest is written here: this project cannot reach a registry to read a true one).
+# by its digest (name@sha256:...). The default is an exact release (Python 3.11.11 on Debian
+# bookworm), not a moving tag such as 3.11-slim; for a release build also pin its digest:
+#   docker build --build-arg BASE=python:3.11.11-slim-bookworm@sha256:<digest> ...
+# (no digest is written here: this project's builders reach no container registry to read a
+# true one, and a digest copied from elsewhere could not be checked).
 # Dependencies install from requirements.lock only: exact versions, each file checked against
 # its sha256 (pip --require-hashes). The operator runs as uid 65532 and writes nothing outside
 # /tmp, so the pod can use readOnlyRootFilesystem with an emptyDir on /tmp.
-ARG BASE=python:3.11-slim
+ARG BASE=python:3.11.11-slim-bookworm
 
 FROM ${BASE} AS build
 # PIP_CA_FILE: a CA bundle for pip, for builds behind a TLS-intercepting proxy; it must be

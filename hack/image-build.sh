@@ -27,7 +27,19 @@ image_version=localhost/jobchain-operator:$version
 base=localhost/jobchain-base:bookworm
 base_tar=$cache/jobchain-base-bookworm.tar
 archive=$cache/jobchain-operator.tar
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# The rootfs is fetched over https and checked against Debian's archive keyring (debootstrap
+# --force-check-gpg: an unsigned or badly signed Release fails the build). With
+# JOBCHAIN_DEBIAN_SNAPSHOT=YYYYMMDDTHHMMSSZ it comes from snapshot.debian.org at that date, the
+# same bytes on every machine (not the default: this project's builders cannot reach
+# snapshot.debian.org). Either way the Release date and every package version are recorded
+# beside the archive ($base_tar.packages).
+snapshot=${JOBCHAIN_DEBIAN_SNAPSHOT:-}
+if [ -n "$snapshot" ]; then
+  mirror=${DEBIAN_MIRROR:-https://snapshot.debian.org/archive/debian/$snapshot}
+else
+  mirror=${DEBIAN_MIRROR:-https://deb.debian.org/debian}
+fi
+keyring=/usr/share/keyrings/debian-archive-keyring.gpg
 base_packages=python3,python3-venv,ca-certificates
 force=0
 [ "${1:-}" = --force ] && force=1
@@ -47,6 +59,7 @@ flock 9 # one build at a time
 missing=()
 command -v buildah >/dev/null || missing+=(buildah)
 command -v debootstrap >/dev/null || missing+=(debootstrap)
+[ -s "$keyring" ] || missing+=(debian-archive-keyring)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing ${missing[*]} from Debian's packages"
   apt-get update -qq
@@ -74,13 +87,19 @@ if [ ! -s "$base_tar" ]; then
   log "debootstrap bookworm minbase + $base_packages (once; cached as $base_tar)"
   rootfs=$(mktemp -d "$cache/rootfs.XXXXXX")
   trap 'rm -rf "$rootfs"' EXIT
-  debootstrap --variant=minbase --include="$base_packages" bookworm "$rootfs" "$mirror" \
-    > "$cache/debootstrap.log" 2>&1 || die "debootstrap failed; see $cache/debootstrap.log"
+  debootstrap --variant=minbase --include="$base_packages" --keyring="$keyring" --force-check-gpg \
+    bookworm "$rootfs" "$mirror" > "$cache/debootstrap.log" 2>&1 || die "debootstrap failed; see $cache/debootstrap.log"
+  {
+    echo "# mirror: $mirror"
+    sed -n 's/^Date: /# release date: /p' "$rootfs"/var/lib/apt/lists/*_InRelease "$rootfs"/var/lib/apt/lists/*_Release 2>/dev/null | head -1 || true
+    chroot "$rootfs" dpkg-query -W -f '${Package}=${Version}\n'
+  } > "$base_tar.packages.tmp"
   rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/lib/apt/lists/* \
     "$rootfs"/var/log/* "$rootfs"/tmp/* "$rootfs"/dev/* "$rootfs"/proc/* "$rootfs"/sys/*
   : > "$rootfs/etc/resolv.conf"; : > "$rootfs/etc/hostname"
   tar --numeric-owner -C "$rootfs" -cf "$base_tar.tmp" .
   mv "$base_tar.tmp" "$base_tar"
+  mv "$base_tar.packages.tmp" "$base_tar.packages"
   rm -rf "$rootfs"; trap - EXIT
   step "base rootfs $(du -h "$base_tar" | cut -f1)"
 fi

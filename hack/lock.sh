@@ -10,7 +10,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 bash hack/venv.sh
-common=(--quiet --generate-hashes --allow-unsafe --strip-extras --all-build-deps --no-emit-index-url
+common=(--quiet --generate-hashes --allow-unsafe --strip-extras --all-build-deps --no-emit-index-url --no-emit-find-links
         --resolver=backtracking pyproject.toml)
 upgrade=()
 [ -n "${JOBCHAIN_LOCK_UPGRADE:-}" ] && upgrade=(--upgrade)

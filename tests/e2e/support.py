@@ -96,6 +96,16 @@ SESSION_COPIES = ("ClusterRole", "ClusterRoleBinding", "ValidatingAdmissionPolic
                   "ValidatingAdmissionPolicyBinding")
 
 
+# The admission policies manifests/base ships; the operator checks at start that they are in force.
+POLICY_FILES = ("step-policy.yaml", "run-policy.yaml")
+
+
+def session_policies() -> str:
+    """JOBCHAIN_ADMISSION_POLICIES for an operator of this session: the names of its copies."""
+    return ",".join(session_name(d["metadata"]["name"]) for d in shipped_docs(*POLICY_FILES)
+                    if d["kind"] == "ValidatingAdmissionPolicy")
+
+
 def shipped_docs(*files: str) -> list[dict[str, Any]]:
     """The documents of manifests/base files, as kustomize would apply them (no transforms used)."""
     return [d for f in files for d in yaml.safe_load_all((ROOT / "manifests/base" / f).read_text()) if d]
@@ -120,7 +130,7 @@ class OperatorAccount:
         self.created: list[tuple[str, str]] = []  # (kind, name) of cluster-scoped copies
 
     def objects(self) -> list[dict[str, Any]]:
-        docs = shipped_docs("rbac.yaml", "rbac-users.yaml", "step-policy.yaml")
+        docs = shipped_docs("rbac.yaml", "rbac-users.yaml", *POLICY_FILES)
         out: list[dict[str, Any]] = []
         for doc in docs:
             doc = dict(doc)
@@ -134,6 +144,12 @@ class OperatorAccount:
             spec = doc.get("spec") or {}
             if "policyName" in spec:
                 doc["spec"] = {**spec, "policyName": session_name(spec["policyName"])}
+            if doc["kind"] == "ValidatingAdmissionPolicy":
+                # The session's copy judges the session's namespaces only: other sessions (and the
+                # cluster's own controllers) never meet it, whatever it says.
+                mine = f"request.namespace.startsWith('{E2E_NAMESPACE_PREFIX}')"
+                doc["spec"] = {**spec, "matchConditions": [
+                    {"name": "this-e2e-session", "expression": mine}, *spec.get("matchConditions", [])]}
             out.append(doc)
         return out
 
@@ -184,7 +200,8 @@ class OperatorProcess:
             if wait:
                 wait_for(lambda: self._healthy(), timeout=60, what="operator health endpoint")
             return
-        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "JOBCHAIN_OPERATOR_NAMESPACE": OPERATOR_NAMESPACE}
+        env = {**os.environ, "KUBECONFIG": self.kubeconfig, "JOBCHAIN_OPERATOR_NAMESPACE": OPERATOR_NAMESPACE,
+               "JOBCHAIN_ADMISSION_POLICIES": session_policies()}
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "jobchain.controller", "--namespace", self.namespace_pattern,

@@ -37,7 +37,7 @@ from jobchain.engine.spec.render import job_name, key_of
 from jobchain.k8s.cluster import ExecutionCluster, OperatorCluster
 from jobchain.k8s.observe import Observation
 from jobchain.k8s.store import has_owner
-from jobchain.k8s.writes import JobRefused
+from jobchain.k8s.writes import ForgedOutputError, JobRefused
 
 EXECUTION = "run-1"
 NAMESPACE = "team-a"
@@ -372,7 +372,10 @@ class FakeCluster:
     def create_config_map(self, manifest: dict[str, Any]) -> None:
         self.config_maps = {**getattr(self, "config_maps", {}), manifest["metadata"]["name"]: manifest}
 
-    def output_value(self, namespace: str, config_map: str, key: str, owner_uid: str) -> tuple[bool, Any]:
+    def output_value(self, namespace: str, config_map: str, key: str, owner_uid: str,
+                     sha256: str | None = None) -> tuple[bool, Any]:
+        if config_map in getattr(self, "forged", ()):  # the real cluster's check found it forged
+            raise ForgedOutputError(f"ConfigMap {namespace}/{config_map} ... someone replaced it")
         found = getattr(self, "config_maps", {}).get(config_map)
         if found is None or not has_owner(found, owner_uid):  # as the real one: another execution's is not taken
             return False, None

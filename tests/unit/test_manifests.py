@@ -120,12 +120,14 @@ NAMESPACED = _perms(
     ("", "events", "create"),
     ("", "secrets", "get"),
     ("", "configmaps", "get create"),
+    ("", "serviceaccounts", "use"), ("jobchain.dev", "privileged", "use"),  # for the run policy
 )
 # The leader election Lease, in the operator's own namespace.
 LEASE = _perms(("coordination.k8s.io", "leases", "create get update"))
 # Cluster-scoped reads kopf makes to discover namespaces and resources.
 DISCOVERY = _perms(
-    ("", "namespaces", "list watch"), ("apiextensions.k8s.io", "customresourcedefinitions", "list watch")
+    ("", "namespaces", "list watch"), ("apiextensions.k8s.io", "customresourcedefinitions", "list watch"),
+    ("admissionregistration.k8s.io", "validatingadmissionpolicies validatingadmissionpolicybindings", "get"),
 )
 
 
@@ -220,7 +222,9 @@ def test_kustomize_base_installs_a_cluster_wide_operator() -> None:
 @needs_kubectl
 def test_kustomize_base_offers_the_step_and_user_roles() -> None:
     roles = {d["metadata"]["name"]: d for d in of_kind(kustomize("manifests/base"), "ClusterRole")}
-    assert roles["jobchain-step"]["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]}]
+    assert roles["jobchain-step"]["rules"] == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "patch"]},
+                                              {"apiGroups": ["jobchain.dev"], "resources": ["steps"],
+                                               "verbs": ["set-output"]}]  # the step policy's marker
     assert roles["jobchain-edit"]["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
     assert roles["jobchain-view"]["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
 

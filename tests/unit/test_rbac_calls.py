@@ -35,11 +35,15 @@ KINDS: dict[str, tuple[str, str]] = {
     "secret": ("", "secrets"),
     "lease": ("coordination.k8s.io", "leases"),
     "config_map": ("", "configmaps"),
+    "validating_admission_policy": ("admissionregistration.k8s.io", "validatingadmissionpolicies"),
+    "validating_admission_policy_binding": ("admissionregistration.k8s.io", "validatingadmissionpolicybindings"),
 }
 VERBS = {"create": "create", "read": "get", "get": "get", "list": "list", "patch": "patch", "replace": "update",
          "delete": "delete"}
 CLIENT_METHOD = re.compile(r"^(create|read|list|patch|replace|delete)_namespaced_(\w+?)(_status)?$"
                            r"|^(list)_(\w+?)_for_all_namespaces()$")
+# Cluster-scoped objects read by name (the admission policies, at start).
+CLUSTER_METHOD = re.compile(r"^(read)_(validating_admission_policy(?:_binding)?)$")
 CUSTOM_METHOD = re.compile(r"^(get|list|patch|replace|delete|create)_namespaced_custom_object(_status)?$")
 PLURAL_ARG = 3  # (group, version, namespace, plural, ...)
 # kopf lists and watches CRDs to find the resources it serves, and namespaces to match
@@ -50,6 +54,9 @@ KOPF_OWN: set[Right] = {
     ("", "namespaces", "list"),
     ("", "namespaces", "watch"),
 }
+# Not API calls: the verbs the run admission policy (jobchain-run-rights) asks of whoever writes a
+# run, here the operator writing a schedule's executions (docs/security.md).
+ADMISSION_RIGHTS: set[Right] = {("", "serviceaccounts", "use"), ("jobchain.dev", "privileged", "use")}
 
 
 class Code:
@@ -113,7 +120,7 @@ class Code:
 
 def calls_made(code: Code) -> set[Right]:
     """Every (group, resource, verb) the operator's code asks of the API server."""
-    rights = set(KOPF_OWN)
+    rights = set(KOPF_OWN) | ADMISSION_RIGHTS
     for call, scope in code.calls():
         func = call.func
         if not isinstance(func, ast.Attribute):
@@ -125,6 +132,9 @@ def calls_made(code: Code) -> set[Right]:
             for g in group:
                 for plural in code.values(plural_expr, scope):
                     rights.add((g, plural + ("/status" if m.group(2) else ""), VERBS[m.group(1)]))
+        elif (m := CLUSTER_METHOD.match(func.attr)) is not None:
+            group, resource = KINDS[m.group(2)]
+            rights.add((group, resource, VERBS[m.group(1)]))
         elif (m := CLIENT_METHOD.match(func.attr)) is not None:
             verb, kind, status = (m.group(1), m.group(2), m.group(3)) if m.group(1) else m.group(4, 5, 6)
             assert kind in KINDS, f"{func.attr}: add the kind {kind!r} to KINDS in {__file__}"
@@ -160,6 +170,7 @@ def _chart_rules() -> set[Right]:
     from the templates without helm (test_manifests renders them with helm where it is built)."""
     helpers = (ROOT / "charts/jobchain/templates/_helpers.tpl").read_text()
     block = helpers.split('{{- define "jobchain.operatorRules" -}}', 1)[1].split("{{- end -}}", 1)[0]
+    block += helpers.split('{{- define "jobchain.secretRules" -}}', 1)[1].split("{{- end -}}", 1)[0]
     rbac = (ROOT / "charts/jobchain/templates/rbac.yaml").read_text()
     discovery = rbac.split("rules:\n", 1)[1].split("---", 1)[0]
     leases = helpers.split('{{- define "jobchain.leaseRules" -}}', 1)[1].split("{{- end -}}", 1)[0]

@@ -61,13 +61,25 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: [events]
   verbs: [create]
-- apiGroups: [""]
-  resources: [secrets]
-  verbs: [get]
 # outputs over the inline cap, kept whole in immutable ConfigMaps owned by their execution
 - apiGroups: [""]
   resources: [configmaps]
   verbs: [get, create]
+# not API calls: what the run admission policy (jobchain-run-rights) asks of whoever writes a run;
+# the operator writes a schedule's executions, whose template was checked against its author
+- apiGroups: [""]
+  resources: [serviceaccounts]
+  verbs: [use]
+- apiGroups: [jobchain.dev]
+  resources: [privileged]
+  verbs: [use]
+{{- end -}}
+
+{{/* Reading the Secret keys an execution's paramsFrom names, to redact them (rbac.secretNamespaces). */}}
+{{- define "jobchain.secretRules" -}}
+- apiGroups: [""]
+  resources: [secrets]
+  verbs: [get]
 {{- end -}}
 
 {{/* The leader election Lease (in the release's namespace): create, then get/update of that one Lease. */}}

@@ -378,6 +378,9 @@ class OutputRef(Observed):
     configMap: str = Field(description="The ConfigMap holding the whole output (owned by the execution).")
     key: str = Field(description="Its key: the output as compact JSON text.")
     bytes: int = Field(description="Size of that JSON text.")
+    sha256: str | None = Field(
+        default=None, description="sha256 (hex) of that JSON text, recorded when it was written; the "
+        "operator checks it whenever it adopts or reads the ConfigMap back.")
 
 
 class ItemCounts(Observed):

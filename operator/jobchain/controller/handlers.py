@@ -42,7 +42,7 @@ from jobchain.api.vocabulary import (
 )
 from jobchain.controller import admission_gate as queue
 from jobchain.controller import election_loop as leader
-from jobchain.controller import reconcile
+from jobchain.controller import policy_check, reconcile
 from jobchain.controller import schedule_pass as schedules
 from jobchain.controller.metrics import EXECUTIONS_RUNNING, STORE_OBJECTS
 from jobchain.controller.workers import Key, Workers
@@ -197,6 +197,8 @@ async def configure(settings: kopf.OperatorSettings, **_: Any) -> None:
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
     settings.persistence.diffbase_storage = NoDiffBase()
     _runtime = Runtime()
+    # A few reads; said loudly when a policy bounding steps and runs is missing (never fatal).
+    await asyncio.get_running_loop().run_in_executor(None, policy_check.check, _runtime.cluster.api)
     _runtime.start_leading(asyncio.get_running_loop())
 
 

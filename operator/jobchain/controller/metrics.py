@@ -46,6 +46,11 @@ RECONCILE_ERRORS = Counter("jobchain_reconcile_errors_total", "Reconciles that r
 LEADER = Gauge("jobchain_leader",
                "1 while this replica is the active one (holds the leader Lease), 0 while it stands by.")
 
+ADMISSION_POLICY = Gauge(
+    "jobchain_admission_policy_in_force",
+    "1 when the admission policy is installed and bound to deny at the operator's start, 0 when not "
+    "(docs/security.md).", ["policy"])
+
 
 def record_pass(old: ExecutionStatus, new: ExecutionStatus, created: list[dict[str, Any]],
                 now: datetime, finished_seen: dict[str, float],

@@ -32,7 +32,7 @@ from jobchain.engine.spec.outputs import DEFAULT_OUTPUT_LIMIT
 from jobchain.engine.spec.render import key_of
 from jobchain.engine.timefmt import utc_stamp
 from jobchain.k8s.cluster import ExecutionCluster
-from jobchain.k8s.writes import JobRefused
+from jobchain.k8s.writes import ForgedOutputError, JobRefused
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +78,16 @@ def reconcile_execution(cluster: ExecutionCluster, namespace: str, name: str, ou
         refs = passes.secrets_to_read(spec, observation.jobs)
         observed = passes.without_secrets(observation.jobs, cluster.secret_values(namespace, refs)) if refs \
             else observation.jobs
-        execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old,
-                                   created=utc_stamp(meta.get("creationTimestamp")),
-                                   scheduled_time=(meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME),
-                                   outputs=_whole_outputs(cluster, namespace, name, meta["uid"], old))
-        result = plan(execution, observed, now, lookup, output_limit, admission=admission,
-                      resume_source=resume_source)
-        return _apply(cluster, body, old, result, now, began, observation.finished_seen)
+        try:
+            execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old,
+                                       created=utc_stamp(meta.get("creationTimestamp")),
+                                       scheduled_time=(meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME),
+                                       outputs=_whole_outputs(cluster, namespace, name, meta["uid"], old))
+            result = plan(execution, observed, now, lookup, output_limit, admission=admission,
+                          resume_source=resume_source)
+            return _apply(cluster, body, old, result, now, began, observation.finished_seen)
+        except ForgedOutputError as exc:  # no forged value is passed on: the engine stops the execution
+            return _apply(cluster, body, old, passes.forged_output(old, meta.get("generation"), str(exc), now), now)
 
 
 def _resume_source(cluster: ExecutionCluster, namespace: str, name: str) -> ResumeSource:
@@ -95,7 +98,7 @@ def _resume_source(cluster: ExecutionCluster, namespace: str, name: str) -> Resu
     status = ExecutionStatus.model_validate(body.get("status") or {})
     outputs = {}
     for key, ref in passes.outputs_to_copy(name, status).items():
-        ok, value = cluster.output_value(namespace, ref.configMap, ref.key, body["metadata"]["uid"])
+        ok, value = cluster.output_value(namespace, ref.configMap, ref.key, body["metadata"]["uid"], ref.sha256)
         if ok:
             outputs[key] = value
     return ResumeSource(name, status, outputs)
@@ -108,7 +111,10 @@ def _whole_outputs(cluster: ExecutionCluster, namespace: str, name: str, uid: st
     One that is gone (deleted by hand) is left out: the planner then has only the preview."""
     found: dict[str, Any] = {}
     for key, ref in output_refs(status, name).items():
-        ok, value = cluster.output_value(namespace, ref.configMap, ref.key, uid)
+        try:
+            ok, value = cluster.output_value(namespace, ref.configMap, ref.key, uid, ref.sha256)
+        except ForgedOutputError as exc:
+            raise ForgedOutputError(f"the output of node {key}: {exc}") from None
         if ok:
             found[key] = value
         else:

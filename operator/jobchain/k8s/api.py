@@ -253,3 +253,14 @@ class Builtins:
 
     def create_namespaced_event(self, namespace: str, body: dict[str, Any]) -> None:
         self._send("POST", f"/api/v1/namespaces/{namespace}/events", body)
+
+    def read_validating_admission_policy(self, name: str) -> dict[str, Any]:
+        return dict(self._json("GET", f"/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicies/{name}"))
+
+    def read_validating_admission_policy_binding(self, name: str) -> dict[str, Any]:
+        return dict(self._json(
+            "GET", f"/apis/admissionregistration.k8s.io/v1/validatingadmissionpolicybindings/{name}"))
+
+    def server_version(self) -> dict[str, Any]:
+        """GET /version (readable by every authenticated user: no RBAC rule needed)."""
+        return dict(self._json("GET", "/version"))

@@ -11,6 +11,7 @@ execution, at start (a Workflow created just before its execution may not have r
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import threading
 from collections import OrderedDict
@@ -25,7 +26,7 @@ from jobchain.engine.execution.types import NodeToRead
 from jobchain.k8s.api import Builtins, CustomObjects, connect
 from jobchain.k8s.observe import Observation, Observer
 from jobchain.k8s.store import Store, has_owner
-from jobchain.k8s.writes import Writer
+from jobchain.k8s.writes import ForgedOutputError, Writer
 
 __all__ = ["ExecutionCluster", "OperatorCluster", "connect"]
 
@@ -74,7 +75,8 @@ class ExecutionCluster(Protocol):
     def delete_execution(self, namespace: str, name: str) -> None: ...
     def get_workflow(self, namespace: str, name: str) -> Obj | None: ...
     def secret_values(self, namespace: str, refs: Iterable[Mapping[str, Any]]) -> list[str] | None: ...
-    def output_value(self, namespace: str, config_map: str, key: str, owner_uid: str) -> tuple[bool, Any]: ...
+    def output_value(self, namespace: str, config_map: str, key: str, owner_uid: str,
+                     sha256: str | None = None) -> tuple[bool, Any]: ...
 
 
 class OperatorCluster:
@@ -139,10 +141,14 @@ class OperatorCluster:
                 values.append(base64.b64decode(str(data[key])).decode(errors="replace"))
         return values
 
-    def output_value(self, namespace: str, config_map: str, key: str, owner_uid: str) -> tuple[bool, Any]:
+    def output_value(self, namespace: str, config_map: str, key: str, owner_uid: str,
+                     sha256: str | None = None) -> tuple[bool, Any]:
         """(found, value) of a whole output kept in a ConfigMap owned by the execution of `owner_uid`;
         (False, None) if it is gone (or is an older execution's of the same name, not yet collected).
-        Cached by owner (up to OUTPUT_CACHE_BYTES of JSON text): the ConfigMaps are immutable."""
+        Cached by owner (up to OUTPUT_CACHE_BYTES of JSON text): the ConfigMaps are immutable.
+
+        Raises ForgedOutputError when its text is not the one whose `sha256` status recorded: one
+        deleted and made again (with an ownerReference to this execution) by someone else."""
         cache_key = (namespace, config_map, owner_uid)
         with self._outputs_lock:
             if cache_key in self._outputs:
@@ -159,6 +165,10 @@ class OperatorCluster:
         data = found.get("data") or {}
         if key not in data:
             return False, None
+        where = f"ConfigMap {namespace}/{config_map}, where an output is kept whole,"
+        if sha256 is not None and hashlib.sha256(data[key].encode()).hexdigest() != sha256:
+            raise ForgedOutputError(f"{where} does not hold the output written (its sha256 differs from the one "
+                                    "in status): someone replaced it")
         value = json.loads(data[key])
         with self._outputs_lock:
             if cache_key not in self._outputs:

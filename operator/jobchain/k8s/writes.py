@@ -37,6 +37,11 @@ class ForeignJobError(RuntimeError):
     """A Job with the deterministic name exists but belongs to another (older) execution."""
 
 
+class ForgedOutputError(RuntimeError):
+    """An output ConfigMap that the operator did not write as it is: its content (or owner) differs
+    from the output status records. Never adopted, never read: the execution fails, saying why."""
+
+
 class Writer:
     def __init__(self, api: client.ApiClient, event_threads: int = 0) -> None:
         """`event_threads`: post Events from that many background threads instead of the caller's
@@ -77,8 +82,10 @@ class Writer:
         )
 
     def create_config_map(self, manifest: dict[str, Any]) -> None:
-        """Creates an output ConfigMap, or adopts it if it exists for the same execution (it is
-        immutable and its name and content derive from the execution and node: the same one)."""
+        """Creates an output ConfigMap, or adopts it if it exists for the same execution with exactly
+        this content (it is immutable and its name and content derive from the execution and node: a
+        retried pass made it). The name and the execution's uid are readable by anyone: one with other
+        content was made by someone else, and is refused (ForgedOutputError)."""
         self.guard()
         meta = manifest["metadata"]
         try:
@@ -93,6 +100,11 @@ class Writer:
                 f"ConfigMap {meta['namespace']}/{meta['name']} exists and belongs to another execution "
                 "(an older one of the same name, still being garbage-collected?); will retry"
             )
+        if (existing.get("data") or {}) != manifest["data"] or existing.get("binaryData"):
+            raise ForgedOutputError(
+                f"ConfigMap {meta['namespace']}/{meta['name']}, where this node's whole output is kept, was "
+                "created before the operator wrote it, with other content: someone forged it (output ConfigMap "
+                "names and the execution's uid are readable); the output is not adopted")
 
     def create_execution(self, manifest: dict[str, Any]) -> dict[str, Any] | None:
         """Creates a schedule's execution; None when one of that name exists already (created by an

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from jobchain.api.models import GROUP
+from jobchain.api.vocabulary import GROUP
 
 MODES = ("none", "token", "proxy")
 TTL_SECONDS = 30.0

@@ -33,6 +33,7 @@ from jobchain.engine.spec.outputs import (
     input_json,
     keep_output,
     stored_size,
+    text_sha256,
     too_large_note,
 )
 from jobchain.engine.spec.refs import UnresolvedReference
@@ -348,7 +349,7 @@ class FanOut:
         run.plan.config_maps.append(render_output_config_map(run.ref(), node.name, text))
         run.whole[node.name] = whole
         return OutputRef(configMap=output_config_map_name(run.execution.name, node.name), key=OUTPUT_KEY,
-                         bytes=size), 0
+                         bytes=size, sha256=text_sha256(text)), 0
 
     def fail_vanished(self) -> None:
         """Fails the items whose Job disappeared (a stop in this pass cancelled them first, if any)."""

@@ -66,6 +66,13 @@ def refuse(status: ExecutionStatus, generation: int | None, reason: str, message
     return Plan(failed)
 
 
+def forged_output(status: ExecutionStatus, generation: int | None, problem: str, at: datetime) -> Plan:
+    """An output ConfigMap whose content is not what the operator wrote (`problem` says which): the
+    execution fails there, and no forged value reaches a node or a condition."""
+    return refuse(status, generation, "ForgedOutput", f"{problem}. Delete that ConfigMap and run the workflow "
+                  "again; find out who may create ConfigMaps in this namespace", at)
+
+
 def intake(namespace: str, operator_namespace: str | None, raw_spec: Mapping[str, Any], status: ExecutionStatus,
            generation: int | None, now: datetime) -> WorkflowExecutionSpec | Plan:
     """The spec to plan from, or the Plan that refuses the execution: it is in the operator's own

@@ -58,6 +58,7 @@ from jobchain.engine.spec.outputs import (
     STATUS_OUTPUT_BUDGET,
     keep_output,
     stored_size,
+    text_sha256,
     too_large_note,
 )
 from jobchain.engine.spec.refs import Scope, UnresolvedReference
@@ -255,7 +256,7 @@ class _Run:
                 message = f"{message}; {note}" if message else note
             elif kept.whole is not None:
                 ref = OutputRef(configMap=output_config_map_name(self.execution.name, node.name), key=OUTPUT_KEY,
-                                bytes=len(kept.whole.encode()))
+                                bytes=len(kept.whole.encode()), sha256=text_sha256(kept.whole))
                 self.plan.config_maps.append(render_output_config_map(self.ref(), node.name, kept.whole))
                 self.whole[node.name] = kept.value
                 if kept.truncated:

@@ -30,7 +30,7 @@ from jobchain.api.models import (
 )
 from jobchain.engine.execution import status as st
 from jobchain.engine.spec.graph import Graph
-from jobchain.engine.spec.outputs import input_json
+from jobchain.engine.spec.outputs import input_json, text_sha256
 from jobchain.engine.spec.render import (
     OUTPUT_KEY,
     ExecutionRef,
@@ -123,7 +123,7 @@ def seed(status: ExecutionStatus, source_name: str, source: ExecutionStatus, at:
             text = input_json(outputs[node.name])
             config_maps.append(render_output_config_map(execution, node.name, text))
             ref = OutputRef(configMap=output_config_map_name(execution.name, node.name), key=OUTPUT_KEY,
-                            bytes=len(text.encode()))
+                            bytes=len(text.encode()), sha256=text_sha256(text))
         st.mark_node(node, NodePhase.SUCCEEDED, old.finishedAt or iso(at),
                      f"reused from {source_name} (Succeeded there; not run again)", message_limit=limit,
                      startedAt=old.startedAt, exitCode=old.exitCode, inputFrom=old.inputFrom, output=old.output,

@@ -163,6 +163,35 @@ def _plain(expression: str, variables: tuple[str, ...] = VARIABLES) -> bool:
     return True
 
 
+def param_names(expression: str) -> set[str]:
+    """The params an expression reads by name (`params.X`, `params['X']`); empty if it does not compile.
+
+    Why: secret params are not in the `params` a condition sees, so naming one is a mistake
+    the validation reports before a run, rather than a condition that fails or is false.
+    """
+    try:
+        tree = _program(expression).ast
+    except CelError:
+        return set()
+    found: set[str] = set()
+    for sub in tree.iter_subtrees():
+        if sub.data not in ("member_dot", "member_index") or len(sub.children) != 2:
+            continue
+        operand, key = sub.children
+        idents = [t for t in getattr(operand, "iter_subtrees", lambda: [])() if t.data == "ident"]
+        if len(idents) != 1 or str(idents[0].children[0]) != "params" or operand.data != "member" \
+                or len(list(operand.iter_subtrees())) != 3:  # exactly member > primary > ident
+            continue
+        if sub.data == "member_dot":
+            found.add(str(key))
+        else:
+            literals = [t for t in key.iter_subtrees() if t.data == "literal"]
+            text = str(literals[0].children[0]) if len(literals) == 1 else ""
+            if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+                found.add(text[1:-1])
+    return found
+
+
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 

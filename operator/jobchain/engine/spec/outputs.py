@@ -19,6 +19,7 @@ output is brought into a form that survives that trip unchanged before anything 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -26,9 +27,10 @@ from typing import Any
 
 DEFAULT_OUTPUT_LIMIT = 32 * 1024
 # All outputs of one execution together; past it, new outputs get what is left (at least
-# MIN_OUTPUT_SHARE). With the rest of a node's status (~500 bytes) and the workflow snapshot, a
-# 500-node execution stays under half of etcd's 1.5 MiB object limit (bench/planner.py).
-STATUS_OUTPUT_BUDGET = 256 * 1024
+# MIN_OUTPUT_SHARE). With the rest of a node's status (~500 bytes, ~80 more for the sha256 of an
+# output kept whole) and the workflow snapshot, a 500-node execution stays under half of etcd's
+# 1.5 MiB object limit (bench/planner.py, tests/unit/test_status_size.py).
+STATUS_OUTPUT_BUDGET = 216 * 1024
 MIN_OUTPUT_SHARE = 128
 # The most a node's output may be: it is kept whole in a ConfigMap, whose data may not pass 1 MiB
 # (1 KiB is left for the key and bookkeeping). A larger output fails its node (see keep_output).
@@ -139,6 +141,11 @@ def parse_output(raw: str | None, limit: int, keep_end: bool = False) -> tuple[A
 def input_json(value: Any) -> str:
     """The text a node is given as its input ($JOBCHAIN_INPUT, $JOBCHAIN_INPUT_FILE): compact JSON."""
     return json.dumps(value, separators=(",", ":"))
+
+
+def text_sha256(text: str) -> str:
+    """The digest status records of an output kept whole in a ConfigMap (OutputRef.sha256)."""
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from jobchain.api.models import Node, WorkflowSpec
+from jobchain.api.models import Node, OutputSource, WorkflowSpec
 from jobchain.api.vocabulary import (
     ANNOTATION_EXECUTION,
     ANNOTATION_EXECUTION_UID,
@@ -339,7 +339,12 @@ def render_job(
         pod_annotations[ANNOTATION_INPUT] = input_json
         volume = {"name": INPUT_VOLUME, "downwardAPI": {"items": [
             {"path": "input.json", "fieldRef": {"fieldPath": f"metadata.annotations['{ANNOTATION_INPUT}']"}}]}}
-    pod_spec: dict[str, Any] = {"restartPolicy": "Never", "containers": [container], "volumes": [volume]}
+    # A step's token is a right (its ServiceAccount's): mounted only where the step needs it, to set
+    # its output annotation. A podTemplate may still ask for it (automountServiceAccountToken: true).
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never", "containers": [container], "volumes": [volume],
+        "automountServiceAccountToken": node.output.from_ == OutputSource.ANNOTATION,
+    }
     service_account = node.serviceAccountName or defaults.serviceAccountName
     if service_account:
         pod_spec["serviceAccountName"] = service_account

@@ -105,12 +105,13 @@ def _node_problems(node: Node, path: str, spec: WorkflowSpec, names: set[str],
                     cel.check(edge.when, budget)
                 except cel.CelError as exc:
                     yield Problem(f"{epath}.when", f"CEL {exc}")
+            yield from _secret_param_problems(edge.when or "", f"{epath}.when", spec, "`when`")
         elif edge.when is not None:
             yield Problem(f"{epath}.when", f"`when` only goes with type: condition (this edge is type: {edge.type})")
-    yield from _fan_out_problems(node, path, budget)
+    yield from _fan_out_problems(node, path, spec, budget)
 
 
-def _fan_out_problems(node: Node, path: str, budget: cel.Budget | None) -> Iterable[Problem]:
+def _fan_out_problems(node: Node, path: str, spec: WorkflowSpec, budget: cel.Budget | None) -> Iterable[Problem]:
     """forEach is checked like `when` (syntax, known names); its settings make no sense without it."""
     if node.forEach is None:
         for setting in ("maxParallel", "maxItems"):
@@ -126,6 +127,15 @@ def _fan_out_problems(node: Node, path: str, budget: cel.Budget | None) -> Itera
             cel.check(node.forEach, budget, cel.FOR_EACH_VARIABLES, "forEach")
         except cel.CelError as exc:
             yield Problem(f"{path}.forEach", f"CEL {exc}")
+    yield from _secret_param_problems(node.forEach, f"{path}.forEach", spec, "forEach")
+
+
+def _secret_param_problems(expression: str, path: str, spec: WorkflowSpec, what: str) -> Iterable[Problem]:
+    """A condition never sees secret params (they stay in their Secret): naming one is a mistake."""
+    secret = {p.name for p in spec.params if p.secret}
+    for name in sorted(cel.param_names(expression) & secret if secret else ()):
+        yield Problem(path, f"param {name} is secret, and {what} cannot see secret params (their values "
+                      "stay in the Secret, read only by the pod): decide on a non-secret param or an output")
 
 
 def _find_cycle(graph: Graph) -> list[str] | None:
