@@ -87,10 +87,9 @@ def test_every_10s_runs_on_time_keeps_its_history_and_survives_an_operator_kille
                   "\"$JOBCHAIN_SCHEDULED_TIME\" > $JOBCHAIN_OUTPUT",
     }]))
     objects.create(schedule("tick", "stamp", successfulExecutionsHistoryLimit=2))
-    first = wait_for(lambda: len(runs(objects, "tick")) >= 3, 45, "three executions of tick")
-    assert first
-    delays = report(runs(objects, "tick"))
-    assert all(0 <= d <= 5 for d in delays), f"executions late or early: {delays}"
+    wait_for(lambda: len(runs(objects, "tick")) >= 3, 45, "three executions of tick")
+    delays = report(runs(objects, "tick"))  # the figures; the promise is: never early, each before the next time
+    assert all(0 <= d < 10 for d in delays), f"executions early, or later than the next time: {delays}"
 
     # Kill the operator just after a time, keep it down across the next one, restart it after.
     until_next_time(margin=1.5)
@@ -106,8 +105,10 @@ def test_every_10s_runs_on_time_keeps_its_history_and_survives_an_operator_kille
 
     def ran_for_missed() -> list[dict[str, Any]]:
         return [e for e in runs(objects, "tick") if scheduled_at(e) in missed]
-    wait_for(ran_for_missed, 60, f"the run of one of the times the operator was down for ({missed})")
-    time.sleep(3)
+    ran = wait_for(ran_for_missed, 60, f"the run of one of the times the operator was down for ({missed})")
+    # Once status records that run, no later pass can make another missed time due.
+    wait_for(lambda: stamp(get_schedule(objects, "tick")["status"]["lastScheduleTime"]) >= scheduled_at(ran[0]),
+             60, "tick's status to record the run of the missed time")
     seen = runs(objects, "tick")
     down, up = datetime.fromtimestamp(down_from, UTC), datetime.fromtimestamp(back, UTC)
     print(f"down from {down:%H:%M:%S} to {up:%H:%M:%S}, missed " + ", ".join(f"{m:%H:%M:%S}" for m in missed)
