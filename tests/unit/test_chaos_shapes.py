@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from jobchain.api.models import WorkflowSpec
-from jobchain.controller.reconcile import dump_status
+from jobchain.engine.execution.status_write import dump_status
 from jobchain.engine.spec.validation import validate_workflow
 from tests.chaos.shapes import FILES, Shape, fan_out, job_mismatches, mismatches, mixed
 
