@@ -28,6 +28,8 @@ phase "ruff" .venv/bin/ruff check operator tests
 phase "mypy" .venv/bin/mypy
 phase "import layers" .venv/bin/lint-imports
 phase "CRDs match the models" .venv/bin/python -m jobchain.api.crd --check
+# dash, bash and busybox: the unit tier runs generated scripts in each (installed when missing).
+phase "test deps" bash hack/test-deps.sh
 phase "unit tier" .venv/bin/pytest tests/unit -q -p no:cacheprovider
 
 if [ -z "${KUBECONFIG:-}" ]; then
