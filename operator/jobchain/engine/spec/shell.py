@@ -137,12 +137,12 @@ def contexts(script: str, spans: Iterable[tuple[int, int]]) -> list[Quoting]:
             if dollar:
                 raise _refuse("`$` right before a reference ($$(params.x) is the shell's process id and a "
                               "parenthesis)", "put a space or quotes between them")
-            if top.kind in ("param", "arith"):
-                what = "${...}" if top.kind == "param" else "$(( ))"
-                raise _refuse(f"a reference inside {what}",
-                              "assign the reference to a variable first (v=\"$(params.x)\") and use $v there")
-            result.append({"code": Quoting.NONE, "single": Quoting.SINGLE, "double": Quoting.DOUBLE,
-                           "body": Quoting.HEREDOC}[top.kind])
+            if top.kind == "param":
+                raise _refuse("a reference inside ${...}",
+                              "assign the reference to a variable first (v=\"$(params.x)\") and use ${v...} there")
+            # in $(( )) an expansion is unquoted text to the arithmetic, as `$v` would be there
+            result.append({"code": Quoting.NONE, "arith": Quoting.NONE, "single": Quoting.SINGLE,
+                           "double": Quoting.DOUBLE, "body": Quoting.HEREDOC}[top.kind])
             i = wanted[k][1]
             k += 1
             boundary, dollar = False, False
