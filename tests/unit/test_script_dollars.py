@@ -21,7 +21,7 @@ import yaml
 from jobchain.cli.lint import run_lint
 from jobchain.engine.spec.refs import Scope, UnresolvedReference
 from jobchain.engine.spec.render import render_job
-from jobchain.engine.spec.validation import validate_params
+from jobchain.engine.spec.validation import validate_params, validate_workflow
 
 from .builders import node, spec
 from .test_substitution import REF, container_env, kubelet_expand
@@ -80,6 +80,12 @@ def test_a_nul_byte_in_a_param_is_refused() -> None:
     problems = validate_params({"msg": "a\x00b"}, spec(node("n"), params=[{"name": "msg"}]).params, "spec.workflow")
     assert [str(p) for p in problems] == [
         "spec.params.msg: contains a NUL byte, which no argument or environment variable can carry; remove it"]
+
+
+def test_a_nul_byte_in_a_default_is_refused() -> None:
+    problems = validate_workflow(spec(node("n"), params=[{"name": "msg", "default": "a\x00b"}]))
+    assert [str(p) for p in problems] == [
+        "spec.params[0].default: contains a NUL byte, which no argument or environment variable can carry; remove it"]
 
 
 def test_a_nul_byte_in_a_value_fails_the_node() -> None:

@@ -217,6 +217,10 @@ def validate_workflow(spec: WorkflowSpec, prefix: str = "spec") -> list[Problem]
         problems.append(Problem(f"{prefix}.nodes[{i}].name", f"duplicate node name {name!r} (also nodes[{first}])"))
     for name in sorted({name for _, name, _ in _duplicates(p.name for p in spec.params)}):
         problems.append(Problem(f"{prefix}.params", f"duplicate param name {name!r}"))
+    for i, param in enumerate(spec.params):
+        if param.default is not None and "\x00" in param.default:
+            problems.append(Problem(f"{prefix}.params[{i}].default", "contains a NUL byte, which no argument or "
+                                    "environment variable can carry; remove it"))
     names = {n.name for n in spec.nodes}
     when_chars = sum(len(e.when or "") for n in spec.nodes for e in n.next)
     budget: cel.Budget | None = cel.Budget(limits.VALIDATION_CEL_STEPS)
