@@ -31,6 +31,8 @@ phase "mypy (test fakes)" .venv/bin/mypy tests/unit/builders.py tests/unit/test_
   tests/unit/test_reconcile.py tests/unit/test_item_refusals.py tests/unit/test_queue_resume.py
 phase "import layers" .venv/bin/lint-imports
 phase "CRDs match the models" .venv/bin/python -m jobchain.api.crd --check
+# dash, bash and busybox: the unit tier runs generated scripts in each (installed when missing).
+phase "test deps" bash hack/test-deps.sh
 # A test skipped for want of a tool the project builds itself (kubectl, helm, chromium) fails here
 # (tests/conftest.py); -rs prints every other skip's reason.
 export JOBCHAIN_REQUIRE_TOOLS=1

@@ -158,7 +158,7 @@ def script_seen(job_manifest: Mapping[str, Any]) -> str:
     """The node's script with each `${JOBCHAIN_REF_n}` expanded to its value as the container
     gets it (the kubelet turns `$$` into `$`): what the script says, for assertions."""
     container = job_manifest["spec"]["template"]["spec"]["containers"][0]
-    script = str(container["command"][-1])
+    script = str(container["command"][-1]).replace("$$", "$")  # the kubelet collapses `$$`
     for item in container["env"]:
         if item["name"].startswith("JOBCHAIN_REF_"):
             value = item["value"].replace("$$", "$")

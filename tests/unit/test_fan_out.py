@@ -76,7 +76,7 @@ def test_an_item_value_is_data_never_code() -> None:
     first = plan(execution(wf), {}, T0)
     for manifest, value in zip(first.create, ["$(rm -rf /)", "a'b`c`;$HOME"], strict=True):
         script = manifest["spec"]["template"]["spec"]["containers"][0]["command"][-1]
-        assert script == "printf '%s' ''\"${JOBCHAIN_REF_1}\"'' \"${JOBCHAIN_REF_1}\""  # only a variable
+        assert script == "printf '%s' ''\"$${JOBCHAIN_REF_1}\"'' \"$${JOBCHAIN_REF_1}\""  # a variable ($$: kubelet)
         assert env_of(manifest)["JOBCHAIN_REF_1"] == value.replace("$", "$$")  # the kubelet turns $$ into $
         assert env_of(manifest)["JOBCHAIN_ITEM"] == json.dumps(value).replace("$", "$$")
 

@@ -40,7 +40,7 @@ def test_a_secret_param_is_named_in_status_never_valued_and_reaches_the_job_by_r
     assert env["JOBCHAIN_SECRET_token"] == {"secretKeyRef": {"name": "creds", "key": "api-token"}}
     assert json.loads(env["JOBCHAIN_PARAMS"]) == {"url": "http://x"}
     script = p.create[0]["spec"]["template"]["spec"]["containers"][0]["command"][-1]
-    assert script == 'curl -H "Authorization: ${JOBCHAIN_SECRET_token}" "${JOBCHAIN_REF_1}"'
+    assert script == 'curl -H "Authorization: $${JOBCHAIN_SECRET_token}" "$${JOBCHAIN_REF_1}"'  # $$: kubelet
 
 
 def test_params_from_a_secret_are_secret_even_if_the_workflow_does_not_say_so() -> None:

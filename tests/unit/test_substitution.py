@@ -161,7 +161,7 @@ def test_command_args_and_env_values_arrive_byte_for_byte(value: str, tmp_path: 
 
 def test_the_same_reference_twice_is_one_variable() -> None:
     job = render('echo "$(params.who)" "$(params.who)" "$(input.greeting)"')
-    assert job["spec"]["template"]["spec"]["containers"][0]["command"][-1] == (
+    assert kubelet_expand(job["spec"]["template"]["spec"]["containers"][0]["command"][-1], {}) == (
         'echo "${JOBCHAIN_REF_1}" "${JOBCHAIN_REF_1}" "${JOBCHAIN_REF_2}"')
 
 

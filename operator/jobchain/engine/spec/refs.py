@@ -5,7 +5,10 @@ Ours are `$(params.X)`, `$(input)`, `$(input.KEY...)`, `$(nodes.NAME.output)`,
 `$(execution.scheduledTime)` (RFC 3339: a schedule's time, else when the execution started), and
 in a forEach node `$(item)`, `$(item.KEY...)` and `$(item.index)` (the item's 0-based index). Any other
 `$(NAME)` is left alone, so Kubernetes' own expansion of container env vars keeps working.
-A reference that cannot be resolved raises UnresolvedReference naming it: a value is never
+Any of them may be written `$(raw:...)`
+(`$(raw:params.x)`): its value is then pasted into the text as it is, where a shell or an
+interpreter parses it as code; without `raw:` a value is never parsed (see engine/spec/argv.py
+and shell.py). A reference that cannot be resolved raises UnresolvedReference naming it: a value is never
 silently empty.
 """
 
@@ -20,7 +23,8 @@ from typing import Any
 # The inside of a reference stops at `(`, `)` or a space. Why `(` too: a scan that starts at
 # each `$(` and may run on to the next `)` makes a text of many unclosed `$(params.a`
 # quadratic (160 KB took 14 CPU-seconds); stopping at the next `(` makes it linear.
-_REF = re.compile(r"\$\(((?:params|input|nodes|execution|item)(?:\.[^()\s]*)?)\)")
+_REF = re.compile(r"\$\(((?:raw:)?(?:params|input|nodes|execution|item)(?:\.[^()\s]*)?)\)")
+RAW = "raw:"
 
 
 class UnresolvedReference(Exception):
@@ -33,10 +37,14 @@ class Reference:
     kind: str  # params | input | nodes | execution | item
     target: str | None  # param name, node name, execution field
     path: tuple[str, ...]  # keys into the output
+    raw: bool = False  # written $(raw:...): pasted as code on purpose
 
 
 def parse(text: str) -> Reference | None:
     """Parses the inside of one `$(...)`; None if it is malformed."""
+    if text.startswith(RAW):
+        ref = parse(text[len(RAW):])
+        return None if ref is None or ref.raw else Reference(text, ref.kind, ref.target, ref.path, raw=True)
     parts = text.split(".")
     head = parts[0]
     if any(p == "" for p in parts):

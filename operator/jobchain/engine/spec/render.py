@@ -30,11 +30,11 @@ from jobchain.api.vocabulary import (
     LABEL_WORKFLOW,
     MANAGED_BY,
 )
-from jobchain.engine.spec import refs
+from jobchain.engine.spec import argv, refs
 from jobchain.engine.spec.graph import node_texts
 from jobchain.engine.spec.outputs import input_json as to_input_json
 from jobchain.engine.spec.refs import Scope, UnresolvedReference
-from jobchain.engine.spec.shell import Quoting, contexts
+from jobchain.engine.spec.shell import Quoting, Refused, contexts
 
 # Every node's input as a file ($JOBCHAIN_INPUT_FILE): mounted from the predecessor's output
 # ConfigMap when the output was kept in one, otherwise projected from this pod annotation.
@@ -189,11 +189,23 @@ class _Substitution:
         secrets = self.scope.secrets or {}
         if ref.kind != "params" or ref.target not in secrets:
             return None
+        if ref.raw:
+            raise UnresolvedReference(f"$({ref.text}): a secret param cannot be raw (its value never reaches the "
+                                      "operator); drop raw:")
         name = SECRET_VAR + str(ref.target)
-        if ref.text not in self.names:
-            self.names[ref.text] = name
+        key = ref.text
+        if key not in self.names:
+            self.names[key] = name
             self.env.append({"name": name, "valueFrom": {"secretKeyRef": copy.deepcopy(secrets[str(ref.target)])}})
         return name
+
+    def value(self, ref: refs.Reference) -> str:
+        """The value of `ref` as text; a NUL byte cannot be passed in an argument or env var."""
+        value = refs.render_value(self.scope.resolve(ref))
+        if "\0" in value:
+            raise UnresolvedReference(f"$({ref.text}) holds a NUL byte, which no argument or environment variable "
+                                      "can carry; remove it from the value")
+        return value
 
     def variable(self, ref: refs.Reference) -> str:
         """The env var holding the value of `ref` (added on first use)."""
@@ -202,43 +214,58 @@ class _Substitution:
             return secret
         if ref.text not in self.names:
             name = f"{REF_VAR}{sum(1 for n in self.names.values() if n.startswith(REF_VAR)) + 1}"
-            value = refs.render_value(self.scope.resolve(ref))
+            value = self.value(ref)
             _check_size(f"$({ref.text}) (environment variable {name})", f"{name}={value}")
             self.names[ref.text] = name
             self.env.append({"name": name, "value": kube_escape(value)})
         return self.names[ref.text]
 
     def script(self, text: str) -> str:
-        matches = list(refs.locate(text))
+        """A shell text (a script, the operand of sh -c) with its references as env var expansions
+        (raw ones pasted as they are); the caller escapes the result for the kubelet."""
+        matches = [(start, end, self._parse(raw)) for start, end, raw in refs.locate(text)]
         if not matches:
             return text
-        quoting = contexts(text, [(start, end) for start, end, _ in matches])
+        plain = [(start, end) for start, end, ref in matches if not ref.raw]
+        try:
+            quoting = iter(contexts(text, plain))
+        except Refused as exc:
+            raise UnresolvedReference(str(exc)) from None
         out, last = [], 0
-        for (start, end, raw), where in zip(matches, quoting, strict=True):
-            ref = self._parse(raw)
-            if where == Quoting.QUOTED_HEREDOC:
-                raise UnresolvedReference(
-                    f"$({ref.text}) is inside a quoted here-document (<<'EOF'), where the shell expands "
-                    "nothing; use an unquoted delimiter (<<EOF) so the value can be expanded"
-                )
-            expansion = "${" + self.variable(ref) + "}"
-            if where == Quoting.SINGLE:
-                expansion = "'\"" + expansion + "\"'"
+        for start, end, ref in matches:
+            if ref.raw:
+                expansion = self.value(ref)
+            else:
+                where = next(quoting)
+                if where == Quoting.QUOTED_HEREDOC:
+                    raise UnresolvedReference(
+                        f"$({ref.text}) is inside a quoted here-document (<<'EOF'), where the shell expands "
+                        "nothing; use an unquoted delimiter (<<EOF) so the value can be expanded"
+                    )
+                expansion = "${" + self.variable(ref) + "}"
+                if where == Quoting.SINGLE:
+                    expansion = "'\"" + expansion + "\"'"
             out += [text[last:start], expansion]
             last = end
         out.append(text[last:])
         return "".join(out)
 
     def inline(self, what: str, text: str) -> str:
-        """command, args and env values: values in place, `$`-escaped; secrets as $(VAR)."""
+        """command, args and env values: values in place, `$`-escaped; secrets as $(VAR).
+
+        A reference after an odd run of `$` is the kubelet's escape (`$$(params.x)` means the text
+        `$(params.x)`) and is left alone: a value never completes a `$` the author wrote."""
         out, plain, last = [], [], 0
         for start, end, raw in refs.locate(text):
+            run = len(text[:start]) - len(text[:start].rstrip("$"))
+            if run % 2:
+                continue
             ref = self._parse(raw)
             secret = self._secret(ref)
             if secret is not None:
                 value, written = "", f"$({secret})"
             else:
-                value = refs.render_value(self.scope.resolve(ref))
+                value = self.value(ref)
                 written = kube_escape(value)
             out += [text[last:start], written]
             plain += [text[last:start], value]
@@ -260,11 +287,18 @@ def render_job(
     """The batch/v1 Job for `node` (for one item of it, when scope.item_index is set). Raises
     refs.UnresolvedReference for a reference with no value."""
     defaults = spec.defaults
+    for rel, problem in argv.code_problems(node):
+        raise UnresolvedReference(f"{rel} of node {node.name}: {problem}")
     values = _Substitution(scope)
-    texts = {
-        rel: values.script(text) if rel == "script" else values.inline(f"{rel} of node {node.name}", text)
-        for rel, text in node_texts(node)
-    }
+    roles = argv.word_roles(node)
+    texts: dict[str, str] = {}
+    for rel, text in node_texts(node):
+        if rel == "script":
+            texts[rel] = kube_escape(values.script(text))  # a script arrives exactly as written
+        elif roles.get(rel) == argv.Role.SHELL and next(refs.locate(text), None):
+            texts[rel] = kube_escape(values.script(text))  # so does sh -c's operand with a reference
+        else:
+            texts[rel] = values.inline(f"{rel} of node {node.name}", text)
     public_params = {k: v for k, v in scope.params.items() if k not in (scope.secrets or {})}
     params_json = json.dumps(public_params, sort_keys=True, separators=(",", ":"))
     input_json = to_input_json(scope.input) if scope.has_input else ""

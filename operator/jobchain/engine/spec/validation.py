@@ -21,7 +21,7 @@ from typing import Any
 
 from jobchain.api import limits
 from jobchain.api.models import EdgeKind, Node, Param, WorkflowExecutionSpec, WorkflowSpec
-from jobchain.engine.spec import cel, refs
+from jobchain.engine.spec import argv, cel, refs
 from jobchain.engine.spec.graph import Graph, node_texts
 from jobchain.engine.spec.outputs import MAX_FREE_FORM_DEPTH, depth
 
@@ -82,6 +82,8 @@ def _node_problems(node: Node, path: str, spec: WorkflowSpec, names: set[str],
         if size > limits.MAX_ARG_BYTES:
             yield Problem(f"{path}.{rel}", f"is {size} bytes; Linux refuses a single argument or environment "
                           f"string over {limits.MAX_ARG_BYTES} bytes: pass large data through a volume instead")
+    for rel, message in argv.code_problems(node):
+        yield Problem(f"{path}.{rel}", message)
     for rel, value in _free_form(node):
         if value is not None and depth(value, MAX_FREE_FORM_DEPTH) > MAX_FREE_FORM_DEPTH:
             yield Problem(f"{path}.{rel}", f"nested deeper than {MAX_FREE_FORM_DEPTH} levels (the operator could "
@@ -189,6 +191,7 @@ def _reference_problems(spec: WorkflowSpec, graph: Graph, acyclic: bool, prefix:
     names = set(graph.nodes)
     index = {n.name: i for i, n in enumerate(spec.nodes)}
     param_names = {p.name for p in spec.params}
+    secret_names = {p.name for p in spec.params if p.secret}
     declared = ", ".join(sorted(param_names)[:20]) + (", ..." if len(param_names) > 20 else "") or "none"
     starts = set(graph.starts())
     upstream = _upstream_sets(spec, graph) if acyclic else {}
@@ -201,6 +204,9 @@ def _reference_problems(spec: WorkflowSpec, graph: Graph, acyclic: bool, prefix:
                                   "$(input.KEY), $(nodes.NAME.output[.KEY]) or $(execution.name)")
                 elif ref.kind == "params" and ref.target not in param_names:
                     yield Problem(where, f"$({raw}) names an unknown param (declared: {declared})")
+                elif ref.raw and ref.kind == "params" and ref.target in secret_names:
+                    yield Problem(where, f"$({raw}): a secret param cannot be raw (its value never reaches the "
+                                  "operator); drop raw:")
                 elif ref.kind == "nodes" and ref.target not in names:
                     yield Problem(where, f"$({raw}) names an unknown node")
                 elif (ref.kind == "nodes" and acyclic and ref.target is not None
@@ -221,6 +227,10 @@ def validate_workflow(spec: WorkflowSpec, prefix: str = "spec") -> list[Problem]
         problems.append(Problem(f"{prefix}.nodes[{i}].name", f"duplicate node name {name!r} (also nodes[{first}])"))
     for name in sorted({name for _, name, _ in _duplicates(p.name for p in spec.params)}):
         problems.append(Problem(f"{prefix}.params", f"duplicate param name {name!r}"))
+    for i, param in enumerate(spec.params):
+        if param.default is not None and "\x00" in param.default:
+            problems.append(Problem(f"{prefix}.params[{i}].default", "contains a NUL byte, which no argument or "
+                                    "environment variable can carry; remove it"))
     names = {n.name for n in spec.nodes}
     when_chars = sum(len(e.when or "") for n in spec.nodes for e in n.next)
     budget: cel.Budget | None = cel.Budget(limits.VALIDATION_CEL_STEPS)
@@ -267,6 +277,11 @@ def validate_params(params: Mapping[str, str], declared: Iterable[Param], where:
         Problem(f"spec.params.{name}", f"param {name} is set both in spec.params and in spec.paramsFrom; "
                 "set it in one place")
         for name in sorted(set(params) & set(from_secrets))
+    ]
+    problems += [
+        Problem(f"spec.params.{name}", "contains a NUL byte, which no argument or environment variable can "
+                "carry; remove it")
+        for name in sorted(params) if "\x00" in params[name]
     ]
     for name, param in sorted(by_name.items()):
         if param.secret and name in params:
