@@ -1,5 +1,6 @@
 """User story: deploy the dashboard with the chart (`dashboard.enabled=true`), reach it with
-`kubectl port-forward` as docs/dashboard.md says, and see executions of every namespace.
+`kubectl port-forward` as docs/dashboard.md says, give it a viewer's token, and see the
+executions of the namespace that viewer may read.
 
 The release runs the locally built image (hack/image-build.sh; `make test` builds it before
 this tier) in a namespace that enforces the restricted Pod Security Standard, so the pod
@@ -22,6 +23,26 @@ from tests.browser.support import wait_js
 from tests.e2e.support import GROUP, ROOT, VERSION, Objects, free_port, kubectl, tool, wait_for
 
 CHART = ROOT / "charts" / "jobchain"
+VIEWER = """
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: viewer, namespace: NS}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: jobchain-viewer, namespace: NS}
+rules:
+- apiGroups: [jobchain.dev]
+  resources: [workflows, workflowexecutions]
+  verbs: [get, list, watch]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: jobchain-viewer, namespace: NS}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: jobchain-viewer}
+subjects:
+- {kind: ServiceAccount, name: viewer, namespace: NS}
+"""
 
 
 def _helm(kubeconfig: str, *args: str, check: bool = True) -> str:
@@ -68,6 +89,9 @@ def test_the_chart_deploys_a_read_only_dashboard_reached_by_port_forward(
     can = {verb: kubectl(kubeconfig, "auth", "can-i", verb, "workflowexecutions.jobchain.dev", "-A",
                          f"--as={account}", check=False).strip() for verb in ("list", "watch", "create", "patch")}
     assert can == {"list": "yes", "watch": "yes", "create": "no", "patch": "no"}
+    # The viewer: a ServiceAccount that may read executions in the test's namespace only.
+    kubectl(kubeconfig, "apply", "-f", "-", input_text=VIEWER.replace("NS", namespace))
+    token = kubectl(kubeconfig, "create", "token", "viewer", "-n", namespace, "--duration=10m").strip()
 
     port = free_port()
     log = (tmp_path / "port-forward.log").open("w")
@@ -85,6 +109,9 @@ def test_the_chart_deploys_a_read_only_dashboard_reached_by_port_forward(
             "metadata": {"generateName": "seen-"}, "spec": {"workflowRef": {"name": "seen"}},
         })["metadata"]["name"]
         driver = browser
+        # The page asks for a token it lacks, and keeps it in this cookie: set it as the prompt would.
+        driver.get(f"http://127.0.0.1:{port}/healthz")
+        driver.add_cookie({"name": "jobchain-token", "value": token, "path": "/"})
         driver.get(f"http://127.0.0.1:{port}/#/?ns={namespace}")
         wait_js(driver, f"return !!document.querySelector(\"#executions tr[data-name='{created}']\")", 60,
                 "an execution of another namespace in the in-cluster dashboard")
