@@ -9,6 +9,7 @@ import pytest
 from kubernetes import client as k8s_client
 
 from jobchain.k8s import cluster as k8s_cluster
+from jobchain.k8s.writes import ForgedOutputError
 
 NAME = "run-1-a-1234-output"
 
@@ -48,4 +49,7 @@ def test_an_execution_re_created_with_the_same_name_reads_its_own_output(held: d
 def test_an_older_executions_config_map_not_yet_collected_is_not_taken(held: dict[str, dict[str, Any]]) -> None:
     cluster = k8s_cluster.OperatorCluster(k8s_client.ApiClient())
     held[NAME] = config_map("uid-old", "the old run")
-    assert cluster.output_value("ns", NAME, "output.json", "uid-new") == (False, None)
+    # status names only ConfigMaps its execution created (an older one is refused at create), so
+    # one of another owner under that name was put there: never taken as the output, and said so
+    with pytest.raises(ForgedOutputError, match="not owned by this execution"):
+        cluster.output_value("ns", NAME, "output.json", "uid-new")

@@ -19,6 +19,7 @@ from typing import Any
 
 from kubernetes.client.exceptions import ApiException
 
+from jobchain.api.vocabulary import EVENT_COMPONENT
 from jobchain.controller.metrics import ADMISSION_POLICY
 from jobchain.k8s.api import Builtins
 
@@ -107,7 +108,7 @@ def _post_event(builtins: Builtins, problems: list[str]) -> None:
             "metadata": {"generateName": f"{pod}.", "namespace": namespace},
             "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": pod, "namespace": namespace},
             "reason": "AdmissionPolicyMissing", "type": "Warning", "message": "; ".join(problems)[:1024],
-            "source": {"component": "jobchain"}, "reportingComponent": "jobchain.dev/operator",
+            "source": {"component": "jobchain"}, "reportingComponent": EVENT_COMPONENT,
             "reportingInstance": pod[:128], "firstTimestamp": now, "lastTimestamp": now, "count": 1,
         })
     except Exception as exc:

@@ -144,11 +144,12 @@ class OperatorCluster:
     def output_value(self, namespace: str, config_map: str, key: str, owner_uid: str,
                      sha256: str | None = None) -> tuple[bool, Any]:
         """(found, value) of a whole output kept in a ConfigMap owned by the execution of `owner_uid`;
-        (False, None) if it is gone (or is an older execution's of the same name, not yet collected).
-        Cached by owner (up to OUTPUT_CACHE_BYTES of JSON text): the ConfigMaps are immutable.
+        (False, None) if it is gone. Cached by owner (up to OUTPUT_CACHE_BYTES of JSON text): the
+        ConfigMaps are immutable, and an execution re-created under the same name is another owner.
 
-        Raises ForgedOutputError when its text is not the one whose `sha256` status recorded: one
-        deleted and made again (with an ownerReference to this execution) by someone else."""
+        Raises ForgedOutputError when it is not owned by that execution (status names only ConfigMaps
+        the execution created: an older one of the same name is refused at create, see Writer) or its
+        text is not the one whose `sha256` status recorded: one replaced by someone else."""
         cache_key = (namespace, config_map, owner_uid)
         with self._outputs_lock:
             if cache_key in self._outputs:
@@ -160,12 +161,12 @@ class OperatorCluster:
             if exc.status == 404:
                 return False, None
             raise
-        if not has_owner(found, owner_uid):
-            return False, None
         data = found.get("data") or {}
         if key not in data:
             return False, None
         where = f"ConfigMap {namespace}/{config_map}, where an output is kept whole,"
+        if not has_owner(found, owner_uid):  # status names only ConfigMaps this execution created
+            raise ForgedOutputError(f"{where} is not owned by this execution: someone else made it")
         if sha256 is not None and hashlib.sha256(data[key].encode()).hexdigest() != sha256:
             raise ForgedOutputError(f"{where} does not hold the output written (its sha256 differs from the one "
                                     "in status): someone replaced it")
