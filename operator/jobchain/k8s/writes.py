@@ -37,6 +37,11 @@ class ForeignJobError(RuntimeError):
     """A Job with the deterministic name exists but belongs to another (older) execution."""
 
 
+def namespace_terminating(exc: ApiException) -> bool:
+    """The API server refused a create because the namespace is being deleted."""
+    return exc.status == 403 and "NamespaceTerminating" in str(exc.body or "")
+
+
 class ForgedOutputError(RuntimeError):
     """An output ConfigMap that the operator did not write as it is: its content (or owner) differs
     from the output status records. Never adopted, never read: the execution fails, saying why."""
@@ -68,7 +73,9 @@ class Writer:
         try:
             return self.builtins.create_namespaced_job(meta["namespace"], manifest)
         except ApiException as exc:
-            if exc.status in (400, 422):
+            # 403 NamespaceTerminating: the namespace (with the execution) is being deleted; no Job
+            # can ever be made there, so the node fails saying so instead of a retry loop until it is gone
+            if exc.status in (400, 422) or namespace_terminating(exc):
                 raise JobRefused(api_message(exc)) from None
             if exc.status != 409:
                 raise
@@ -92,6 +99,8 @@ class Writer:
             self.builtins.create_namespaced_config_map(meta["namespace"], manifest)
             return
         except ApiException as exc:
+            if namespace_terminating(exc):
+                return  # being deleted with its namespace: the Job's create is refused next, failing its node
             if exc.status != 409:
                 raise
         existing = self.builtins.read_namespaced_config_map(meta["name"], meta["namespace"])
@@ -115,7 +124,7 @@ class Writer:
         except ApiException as exc:
             if exc.status == 409:
                 return None
-            if exc.status == 403 and "NamespaceTerminating" in str(exc.body or ""):
+            if namespace_terminating(exc):
                 log.info("not creating %s: its namespace is being deleted", manifest["metadata"].get("name"))
                 return None
             raise
