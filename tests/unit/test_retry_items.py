@@ -8,9 +8,10 @@ from datetime import timedelta
 
 from jobchain.api.models import ExecutionStatus
 from jobchain.engine.execution.planner import plan
-from jobchain.engine.execution.resume import seed
+from jobchain.engine.execution.resume import seed, wanted_outputs
 from jobchain.engine.spec.render import ExecutionRef
 from tests.unit.builders import (
+    EXECUTION,
     NAMESPACE,
     T0,
     created_nodes,
@@ -54,3 +55,21 @@ def test_a_retry_reruns_only_the_items_that_did_not_succeed() -> None:
     assert each.phase == "Succeeded"
     assert each.output == [{"from": "each#0"}, {"again": "each#1"}, {"from": "each#2"}, {"again": "each#3"}]
     assert created_nodes(p) == ["publish"]
+
+
+def test_a_carried_items_output_kept_whole_is_copied_into_the_retrys_own_config_map() -> None:
+    big = {"rows": list(range(12000))}  # ~60 KB: over an item's share of status, kept in its ConfigMap
+    run = simulate(WORKFLOW, lambda n, _m: ("Failed", None) if n == "each#1"
+                   else ("Succeeded", json.dumps(big if n == "each#0" else {"from": n})))
+    source = run.status
+    assert node_status(source, "each").itemResults[0].outputBytes is not None  # type: ignore[index]
+    outputs = {key: run.cluster.config_maps[ref.configMap]
+               for key, ref in wanted_outputs(EXECUTION, source).items()}
+    assert outputs.get("each#0") == big
+    retry = ExecutionStatus()
+    made = seed(retry, EXECUTION, source, T0 + timedelta(hours=1),
+                ExecutionRef("second", NAMESPACE, "uid-second", "wf"), outputs)
+    [config_map] = made
+    assert config_map["metadata"]["name"].startswith("second-")
+    assert config_map["metadata"]["ownerReferences"][0]["uid"] == "uid-second"
+    assert json.loads(config_map["data"]["output.json"]) == big
