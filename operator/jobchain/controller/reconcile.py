@@ -310,6 +310,8 @@ def _plan_pass(cluster: OperatorCluster, body: dict[str, Any], spec: WorkflowExe
         record_refusals(new, refused, now)
     # A refused node's failure is routed by the next pass, at once.
     wake_at = now if refused else (result.wake_at or expires_at(spec, new))
+    if observation.recheck_at is not None and not refused:  # a Job without a pod: are its pods refused?
+        wake_at = min(wake_at, observation.recheck_at) if wake_at else observation.recheck_at
     _write(cluster, body, old, new)
     created = [j for j in result.create if j["metadata"]["labels"][LABEL_NODE] not in refused]
     _record_metrics(old, new, created, now, observation.finished_seen, created_at)

@@ -25,12 +25,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from jobchain.api.models import OutputSource
+from jobchain.engine.execution import pod_refusal
 from jobchain.engine.execution.planner import JobState, ObservedJob
 from jobchain.engine.spec.outputs import (
     LOG_TAIL_BYTES,
@@ -75,6 +77,8 @@ class Observation:
 
     jobs: dict[str, ObservedJob] = field(default_factory=dict)
     finished_seen: dict[str, float] = field(default_factory=dict)
+    # when to look again at a Job still without a pod (its FailedCreate Events), even with no event
+    recheck_at: datetime | None = None
 
 
 def utc_stamp(value: Any) -> str | None:
@@ -238,6 +242,9 @@ class Observer:
         self.store = store
         self.builtins = Builtins(api)  # plain dicts, no client models
         self.core = client.CoreV1Api(api)  # pod logs (raw bytes)
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        # Job uid -> its age (seconds) when its FailedCreate Events were last listed (pod_refusal)
+        self.refusals_looked: dict[str, float] = {}
 
     def jobs(self, namespace: str, execution: str, uid: str) -> list[Obj]:
         """The execution's Jobs (those of an older execution of the same name are ignored)."""
@@ -304,6 +311,12 @@ class Observer:
                 state = JobState.RUNNING if interpreted.state == JobState.RUNNING else JobState.SUCCEEDED
                 result.jobs[key] = ObservedJob(key, job["metadata"]["name"], state)
                 continue
+            if interpreted.state == JobState.RUNNING:
+                refused = self.pod_refused(job, bool(pods), result)
+                if refused is not None:
+                    result.jobs[key] = ObservedJob(key, job["metadata"]["name"], JobState.FAILED, message=refused,
+                                                   finished_at=iso(self.clock()))
+                    continue
             raw, error, tail, output_error = None, "", None, ""
             pod = interpreted.pod
             if pod is not None and wanted_node.source == OutputSource.TERMINATION_MESSAGE:
@@ -340,6 +353,33 @@ class Observer:
             return None
         return log_text(data, size)
 
+
+    def pod_refused(self, job: Obj, has_pods: bool, result: Observation) -> str | None:
+        """The node's message when a running Job's pod is refused (Pod Security, a webhook...): read
+        from its FailedCreate Events while it has no pod, now and then (engine pod_refusal)."""
+        meta = job["metadata"]
+        uid = str(meta.get("uid") or "")
+        created = parse_time(meta.get("creationTimestamp"))
+        if has_pods or not uid or created is None:
+            self.refusals_looked.pop(uid, None)
+            return None
+        age = (self.clock() - created).total_seconds()
+        looked = self.refusals_looked.get(uid)
+        if pod_refusal.due(age, looked):
+            try:
+                events = self.builtins.list_namespaced_event(
+                    meta["namespace"], field_selector=f"involvedObject.uid={uid},reason={pod_refusal.FAILED_CREATE}")
+            except ApiException as exc:
+                log.warning("cannot list the Events of Job %s/%s: %s", meta["namespace"], meta["name"], exc.reason)
+                events = []
+            message = pod_refusal.refusal(events)
+            if message is not None:
+                self.refusals_looked.pop(uid, None)
+                return pod_refusal.refusal_message(message)
+            self.refusals_looked[uid] = looked = age
+        at = created + timedelta(seconds=(looked or 0.0) + pod_refusal.next_look(looked or 0.0))
+        result.recheck_at = at if result.recheck_at is None else min(result.recheck_at, at)
+        return None
 
     def log_end(self, pod: Obj, lines: int) -> bytes | None:
         """The last `lines` lines of the node container's log, raw; None when it cannot be read."""
