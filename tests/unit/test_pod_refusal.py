@@ -78,9 +78,9 @@ def test_a_full_quota_is_waited_for_and_asked_about_less_and_less_often() -> Non
 
 
 def test_the_latest_refusal_is_the_one_named() -> None:
-    observer, _ = _observer([event("older: forbidden", at="2026-11-27T12:00:01Z"),
-                             event("newer: forbidden", at="2026-11-27T12:00:02Z")], 3)
-    assert "newer: forbidden" in observer.observe("ns", "run-1", "ex-uid", _wanted()).jobs["a"].message
+    observer, _ = _observer([event("older: pod is forbidden", at="2026-11-27T12:00:01Z"),
+                             event("newer: pod is forbidden", at="2026-11-27T12:00:02Z")], 3)
+    assert "newer: pod is forbidden" in observer.observe("ns", "run-1", "ex-uid", _wanted()).jobs["a"].message
 
 
 def test_the_refused_node_fails_in_the_plan_and_its_failure_edge_runs() -> None:
@@ -118,6 +118,9 @@ def test_which_events_refuse_and_when_to_look() -> None:
     from jobchain.engine.execution import pod_refusal
 
     assert pod_refusal.refusal([event("x", reason="SuccessfulCreate")]) is None
+    assert pod_refusal.refusal([event("Error creating: Timeout: request did not complete within 60s")]) is None
+    webhook = 'Error creating: admission webhook "policy.example.com" denied the request: no root'
+    assert pod_refusal.refusal([event(webhook)]) == webhook
     assert pod_refusal.refusal([]) is None
     assert [pod_refusal.due(age, None) for age in (0, 1.9, 2)] == [False, False, True]
     assert pod_refusal.due(7.9, 4) is False and pod_refusal.due(8, 4) is True

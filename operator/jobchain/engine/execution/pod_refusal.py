@@ -4,8 +4,8 @@ Why Events: admission (Pod Security, a webhook, a LimitRange, a missing ServiceA
 pods, not Jobs, so the Job is created and only its pods are refused. The Job controller says so
 in FailedCreate Events on the Job and keeps trying, with no condition on the Job, until its
 deadline: without this the node would hang Running, holding its queue slot, for as long. A
-refusal that only time lifts (a full ResourceQuota) is waited for: the pod is created once there
-is room.
+refusal that only time lifts (a full ResourceQuota), and a passing error (a timeout), are waited
+for: the Job controller creates the pod once it can.
 
 Why only Jobs without pods, and not at once: pods normally appear within a second of their Job,
 so the Events are listed only for a Job that has had none for FIRST_LOOK seconds, then less and
@@ -20,6 +20,10 @@ from typing import Any
 FAILED_CREATE = "FailedCreate"
 FIRST_LOOK = 2.0
 MAX_INTERVAL = 30.0
+# What a refusal says (PodSecurity, a LimitRange, a missing ServiceAccount: "is forbidden"; a webhook:
+# "denied the request"; a pod the API server cannot accept: "is invalid"). Anything else a FailedCreate
+# says (a timeout, an API server unavailable) is passing: the Job controller tries again.
+REFUSED = ("is forbidden", "denied the request", "is invalid")
 WAITED_FOR = ("exceeded quota",)
 
 
@@ -29,8 +33,10 @@ def refusal(events: Iterable[Mapping[str, Any]]) -> str | None:
         meta = event.get("metadata") or {}
         return str(event.get("lastTimestamp") or event.get("eventTime") or meta.get("creationTimestamp") or "")
 
-    refused = [e for e in events if e.get("reason") == FAILED_CREATE
-               and not any(w in str(e.get("message") or "") for w in WAITED_FOR)]
+    def final(message: str) -> bool:
+        return any(r in message for r in REFUSED) and not any(w in message for w in WAITED_FOR)
+
+    refused = [e for e in events if e.get("reason") == FAILED_CREATE and final(str(e.get("message") or ""))]
     if not refused:
         return None
     return str(max(refused, key=when).get("message") or "the Job controller could not create the pod")
