@@ -125,3 +125,15 @@ def test_which_events_refuse_and_when_to_look() -> None:
     assert [pod_refusal.due(age, None) for age in (0, 1.9, 2)] == [False, False, True]
     assert pod_refusal.due(7.9, 4) is False and pod_refusal.due(8, 4) is True
     assert pod_refusal.next_look(100) == pod_refusal.MAX_INTERVAL
+
+
+def test_the_pass_that_creates_a_job_looks_again_when_its_pod_should_be_there() -> None:
+    # The Job's own watch event echoes the create (nothing changed: no pass), and refused pods send
+    # none: without this wake the node waited for the 60 s resync (seen on the cluster).
+    from jobchain.controller.reconcile import reconcile_execution
+    from tests.unit.builders import EXECUTION, NAMESPACE, FakeCluster, chain, execution_body
+
+    cluster = FakeCluster(execution_body(chain("a", "b")))
+    outcome = reconcile_execution(cluster, NAMESPACE, EXECUTION, now=T0)
+    assert cluster.take_actions()[0] == ("create", "job", "a")
+    assert outcome.wake_at is not None and outcome.wake_at <= T0 + timedelta(seconds=3)

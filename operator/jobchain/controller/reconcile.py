@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -29,7 +29,7 @@ from jobchain.api.models import (
 )
 from jobchain.controller import admission_gate as queue
 from jobchain.controller import metrics
-from jobchain.engine.execution import resume
+from jobchain.engine.execution import pod_refusal, resume
 from jobchain.engine.execution import status as st
 from jobchain.engine.execution.events import events_between
 from jobchain.engine.execution.planner import (
@@ -310,8 +310,15 @@ def _plan_pass(cluster: OperatorCluster, body: dict[str, Any], spec: WorkflowExe
         record_refusals(new, refused, now)
     # A refused node's failure is routed by the next pass, at once.
     wake_at = now if refused else (result.wake_at or expires_at(spec, new))
-    if observation.recheck_at is not None and not refused:  # a Job without a pod: are its pods refused?
-        wake_at = min(wake_at, observation.recheck_at) if wake_at else observation.recheck_at
+    # A Job without a pod: are its pods refused (engine pod_refusal)? Look again when that is due; for
+    # Jobs created in this pass, when their pods should be there (their own watch event, echoing the
+    # create, pokes nothing, and pods that are refused send none).
+    recheck = observation.recheck_at
+    if result.create and not refused:
+        first = now + timedelta(seconds=pod_refusal.FIRST_LOOK + 0.5)
+        recheck = min(recheck, first) if recheck else first
+    if recheck is not None and not refused:
+        wake_at = min(wake_at, recheck) if wake_at else recheck
     _write(cluster, body, old, new)
     created = [j for j in result.create if j["metadata"]["labels"][LABEL_NODE] not in refused]
     _record_metrics(old, new, created, now, observation.finished_seen, created_at)
