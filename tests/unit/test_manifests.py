@@ -118,6 +118,7 @@ NAMESPACED = _perms(
     ("", "pods", "list watch"),
     ("", "pods/log", "get"),
     ("", "events", "create"),
+    ("", "events", "list"),  # a Job's FailedCreate Events: its pods refused by admission
     ("", "secrets", "get"),
     ("", "configmaps", "get create"),
     ("", "serviceaccounts", "use"), ("jobchain.dev", "privileged", "use"),  # for the run policy

@@ -10,7 +10,7 @@ import pytest
 
 from jobchain.api.models import WorkflowSpec
 from jobchain.engine.spec.refs import Scope, UnresolvedReference
-from jobchain.engine.spec.render import ExecutionRef, job_name, render_job
+from jobchain.engine.spec.render import OUTPUT_WRAPPER, ExecutionRef, job_name, render_job
 
 from .builders import env_of, node, spec
 
@@ -158,9 +158,10 @@ def test_user_env_is_substituted_and_value_from_passed_as_is() -> None:
 # ---- command -------------------------------------------------------------------------------
 
 COMMANDS: list[tuple[str, dict[str, Any], dict[str, Any]]] = [
-    ("script runs with /bin/sh -c, references as env var expansions, every $ kept from the kubelet",
+    ("script runs with /bin/sh -c (in the output wrapper), references as env var expansions, every $ kept "
+     "from the kubelet",
      node("a", script="echo $(params.env) $(nodes.a.output.n)"),
-     {"command": ["/bin/sh", "-c", "echo $${JOBCHAIN_REF_1} $${JOBCHAIN_REF_2}"]}),
+     {"command": ["/bin/sh", "-c", OUTPUT_WRAPPER, "/bin/sh", "4096", "echo $${JOBCHAIN_REF_1} $${JOBCHAIN_REF_2}"]}),
     ("command and args, substituted",
      node("a", command=["deploy", "--env=$(params.env)"], args=["$(input.url)"]),
      {"command": ["deploy", "--env=prod"], "args": ["http://x"]}),

@@ -58,9 +58,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: [""]
   resources: [pods/log]
   verbs: [get]
+# create: the executions' Events; list: a Job's FailedCreate Events (its pods refused by admission)
 - apiGroups: [""]
   resources: [events]
-  verbs: [create]
+  verbs: [create, list]
 # outputs over the inline cap, kept whole in immutable ConfigMaps owned by their execution
 - apiGroups: [""]
   resources: [configmaps]

@@ -85,7 +85,8 @@ def reconcile_execution(cluster: ExecutionCluster, namespace: str, name: str, ou
                                        outputs=_whole_outputs(cluster, namespace, name, meta["uid"], old))
             result = plan(execution, observed, now, lookup, output_limit, admission=admission,
                           resume_source=resume_source)
-            return _apply(cluster, body, old, result, now, began, observation.finished_seen)
+            return _apply(cluster, body, old, result, now, began, observation.finished_seen,
+                          observation.recheck_at)
         except ForgedOutputError as exc:  # no forged value is passed on: the engine stops the execution
             return _apply(cluster, body, old, passes.forged_output(old, meta.get("generation"), str(exc), now), now)
 
@@ -123,7 +124,8 @@ def _whole_outputs(cluster: ExecutionCluster, namespace: str, name: str, uid: st
 
 
 def _apply(cluster: ExecutionCluster, body: dict[str, Any], old: ExecutionStatus, result: Plan, now: datetime,
-           began: float | None = None, finished_seen: dict[str, float] | None = None) -> Outcome:
+           began: float | None = None, finished_seen: dict[str, float] | None = None,
+           recheck_at: datetime | None = None) -> Outcome:
     """Does what the plan says (ConfigMaps, then Jobs, then status, then Events); refusals by the
     API server go back to the engine (`passes.after_apply`) before status is written."""
     meta = body["metadata"]
@@ -144,7 +146,7 @@ def _apply(cluster: ExecutionCluster, body: dict[str, Any], old: ExecutionStatus
             refused[str(key_of(job))] = str(exc)  # the node, or node#index of a forEach item
     for job_name in result.delete:
         cluster.writer.delete_job(namespace, job_name)
-    result = passes.after_apply(result, refused, now)
+    result = passes.after_apply(result, refused, now, recheck_at)
     new = result.status
     _write(cluster, body, old, new)
     if result.delete_execution:

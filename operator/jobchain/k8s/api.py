@@ -251,6 +251,10 @@ class Builtins:
     def read_namespaced_secret(self, name: str, namespace: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/api/v1/namespaces/{namespace}/secrets/{name}"))
 
+    def list_namespaced_event(self, namespace: str, field_selector: str) -> list[dict[str, Any]]:
+        found = self._json("GET", f"/api/v1/namespaces/{namespace}/events", query=[("fieldSelector", field_selector)])
+        return list(found.get("items") or [])
+
     def create_namespaced_event(self, namespace: str, body: dict[str, Any]) -> None:
         self._send("POST", f"/api/v1/namespaces/{namespace}/events", body)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from kubernetes import client
@@ -32,10 +33,18 @@ from kubernetes.client.exceptions import ApiException
 
 from jobchain.api.models import OutputSource
 from jobchain.api.vocabulary import ANNOTATION_OUTPUT, CONTAINER, LABEL_MANAGED_BY, MANAGED_BY
+from jobchain.engine.execution import pod_refusal
 from jobchain.engine.execution.types import JobState, NodeToRead, ObservedJob
-from jobchain.engine.spec.outputs import LOG_TAIL_BYTES
+from jobchain.engine.spec.outputs import (
+    LOG_TAIL_BYTES,
+    log_tail_lines,
+    output_in_log,
+    read_message,
+    termination_message_limit,
+    unreadable_note,
+)
 from jobchain.engine.spec.render import key_of, split_key
-from jobchain.engine.timefmt import utc_stamp
+from jobchain.engine.timefmt import iso, parse_time, utc_stamp
 from jobchain.k8s.api import Builtins
 from jobchain.k8s.store import Store, has_owner
 
@@ -52,6 +61,8 @@ class Observation:
 
     jobs: dict[str, ObservedJob] = field(default_factory=dict)
     finished_seen: dict[str, float] = field(default_factory=dict)
+    # when to look again at a Job still without a pod (its FailedCreate Events), even with no event
+    recheck_at: datetime | None = None
 
 
 def _true_condition(job: Obj, *types: str) -> Obj | None:
@@ -116,7 +127,7 @@ def interpret_job(job: Obj, pods: list[Obj]) -> JobResult:
 
 
 def observed_job(node: str, job: Obj, result: JobResult, raw_output: str | None, log_tail: str | None,
-                 read_error: str = "") -> ObservedJob:
+                 read_error: str = "", output_error: str = "") -> ObservedJob:
     """The planner's view of a finished or running Job."""
     name = job["metadata"]["name"]
     if result.state == JobState.RUNNING:
@@ -147,6 +158,7 @@ def observed_job(node: str, job: Obj, result: JobResult, raw_output: str | None,
         message="; ".join(p for p in parts if p),
         retries=result.retries,
         finished_at=utc_stamp(term.get("finishedAt")) if term else None,
+        output_error=output_error,
     )
 
 
@@ -159,6 +171,21 @@ def output_of(pod: Obj, source: OutputSource, read_log: Callable[[int], str | No
         return ((pod.get("metadata") or {}).get("annotations") or {}).get(ANNOTATION_OUTPUT), ""
     text = read_log(LOG_TAIL_BYTES)
     return (text, "") if text is not None else (None, "the pod log could not be read")
+
+
+def message_output(pod: Obj, read_end: Callable[[int], bytes | None]) -> tuple[str | None, str]:
+    """(raw output, output error) of a finished pod whose output is its termination message: the
+    message, or the output a script node's wrapper wrote to the end of its log (`read_end(lines)`:
+    the log's last lines, raw), or an error when the output is known or feared to be cut."""
+    term = terminated(pod)
+    spec = pod.get("spec") or {}
+    containers = len(spec.get("containers") or []) + len(spec.get("initContainers") or [])
+    said = read_message(term.get("message") if term else None, termination_message_limit(containers))
+    if said.in_log is None:
+        return said.text, said.error
+    data = read_end(log_tail_lines(said.in_log, said.lines))
+    text = output_in_log(data, said.in_log) if data is not None else None
+    return (text, "") if text is not None else (None, unreadable_note(said.in_log))
 
 
 def owned_by(pod: Obj, job: Obj) -> bool:
@@ -193,6 +220,9 @@ class Observer:
         self.store = store
         self.builtins = Builtins(api)  # plain dicts, no client models
         self.core = client.CoreV1Api(api)  # pod logs (raw bytes)
+        self.clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+        # Job uid -> its age (seconds) when its FailedCreate Events were last listed (pod_refusal)
+        self.refusals_looked: dict[str, float] = {}
 
     def jobs(self, namespace: str, execution: str, uid: str) -> list[Obj]:
         """The execution's Jobs (those of an older execution of the same name are ignored)."""
@@ -259,16 +289,25 @@ class Observer:
                 state = JobState.RUNNING if interpreted.state == JobState.RUNNING else JobState.SUCCEEDED
                 result.jobs[key] = ObservedJob(key, job["metadata"]["name"], state)
                 continue
-            raw, error, tail = None, "", None
+            if interpreted.state == JobState.RUNNING:
+                refused = self.pod_refused(job, bool(pods), result)
+                if refused is not None:
+                    result.jobs[key] = ObservedJob(key, job["metadata"]["name"], JobState.FAILED, message=refused,
+                                                   finished_at=iso(self.clock()))
+                    continue
+            raw, error, tail, output_error = None, "", None, ""
             pod = interpreted.pod
-            if pod is not None:
+            if pod is not None and wanted_node.source == OutputSource.TERMINATION_MESSAGE:
+                raw, output_error = message_output(pod, _end_reader(self, pod))
+            elif pod is not None:
                 raw, error = output_of(pod, wanted_node.source, _reader(self, pod))
+            if pod is not None:
                 if interpreted.state == JobState.FAILED:
                     tail = self.log_tail(pod, FAILURE_LOG_BYTES)
                 seen = self.store.finished_seen(pod["metadata"].get("uid") or "")
                 if seen is not None:
                     result.finished_seen[key] = seen
-            result.jobs[key] = observed_job(key, job, interpreted, raw, tail, error)
+            result.jobs[key] = observed_job(key, job, interpreted, raw, tail, error, output_error)
         return result
 
     def log_tail(self, pod: Obj, size: int) -> str | None:
@@ -293,5 +332,50 @@ class Observer:
         return log_text(data, size)
 
 
+    def pod_refused(self, job: Obj, has_pods: bool, result: Observation) -> str | None:
+        """The node's message when a running Job's pod is refused (Pod Security, a webhook...): read
+        from its FailedCreate Events while it has no pod, now and then (engine pod_refusal)."""
+        meta = job["metadata"]
+        uid = str(meta.get("uid") or "")
+        created = parse_time(meta.get("creationTimestamp"))
+        if has_pods or not uid or created is None:
+            self.refusals_looked.pop(uid, None)
+            return None
+        age = (self.clock() - created).total_seconds()
+        looked = self.refusals_looked.get(uid)
+        if pod_refusal.due(age, looked):
+            try:
+                events = self.builtins.list_namespaced_event(
+                    meta["namespace"], field_selector=f"involvedObject.uid={uid},reason={pod_refusal.FAILED_CREATE}")
+            except ApiException as exc:
+                log.warning("cannot list the Events of Job %s/%s: %s", meta["namespace"], meta["name"], exc.reason)
+                events = []
+            message = pod_refusal.refusal(events)
+            if message is not None:
+                self.refusals_looked.pop(uid, None)
+                return pod_refusal.refusal_message(message)
+            self.refusals_looked[uid] = looked = age
+        at = created + timedelta(seconds=(looked or 0.0) + pod_refusal.next_look(looked or 0.0))
+        result.recheck_at = at if result.recheck_at is None else min(result.recheck_at, at)
+        return None
+
+    def log_end(self, pod: Obj, lines: int) -> bytes | None:
+        """The last `lines` lines of the node container's log, raw; None when it cannot be read."""
+        meta = pod["metadata"]
+        try:
+            response: Any = self.core.read_namespaced_pod_log(meta["name"], meta["namespace"], container=CONTAINER,
+                                                              tail_lines=lines, _preload_content=False)
+            if not 200 <= int(response.status) <= 299:
+                raise ApiException(status=response.status, reason=str(response.reason))
+        except ApiException as exc:
+            log.warning("cannot read the log of pod %s/%s: %s", meta["namespace"], meta["name"], exc.reason)
+            return None
+        return bytes(response.data)
+
+
 def _reader(observer: Observer, pod: Obj) -> Callable[[int], str | None]:
     return lambda size: observer.log_tail(pod, size)
+
+
+def _end_reader(observer: Observer, pod: Obj) -> Callable[[int], bytes | None]:
+    return lambda lines: observer.log_end(pod, lines)

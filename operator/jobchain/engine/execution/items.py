@@ -294,9 +294,10 @@ class FanOut:
         message = job.message
         phase = NodePhase.SUCCEEDED if job.state == JobState.SUCCEEDED else NodePhase.FAILED
         size = None
-        if kept.too_large:
+        if job.output_error or kept.too_large:
             phase = NodePhase.FAILED
-            message = f"{message}; {too_large_note(kept.too_large)}" if message else too_large_note(kept.too_large)
+            note = job.output_error or too_large_note(kept.too_large)
+            message = f"{message}; {note}" if message else note
         elif kept.whole is not None:
             size = len(kept.whole.encode())
             run.plan.config_maps.append(render_output_config_map(run.ref(), node.name, kept.whole, index))

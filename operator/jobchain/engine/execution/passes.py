@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -35,6 +35,7 @@ from jobchain.api.models import (
     WorkflowStatus,
 )
 from jobchain.engine.coordination.admission import QUEUED, Admission
+from jobchain.engine.execution import pod_refusal
 from jobchain.engine.execution import resume as retry
 from jobchain.engine.execution import status as st
 from jobchain.engine.execution.lifecycle import expires_at, queue_deadline, record_refusals
@@ -240,12 +241,24 @@ def before_plan(execution: ExecutionInput, now: datetime, admission: Admission |
 
 # ---- after the plan is applied ----------------------------------------------------------------
 
-def after_apply(result: Plan, refused: Mapping[str, str], now: datetime) -> Plan:
+def after_apply(result: Plan, refused: Mapping[str, str], now: datetime,
+                recheck_at: datetime | None = None) -> Plan:
     """The plan as applied: Jobs the API server refused (keyed by node, or node#index of an item)
-    fail their node or item, and the next pass, at once, routes that failure."""
+    fail their node or item, and the next pass, at once, routes that failure.
+
+    Otherwise, a Job without a pod may have its pods refused by admission (`pod_refusal`), which
+    sends no event the operator sees: look again when that is due (`recheck_at`, from the observed
+    Jobs), and for Jobs created now, when their pods should be there (the watch event echoing the
+    create pokes nothing, and refused pods send none)."""
     if refused:
         record_refusals(result.status, refused, now)
         result.wake_at = now
+        return result
+    if result.create:
+        first = now + timedelta(seconds=pod_refusal.FIRST_LOOK + 0.5)
+        recheck_at = min(recheck_at, first) if recheck_at else first
+    if recheck_at is not None:
+        result.wake_at = min(result.wake_at, recheck_at) if result.wake_at else recheck_at
     return result
 
 

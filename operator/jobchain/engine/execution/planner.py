@@ -250,9 +250,9 @@ class _Run:
             message = seen.message
             phase = NodePhase.SUCCEEDED if seen.state == JobState.SUCCEEDED else NodePhase.FAILED
             ref = None
-            if kept.too_large:
+            if seen.output_error or kept.too_large:
                 phase = NodePhase.FAILED
-                note = too_large_note(kept.too_large)
+                note = seen.output_error or too_large_note(kept.too_large)
                 message = f"{message}; {note}" if message else note
             elif kept.whole is not None:
                 ref = OutputRef(configMap=output_config_map_name(self.execution.name, node.name), key=OUTPUT_KEY,

@@ -31,6 +31,9 @@ class ObservedJob:
     message: str = ""
     retries: int = 0
     finished_at: str | None = None
+    # The output could not be read whole (cut by the kubelet, or its log read back cut): the node
+    # fails saying so, as a cut value passed on would give the next node wrong data silently.
+    output_error: str = ""
 
 
 @dataclass(frozen=True)

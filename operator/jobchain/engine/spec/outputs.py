@@ -193,6 +193,80 @@ def too_large_note(size: int) -> str:
             "object store and output its location")
 
 
+# The termination message (output.from: terminationMessage, the default). The kubelet keeps at most
+# the last 4096 bytes of the file, and of a pod's messages together the first 12 KiB split evenly
+# between its containers: a longer output arrives cut, with nothing to say so. So a script node's
+# wrapper (engine.spec.render) passes an output that long through the log instead, between marker
+# lines, and leaves only IN_LOG_MARK and its size in the message; a message that long without the
+# marker (a command node, which has no shell to wrap it) may have been cut, and fails its node.
+MAX_TERMINATION_MESSAGE = 4096
+MAX_POD_TERMINATION_MESSAGES = 12 * 1024
+IN_LOG_MARK = "jobchain.dev/output-in-log"
+LOG_BEGIN_MARK = "jobchain.dev/output-begin"
+LOG_END_MARK = "jobchain.dev/output-end"
+
+
+def termination_message_limit(containers: int) -> int:
+    """The bytes a pod with `containers` containers (init containers included) keeps of one message:
+    a message this long or longer may have been cut."""
+    return min(MAX_TERMINATION_MESSAGE, MAX_POD_TERMINATION_MESSAGES // max(1, containers))
+
+
+@dataclass(frozen=True)
+class MessageOutput:
+    """What a termination message says of the output: `text` (the output, whole), or `in_log` (the
+    size of an output the wrapper wrote to the log, with its line count), or `error` (cut)."""
+
+    text: str | None = None
+    in_log: int | None = None
+    lines: int = 0
+    error: str = ""
+
+
+def read_message(message: str | None, limit: int) -> MessageOutput:
+    """Reads a termination message of a pod keeping `limit` bytes of it (termination_message_limit)."""
+    if message is None:
+        return MessageOutput()
+    mark = message.strip().split(" ")
+    if len(mark) == 3 and mark[0] == IN_LOG_MARK and mark[1].isdigit() and mark[2].isdigit():
+        return MessageOutput(in_log=int(mark[1]), lines=int(mark[2]))
+    if len(message.encode(errors="replace")) >= limit:
+        return MessageOutput(error=(
+            f"output may have been cut: the termination message ($JOBCHAIN_OUTPUT) is {limit} bytes or more, "
+            f"and Kubernetes keeps only {limit} bytes of it (its end) for this pod; run the node as a `script` "
+            "(its outputs up to 1 MiB are passed whole), or use output.from: logs"))
+    return MessageOutput(text=message)
+
+
+def log_tail_lines(size: int, lines: int) -> int:
+    """How many log lines to ask for to get an output of `size` bytes in `lines` lines with its marker
+    lines: the container runtime splits long lines (containerd at 16 KiB), and the kubelet counts
+    each part as a line; asking for more only reads a little of the log before the output."""
+    return lines + 4 + size // 1024
+
+
+def output_in_log(data: bytes, size: int) -> str | None:
+    """The output of `size` bytes the wrapper wrote at the end of a log (`data`, its end), or None
+    when the log does not end with it whole (cut, rotated away, or written over by another process)."""
+    end = f"\n{LOG_END_MARK} {size}\n".encode()
+    begin = f"\n{LOG_BEGIN_MARK} {size}\n".encode()
+    if not data.endswith(end) or len(data) < size + len(end) + len(begin) - 1:
+        return None
+    body_end = len(data) - len(end)
+    body = data[body_end - size:body_end]
+    before = data[:body_end - size]
+    if not (before.endswith(begin) or before == begin[1:]):
+        return None
+    return body.decode("utf-8", errors="replace")
+
+
+def unreadable_note(size: int) -> str:
+    """What a node says whose output, written to its log by the wrapper, could not be read back whole."""
+    return (f"output ({size} bytes, passed through the pod log) could not be read back whole: the log was cut, "
+            "rotated or written to after the node's script ended (a process left running in the background?); "
+            "it is passed on to no node")
+
+
 # Node fields passed to Kubernetes as they are: nested deeper than this, the snapshot in status
 # could not be written (the serializer's limit), so validation (engine.spec.validation) refuses the workflow.
 MAX_FREE_FORM_DEPTH = MAX_OUTPUT_DEPTH

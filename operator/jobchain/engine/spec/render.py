@@ -32,6 +32,7 @@ from jobchain.api.vocabulary import (
 )
 from jobchain.engine.spec import argv, refs
 from jobchain.engine.spec.graph import node_texts
+from jobchain.engine.spec.outputs import IN_LOG_MARK, LOG_BEGIN_MARK, LOG_END_MARK, termination_message_limit
 from jobchain.engine.spec.outputs import input_json as to_input_json
 from jobchain.engine.spec.refs import Scope, UnresolvedReference
 from jobchain.engine.spec.shell import Quoting, Refused, contexts
@@ -140,6 +141,40 @@ def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
         else:
             out[key] = copy.deepcopy(value)
     return out
+
+
+# How a script node runs when its output is the termination message: `sh -c WRAPPER /bin/sh LIMIT SCRIPT`.
+# The script runs as before (`/bin/sh -c SCRIPT`, its $0 /bin/sh, stdin kept, SIGTERM passed on, its
+# exit code the container's); then an output of LIMIT bytes or more, which the kubelet would cut to
+# its last 4096, is written whole to the log between marker lines, and the message only names its
+# size and lines (engine.spec.outputs.read_message). Smaller outputs stay where they are: no log is
+# read for them. Only `wc` and `cat` are needed besides the shell; without them the message stays
+# long, and a long message fails the node as possibly cut, never passed on.
+OUTPUT_WRAPPER = f"""child= stop=
+trap 'stop=1; [ -n "$child" ] && kill -TERM "$child" 2>/dev/null' TERM
+exec 3<&0
+/bin/sh -c "$2" 0<&3 3<&- &
+child=$!
+exec 3<&-
+if [ -n "$stop" ]; then kill -TERM "$child" 2>/dev/null; fi
+while :; do
+  wait "$child"; code=$?
+  if [ "$code" -gt 128 ] && kill -0 "$child" 2>/dev/null; then continue; fi
+  break
+done
+out={OUTPUT_PATH}
+if [ -f "$out" ]; then
+  size=$(wc -c < "$out"); size=${{size##* }}
+  if [ "$size" -ge "$1" ] 2>/dev/null; then
+    lines=$(wc -l < "$out"); lines=${{lines##* }}
+    printf '\\n%s %s\\n' '{LOG_BEGIN_MARK}' "$size"
+    cat "$out"
+    printf '\\n%s %s\\n' '{LOG_END_MARK}' "$size"
+    printf '%s %s %s' '{IN_LOG_MARK}' "$size" "$lines" > "$out"
+  fi
+fi
+exit "$code"
+"""
 
 
 class ValueTooLarge(UnresolvedReference):
@@ -346,6 +381,8 @@ def render_job(
     }
     if node.script is not None:
         container["command"] = ["/bin/sh", "-c", texts["script"]]
+        if node.output.from_ == OutputSource.TERMINATION_MESSAGE:
+            container["command"] = ["/bin/sh", "-c", OUTPUT_WRAPPER, "/bin/sh", texts["script"]]
     else:
         if node.command:
             container["command"] = [texts[f"command[{i}]"] for i in range(len(node.command))]
@@ -390,6 +427,12 @@ def render_job(
         template = _merge(template, node.podTemplate)
         template["metadata"]["labels"].update(labels)  # ours win: the operator finds pods by them
         template["spec"]["restartPolicy"] = "Never"
+    pod_containers = template["spec"].get("containers") or []
+    main = next((c for c in pod_containers if isinstance(c, dict) and c.get("name") == CONTAINER), {})
+    if (main.get("command") or [])[2:3] == [OUTPUT_WRAPPER]:
+        # the kubelet's share of one container's message, the podTemplate's containers counted
+        count = len(pod_containers) + len(template["spec"].get("initContainers") or [])
+        main["command"] = [*main["command"][:4], str(termination_message_limit(count)), *main["command"][4:]]
 
     retries = node.retries if node.retries is not None else defaults.retries
     timeout = node.timeoutSeconds if node.timeoutSeconds is not None else defaults.timeoutSeconds
