@@ -17,7 +17,7 @@ from jobchain.api.models import (
     WorkflowStatus,
 )
 from jobchain.engine.coordination.admission import Admission, Waiting
-from jobchain.engine.execution import passes
+from jobchain.engine.execution import passes, pod_refusal
 from jobchain.engine.execution.planner import plan
 from jobchain.engine.execution.types import ResumeSource
 from jobchain.engine.timefmt import iso
@@ -169,8 +169,16 @@ def test_refusals_go_back_through_the_engine_keyed_by_node_or_item() -> None:
     assert nodes["each"].phase == NodePhase.RUNNING
     assert [(e.index, e.phase) for e in nodes["each"].itemResults or []] == [
         (0, NodePhase.RUNNING), (1, NodePhase.FAILED), (2, NodePhase.RUNNING)]
-    untouched = plan(execution(wf), {}, T0)
-    assert passes.after_apply(untouched, {}, T0).wake_at is None
+
+def test_a_pass_that_creates_jobs_looks_again_when_their_pods_are_due() -> None:
+    """Refused pods send no event the operator sees (pod_refusal): the engine says when to look."""
+    wf = spec(node("each", forEach="[0, 1, 2]"), node("solo"), parallelism=4)
+    created = plan(execution(wf), {}, T0)
+    assert created.create
+    due = T0 + timedelta(seconds=pod_refusal.FIRST_LOOK + 0.5)
+    assert passes.after_apply(created, {}, T0).wake_at == due
+    sooner = T0 + timedelta(seconds=1)
+    assert passes.after_apply(plan(execution(wf), {}, T0), {}, T0, recheck_at=sooner).wake_at == sooner
 
 
 # ---- a Workflow ---------------------------------------------------------------------------------
