@@ -8,8 +8,7 @@ import json
 
 import pytest
 
-from tests.e2e.support import GROUP, VERSION, Objects, workflow
-from tests.e2e.test_cli import jobchain, no_traceback
+from tests.e2e.support import GROUP, VERSION, Objects, jobchain, no_traceback, workflow
 
 pytestmark = pytest.mark.usefixtures("current_crds", "operator")
 

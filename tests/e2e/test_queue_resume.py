@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.e2e.support import GROUP, VERSION, Objects, nodes, wait_for, workflow
-from tests.e2e.test_cli import jobchain, no_traceback
+from tests.e2e.support import GROUP, VERSION, Objects, jobchain, no_traceback, nodes, wait_for, workflow
 
 pytestmark = pytest.mark.usefixtures("current_crds", "operator")
 
