@@ -13,7 +13,7 @@ import pytest
 import yaml
 from celpy.adapter import json_to_cel
 
-from .test_manifests import ROOT
+from .manifest_support import ROOT
 
 POLICY = ROOT / "manifests/base/step-policy.yaml"
 OWN_UID = "uid-of-pod-a"
