@@ -22,7 +22,7 @@ from jobchain.engine.execution.planner import plan
 from jobchain.engine.spec.validation import join, validate_execution, validate_params
 
 from .builders import T0, edge, execution, job, lookup, node, observed, spec, with_status
-from .test_cli_commands import FakeCluster
+from .fakes import FakeCluster
 from .test_costs import nested_all
 
 DECLARED = [{"name": "target"}, {"name": "size", "default": "1"}]
