@@ -21,6 +21,7 @@ from jobchain.cli import workflow_file, yaml_input
 from jobchain.cli.errors import CliError
 from jobchain.cli.lint import run_lint
 from jobchain.cli.main import main
+from tests.support import alias_bomb_lines
 
 HEADER = "apiVersion: jobchain.dev/v1alpha1\nkind: Workflow\nmetadata: {name: w}\nspec:\n  nodes:\n"
 
@@ -82,8 +83,7 @@ def test_the_list_limits_are_in_the_crd_because_they_are_in_the_model() -> None:
 
 
 def bomb(levels: int = 9) -> str:
-    lines = ["x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-    lines += [f"x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    lines = alias_bomb_lines(levels)
     return node_yaml("    podTemplate:\n" + "".join(f"      {line}\n" for line in lines))
 
 
