@@ -170,6 +170,20 @@ def script_seen(job_manifest: Mapping[str, Any]) -> str:
 
 # What a node's Job does when the simulated cluster runs it: (state, raw output).
 Result = tuple[str, str | None]
+OK: Result = ("Succeeded", None)
+FAIL: Result = ("Failed", None)
+
+
+def ok(output: Any) -> Result:
+    """A node that succeeded with `output` (JSON unless a string)."""
+    return ("Succeeded", output if isinstance(output, str) else json.dumps(output))
+
+
+def started(workflow: WorkflowSpec, **kwargs: Any) -> tuple[Any, Plan]:
+    """An execution after its first pass, and that pass's plan."""
+    ex = execution(workflow, **kwargs)
+    p = plan(ex, {}, T0)
+    return with_status(ex, p.status), p
 
 
 @dataclass
