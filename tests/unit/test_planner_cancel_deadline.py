@@ -75,7 +75,7 @@ def test_deadline_sets_wake_at_then_fails_with_deadline_exceeded() -> None:
     assert p3.status.duration == "1m00s"
 
 
-def test_no_timeout_no_wake_at() -> None:
+def test_without_a_timeout_the_planner_sets_no_wake_at() -> None:
     _, p = started(chain("a"))
     assert p.wake_at is None
 

@@ -27,7 +27,7 @@ from .builders import (
 
 # ---- workflow and params problems ----------------------------------------------------------
 
-def test_workflow_not_found() -> None:
+def test_a_workflow_not_found_fails_the_execution_saying_where_it_looked() -> None:
     p = plan(execution(ref="etl"), {}, T0, lookup(None, "etl", found=False))
     assert (p.status.phase, p.status.reason) == ("Failed", "WorkflowNotFound")
     assert "'etl' not found in namespace 'team-a'" in p.status.message
@@ -62,7 +62,8 @@ PARAMS: list[tuple[str, dict[str, str], list[str]]] = [
 
 
 @pytest.mark.parametrize(("params", "phrases"), [c[1:] for c in PARAMS], ids=[c[0] for c in PARAMS])
-def test_invalid_params(params: dict[str, str], phrases: list[str]) -> None:
+def test_invalid_params_fail_the_execution_before_any_job_saying_why(
+        params: dict[str, str], phrases: list[str]) -> None:
     workflow = spec(node("a"), params=[{"name": "env"}, {"name": "region", "default": "eu"}])
     p = plan(execution(workflow, params=params), {}, T0)
     assert (p.status.phase, p.status.reason) == ("Failed", "InvalidParams")

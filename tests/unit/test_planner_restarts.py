@@ -37,7 +37,7 @@ def test_pending_node_with_an_observed_job_is_adopted_not_created_again() -> Non
     assert p2.status.running == "a"
 
 
-def test_adoption_later_in_the_run() -> None:
+def test_a_job_created_later_in_the_run_is_adopted_after_a_lost_write() -> None:
     ex, _ = started(chain("a", "b", "c"))
     a_done = observed(job("a", "Succeeded"))
     p2 = plan(ex, a_done, T0 + timedelta(seconds=1))

@@ -79,7 +79,7 @@ def test_progress_running_and_conditions_while_running() -> None:
     assert p2.status.conditions[0].lastTransitionTime == iso(T0)  # unchanged condition keeps its time
 
 
-def test_fields_when_finished() -> None:
+def test_progress_conditions_and_duration_are_set_when_finished() -> None:
     run = simulate(chain("a", "b"))
     s = run.status
     assert (s.progress, s.running) == ("2/2", None)
