@@ -23,6 +23,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "operator"))
 
+from figures import quantiles
+
 from jobchain.controller.workers import Key, Workers
 
 
@@ -40,17 +42,6 @@ class FirstComeFirstServed:
 
     def __len__(self) -> int:
         return len(self._line)
-
-
-def quantiles(values: list[float]) -> str:
-    ordered = sorted(values)
-    if not ordered:
-        return "none"
-
-    def q(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
-
-    return f"p50 {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, max {ordered[-1] * 1000:.1f} ms (n={len(ordered)})"
 
 
 async def measure(busy: int, threads: int, pass_seconds: float, seconds: float, fifo: bool) -> dict[str, Any]:

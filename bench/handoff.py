@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 import hostsim  # type: ignore[import-not-found]
+from figures import quantiles  # type: ignore[import-not-found]
 
 
 def main() -> None:
@@ -58,14 +59,14 @@ def main() -> None:
     print(f"RESULT host, {args.executions} executions x {args.nodes} nodes at once, API latency "
           f"{args.latency * 1000:.0f} ms: {run.succeeded}/{args.executions} Succeeded in {run.wall:.1f}s "
           f"(wall {time.time() - began:.1f}s){' [profiled]' if args.profile else ''}")
-    print(f"  operator share as delivered: {hostsim.quantiles(run.handoffs)}")
-    print(f"  operator share, metric:      {hostsim.quantiles(run.metric)}")
-    print(f"  passes:                      {hostsim.quantiles(run.passes)}")
-    print(f"  CPU per pass (its thread):   {hostsim.quantiles(run.pass_cpu)}, "
+    print(f"  operator share as delivered: {quantiles(run.handoffs)}")
+    print(f"  operator share, metric:      {quantiles(run.metric)}")
+    print(f"  passes:                      {quantiles(run.passes)}")
+    print(f"  CPU per pass (its thread):   {quantiles(run.pass_cpu)}, "
           f"mean {sum(run.pass_cpu) / max(1, len(run.pass_cpu)) * 1000:.2f} ms")
     cpu = run.kopf.event_cpu
     print(f"  CPU per watch event (kopf's processing and the handler, on the event loop): "
-          f"{hostsim.quantiles(cpu)}, mean {sum(cpu) / max(1, len(cpu)) * 1000:.2f} ms")
+          f"{quantiles(cpu)}, mean {sum(cpu) / max(1, len(cpu)) * 1000:.2f} ms")
     print(f"  CPU of the process (every thread, the simulation's share included): {run.cpu:.1f}s, "
           f"{run.cpu / (args.executions * args.nodes) * 1000:.1f} ms per node")
     requests = ", ".join(f"{m} {r} {n / (args.executions * args.nodes):.2f}"

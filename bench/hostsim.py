@@ -456,14 +456,3 @@ async def run(executions: int, nodes: int, latency: float = 0.005, run_seconds: 
             if seen is not None and created is not None:
                 result.handoffs.append(created - seen)
     return result
-
-
-def quantiles(values: list[float]) -> str:
-    if not values:
-        return "none"
-    ordered = sorted(values)
-
-    def q(p: float) -> float:
-        return ordered[min(len(ordered) - 1, int(p * len(ordered)))] * 1000
-
-    return f"p50 {q(0.5):.1f} ms, p99 {q(0.99):.1f} ms, max {ordered[-1] * 1000:.1f} ms (n={len(ordered)})"

@@ -22,6 +22,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import hostsim  # type: ignore[import-not-found]
+from figures import quantiles  # type: ignore[import-not-found]
 
 
 def deep_size(objects: Iterable[Any]) -> int:
@@ -99,7 +100,7 @@ def main() -> None:
     print(f"  store: {store.sizes()}, {store_bytes / 2**20:.1f} MiB deep; kopf's per-object memories: "
           f"{len(run.kopf.memories._items)} objects, {kopf_bytes / 2**20:.1f} MiB deep; "
           f"the simulation's own objects (JSON text) {sim_bytes / 2**20:.1f} MiB")
-    print(f"  passes: {len(run.passes)}, {hostsim.quantiles(run.passes)}; CPU of the process {run.cpu:.1f}s, "
+    print(f"  passes: {len(run.passes)}, {quantiles(run.passes)}; CPU of the process {run.cpu:.1f}s, "
           f"{run.cpu / (args.executions * args.nodes) * 1000:.1f} ms per node")
     held = trimmed - start - sim_bytes / 2**20
     print(f"  per execution: {held / args.executions:.2f} MiB of RSS held (after malloc_trim, less the "

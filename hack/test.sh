@@ -27,7 +27,7 @@ phase "cluster tools" bash hack/build-tools.sh
 phase "ruff" .venv/bin/ruff check operator tests
 phase "mypy" .venv/bin/mypy
 # The unit tests' fakes of the cluster against the Protocols the real classes satisfy.
-phase "mypy (test fakes)" .venv/bin/mypy tests/unit/builders.py tests/unit/test_cli_commands.py \
+phase "mypy (test fakes)" .venv/bin/mypy tests/unit/builders.py tests/unit/fakes.py tests/unit/test_cli_commands.py \
   tests/unit/test_reconcile.py tests/unit/test_item_refusals.py tests/unit/test_queue_resume.py
 phase "import layers" .venv/bin/lint-imports
 phase "CRDs match the models" .venv/bin/python -m jobchain.api.crd --check

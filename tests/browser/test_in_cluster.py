@@ -20,9 +20,8 @@ import pytest
 from kubernetes import client
 
 from tests.browser.support import wait_js
-from tests.e2e.support import GROUP, ROOT, VERSION, Objects, free_port, kubectl, tool, wait_for
+from tests.e2e.support import CHART, GROUP, VERSION, Objects, free_port, helm, kubectl, tool, wait_for
 
-CHART = ROOT / "charts" / "jobchain"
 VIEWER = """
 apiVersion: v1
 kind: ServiceAccount
@@ -45,12 +44,6 @@ subjects:
 """
 
 
-def _helm(kubeconfig: str, *args: str, check: bool = True) -> str:
-    done = subprocess.run([tool("helm"), "--kubeconfig", kubeconfig, *args], capture_output=True, text=True,
-                          timeout=300)
-    if check and done.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
 
 
 @pytest.fixture
@@ -61,13 +54,13 @@ def release(kubeconfig: str, api: client.ApiClient, tmp_path: Path) -> Iterator[
     core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(
         name=namespace, labels={"pod-security.kubernetes.io/enforce": "restricted"})))
     try:
-        _helm(kubeconfig, "install", name, str(CHART), "-n", namespace,
-              "--set", "dashboard.enabled=true", "--set", "crds.install=false", "--set", "rbac.userRoles=false",
-              "--set", f"watchNamespaces={{{namespace}}}", "--set", "image.repository=localhost/jobchain-operator",
-              "--set", "image.tag=dev", "--set", "image.pullPolicy=Never")
+        helm(kubeconfig, "install", name, str(CHART), "-n", namespace,
+             "--set", "dashboard.enabled=true", "--set", "crds.install=false", "--set", "rbac.userRoles=false",
+             "--set", f"watchNamespaces={{{namespace}}}", "--set", "image.repository=localhost/jobchain-operator",
+             "--set", "image.tag=dev", "--set", "image.pullPolicy=Never")
         yield namespace, f"{name}-jobchain-dashboard"
     finally:
-        _helm(kubeconfig, "uninstall", name, "-n", namespace, "--wait", check=False)
+        helm(kubeconfig, "uninstall", name, "-n", namespace, "--wait", check=False)
         core.delete_namespace(namespace, body=client.V1DeleteOptions(propagation_policy="Background"))
 
 

@@ -29,6 +29,7 @@ from tests.e2e.support import (
     OperatorProcess,
     create_namespace,
     install_crds,
+    reinstall_crds,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -134,3 +135,11 @@ def operator(operator_process: OperatorProcess) -> Iterator[OperatorProcess]:
 def objects(api: client.ApiClient, namespace: str) -> Objects:
     """Creating and reading jobchain objects in the test's namespace."""
     return Objects(api, namespace)
+
+
+@pytest.fixture
+def current_crds(kubeconfig: str, objects: Objects) -> None:
+    """This tree's CRDs again right before the test, for modules whose CRD fields are new (forEach,
+    schedules, queue): other sessions on the shared cluster apply CRDs without them (see reinstall_crds).
+    Use it with ``pytestmark = pytest.mark.usefixtures("current_crds", "operator")``."""
+    reinstall_crds(kubeconfig, objects)

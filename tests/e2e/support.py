@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -358,3 +359,128 @@ def workflow(name: str, nodes: list[dict[str, Any]], **spec: Any) -> dict[str, A
 
 def nodes(execution: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {n["name"]: n for n in execution["status"]["nodes"]}
+
+
+def command(kubeconfig: str, namespace: str, *args: str) -> list[str]:
+    return [sys.executable, "-m", "jobchain.cli.main", "--kubeconfig", kubeconfig, "-n", namespace, *args]
+
+
+def jobchain(kubeconfig: str, namespace: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "JOBCHAIN_DEBUG"}
+    return subprocess.run(command(kubeconfig, namespace, *args), capture_output=True, text=True, timeout=timeout,
+                          env=env, check=False)
+
+
+def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in result.stderr, result.stderr
+
+
+# Installing with Helm (tests/e2e/test_install.py, test_replicas.py, tests/browser/test_in_cluster.py)
+CHART = ROOT / "charts" / "jobchain"
+# JOBCHAIN_E2E_IMAGE_TAG: another tag of the same build (e.g. one only this checkout's build
+# carries, when several checkouts share one cluster and each rebuilds :dev).
+IMAGE_REPOSITORY, IMAGE_TAG = "localhost/jobchain-operator", os.environ.get("JOBCHAIN_E2E_IMAGE_TAG", "dev")
+REPLICAS = 2  # the chart's default: one active, one standby
+
+
+def helm(kubeconfig: str, *args: str, check: bool = True, timeout: int = 300) -> str:
+    done = subprocess.run(
+        [tool("helm"), "--kubeconfig", kubeconfig, *args], capture_output=True, text=True, timeout=timeout
+    )
+    if check and done.returncode != 0:
+        raise AssertionError(f"helm {' '.join(args)} failed: {done.stderr.strip()}")
+    return done.stdout
+
+
+@dataclass
+class Install:
+    kubeconfig: str
+    api: client.ApiClient
+    system: str  # the release's namespace: the operator runs here
+    workloads: str  # the one namespace it watches
+    release: str
+
+    @property
+    def deployment(self) -> str:
+        return f"{self.release}-jobchain" if "jobchain" not in self.release else self.release
+
+    def helm_values(self, *extra: str) -> list[str]:
+        sets = [
+            f"image.repository={IMAGE_REPOSITORY}",
+            f"image.tag={IMAGE_TAG}",
+            "image.pullPolicy=Never",
+            f"watchNamespaces={{{self.workloads}}}",
+            # the cluster-wide user roles and step policy may already exist from another install;
+            # not needed here (the other e2e modules run with session copies of both)
+            "rbac.userRoles=false",
+            "stepPolicy.enabled=false",
+            *extra,
+        ]
+        return [a for s in sets for a in ("--set", s)]
+
+    def operator_pods(self) -> list[client.V1Pod]:
+        pods = client.CoreV1Api(self.api).list_namespaced_pod(
+            self.system, label_selector=f"app.kubernetes.io/instance={self.release}"
+        )
+        return [p for p in pods.items if p.metadata.deletion_timestamp is None]
+
+    def wait_operator_ready(self, timeout: float = 180) -> list[client.V1Pod]:
+        """Waits until exactly the chart's replicas run, all Ready (an update's old pods gone)."""
+        def ready() -> list[client.V1Pod] | None:
+            pods = self.operator_pods()
+            for pod in pods:
+                for cs in pod.status.container_statuses or []:
+                    waiting = cs.state.waiting
+                    if waiting and waiting.reason in ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff"):
+                        raise AssertionError(
+                            f"the operator image {IMAGE_REPOSITORY}:{IMAGE_TAG} is not in the cluster "
+                            f"({waiting.reason}): run hack/image-build.sh"
+                        )
+            ready_pods = [
+                p for p in pods if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
+            ]
+            return ready_pods if len(ready_pods) == REPLICAS and len(pods) == REPLICAS else None
+
+        try:
+            found: list[client.V1Pod] = wait_for(ready, timeout=timeout, what="the operator pods to be Ready",
+                                                 interval=1)
+        except AssertionError:
+            logs = kubectl(
+                self.kubeconfig, "-n", self.system, "logs", f"deploy/{self.deployment}", "--tail=40", check=False
+            )
+            raise AssertionError(f"operator not Ready; its log:\n{logs}") from None
+        return found
+
+    def create_execution(self, nodes: list[dict[str, Any]]) -> str:
+        body = {
+            "apiVersion": f"{GROUP}/{VERSION}",
+            "kind": "WorkflowExecution",
+            "metadata": {"generateName": "install-"},
+            "spec": {"workflow": {"defaults": {"image": "busybox:1.36", "timeoutSeconds": 120}, "nodes": nodes}},
+        }
+        created = client.CustomObjectsApi(self.api).create_namespaced_custom_object(
+            GROUP, VERSION, self.workloads, "workflowexecutions", body
+        )
+        return str(created["metadata"]["name"])
+
+    def execution(self, name: str) -> dict[str, Any]:
+        obj: dict[str, Any] = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
+            GROUP, VERSION, self.workloads, "workflowexecutions", name
+        )
+        return obj
+
+    def wait_phase(self, name: str, phases: set[str], timeout: float = 180) -> dict[str, Any]:
+        def reached() -> dict[str, Any] | None:
+            obj = self.execution(name)
+            return obj if (obj.get("status") or {}).get("phase") in phases else None
+
+        try:
+            found: dict[str, Any] = wait_for(reached, timeout=timeout, what=f"{name} to be {phases}", interval=0.5)
+        except AssertionError:
+            logs = kubectl(
+                self.kubeconfig, "-n", self.system, "logs", f"deploy/{self.deployment}", "--tail=40", check=False
+            )
+            raise AssertionError(
+                f"{name}: {yaml.safe_dump(self.execution(name).get('status'))}\noperator log:\n{logs}"
+            ) from None
+        return found

@@ -7,9 +7,7 @@ afterwards, read its logs (also once its pods are gone), cancel it from a second
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -17,7 +15,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from tests.e2e.support import Objects, wait_for, workflow
+from tests.e2e.support import Objects, command, jobchain, no_traceback, wait_for, workflow
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -39,20 +37,6 @@ SLOW = workflow("slow", [
     {"name": "after", "script": "echo after"},
 ])
 
-
-
-def command(kubeconfig: str, namespace: str, *args: str) -> list[str]:
-    return [sys.executable, "-m", "jobchain.cli.main", "--kubeconfig", kubeconfig, "-n", namespace, *args]
-
-
-def jobchain(kubeconfig: str, namespace: str, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "JOBCHAIN_DEBUG"}
-    return subprocess.run(command(kubeconfig, namespace, *args), capture_output=True, text=True, timeout=timeout,
-                          env=env, check=False)
-
-
-def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
-    assert "Traceback" not in result.stderr, result.stderr
 
 
 def test_run_watch_then_get_list_and_graph(kubeconfig: str, namespace: str, objects: Objects) -> None:

@@ -8,15 +8,9 @@ import json
 
 import pytest
 
-from tests.e2e.support import GROUP, VERSION, Objects, reinstall_crds, workflow
-from tests.e2e.test_cli import jobchain, no_traceback
+from tests.e2e.support import GROUP, VERSION, Objects, jobchain, no_traceback, workflow
 
-pytestmark = pytest.mark.usefixtures("operator")
-
-
-@pytest.fixture(autouse=True)
-def current_crds(kubeconfig: str, objects: Objects) -> None:
-    reinstall_crds(kubeconfig, objects)
+pytestmark = pytest.mark.usefixtures("current_crds", "operator")
 
 
 def test_run_from_schedule_makes_a_manual_run_the_schedule_owns_and_list_schedule_finds_it(

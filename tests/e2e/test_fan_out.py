@@ -9,16 +9,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.support import ROOT, Objects, kubectl, nodes, reinstall_crds, wait_for, workflow
+from tests.e2e.support import ROOT, Objects, kubectl, nodes, wait_for, workflow
 
-pytestmark = pytest.mark.usefixtures("operator")
-
-
-@pytest.fixture(autouse=True)
-def current_crds(kubeconfig: str, objects: Objects) -> None:
-    """forEach and its fields are new: this tree's CRDs (main's and these) again right before each test,
-    as other sessions on the shared cluster apply CRDs without them (see reinstall_crds)."""
-    reinstall_crds(kubeconfig, objects)
+pytestmark = pytest.mark.usefixtures("current_crds", "operator")
 
 
 def _time(value: Any) -> datetime:

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.support import Objects, kubectl, reinstall_crds, wait_for
+from tests.support import to_lua
 
 pytestmark = pytest.mark.usefixtures("operator")
 ROOT = Path(__file__).resolve().parents[2]
@@ -20,15 +21,7 @@ HEALTH = ROOT / "argocd" / "health" / "jobchain.dev"
 def health(kind: str, obj: dict[str, Any]) -> str:
     lua51 = pytest.importorskip("lupa.lua51")
     runtime = lua51.LuaRuntime(unpack_returned_tuples=True)
-
-    def to_lua(value: Any) -> Any:
-        if isinstance(value, dict):
-            return runtime.table_from({k: to_lua(v) for k, v in value.items() if v is not None})
-        if isinstance(value, list):
-            return runtime.table_from([to_lua(v) for v in value])
-        return value
-
-    runtime.globals().obj = to_lua(obj)
+    runtime.globals().obj = to_lua(runtime, obj)
     return str(runtime.execute((HEALTH / kind / "health.lua").read_text())["status"])
 
 

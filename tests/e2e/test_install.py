@@ -10,148 +10,29 @@ The tests run in file order: install -> metrics -> upgrade -> uninstall.
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import pytest
-import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.e2e.support import GROUP, VERSION, kubectl, tool, wait_for
+from tests.e2e.support import (
+    CHART,
+    GROUP,
+    REPLICAS,
+    VERSION,
+    Install,
+    create_namespace,
+    helm,
+    kubectl,
+    wait_for,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
-CHART = ROOT / "charts" / "jobchain"
-# JOBCHAIN_E2E_IMAGE_TAG: another tag of the same build (e.g. one only this checkout's build
-# carries, when several checkouts share one cluster and each rebuilds :dev).
-IMAGE_REPOSITORY, IMAGE_TAG = "localhost/jobchain-operator", os.environ.get("JOBCHAIN_E2E_IMAGE_TAG", "dev")
-REPLICAS = 2  # the chart's default: one active, one standby
 CRD_NAMES = ("workflows.jobchain.dev", "workflowexecutions.jobchain.dev", "workflowschedules.jobchain.dev")
-
-
-def helm(kubeconfig: str, *args: str, check: bool = True, timeout: int = 300) -> str:
-    done = subprocess.run(
-        [tool("helm"), "--kubeconfig", kubeconfig, *args], capture_output=True, text=True, timeout=timeout
-    )
-    if check and done.returncode != 0:
-        raise AssertionError(f"helm {' '.join(args)} failed: {done.stderr.strip()}")
-    return done.stdout
-
-
-@dataclass
-class Install:
-    kubeconfig: str
-    api: client.ApiClient
-    system: str  # the release's namespace: the operator runs here
-    workloads: str  # the one namespace it watches
-    release: str
-
-    @property
-    def deployment(self) -> str:
-        return f"{self.release}-jobchain" if "jobchain" not in self.release else self.release
-
-    def helm_values(self, *extra: str) -> list[str]:
-        sets = [
-            f"image.repository={IMAGE_REPOSITORY}",
-            f"image.tag={IMAGE_TAG}",
-            "image.pullPolicy=Never",
-            f"watchNamespaces={{{self.workloads}}}",
-            # the cluster-wide user roles and step policy may already exist from another install;
-            # not needed here (the other e2e modules run with session copies of both)
-            "rbac.userRoles=false",
-            "stepPolicy.enabled=false",
-            *extra,
-        ]
-        return [a for s in sets for a in ("--set", s)]
-
-    def operator_pods(self) -> list[client.V1Pod]:
-        pods = client.CoreV1Api(self.api).list_namespaced_pod(
-            self.system, label_selector=f"app.kubernetes.io/instance={self.release}"
-        )
-        return [p for p in pods.items if p.metadata.deletion_timestamp is None]
-
-    def wait_operator_ready(self, timeout: float = 180) -> list[client.V1Pod]:
-        """Waits until exactly the chart's replicas run, all Ready (an update's old pods gone)."""
-        def ready() -> list[client.V1Pod] | None:
-            pods = self.operator_pods()
-            for pod in pods:
-                for cs in pod.status.container_statuses or []:
-                    waiting = cs.state.waiting
-                    if waiting and waiting.reason in ("ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff"):
-                        raise AssertionError(
-                            f"the operator image {IMAGE_REPOSITORY}:{IMAGE_TAG} is not in the cluster "
-                            f"({waiting.reason}): run hack/image-build.sh"
-                        )
-            ready_pods = [
-                p for p in pods if any(c.type == "Ready" and c.status == "True" for c in p.status.conditions or [])
-            ]
-            return ready_pods if len(ready_pods) == REPLICAS and len(pods) == REPLICAS else None
-
-        try:
-            found: list[client.V1Pod] = wait_for(ready, timeout=timeout, what="the operator pods to be Ready",
-                                                 interval=1)
-        except AssertionError:
-            logs = kubectl(
-                self.kubeconfig, "-n", self.system, "logs", f"deploy/{self.deployment}", "--tail=40", check=False
-            )
-            raise AssertionError(f"operator not Ready; its log:\n{logs}") from None
-        return found
-
-    def create_execution(self, nodes: list[dict[str, Any]]) -> str:
-        body = {
-            "apiVersion": f"{GROUP}/{VERSION}",
-            "kind": "WorkflowExecution",
-            "metadata": {"generateName": "install-"},
-            "spec": {"workflow": {"defaults": {"image": "busybox:1.36", "timeoutSeconds": 120}, "nodes": nodes}},
-        }
-        created = client.CustomObjectsApi(self.api).create_namespaced_custom_object(
-            GROUP, VERSION, self.workloads, "workflowexecutions", body
-        )
-        return str(created["metadata"]["name"])
-
-    def execution(self, name: str) -> dict[str, Any]:
-        obj: dict[str, Any] = client.CustomObjectsApi(self.api).get_namespaced_custom_object(
-            GROUP, VERSION, self.workloads, "workflowexecutions", name
-        )
-        return obj
-
-    def wait_phase(self, name: str, phases: set[str], timeout: float = 180) -> dict[str, Any]:
-        def reached() -> dict[str, Any] | None:
-            obj = self.execution(name)
-            return obj if (obj.get("status") or {}).get("phase") in phases else None
-
-        try:
-            found: dict[str, Any] = wait_for(reached, timeout=timeout, what=f"{name} to be {phases}", interval=0.5)
-        except AssertionError:
-            logs = kubectl(
-                self.kubeconfig, "-n", self.system, "logs", f"deploy/{self.deployment}", "--tail=40", check=False
-            )
-            raise AssertionError(
-                f"{name}: {yaml.safe_dump(self.execution(name).get('status'))}\noperator log:\n{logs}"
-            ) from None
-        return found
-
-
-def _make_namespace(api: client.ApiClient, name: str, labels: dict[str, str] | None = None) -> None:
-    core = client.CoreV1Api(api)
-    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
-    wait_for(lambda: _has_default_sa(core, name), timeout=60, what=f"the default ServiceAccount of {name}")
-
-
-def _has_default_sa(core: client.CoreV1Api, namespace: str) -> bool:
-    try:
-        core.read_namespaced_service_account("default", namespace)
-        return True
-    except ApiException as exc:
-        if exc.status != 404:
-            raise
-        return False
 
 
 def _adopt_crds_into(install: Install) -> None:
@@ -182,8 +63,8 @@ def install(kubeconfig: str, api: client.ApiClient) -> Iterator[Install]:
     inst = Install(kubeconfig, api, f"jc-install-sys-{suffix}", f"jc-install-{suffix}", f"jc-{suffix}")
     # The operator's namespace enforces the restricted Pod Security Standard, as
     # manifests/base does for jobchain-system: the chart's pod must be admitted there.
-    _make_namespace(api, inst.system, {"pod-security.kubernetes.io/enforce": "restricted"})
-    _make_namespace(api, inst.workloads)
+    create_namespace(client.CoreV1Api(api), inst.system, {"pod-security.kubernetes.io/enforce": "restricted"})
+    create_namespace(client.CoreV1Api(api), inst.workloads)
     yield inst
     helm(kubeconfig, "uninstall", inst.release, "-n", inst.system, "--wait", check=False)
     core = client.CoreV1Api(api)
@@ -217,7 +98,7 @@ def test_rendered_manifests_are_accepted_by_the_api_server(install: Install) -> 
         except ApiException as exc:
             if exc.status != 404:
                 raise
-            _make_namespace(install.api, ns)
+            create_namespace(client.CoreV1Api(install.api), ns)
             made.append(ns)
     try:
         for path in ("manifests/base", "manifests/overlays/namespaced"):

@@ -11,14 +11,9 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from jobchain.api.vocabulary import LABEL_ITEM
-from tests.e2e.support import Objects, nodes, reinstall_crds, wait_for, workflow
+from tests.e2e.support import Objects, nodes, wait_for, workflow
 
-pytestmark = pytest.mark.usefixtures("operator")
-
-
-@pytest.fixture(autouse=True)
-def current_crds(kubeconfig: str, objects: Objects) -> None:
-    reinstall_crds(kubeconfig, objects)  # forEach is new: this tree's CRDs (see test_fan_out)
+pytestmark = pytest.mark.usefixtures("current_crds", "operator")
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ import json
 import pytest
 from kubernetes import client
 
-from tests.e2e.support import Objects, nodes, wait_for, workflow
-from tests.e2e.test_cli import jobchain
+from tests.e2e.support import Objects, jobchain, nodes, wait_for, workflow
 
 pytestmark = pytest.mark.usefixtures("operator")
 

@@ -21,6 +21,7 @@ from jobchain.api import limits
 from jobchain.api.vocabulary import API_VERSION
 from jobchain.cli.lint import run_lint
 from tests.e2e.support import BUSYBOX, Objects, install_crds, tool, wait_for, workflow
+from tests.support import alias_bomb_lines, nested_all
 
 API = API_VERSION
 
@@ -47,8 +48,7 @@ def raw_node(extra: str) -> str:
 
 
 def bomb() -> str:
-    lines = ["x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-    lines += [f"x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    lines = alias_bomb_lines(9)
     return raw_node("    podTemplate:\n" + "".join(f"      {line}\n" for line in lines))
 
 
@@ -141,13 +141,6 @@ def test_lint_also_refuses_what_only_the_operator_refuses(crds: None, kubeconfig
     lint, _ = lint_accepts(path)
     assert server, f"the API server said: {said}"
     assert not lint
-
-
-def nested_all(depth: int) -> str:
-    expression = "true"
-    for i in range(depth):
-        expression = f"[0,1,2,3,4,5,6,7,8,9].all(x{i}, {expression})"
-    return expression
 
 
 @pytest.mark.usefixtures("operator")

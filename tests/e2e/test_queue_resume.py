@@ -9,16 +9,9 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from tests.e2e.support import GROUP, VERSION, Objects, nodes, reinstall_crds, wait_for, workflow
-from tests.e2e.test_cli import jobchain, no_traceback
+from tests.e2e.support import GROUP, VERSION, Objects, jobchain, no_traceback, nodes, wait_for, workflow
 
-pytestmark = pytest.mark.usefixtures("operator")
-
-
-@pytest.fixture(autouse=True)
-def current_crds(kubeconfig: str, objects: Objects) -> None:
-    """These CRD fields are new: this tree's CRDs again right before the test (see reinstall_crds)."""
-    reinstall_crds(kubeconfig, objects)
+pytestmark = pytest.mark.usefixtures("current_crds", "operator")
 
 
 def execution(name: str, workflow_name: str, **spec: Any) -> dict[str, Any]:

@@ -33,8 +33,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from jobchain.api.vocabulary import ANNOTATION_CREATED_BY
-from tests.e2e.support import install_crds, kubectl, wait_for
-from tests.e2e.test_install import CHART, Install, _make_namespace, helm
+from tests.e2e.support import CHART, Install, create_namespace, helm, install_crds, kubectl, wait_for
 
 TAKEOVER_LIMIT = 20.0  # seconds, from the issue
 CREATED_BY = ANNOTATION_CREATED_BY
@@ -93,8 +92,8 @@ class LeaseWatch:
 def replicas(kubeconfig: str, api: client.ApiClient) -> Iterator[tuple[Install, LeaseWatch]]:
     suffix = secrets.token_hex(3)
     inst = Install(kubeconfig, api, f"jc-ha-sys-{suffix}", f"jc-ha-{suffix}", f"jc-{suffix}")
-    _make_namespace(api, inst.system, {"pod-security.kubernetes.io/enforce": "restricted"})
-    _make_namespace(api, inst.workloads)
+    create_namespace(client.CoreV1Api(api), inst.system, {"pod-security.kubernetes.io/enforce": "restricted"})
+    create_namespace(client.CoreV1Api(api), inst.workloads)
     install_crds(kubeconfig)
     helm(kubeconfig, "install", inst.release, str(CHART), "-n", inst.system,
          *inst.helm_values("crds.install=false", "stepPolicy.enabled=false"), "--wait", "--timeout", "4m")

@@ -17,18 +17,13 @@ from tests.e2e.support import (
     Objects,
     OperatorProcess,
     nodes,
-    reinstall_crds,
     wait_for,
     workflow,
 )
 
-pytestmark = pytest.mark.usefixtures("operator")
+pytestmark = pytest.mark.usefixtures("current_crds", "operator")
 
 
-@pytest.fixture(autouse=True)
-def current_crds(kubeconfig: str, objects: Objects) -> None:
-    """These CRD fields are new: this tree's CRDs again right before the test (see reinstall_crds)."""
-    reinstall_crds(kubeconfig, objects)
 LABEL = LABEL_SCHEDULE
 
 

@@ -105,7 +105,8 @@ def test_cel_runtime_error_fails_with_condition_error(objects: Objects) -> None:
     assert "a -> b" in done["status"]["message"] and "missing" in done["status"]["message"]
 
 
-def test_all_three_output_sources(objects: Objects, api: client.ApiClient, namespace: str) -> None:
+def test_a_node_output_is_read_from_each_of_the_three_sources(
+        objects: Objects, api: client.ApiClient, namespace: str) -> None:
     # The annotation source: the step annotates its own pod, so its ServiceAccount may patch pods.
     core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
     core.create_namespaced_service_account(namespace, {"metadata": {"name": "step"}})

@@ -7,10 +7,12 @@ a test reads like the workflow it is about and the models' own validation is exe
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from jobchain.api.models import (
@@ -21,6 +23,8 @@ from jobchain.api.models import (
     WorkflowSpec,
 )
 from jobchain.api.vocabulary import LABEL_NODE
+from jobchain.cli.lint import run_lint
+from jobchain.controller.reconcile import reconcile_execution
 from jobchain.engine.execution.conditions import PassBudget
 from jobchain.engine.execution.planner import (
     ExecutionInput,
@@ -170,6 +174,20 @@ def script_seen(job_manifest: Mapping[str, Any]) -> str:
 
 # What a node's Job does when the simulated cluster runs it: (state, raw output).
 Result = tuple[str, str | None]
+OK: Result = ("Succeeded", None)
+FAIL: Result = ("Failed", None)
+
+
+def ok(output: Any) -> Result:
+    """A node that succeeded with `output` (JSON unless a string)."""
+    return ("Succeeded", output if isinstance(output, str) else json.dumps(output))
+
+
+def started(workflow: WorkflowSpec, **kwargs: Any) -> tuple[Any, Plan]:
+    """An execution after its first pass, and that pass's plan."""
+    ex = execution(workflow, **kwargs)
+    p = plan(ex, {}, T0)
+    return with_status(ex, p.status), p
 
 
 @dataclass
@@ -497,3 +515,17 @@ def execution_body(workflow: WorkflowSpec | None = None, *, ref: str | None = No
     return {"apiVersion": "jobchain.dev/v1alpha1", "kind": "WorkflowExecution",
             "metadata": {"name": EXECUTION, "namespace": NAMESPACE, "uid": UID, "generation": 1},
             "spec": body_spec}
+
+
+def pass_of(cluster: FakeCluster, name: str, seconds: float = 0) -> Any:
+    """One reconcile pass of execution `name` against `cluster`, at T0 + `seconds`."""
+    return reconcile_execution(cluster, NAMESPACE, name, now=T0 + timedelta(seconds=seconds))
+
+
+def lint_text(tmp_path: Path, text: str) -> tuple[int, str]:
+    """`jobchain lint` of a file holding `text`: (exit code, what it printed)."""
+    path = tmp_path / "wf.yaml"
+    path.write_text(text)
+    out = io.StringIO()
+    code = run_lint([str(path)], out, io.StringIO(""))
+    return int(code), out.getvalue()

@@ -12,7 +12,7 @@ import yaml
 
 from jobchain.controller import policy_check
 
-from .test_manifests import ROOT, helm_template, needs_helm, of_kind
+from .manifest_support import ROOT, helm_template, needs_helm, of_kind
 
 STEP, RUN = "jobchain-step-own-pod", "jobchain-run-rights"
 

@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.support import to_lua
+
 lua51 = pytest.importorskip("lupa.lua51", reason="lupa (dev extra) runs the Lua health checks")
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,17 +36,9 @@ def _cases() -> list[Any]:
     return cases
 
 
-def _to_lua(runtime: Any, value: Any) -> Any:
-    if isinstance(value, dict):
-        return runtime.table_from({k: _to_lua(runtime, v) for k, v in value.items() if v is not None})
-    if isinstance(value, list):
-        return runtime.table_from([_to_lua(runtime, v) for v in value])
-    return value
-
-
 def _assess(script: str, obj: dict[str, Any]) -> dict[str, Any]:
     runtime = lua51.LuaRuntime(unpack_returned_tuples=True)
-    runtime.globals().obj = _to_lua(runtime, obj)
+    runtime.globals().obj = to_lua(runtime, obj)
     result = runtime.execute(script)
     assert result is not None, "the script must return a table"
     return {k: result[k] for k in ("status", "message") if result[k] is not None}

@@ -14,86 +14,12 @@ from typing import Any
 
 import pytest
 
-from jobchain.api.vocabulary import EXECUTIONS, WORKFLOWS
+from jobchain.api.vocabulary import EXECUTIONS
 from jobchain.cli import commands, logs, run, tables
-from jobchain.cli.cluster import CliCluster, ClusterCalls, LogNotReady
+from jobchain.cli.cluster import LogNotReady
 from jobchain.cli.errors import CliError
 
-WORKFLOW = {
-    "apiVersion": "jobchain.dev/v1alpha1",
-    "kind": "Workflow",
-    "metadata": {"name": "etl", "namespace": "ns"},
-    "spec": {
-        "params": [{"name": "size", "default": "1"}, {"name": "target"}],
-        "defaults": {"image": "busybox:1.36"},
-        "nodes": [{"name": "extract", "script": "echo hi", "next": [{"node": "load"}]},
-                  {"name": "load", "script": "echo ok"}],
-    },
-}
-
-
-def execution(name: str, phase: str, nodes: list[dict[str, Any]], **status: Any) -> dict[str, Any]:
-    return {
-        "apiVersion": "jobchain.dev/v1alpha1",
-        "kind": "WorkflowExecution",
-        "metadata": {"name": name, "namespace": "ns", "creationTimestamp": "2026-01-01T10:00:00Z",
-                     "managedFields": [{"manager": "kubectl"}]},
-        "spec": {"workflowRef": {"name": "etl"}},
-        "status": {"phase": phase, "workflowName": "etl", "nodes": nodes, **status},
-    }
-
-
-class FakeCluster:
-    """The real CliCluster's interface (`ClusterCalls`) over dicts in memory (no API client)."""
-
-    def __init__(self) -> None:
-        self.namespace = "ns"
-        self.objects: dict[tuple[str, str], dict[str, Any]] = {(WORKFLOWS, "etl"): WORKFLOW}
-        self.created: list[dict[str, Any]] = []
-        self.patched: list[str] = []
-        self.frames: list[dict[str, Any]] = []  # what watch_execution yields
-        self.pods: dict[str, list[str]] = {}  # node -> pod names
-        self.logs: dict[str, str | None] = {}  # pod -> log (None: gone)
-
-    def get(self, plural: str, name: str) -> dict[str, Any]:
-        if (plural, name) not in self.objects:
-            raise CliError(f"{plural} {name!r} not found")
-        return self.objects[(plural, name)]
-
-    def list_objects(self, plural: str) -> list[dict[str, Any]]:
-        return [o for (p, _), o in self.objects.items() if p == plural]
-
-    def create_execution(self, body: dict[str, Any]) -> dict[str, Any]:
-        self.created.append(body)
-        return {**body, "metadata": {"name": body["metadata"]["generateName"] + "x7k2p"}}
-
-    def cancel_execution(self, name: str) -> dict[str, Any]:
-        self.patched.append(name)
-        return self.objects[(EXECUTIONS, name)]
-
-    def watch_execution(self, name: str) -> Iterator[dict[str, Any]]:
-        yield from self.frames
-
-    def node_pods(self, execution: str, node: str) -> list[dict[str, Any]]:
-        return [{"metadata": {"name": pod}} for pod in self.pods.get(node, [])]
-
-    def with_whole_outputs(self, execution: dict[str, Any]) -> dict[str, Any]:
-        return execution  # (no output kept in a ConfigMap here)
-
-    def read_log(self, pod: str) -> str | None:
-        log = self.logs.get(pod)
-        if log == "NOT-READY":
-            raise LogNotReady("container main is waiting to start: ContainerCreating")
-        return log
-
-    def follow_log(self, pod: str) -> Iterator[str]:
-        yield from (self.read_log(pod) or "").splitlines()
-
-
-# Both satisfy the Protocol the commands take (checked by mypy: hack/test.sh runs it on this file).
-_REAL: type[ClusterCalls] = CliCluster
-_FAKE: type[ClusterCalls] = FakeCluster
-
+from .fakes import FakeCluster, execution
 
 DONE: list[dict[str, Any]] = [
     {"name": "extract", "phase": "Succeeded", "startedAt": "2026-01-01T10:00:01Z",

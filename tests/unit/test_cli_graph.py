@@ -51,7 +51,7 @@ def test_text_marks_each_node_phase() -> None:
     assert lines[5] == "deploy  (Pending)"  # not in status yet: Pending
 
 
-def test_mermaid_without_phases() -> None:
+def test_mermaid_draws_each_edge_kind_its_own_way_without_phases() -> None:
     text = graphs.render_mermaid(SPEC)
     assert text.splitlines()[0] == "flowchart TD"
     assert '  n0["build"]' in text
@@ -79,7 +79,7 @@ def test_mermaid_uses_ids_so_keywords_are_safe_as_node_names() -> None:
     assert '  n0 -->|"success"| n1' in text
 
 
-def test_dot_without_phases() -> None:
+def test_dot_labels_and_colours_each_edge_kind_without_phases() -> None:
     text = graphs.render_dot(SPEC, title="Workflow/ci")
     assert text.startswith('digraph "Workflow/ci" {\n')
     assert '  "build";' in text

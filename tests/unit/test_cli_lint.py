@@ -253,7 +253,7 @@ def test_execution_of_a_workflow_not_in_the_files_is_checked_alone(tmp_path: Pat
         ("  workflowRef: {name: w}\n  cancle: true\n", "unknown field"),
     ],
 )
-def test_execution_spec_mistakes(tmp_path: Path, spec: str, message: str) -> None:
+def test_each_mistake_in_an_execution_spec_is_named(tmp_path: Path, spec: str, message: str) -> None:
     text = "apiVersion: jobchain.dev/v1alpha1\nkind: WorkflowExecution\nmetadata: {name: x}\nspec:\n" + spec
     match = one_problem(tmp_path, text)
     assert message in match["message"]

@@ -75,7 +75,7 @@ def test_a_file_with_two_workflows_is_ambiguous(tmp_path: Path) -> None:
         caught.value.message)
 
 
-def test_file_arguments() -> None:
+def test_a_dash_or_an_existing_path_is_a_file_and_a_missing_one_is_said() -> None:
     assert is_file_argument("-")
     assert is_file_argument(__file__)
     assert not is_file_argument("my-workflow")

@@ -18,6 +18,7 @@ from jobchain.api import limits
 from jobchain.api.models import Node, NodeDefaults, Param, WorkflowSpec
 from jobchain.engine.spec import cel, refs
 from jobchain.engine.spec.validation import validate_workflow
+from tests.support import nested_all
 
 VARIABLES: dict[str, Any] = {"output": {}, "input": {}, "params": {}, "node": {}, "nodes": {}}
 
@@ -29,13 +30,6 @@ def cpu_seconds(fn: Callable[[], Any]) -> tuple[Any, float]:
     except Exception as exc:
         result = exc
     return result, time.process_time() - start
-
-
-def nested_all(depth: int) -> str:
-    expression = "true"
-    for i in range(depth):
-        expression = f"[0,1,2,3,4,5,6,7,8,9].all(x{i}, {expression})"
-    return expression
 
 
 def test_a_short_nested_when_is_refused_at_once() -> None:

@@ -59,7 +59,7 @@ def test_every_spec_and_status_field_has_a_description_for_kubectl_explain() -> 
                 assert sub.get("description"), f"{kind}{path} has no description"
 
 
-def test_names_columns_and_category() -> None:
+def test_crds_carry_short_names_printer_columns_and_a_category() -> None:
     wf, ex = crd.workflow_crd()["spec"], crd.execution_crd()["spec"]
     assert wf["names"]["shortNames"] == ["jcwf"] and ex["names"]["shortNames"] == ["jcex"]
     for names in (wf["names"], ex["names"]):

@@ -9,12 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import io
-import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
-import urllib3
 from aiohttp.test_utils import TestClient, TestServer
 
 from jobchain.cli.dashboard import views
@@ -22,31 +20,7 @@ from jobchain.cli.dashboard.hub import Hub
 from jobchain.cli.dashboard.server import allowed_hosts, build_app
 from jobchain.cli.main import main
 
-ROUTING_SPEC = {
-    "params": [{"name": "rows", "default": "42"}],
-    "defaults": {"image": "busybox:1.36"},
-    "nodes": [
-        {"name": "extract", "script": "x", "next": [
-            {"node": "bulk-load", "type": "condition", "when": "output.rows > 10"},
-            {"node": "small-load", "type": "condition", "when": "output.rows <= 10"},
-            {"node": "alert", "type": "failure"},
-        ]},
-        {"name": "bulk-load", "script": "x", "next": [{"node": "done", "type": "always"}]},
-        {"name": "small-load", "script": "x", "next": [{"node": "done", "type": "always"}]},
-        {"name": "done", "join": "any", "script": "x"},
-        {"name": "alert", "script": "x"},
-    ],
-}
-
-
-def _execution(nodes: list[dict[str, Any]], phase: str = "Running", name: str = "routing-abc") -> dict[str, Any]:
-    return {
-        "metadata": {"name": name, "namespace": "ns", "uid": "u1", "resourceVersion": "7",
-                     "creationTimestamp": "2026-01-01T00:00:00Z"},
-        "spec": {"workflowRef": {"name": "routing"}, "params": {"rows": "7"}},
-        "status": {"phase": phase, "workflowName": "routing", "workflowSpec": ROUTING_SPEC, "params": {"rows": "7"},
-                   "progress": "2/5", "nodes": nodes},
-    }
+from .fakes import ROUTING_SPEC, FakeClient, dashboard_execution
 
 
 def _edges(view: dict[str, Any]) -> dict[str, str]:
@@ -54,7 +28,7 @@ def _edges(view: dict[str, Any]) -> dict[str, str]:
 
 
 def test_the_condition_that_held_fired_and_the_others_did_not() -> None:
-    view = views.execution_view(_execution([
+    view = views.execution_view(dashboard_execution([
         {"name": "extract", "phase": "Succeeded", "output": {"rows": 7}},
         {"name": "small-load", "phase": "Running", "inputFrom": "extract"},
         {"name": "bulk-load", "phase": "Skipped"},
@@ -113,43 +87,6 @@ def test_a_workflow_page_shows_params_scripts_and_an_unknown_edge_target() -> No
 
 
 # ---- the server ----------------------------------------------------------------------------
-class FakeClient:
-    """Stands in for the read-only client: answers from a dict, or fails like a dead cluster."""
-
-    host = "https://127.0.0.1:1"
-
-    def __init__(self) -> None:
-        self.down = True
-        self.items: list[dict[str, Any]] = []
-        self.lists = 0
-        self.back = threading.Event()  # set when the cluster is reachable again: the hub's retry wait ends
-        self.hang = threading.Event()  # a watch stays open until the test ends
-
-    def list_objects(self, plural: str, namespace: str | None) -> dict[str, Any]:
-        self.lists += 1
-        if self.down:
-            raise urllib3.exceptions.MaxRetryError(None, "/", OSError("Connection refused"))  # type: ignore[arg-type]
-        return {"metadata": {"resourceVersion": "1"}, "items": list(self.items)}
-
-    def watch(self, plural: str, namespace: str | None, version: str) -> Any:
-        if self.down:
-            raise urllib3.exceptions.ProtocolError("Connection reset")
-        self.hang.wait(30)
-        return iter(())
-
-    def namespaces(self) -> list[str]:
-        return ["ns", "other"]
-
-    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
-        return None
-
-    def node_pods(self, namespace: str, execution: str, node: str) -> list[dict[str, Any]]:
-        return [{"metadata": {"name": f"{execution}-{node}-pod"}}]
-
-    def open_log_stream(self, namespace: str, pod: str) -> Any:
-        raise AssertionError(f"followed pod {pod}")
-
-
 def _run(coro: Any) -> Any:
     return asyncio.run(coro)
 
@@ -157,7 +94,7 @@ def _run(coro: Any) -> Any:
 def test_the_server_reads_only_and_refuses_foreign_host_names() -> None:
     async def scenario() -> None:
         hub = Hub(FakeClient(), None, asyncio.get_running_loop())  # type: ignore[arg-type]
-        hub.cache[("ns", "routing-abc")] = _execution([{"name": "extract", "phase": "Succeeded"}])
+        hub.cache[("ns", "routing-abc")] = dashboard_execution([{"name": "extract", "phase": "Succeeded"}])
         hub.synced.set()
         app = build_app(hub, hub.client, {"allowedHosts": allowed_hosts("127.0.0.1")})
         async with TestClient(TestServer(app, host="127.0.0.1")) as http:
@@ -196,7 +133,7 @@ def test_the_watch_survives_an_unreachable_cluster_and_picks_up_when_it_is_back(
             kind, _ = await asyncio.wait_for(listener.queue.get(), 30)
             assert kind == "cluster" and not hub.state.connected
             assert "cannot reach the Kubernetes API server at https://127.0.0.1:1" in hub.state.message
-            client.items = [_execution([], name="came-back")]
+            client.items = [dashboard_execution([], name="came-back")]
             client.down = False
             client.back.set()
             kinds = [(await asyncio.wait_for(listener.queue.get(), 30))[0]]

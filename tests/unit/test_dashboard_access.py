@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from jobchain.cli.dashboard.access import Access, Unauthenticated, Viewer
 from jobchain.cli.dashboard.hub import Hub
 from jobchain.cli.dashboard.server import allowed_hosts, build_app
-from tests.unit.test_dashboard import FakeClient, _execution
+from tests.unit.fakes import FakeClient, dashboard_execution
 
 TOKENS = {"alice-token": {"username": "alice", "groups": ["devs"]}, "root-token": {"username": "root"}}
 RIGHTS = {"alice": {"team-a"}, "root": {"", "team-a", "team-b"}}  # "" = in all namespaces
@@ -44,7 +44,7 @@ class ReviewingClient(FakeClient):
 
 
 def _in(namespace: str, name: str) -> dict[str, Any]:
-    obj = _execution([{"name": "extract", "phase": "Succeeded"}], name=name)
+    obj = dashboard_execution([{"name": "extract", "phase": "Succeeded"}], name=name)
     obj["metadata"]["namespace"] = namespace
     return obj
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.unit.test_manifests import helm_template, needs_helm
+from tests.unit.manifest_support import helm_template, needs_helm
 
 
 def _dashboard(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:

@@ -17,7 +17,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from jobchain.cli.dashboard.hub import Hub
 from jobchain.cli.dashboard.server import FOLLOW_LIMIT, FOLLOWS, allowed_hosts, build_app
-from tests.unit.test_dashboard import FakeClient, _execution
+from tests.unit.fakes import FakeClient, dashboard_execution
 
 
 class _Stream:
@@ -49,7 +49,7 @@ class _FollowingClient(FakeClient):
 
 def _app(client: FakeClient, address: str, hosts: list[str]) -> tuple[Hub, Any]:
     hub = Hub(client, None, asyncio.get_running_loop())  # type: ignore[arg-type]
-    hub.cache[("ns", "routing-abc")] = _execution([{"name": "extract", "phase": "Running"}])
+    hub.cache[("ns", "routing-abc")] = dashboard_execution([{"name": "extract", "phase": "Running"}])
     hub.synced.set()
     return hub, build_app(hub, client, {"allowedHosts": allowed_hosts(address, hosts)})  # type: ignore[arg-type]
 

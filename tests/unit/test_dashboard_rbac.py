@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from jobchain.api import vocabulary
-from tests.unit.test_rbac_calls import CLIENT_METHOD, CUSTOM_METHOD, KINDS, VERBS, Right, compare, granted
+from tests.unit.rbac_support import CLIENT_METHOD, CUSTOM_METHOD, KINDS, VERBS, Right, compare, granted
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "operator" / "jobchain" / "cli" / "dashboard"
@@ -65,7 +65,7 @@ def calls_made(paths: list[Path]) -> set[Right]:
                 continue  # inside the wrappers: counted where a plural is passed to them, below
             elif (m := CLIENT_METHOD.match(node.attr)) is not None:
                 verb, kind, status = (m.group(1), m.group(2), m.group(3)) if m.group(1) else m.group(4, 5, 6)
-                assert kind in KINDS, f"{node.attr}: add the kind {kind!r} to KINDS in test_rbac_calls.py"
+                assert kind in KINDS, f"{node.attr}: add the kind {kind!r} to KINDS in tests/unit/rbac_support.py"
                 group, resource = KINDS[kind]
                 rights.add((group, resource + ("/status" if status else ""), VERBS[verb]))
         for call in (n for n in ast.walk(tree) if isinstance(n, ast.Call)):

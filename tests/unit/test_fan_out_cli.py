@@ -11,7 +11,7 @@ from jobchain.api.models import WorkflowSpec
 from jobchain.api.vocabulary import EXECUTIONS
 from jobchain.cli import graphs, logs, tables
 
-from .test_cli_commands import FakeCluster, execution
+from .fakes import FakeCluster, execution
 
 CONVERT: dict[str, Any] = {
     "name": "convert", "phase": "Running", "startedAt": "2026-01-01T10:00:01Z",

@@ -151,7 +151,8 @@ GRAPHS: list[tuple[str, WorkflowSpec, list[str], dict[str, set[str]]]] = [
 
 
 @pytest.mark.parametrize(("workflow", "starts", "upstream"), [g[1:] for g in GRAPHS], ids=[g[0] for g in GRAPHS])
-def test_start_nodes_and_upstream(workflow: WorkflowSpec, starts: list[str], upstream: dict[str, set[str]]) -> None:
+def test_the_graph_finds_start_nodes_and_each_nodes_upstream(
+        workflow: WorkflowSpec, starts: list[str], upstream: dict[str, set[str]]) -> None:
     graph = Graph.of(workflow)
     assert graph.starts() == starts
     for name, expected in upstream.items():

@@ -19,8 +19,9 @@ from jobchain.api import limits
 from jobchain.api.crd import workflow_crd
 from jobchain.cli import workflow_file, yaml_input
 from jobchain.cli.errors import CliError
-from jobchain.cli.lint import run_lint
 from jobchain.cli.main import main
+from tests.support import alias_bomb_lines
+from tests.unit.builders import lint_text
 
 HEADER = "apiVersion: jobchain.dev/v1alpha1\nkind: Workflow\nmetadata: {name: w}\nspec:\n  nodes:\n"
 
@@ -33,13 +34,6 @@ def workflow_yaml(**node: Any) -> str:
     body = {"apiVersion": "jobchain.dev/v1alpha1", "kind": "Workflow", "metadata": {"name": "w"},
             "spec": {"nodes": [{"name": "a", "image": "busybox", **node}, {"name": "b", "image": "busybox"}]}}
     return yaml.safe_dump(body)
-
-
-def lint_text(tmp_path: Path, text: str) -> tuple[int, str]:
-    path = tmp_path / "wf.yaml"
-    path.write_text(text)
-    out = io.StringIO()
-    return run_lint([str(path)], out), out.getvalue()
 
 
 # (id, file text, text of the one problem, or None when it must lint clean)
@@ -82,8 +76,7 @@ def test_the_list_limits_are_in_the_crd_because_they_are_in_the_model() -> None:
 
 
 def bomb(levels: int = 9) -> str:
-    lines = ["x0: &a0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
-    lines += [f"x{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, levels)]
+    lines = alias_bomb_lines(levels)
     return node_yaml("    podTemplate:\n" + "".join(f"      {line}\n" for line in lines))
 
 

@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import pytest
 
-from jobchain.cli.lint import run_lint
 from jobchain.engine.spec import cel
+from tests.unit.builders import lint_text
 
 WORKFLOW = """\
 apiVersion: jobchain.dev/v1alpha1
@@ -32,14 +31,6 @@ spec:
     - name: push
       script: echo push
 """
-
-
-def lint_text(tmp_path: Path, text: str) -> tuple[int, str]:
-    path = tmp_path / "wf.yaml"
-    path.write_text(text)
-    out = io.StringIO()
-    code = run_lint([str(path)], out, io.StringIO(""))
-    return int(code), out.getvalue()
 
 
 @pytest.mark.parametrize("when", ["params.token == 'abc'", "has(params.token)", "params['token'] != ''"])

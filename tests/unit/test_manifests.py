@@ -9,69 +9,30 @@ The copies of crds/ inside manifests/ and the chart are compared without any bin
 
 from __future__ import annotations
 
-import os
 import subprocess
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[2]
-CRDS = ROOT / "crds"
-CHART = ROOT / "charts" / "jobchain"
+from .manifest_support import (
+    CHART,
+    CRDS,
+    HELM,
+    KUBECTL,
+    ROOT,
+    helm_template,
+    kustomize,
+    needs_helm,
+    needs_kubectl,
+    of_kind,
+    only,
+    run_tool,
+    yaml_docs,
+)
+
 OPERATOR_SA = "jobchain-operator"
-
-
-def _tool(name: str) -> Path | None:
-    versions = dict(
-        line.split("=", 1)
-        for line in (ROOT / "hack" / "versions.env").read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
-    cache = Path(os.environ.get("JOBCHAIN_CACHE", Path.home() / ".cache" / "jobchain"))
-    path = cache / f"k8s-{versions['KUBE_VERSION']}" / "bin" / name
-    return path if path.is_file() else None
-
-
-KUBECTL = _tool("kubectl")
-HELM = _tool("helm")
-needs_kubectl = pytest.mark.skipif(KUBECTL is None, reason="kubectl not built: run hack/build-tools.sh")
-needs_helm = pytest.mark.skipif(HELM is None, reason="helm not built: run hack/build-tools.sh")
-
-
-def _run(*args: str | Path) -> str:
-    done = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, f"{' '.join(map(str, args))} failed:\n{done.stderr}"
-    return done.stdout
-
-
-def _docs(text: str) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(text) if d]
-
-
-def kustomize(path: str) -> list[dict[str, Any]]:
-    assert KUBECTL is not None
-    return _docs(_run(KUBECTL, "kustomize", ROOT / path))
-
-
-def helm_template(*sets: str, namespace: str = "jobchain-system") -> list[dict[str, Any]]:
-    assert HELM is not None
-    args: list[str] = []
-    for s in sets:
-        args += ["--set", s]
-    return _docs(_run(HELM, "template", "jobchain", CHART, "--namespace", namespace, *args))
-
-
-def only(docs: Iterable[dict[str, Any]], kind: str) -> dict[str, Any]:
-    found = [d for d in docs if d["kind"] == kind]
-    assert len(found) == 1, f"expected one {kind}, found {len(found)}"
-    return found[0]
-
-
-def of_kind(docs: Iterable[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [d for d in docs if d["kind"] == kind]
 
 
 def grants(docs: list[dict[str, Any]], sa_name: str) -> dict[str | None, set[tuple[str, str, str]]]:
@@ -137,7 +98,7 @@ def _crd_files(folder: Path) -> dict[str, str]:
 
 
 def _generated_crds() -> dict[str, dict[str, Any]]:
-    return {d["metadata"]["name"]: d for p in sorted(CRDS.glob("*.yaml")) for d in _docs(p.read_text())}
+    return {d["metadata"]["name"]: d for p in sorted(CRDS.glob("*.yaml")) for d in yaml_docs(p.read_text())}
 
 
 # --- copies of crds/ ------------------------------------------------------------------------
@@ -267,7 +228,7 @@ VALUE_SETS = {
 def test_helm_lint_passes(name: str) -> None:
     assert HELM is not None
     args = [a for s in VALUE_SETS[name] for a in ("--set", s)]
-    _run(HELM, "lint", "--strict", CHART, *args)
+    run_tool(HELM, "lint", "--strict", CHART, *args)
 
 
 @needs_helm

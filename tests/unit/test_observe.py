@@ -51,8 +51,9 @@ def pod(name: str, phase: str, exit_code: int | None = None, message: str | None
         (0, [{"type": "Failed", "status": "False"}], [pod("p1", "Running")], JobState.RUNNING, None, 0),
     ],
 )
-def test_interpret_job(backoff: int, conditions: list[dict[str, Any]], pods: list[dict[str, Any]],
-                       state: JobState, pod_name: str | None, retries: int) -> None:
+def test_a_job_and_its_pods_read_as_its_state_pod_and_retries(
+        backoff: int, conditions: list[dict[str, Any]], pods: list[dict[str, Any]], state: JobState,
+        pod_name: str | None, retries: int) -> None:
     result = interpret_job(job(backoff, conditions), pods)
     assert result.state == state
     assert (result.pod["metadata"]["name"] if result.pod else None) == pod_name
@@ -99,8 +100,8 @@ def test_oom_kill_is_named() -> None:
         (OutputSource.LOGS, pod("p", "Succeeded", 0), None, (None, "the pod log could not be read")),
     ],
 )
-def test_output_sources(source: OutputSource, p: dict[str, Any], log: str | None,
-                        expected: tuple[str | None, str]) -> None:
+def test_each_output_source_reads_the_output_from_its_own_place(
+        source: OutputSource, p: dict[str, Any], log: str | None, expected: tuple[str | None, str]) -> None:
     assert output_of(p, source, lambda size: log) == expected
 
 

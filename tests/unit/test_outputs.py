@@ -26,7 +26,7 @@ PARSED: list[tuple[str, str | None, Any]] = [
 
 
 @pytest.mark.parametrize(("raw", "expected"), [c[1:] for c in PARSED], ids=[c[0] for c in PARSED])
-def test_parse_output(raw: str | None, expected: Any) -> None:
+def test_a_raw_output_parses_to_this_value(raw: str | None, expected: Any) -> None:
     assert parse_output(raw, DEFAULT_OUTPUT_LIMIT) == (expected, False)
 
 
@@ -66,7 +66,7 @@ SIZES: list[tuple[Any, int]] = [
 
 
 @pytest.mark.parametrize(("value", "size"), SIZES)
-def test_stored_size(value: Any, size: int) -> None:
+def test_a_value_takes_this_many_bytes_in_status(value: Any, size: int) -> None:
     assert stored_size(value) == size
 
 

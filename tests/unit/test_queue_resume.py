@@ -25,6 +25,7 @@ from tests.unit.builders import (
     job,
     node_status,
     observed,
+    pass_of,
     phases,
     simulate,
     with_status,
@@ -93,10 +94,6 @@ def cluster_of(limit: int, *bodies: dict[str, Any]) -> FakeCluster:
     for body in bodies:
         cluster.executions[body["metadata"]["name"]] = body
     return cluster
-
-
-def pass_of(cluster: FakeCluster, name: str, seconds: float = 0) -> Any:
-    return reconcile_execution(cluster, NAMESPACE, name, now=T0 + timedelta(seconds=seconds))
 
 
 def test_an_execution_whose_elders_the_store_has_not_received_yet_waits_behind_them() -> None:

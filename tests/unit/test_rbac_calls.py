@@ -19,33 +19,23 @@ from typing import Any
 import pytest
 import yaml
 
+from .rbac_support import (
+    CLIENT_METHOD,
+    CLUSTER_METHOD,
+    CUSTOM_METHOD,
+    KINDS,
+    PLURAL_ARG,
+    VERBS,
+    Right,
+    compare,
+    granted,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "operator" / "jobchain"
 # The operator process: everything but the CLI (which runs as its user, with the user's rights).
 OPERATOR_CODE = sorted(p for p in PACKAGE.rglob("*.py") if "cli" not in p.relative_to(PACKAGE).parts)
 
-Right = tuple[str, str, str]  # (API group, resource, verb)
-
-# The kind in a client method's name -> (API group, resource).
-KINDS: dict[str, tuple[str, str]] = {
-    "job": ("batch", "jobs"),
-    "pod": ("", "pods"),
-    "pod_log": ("", "pods/log"),
-    "event": ("", "events"),
-    "secret": ("", "secrets"),
-    "lease": ("coordination.k8s.io", "leases"),
-    "config_map": ("", "configmaps"),
-    "validating_admission_policy": ("admissionregistration.k8s.io", "validatingadmissionpolicies"),
-    "validating_admission_policy_binding": ("admissionregistration.k8s.io", "validatingadmissionpolicybindings"),
-}
-VERBS = {"create": "create", "read": "get", "get": "get", "list": "list", "patch": "patch", "replace": "update",
-         "delete": "delete"}
-CLIENT_METHOD = re.compile(r"^(create|read|list|patch|replace|delete)_namespaced_(\w+?)(_status)?$"
-                           r"|^(list)_(\w+?)_for_all_namespaces()$")
-# Cluster-scoped objects read by name (the admission policies, at start).
-CLUSTER_METHOD = re.compile(r"^(read)_(validating_admission_policy(?:_binding)?)$")
-CUSTOM_METHOD = re.compile(r"^(get|list|patch|replace|delete|create)_namespaced_custom_object(_status)?$")
-PLURAL_ARG = 3  # (group, version, namespace, plural, ...)
 # kopf lists and watches CRDs to find the resources it serves, and namespaces to match
 # namespace patterns (`--namespace 'team-*'`); neither appears as a call in our code.
 KOPF_OWN: set[Right] = {
@@ -137,7 +127,7 @@ def calls_made(code: Code) -> set[Right]:
             rights.add((group, resource, VERBS[m.group(1)]))
         elif (m := CLIENT_METHOD.match(func.attr)) is not None:
             verb, kind, status = (m.group(1), m.group(2), m.group(3)) if m.group(1) else m.group(4, 5, 6)
-            assert kind in KINDS, f"{func.attr}: add the kind {kind!r} to KINDS in {__file__}"
+            assert kind in KINDS, f"{func.attr}: add the kind {kind!r} to KINDS in tests/unit/rbac_support.py"
             group, resource = KINDS[kind]
             rights.add((group, resource + ("/status" if status else ""), VERBS[verb]))
         elif ast.unparse(func) == "kopf.on.event":
@@ -151,10 +141,6 @@ def calls_made(code: Code) -> set[Right]:
             raise AssertionError(f"{ast.unparse(func)}: a kopf handler kind this test does not know; what does it "
                                  "need (kopf may patch objects for state)? Teach tests/unit/test_rbac_calls.py")
     return rights
-
-
-def granted(rules: list[dict[str, Any]]) -> set[Right]:
-    return {(g, r, v) for rule in rules for g in rule["apiGroups"] for r in rule["resources"] for v in rule["verbs"]}
 
 
 def _docs(path: Path) -> list[dict[str, Any]]:
@@ -189,11 +175,6 @@ def shipped() -> dict[str, set[Right]]:
         "manifests/overlays/namespaced": granted(_role(overlay, "Role", "jobchain-operator")) | discovery,
         "charts/jobchain": _chart_rules(),
     }
-
-
-def compare(used: set[Right], rights: set[Right]) -> tuple[set[Right], set[Right]]:
-    """(missing: called but not granted, unused: granted but never called)."""
-    return used - rights, rights - used
 
 
 USED = calls_made(Code(OPERATOR_CODE))

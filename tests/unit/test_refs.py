@@ -37,7 +37,7 @@ SUBSTITUTIONS: list[tuple[str, str, str]] = [
 
 
 @pytest.mark.parametrize(("text", "expected"), [c[1:] for c in SUBSTITUTIONS], ids=[c[0] for c in SUBSTITUTIONS])
-def test_substitute(text: str, expected: str) -> None:
+def test_a_reference_is_replaced_by_its_value(text: str, expected: str) -> None:
     assert SCOPE.substitute(text) == expected
 
 

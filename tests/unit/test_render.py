@@ -199,7 +199,7 @@ SETTINGS: list[tuple[str, WorkflowSpec, dict[str, Any]]] = [
 
 
 @pytest.mark.parametrize(("workflow", "expected"), [c[1:] for c in SETTINGS], ids=[c[0] for c in SETTINGS])
-def test_defaults_retries_and_timeout(workflow: WorkflowSpec, expected: dict[str, Any]) -> None:
+def test_defaults_retries_and_timeout_reach_the_job(workflow: WorkflowSpec, expected: dict[str, Any]) -> None:
     job = render(workflow)
     pod = job["spec"]["template"]["spec"]
     assert container(job)["image"] == expected["image"]

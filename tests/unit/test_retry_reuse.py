@@ -8,7 +8,6 @@ from datetime import timedelta
 from typing import Any
 
 from jobchain.api.models import ExecutionStatus
-from jobchain.controller.reconcile import reconcile_execution
 from jobchain.engine.execution.resume import seed
 from jobchain.engine.spec.render import ExecutionRef
 from tests.unit.builders import (
@@ -18,6 +17,7 @@ from tests.unit.builders import (
     edge,
     execution_body,
     node,
+    pass_of,
     phases,
     simulate,
     spec,
@@ -58,10 +58,6 @@ def test_a_join_below_a_node_that_runs_again_runs_again_and_the_rest_is_reused()
 
 
 BIG = {"rows": [{"id": i, "name": f"row-{i:05d}"} for i in range(1600)]}  # ~40 KB of JSON
-
-
-def pass_of(cluster: FakeCluster, name: str, seconds: float) -> Any:
-    return reconcile_execution(cluster, NAMESPACE, name, now=T0 + timedelta(seconds=seconds))  # type: ignore[arg-type]
 
 
 def named(body: dict[str, Any], name: str) -> dict[str, Any]:

@@ -7,16 +7,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from jobchain.controller.reconcile import reconcile_execution
-from tests.unit.builders import NAMESPACE, T0, FakeCluster, env_of, execution_body, node, spec
+from tests.unit.builders import T0, FakeCluster, env_of, execution_body, node, pass_of, spec
 
 TOKEN_REF = {"name": "token", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "api-token"}}}
 WORKFLOW = spec(node("fetch", "push"), node("push", script='curl -H "Authorization: $(params.token)" x'),
                 params=[{"name": "token", "secret": True}])
-
-
-def pass_of(cluster: FakeCluster, name: str, seconds: float) -> Any:
-    return reconcile_execution(cluster, NAMESPACE, name, now=T0 + timedelta(seconds=seconds))  # type: ignore[arg-type]
 
 
 def failed_source() -> FakeCluster:

@@ -39,7 +39,7 @@ def times(schedule: str, zone: str | None, start: str, count: int) -> list[str]:
     ("@every 30s", "Europe/Berlin", "2026-03-01T00:00:10Z", ["2026-03-01T00:00:30Z", "2026-03-01T00:01:00Z"]),
     ("@every 1h30m", None, "1970-01-01T00:00:00Z", ["1970-01-01T01:30:00Z", "1970-01-01T03:00:00Z"]),
 ])
-def test_next_times(schedule: str, zone: str | None, start: str, expected: list[str]) -> None:
+def test_a_schedule_fires_at_these_next_times(schedule: str, zone: str | None, start: str, expected: list[str]) -> None:
     assert times(schedule, zone, start, len(expected)) == expected
 
 

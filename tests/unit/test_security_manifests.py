@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from .test_manifests import ROOT, helm_template, kustomize, needs_helm, needs_kubectl, of_kind, only
+from .manifest_support import ROOT, helm_template, kustomize, needs_helm, needs_kubectl, of_kind, only
 
 POLICY = "jobchain-step-own-pod"
 

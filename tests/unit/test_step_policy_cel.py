@@ -14,7 +14,7 @@ import yaml
 from celpy import celtypes
 from celpy.adapter import json_to_cel
 
-from .test_manifests import ROOT
+from .manifest_support import ROOT
 
 POLICY = ROOT / "manifests/base/step-policy.yaml"
 OWN_UID = "uid-of-pod-a"

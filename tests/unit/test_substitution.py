@@ -180,7 +180,7 @@ def test_a_reference_in_a_quoted_here_document_is_refused_with_the_fix() -> None
     ("cat <<X\nit's $(params.x)\nX\necho \"$(params.x)\"", [Quoting.HEREDOC, Quoting.DOUBLE]),
     ("\"$(echo '$(params.x)')\"", [Quoting.SINGLE]),
 ])
-def test_quoting_contexts(script: str, expected: list[Quoting]) -> None:
+def test_each_reference_is_found_in_its_shell_quoting_context(script: str, expected: list[Quoting]) -> None:
     spans = [m.span() for m in re.finditer(r"\$\(params\.x\)", script)]
     assert contexts(script, spans) == expected
 

@@ -20,7 +20,8 @@ from jobchain.engine.execution.planner import expires_at
         (30, "Cancelled", "2026-01-01T00:00:00Z", datetime(2026, 1, 1, 0, 0, 30, tzinfo=UTC)),
     ],
 )
-def test_expires_at(ttl: int | None, phase: str, finished: str | None, expected: datetime | None) -> None:
+def test_an_execution_expires_its_ttl_after_it_finished(
+        ttl: int | None, phase: str, finished: str | None, expected: datetime | None) -> None:
     spec = WorkflowExecutionSpec(workflowRef={"name": "w"}, ttlSecondsAfterFinished=ttl)
     status = ExecutionStatus(phase=phase, finishedAt=finished)
     assert expires_at(spec, status) == expected

@@ -20,10 +20,10 @@ from jobchain.cli.lint import run_lint
 from jobchain.engine.execution.passes import workflow_status
 from jobchain.engine.execution.planner import plan
 from jobchain.engine.spec.validation import join, validate_execution, validate_params
+from tests.support import nested_all
 
 from .builders import T0, edge, execution, job, lookup, node, observed, spec, with_status
-from .test_cli_commands import FakeCluster
-from .test_costs import nested_all
+from .fakes import FakeCluster
 
 DECLARED = [{"name": "target"}, {"name": "size", "default": "1"}]
 

@@ -1,0 +1,161 @@
+"""Fakes of the cluster for unit tests that need no API server.
+
+- the CLI: `FakeCluster`, the CLI's cluster calls (`ClusterCalls`) over dicts in memory, and
+  `execution()`, a WorkflowExecution as the CLI reads it;
+- the dashboard: `FakeClient`, its read-only client answering from a list or failing like a dead
+  cluster, and `dashboard_execution()` of the ROUTING_SPEC workflow.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import urllib3
+
+from jobchain.api.vocabulary import EXECUTIONS, WORKFLOWS
+from jobchain.cli.cluster import CliCluster, ClusterCalls, LogNotReady
+from jobchain.cli.errors import CliError
+
+# ---- the CLI ------------------------------------------------------------------------------
+WORKFLOW = {
+    "apiVersion": "jobchain.dev/v1alpha1",
+    "kind": "Workflow",
+    "metadata": {"name": "etl", "namespace": "ns"},
+    "spec": {
+        "params": [{"name": "size", "default": "1"}, {"name": "target"}],
+        "defaults": {"image": "busybox:1.36"},
+        "nodes": [{"name": "extract", "script": "echo hi", "next": [{"node": "load"}]},
+                  {"name": "load", "script": "echo ok"}],
+    },
+}
+
+
+def execution(name: str, phase: str, nodes: list[dict[str, Any]], **status: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "jobchain.dev/v1alpha1",
+        "kind": "WorkflowExecution",
+        "metadata": {"name": name, "namespace": "ns", "creationTimestamp": "2026-01-01T10:00:00Z",
+                     "managedFields": [{"manager": "kubectl"}]},
+        "spec": {"workflowRef": {"name": "etl"}},
+        "status": {"phase": phase, "workflowName": "etl", "nodes": nodes, **status},
+    }
+
+
+class FakeCluster:
+    """The real CliCluster's interface (`ClusterCalls`) over dicts in memory (no API client)."""
+
+    def __init__(self) -> None:
+        self.namespace = "ns"
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {(WORKFLOWS, "etl"): WORKFLOW}
+        self.created: list[dict[str, Any]] = []
+        self.patched: list[str] = []
+        self.frames: list[dict[str, Any]] = []  # what watch_execution yields
+        self.pods: dict[str, list[str]] = {}  # node -> pod names
+        self.logs: dict[str, str | None] = {}  # pod -> log (None: gone)
+
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        if (plural, name) not in self.objects:
+            raise CliError(f"{plural} {name!r} not found")
+        return self.objects[(plural, name)]
+
+    def list_objects(self, plural: str) -> list[dict[str, Any]]:
+        return [o for (p, _), o in self.objects.items() if p == plural]
+
+    def create_execution(self, body: dict[str, Any]) -> dict[str, Any]:
+        self.created.append(body)
+        return {**body, "metadata": {"name": body["metadata"]["generateName"] + "x7k2p"}}
+
+    def cancel_execution(self, name: str) -> dict[str, Any]:
+        self.patched.append(name)
+        return self.objects[(EXECUTIONS, name)]
+
+    def watch_execution(self, name: str) -> Iterator[dict[str, Any]]:
+        yield from self.frames
+
+    def node_pods(self, execution: str, node: str) -> list[dict[str, Any]]:
+        return [{"metadata": {"name": pod}} for pod in self.pods.get(node, [])]
+
+    def with_whole_outputs(self, execution: dict[str, Any]) -> dict[str, Any]:
+        return execution  # (no output kept in a ConfigMap here)
+
+    def read_log(self, pod: str) -> str | None:
+        log = self.logs.get(pod)
+        if log == "NOT-READY":
+            raise LogNotReady("container main is waiting to start: ContainerCreating")
+        return log
+
+    def follow_log(self, pod: str) -> Iterator[str]:
+        yield from (self.read_log(pod) or "").splitlines()
+
+
+# Both satisfy the Protocol the commands take (checked by mypy: hack/test.sh runs it on this file).
+_REAL: type[ClusterCalls] = CliCluster
+_FAKE: type[ClusterCalls] = FakeCluster
+
+
+# ---- the dashboard ------------------------------------------------------------------------
+ROUTING_SPEC = {
+    "params": [{"name": "rows", "default": "42"}],
+    "defaults": {"image": "busybox:1.36"},
+    "nodes": [
+        {"name": "extract", "script": "x", "next": [
+            {"node": "bulk-load", "type": "condition", "when": "output.rows > 10"},
+            {"node": "small-load", "type": "condition", "when": "output.rows <= 10"},
+            {"node": "alert", "type": "failure"},
+        ]},
+        {"name": "bulk-load", "script": "x", "next": [{"node": "done", "type": "always"}]},
+        {"name": "small-load", "script": "x", "next": [{"node": "done", "type": "always"}]},
+        {"name": "done", "join": "any", "script": "x"},
+        {"name": "alert", "script": "x"},
+    ],
+}
+
+
+def dashboard_execution(nodes: list[dict[str, Any]], phase: str = "Running",
+                        name: str = "routing-abc") -> dict[str, Any]:
+    return {
+        "metadata": {"name": name, "namespace": "ns", "uid": "u1", "resourceVersion": "7",
+                     "creationTimestamp": "2026-01-01T00:00:00Z"},
+        "spec": {"workflowRef": {"name": "routing"}, "params": {"rows": "7"}},
+        "status": {"phase": phase, "workflowName": "routing", "workflowSpec": ROUTING_SPEC, "params": {"rows": "7"},
+                   "progress": "2/5", "nodes": nodes},
+    }
+
+
+class FakeClient:
+    """Stands in for the read-only client: answers from a dict, or fails like a dead cluster."""
+
+    host = "https://127.0.0.1:1"
+
+    def __init__(self) -> None:
+        self.down = True
+        self.items: list[dict[str, Any]] = []
+        self.lists = 0
+        self.back = threading.Event()  # set when the cluster is reachable again: the hub's retry wait ends
+        self.hang = threading.Event()  # a watch stays open until the test ends
+
+    def list_objects(self, plural: str, namespace: str | None) -> dict[str, Any]:
+        self.lists += 1
+        if self.down:
+            raise urllib3.exceptions.MaxRetryError(None, "/", OSError("Connection refused"))  # type: ignore[arg-type]
+        return {"metadata": {"resourceVersion": "1"}, "items": list(self.items)}
+
+    def watch(self, plural: str, namespace: str | None, version: str) -> Any:
+        if self.down:
+            raise urllib3.exceptions.ProtocolError("Connection reset")
+        self.hang.wait(30)
+        return iter(())
+
+    def namespaces(self) -> list[str]:
+        return ["ns", "other"]
+
+    def get(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
+        return None
+
+    def node_pods(self, namespace: str, execution: str, node: str) -> list[dict[str, Any]]:
+        return [{"metadata": {"name": f"{execution}-{node}-pod"}}]
+
+    def open_log_stream(self, namespace: str, pod: str) -> Any:
+        raise AssertionError(f"followed pod {pod}")
