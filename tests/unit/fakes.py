@@ -3,20 +3,29 @@
 - the CLI: `FakeCluster`, the CLI's cluster calls (`ClusterCalls`) over dicts in memory, and
   `execution()`, a WorkflowExecution as the CLI reads it;
 - the dashboard: `FakeClient`, its read-only client answering from a list or failing like a dead
-  cluster, and `dashboard_execution()` of the ROUTING_SPEC workflow.
+  cluster, and `dashboard_execution()` of the ROUTING_SPEC workflow;
+- the operator's Kubernetes layer: `pod()`, `k8s_job()` and `k8s_pod()` as the API server returns
+  them, `NoApi`, an Observer that reads only its store, and `fake_writer()`, a Writer on the real
+  client whose transport answers from a list (`FakeResponse`), with `job_to_create()` to send it.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Iterator
 from typing import Any
 
 import urllib3
+from kubernetes import client
+from kubernetes.client.rest import RESTResponse
 
 from jobchain.api.vocabulary import EXECUTIONS, WORKFLOWS
 from jobchain.cli.cluster import CliCluster, ClusterCalls, LogNotReady
 from jobchain.cli.errors import CliError
+from jobchain.k8s.observe import Observer
+from jobchain.k8s.store import Store
+from jobchain.k8s.writes import Writer
 
 # ---- the CLI ------------------------------------------------------------------------------
 WORKFLOW = {
@@ -159,3 +168,65 @@ class FakeClient:
 
     def open_log_stream(self, namespace: str, pod: str) -> Any:
         raise AssertionError(f"followed pod {pod}")
+
+
+# ---- the operator's Kubernetes layer: Jobs and pods as the API server returns them ----------
+def pod(name: str, phase: str, exit_code: int | None = None, message: str | None = None,
+        annotations: dict[str, str] | None = None) -> dict[str, Any]:
+    state: dict[str, Any] = {"running": {}}
+    if exit_code is not None:
+        state = {"terminated": {"exitCode": exit_code, "finishedAt": "2026-11-27T12:00:08Z",
+                                "reason": "Completed" if exit_code == 0 else "Error",
+                                **({"message": message} if message is not None else {})}}
+    return {"metadata": {"name": name, "annotations": annotations or {}},
+            "status": {"phase": phase, "containerStatuses": [{"name": "main", "state": state}]}}
+
+
+def k8s_job(node: str, uid: str, execution_uid: str = "ex-uid", **status: Any) -> dict[str, Any]:
+    return {"metadata": {"name": f"run-1-{node}", "namespace": "ns", "uid": uid, "resourceVersion": "10",
+                         "labels": {"jobchain.dev/node": node, "jobchain.dev/execution": "run-1"},
+                         "annotations": {"jobchain.dev/execution": "run-1"},
+                         "ownerReferences": [{"kind": "WorkflowExecution", "uid": execution_uid}]},
+            "spec": {"backoffLimit": 0}, "status": status}
+
+
+def k8s_pod(name: str, job_uid: str, phase: str, exit_code: int | None = None) -> dict[str, Any]:
+    p = pod(name, phase, exit_code, message="{}" if exit_code == 0 else None)
+    p["metadata"].update({"namespace": "ns", "uid": f"uid-{name}", "resourceVersion": "11",
+                          "creationTimestamp": "2026-11-27T12:00:00Z",
+                          "ownerReferences": [{"kind": "Job", "uid": job_uid, "controller": True}]})
+    return p
+
+
+class NoApi(Observer):
+    """An observer whose API server must not be asked: everything is in the store."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(client.ApiClient(client.Configuration(host="http://127.0.0.1:1")), store)
+        store.mark_warm("ns")
+
+    def confirm_job(self, namespace: str, name: str, uid: str) -> dict[str, Any] | None:
+        raise AssertionError(f"asked the API server for Job {name}")
+
+
+class FakeResponse:
+    def __init__(self, status: int, body: object) -> None:
+        self.status, self.reason, self.data = status, "", json.dumps(body).encode()
+        self.headers = {"content-type": "application/json"}
+
+
+def fake_writer(answers: list[tuple[int, object]], sent: list[tuple[str, str, object]]) -> Writer:
+    """A Writer on the real client, with only the transport replaced by `answers` in order."""
+    client_ = client.ApiClient(client.Configuration(host="http://127.0.0.1:1"))
+
+    def request(method: str, url: str, headers: object = None, body: object = None, **_: object) -> RESTResponse:
+        sent.append((method, url.split("127.0.0.1:1")[1], body))
+        return RESTResponse(FakeResponse(*answers.pop(0)))
+
+    client_.rest_client.request = request  # type: ignore[method-assign]
+    return Writer(client_)
+
+
+def job_to_create(owner: str = "ex-uid") -> dict[str, object]:
+    return {"metadata": {"name": "run-1-a", "namespace": "ns", "ownerReferences": [{"uid": owner}]},
+            "spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}}}

@@ -25,7 +25,7 @@ from jobchain.engine.spec.render import render_job
 from jobchain.engine.spec.validation import validate_workflow
 
 from .builders import node, spec
-from .test_substitution import REF, container_env, kubelet_expand
+from .shell_support import REF, container_env, kubelet_expand
 
 HOSTILE = ["$(touch pwned)", 'x"; touch pwned; echo "', "'; touch pwned; echo '", "*", "a\nb $$ $(JOBCHAIN_NODE)"]
 D, S, C = Role.DATA, Role.SHELL, Role.CODE

@@ -3,20 +3,19 @@ operator and the CLI, and the CLI's translation of its failures into one line.""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import yaml
-from kubernetes import client
-from kubernetes.client.rest import RESTResponse
 
 from jobchain.api import vocabulary
 from jobchain.cli import cluster as cli_cluster
 from jobchain.cli.errors import CliError
 from jobchain.engine.spec.render import execution_selector
 from jobchain.k8s import api
-from jobchain.k8s.writes import ForeignJobError, JobRefused, Writer
+from jobchain.k8s.writes import ForeignJobError, JobRefused
+
+from .fakes import fake_writer, job_to_create
 
 
 def kubeconfig(tmp_path: Path) -> Path:
@@ -114,33 +113,11 @@ def test_the_cli_retries_a_busy_server_then_says_so(tmp_path: Path) -> None:
 
 # ---- the operator's writes of built-in resources: plain dicts on the wire (issue 10) ----------
 
-class _Response:
-    def __init__(self, status: int, body: object) -> None:
-        self.status, self.reason, self.data = status, "", json.dumps(body).encode()
-        self.headers = {"content-type": "application/json"}
-
-
-def _writer(answers: list[tuple[int, object]], sent: list[tuple[str, str, object]]) -> Writer:
-    """A Writer on the real client, with only the transport replaced by `answers` in order."""
-    client_ = client.ApiClient(client.Configuration(host="http://127.0.0.1:1"))
-
-    def request(method: str, url: str, headers: object = None, body: object = None, **_: object) -> RESTResponse:
-        sent.append((method, url.split("127.0.0.1:1")[1], body))
-        return RESTResponse(_Response(*answers.pop(0)))
-
-    client_.rest_client.request = request  # type: ignore[method-assign]
-    return Writer(client_)
-
-
-def _job(owner: str = "ex-uid") -> dict[str, object]:
-    return {"metadata": {"name": "run-1-a", "namespace": "ns", "ownerReferences": [{"uid": owner}]},
-            "spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}}}
-
-
 def test_a_job_is_created_and_returned_as_a_plain_dict() -> None:
     sent: list[tuple[str, str, object]] = []
-    written = {**_job(), "status": {}, "metadata": {**_job()["metadata"], "uid": "job-uid"}}  # type: ignore[dict-item]
-    created = _writer([(201, written)], sent).create_job(_job())
+    written = {**job_to_create(), "status": {},
+               "metadata": {**job_to_create()["metadata"], "uid": "job-uid"}}  # type: ignore[dict-item]
+    created = fake_writer([(201, written)], sent).create_job(job_to_create())
     assert created == written and type(created) is dict
     assert sent[0][:2] == ("POST", "/apis/batch/v1/namespaces/ns/jobs")
     assert sent[0][2]["metadata"]["annotations"]["jobchain.dev/created-by"]  # type: ignore[index]
@@ -149,18 +126,18 @@ def test_a_job_is_created_and_returned_as_a_plain_dict() -> None:
 def test_an_existing_job_of_the_same_execution_is_adopted_and_a_foreign_one_refused() -> None:
     sent: list[tuple[str, str, object]] = []
     conflict = (409, {"kind": "Status", "code": 409, "message": "exists"})
-    assert _writer([conflict, (200, _job())], sent).create_job(_job()) == _job()
+    assert fake_writer([conflict, (200, job_to_create())], sent).create_job(job_to_create()) == job_to_create()
     assert [s[:2] for s in sent] == [("POST", "/apis/batch/v1/namespaces/ns/jobs"),
                                      ("GET", "/apis/batch/v1/namespaces/ns/jobs/run-1-a")]
     with pytest.raises(ForeignJobError):
-        _writer([conflict, (200, _job("older"))], []).create_job(_job())
+        fake_writer([conflict, (200, job_to_create("older"))], []).create_job(job_to_create())
     with pytest.raises(JobRefused, match="template is invalid"):
-        _writer([(422, {"message": "spec.template is invalid"})], []).create_job(_job())
+        fake_writer([(422, {"message": "spec.template is invalid"})], []).create_job(job_to_create())
 
 
 def test_an_event_is_posted_as_the_api_server_reads_it() -> None:
     sent: list[tuple[str, str, object]] = []
-    writer = _writer([(201, {})], sent)
+    writer = fake_writer([(201, {})], sent)
     writer.event({"metadata": {"name": "run-1", "namespace": "ns", "uid": "u"}}, "WorkflowExecution", "Normal",
                  "NodeSucceeded", "node a succeeded")
     method, path, body = sent[0]

@@ -16,21 +16,12 @@ from jobchain.engine.execution.types import NodeToRead
 from jobchain.k8s.observe import Observer, interpret_job, log_text, observed_job, output_of
 from jobchain.k8s.store import Store
 
+from .fakes import NoApi, k8s_job, k8s_pod, pod
+
 
 def job(backoff: int = 0, conditions: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     return {"metadata": {"name": "ex-a-1234"}, "spec": {"backoffLimit": backoff},
             "status": {"conditions": conditions or [], "completionTime": "2026-11-27T12:00:09Z"}}
-
-
-def pod(name: str, phase: str, exit_code: int | None = None, message: str | None = None,
-        annotations: dict[str, str] | None = None) -> dict[str, Any]:
-    state: dict[str, Any] = {"running": {}}
-    if exit_code is not None:
-        state = {"terminated": {"exitCode": exit_code, "finishedAt": "2026-11-27T12:00:08Z",
-                                "reason": "Completed" if exit_code == 0 else "Error",
-                                **({"message": message} if message is not None else {})}}
-    return {"metadata": {"name": name, "annotations": annotations or {}},
-            "status": {"phase": phase, "containerStatuses": [{"name": "main", "state": state}]}}
 
 
 @pytest.mark.parametrize(
@@ -186,33 +177,6 @@ def test_log_tail_of_a_log_that_is_not_utf8_does_not_raise(monkeypatch: pytest.M
 
 
 # ---- reading from the store (issue 10; issue 8 defect 7) ---------------------------------
-
-def k8s_job(node: str, uid: str, execution_uid: str = "ex-uid", **status: Any) -> dict[str, Any]:
-    return {"metadata": {"name": f"run-1-{node}", "namespace": "ns", "uid": uid, "resourceVersion": "10",
-                         "labels": {"jobchain.dev/node": node, "jobchain.dev/execution": "run-1"},
-                         "annotations": {"jobchain.dev/execution": "run-1"},
-                         "ownerReferences": [{"kind": "WorkflowExecution", "uid": execution_uid}]},
-            "spec": {"backoffLimit": 0}, "status": status}
-
-
-def k8s_pod(name: str, job_uid: str, phase: str, exit_code: int | None = None) -> dict[str, Any]:
-    p = pod(name, phase, exit_code, message="{}" if exit_code == 0 else None)
-    p["metadata"].update({"namespace": "ns", "uid": f"uid-{name}", "resourceVersion": "11",
-                          "creationTimestamp": "2026-11-27T12:00:00Z",
-                          "ownerReferences": [{"kind": "Job", "uid": job_uid, "controller": True}]})
-    return p
-
-
-class NoApi(Observer):
-    """An observer whose API server must not be asked: everything is in the store."""
-
-    def __init__(self, store: Store) -> None:
-        super().__init__(client.ApiClient(client.Configuration(host="http://127.0.0.1:1")), store)
-        store.mark_warm("ns")
-
-    def confirm_job(self, namespace: str, name: str, uid: str) -> dict[str, Any] | None:
-        raise AssertionError(f"asked the API server for Job {name}")
-
 
 def test_a_finished_nodes_job_whose_pod_has_finished_is_not_running() -> None:
     # The last node finished: the Job controller has not yet said Complete (about a second

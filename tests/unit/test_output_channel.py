@@ -27,7 +27,7 @@ from jobchain.engine.spec.render import OUTPUT_PATH, ExecutionRef, render_job
 from jobchain.k8s.observe import NodeToRead
 from jobchain.k8s.store import Store
 from tests.unit.builders import T0, created_nodes, execution, job, node, node_status, observed, spec, with_status
-from tests.unit.test_observe import NoApi, k8s_job, k8s_pod
+from tests.unit.fakes import NoApi, k8s_job, k8s_pod
 
 SH = shutil.which("sh")
 needs_sh = pytest.mark.skipif(SH is None or shutil.which("wc") is None, reason="no /bin/sh or wc")

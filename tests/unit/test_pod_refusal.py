@@ -12,7 +12,7 @@ from jobchain.engine.execution.planner import JobState, plan
 from jobchain.k8s.observe import NodeToRead
 from jobchain.k8s.store import Store
 from tests.unit.builders import T0, execution, node, node_status, spec, with_status
-from tests.unit.test_observe import NoApi, k8s_job
+from tests.unit.fakes import NoApi, k8s_job
 
 CREATED = datetime(2026, 11, 27, 12, 0, 0, tzinfo=UTC)
 POD_SECURITY = ('Error creating: pods "run-1-a-x" is forbidden: violates PodSecurity "restricted:latest": '

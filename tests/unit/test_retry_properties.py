@@ -27,7 +27,7 @@ from jobchain.engine.spec.graph import Graph
 from jobchain.engine.spec.render import ExecutionRef, item_key
 
 from .builders import EXECUTION, NAMESPACE, T0, UID, created_nodes, execution, json_patch, with_status
-from .test_planner_properties import (
+from .planner_sim import (
     EXAMPLES,
     JOB_CONDITION_LAG,
     MAX_DROPS,

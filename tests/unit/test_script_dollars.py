@@ -24,7 +24,7 @@ from jobchain.engine.spec.render import render_job
 from jobchain.engine.spec.validation import validate_params, validate_workflow
 
 from .builders import node, spec
-from .test_substitution import REF, container_env, kubelet_expand
+from .shell_support import REF, container_env, kubelet_expand
 
 SH = shutil.which("sh")
 

@@ -17,7 +17,7 @@ from jobchain.engine.spec.render import render_job
 from jobchain.engine.spec.shell import Quoting, Refused, contexts
 
 from .builders import node, spec
-from .test_substitution import REF, container_env, kubelet_expand
+from .shell_support import REF, container_env, kubelet_expand
 
 
 def quoting(script: str) -> list[Quoting]:

@@ -26,7 +26,7 @@ from jobchain.engine.spec.refs import Scope, UnresolvedReference
 from jobchain.engine.spec.render import render_job
 
 from .builders import node, spec
-from .test_substitution import REF, container_env, kubelet_expand
+from .shell_support import REF, container_env, kubelet_expand
 
 SCRIPTS = int(os.environ.get("JOBCHAIN_SHELL_SCRIPTS", "2000"))
 SEED = int(os.environ.get("JOBCHAIN_SHELL_SEED", "20261207"))

@@ -1,8 +1,9 @@
 """Values are data: a reference's value is never parsed as shell code, and arrives byte for byte.
 
 The rendered Job is run the way a node would run it: the kubelet's `$(VAR)` / `$$` expansion of
-env values, command and args (reimplemented below after k8s.io/kubernetes third_party/forked/
-golang/expansion), then the real `/bin/sh -c` of this machine with that environment.
+env values, command and args (reimplemented in shell_support.py after k8s.io/kubernetes
+third_party/forked/golang/expansion), then the real `/bin/sh -c` of this machine with that
+environment.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from typing import Any
 import pytest
 
 from jobchain.engine.spec.refs import Scope, UnresolvedReference
-from jobchain.engine.spec.render import MAX_ARG_BYTES, ExecutionRef, ValueTooLarge, render_job
+from jobchain.engine.spec.render import MAX_ARG_BYTES, ValueTooLarge, render_job
 from jobchain.engine.spec.shell import Quoting, contexts
 
 from .builders import node, spec
+from .shell_support import REF, container_env, kubelet_expand
 
-REF = ExecutionRef(name="run-1", namespace="team-a", uid="uid-123", workflow="hello-chain")
 SH = shutil.which("sh")
 needs_sh = pytest.mark.skipif(SH is None, reason="no /bin/sh")
 
@@ -34,41 +35,6 @@ INJECTIONS = [
     "costs $$5, see $(JOBCHAIN_NODE)",
     "a\nb\\c ${HOME} $HOME %s",
 ]
-
-
-def kubelet_expand(text: str, env: dict[str, str]) -> str:
-    """The kubelet's expansion: `$$` -> `$`, `$(NAME)` -> env[NAME] when defined, else unchanged."""
-    out, i = [], 0
-    while i < len(text):
-        if text[i] == "$" and i + 1 < len(text):
-            nxt = text[i + 1]
-            if nxt == "$":
-                out.append("$")
-                i += 2
-                continue
-            if nxt == "(":
-                end = text.find(")", i + 2)
-                if end > 0:
-                    name = text[i + 2:end]
-                    out.append(env[name] if name in env else text[i:end + 1])
-                    i = end + 1
-                    continue
-        out.append(text[i])
-        i += 1
-    return "".join(out)
-
-
-def container_env(job: dict[str, Any], secrets: dict[str, str] | None = None) -> dict[str, str]:
-    """The container's environment as the kubelet builds it (in order; secretKeyRef from `secrets`)."""
-    env: dict[str, str] = {}
-    for item in job["spec"]["template"]["spec"]["containers"][0]["env"]:
-        if "value" in item:
-            env[item["name"]] = kubelet_expand(item["value"], env)
-        elif "secretKeyRef" in item.get("valueFrom", {}):
-            env[item["name"]] = (secrets or {})[item["valueFrom"]["secretKeyRef"]["key"]]
-        else:
-            env[item["name"]] = "fieldref"
-    return env
 
 
 def run(job: dict[str, Any], cwd: Path, secrets: dict[str, str] | None = None) -> str:
