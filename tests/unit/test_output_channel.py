@@ -28,6 +28,7 @@ from jobchain.k8s.observe import NodeToRead
 from jobchain.k8s.store import Store
 from tests.unit.builders import T0, created_nodes, execution, job, node, node_status, observed, spec, with_status
 from tests.unit.fakes import NoApi, k8s_job, k8s_pod
+from tests.unit.shell_support import kubelet_expand
 
 SH = shutil.which("sh")
 needs_sh = pytest.mark.skipif(SH is None or shutil.which("wc") is None, reason="no /bin/sh or wc")
@@ -47,8 +48,9 @@ def _run(container: dict[str, Any], tmp: Path, stdin: str = "") -> tuple[int, st
     """Runs the container's command here: (exit code, the message the kubelet reports, the log)."""
     message_file = tmp / "termination-log"
     message_file.write_bytes(b"")
-    argv = [arg.replace(OUTPUT_PATH, str(message_file)) for arg in container["command"]]
     env = {"PATH": "/usr/bin:/bin", "JOBCHAIN_OUTPUT": str(message_file)}
+    # as the kubelet hands the command to the container: `$$` -> `$`, `$(NAME)` of its env expanded
+    argv = [kubelet_expand(arg, env).replace(OUTPUT_PATH, str(message_file)) for arg in container["command"]]
     done = subprocess.run(argv, env=env, input=stdin.encode(), capture_output=True, timeout=30, check=False)
     kept = message_file.read_bytes()[-KUBELET_KEEPS:].decode(errors="replace")
     return done.returncode, kept, done.stdout
