@@ -62,10 +62,12 @@ class Install:
             f"image.tag={IMAGE_TAG}",
             "image.pullPolicy=Never",
             f"watchNamespaces={{{self.workloads}}}",
-            # the cluster-wide user roles and step policy may already exist from another install;
-            # not needed here (the other e2e modules run with session copies of both)
+            # the cluster-wide user roles and admission policies have fixed names: only
+            # test_install_step_policy.py installs them (the other e2e modules run with session copies),
+            # so no two releases, nor one a killed run left behind, ever claim the same objects
             "rbac.userRoles=false",
             "stepPolicy.enabled=false",
+            "runPolicy.enabled=false",
             *extra,
         ]
         return [a for s in sets for a in ("--set", s)]
