@@ -20,6 +20,7 @@ from typing import Any
 
 import yaml
 from kubernetes import client
+from prometheus_client.parser import text_string_to_metric_families
 
 from jobchain.api.vocabulary import GROUP, VERSION
 
@@ -410,10 +411,12 @@ class Install:
             f"image.tag={IMAGE_TAG}",
             "image.pullPolicy=Never",
             f"watchNamespaces={{{self.workloads}}}",
-            # the cluster-wide user roles and step policy may already exist from another install;
-            # not needed here (the other e2e modules run with session copies of both)
+            # the cluster-wide user roles and admission policies have fixed names: only
+            # test_install_step_policy.py installs them (the other e2e modules run with session copies),
+            # so no two releases, nor one a killed run left behind, ever claim the same objects
             "rbac.userRoles=false",
             "stepPolicy.enabled=false",
+            "runPolicy.enabled=false",
             *extra,
         ]
         return [a for s in sets for a in ("--set", s)]
@@ -484,3 +487,23 @@ class Install:
                 f"{name}: {yaml.safe_dump(self.execution(name).get('status'))}\noperator log:\n{logs}"
             ) from None
         return found
+
+
+def install_metrics(install: Install) -> list[tuple[str, dict[str, str], float]]:
+    """Samples of every replica's /metrics (the active one counts; a standby's counters stay 0),
+    read through the API server's pod proxy, and once through the Service to show it serves."""
+    kubectl(install.kubeconfig, "get", "--raw",
+            f"/api/v1/namespaces/{install.system}/services/http:{install.deployment}-metrics:metrics/proxy/metrics")
+    samples = []
+    for pod in install.operator_pods():
+        text = kubectl(install.kubeconfig, "get", "--raw",
+                       f"/api/v1/namespaces/{install.system}/pods/http:{pod.metadata.name}:8080/proxy/metrics")
+        samples += [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text)
+                    for s in family.samples]
+    return samples
+
+
+def metric_total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float | None:
+    """Sum of the samples NAME{LABELS...}; None when the operator exports no such sample."""
+    values = [v for n, ls, v in samples if n == name and labels.items() <= ls.items()]
+    return sum(values) if values else None

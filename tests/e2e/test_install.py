@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.support import (
     CHART,
@@ -27,7 +26,9 @@ from tests.e2e.support import (
     Install,
     create_namespace,
     helm,
+    install_metrics,
     kubectl,
+    metric_total,
     wait_for,
 )
 
@@ -154,35 +155,15 @@ def test_helm_install_runs_a_workflow(install: Install) -> None:
     assert outputs == {"greet": {"who": "world"}, "answer": "hello, world"}
 
 
-def _metrics(install: Install) -> list[tuple[str, dict[str, str], float]]:
-    """Samples of every replica's /metrics (the active one counts; a standby's counters stay 0),
-    read through the API server's pod proxy, and once through the Service to show it serves."""
-    kubectl(install.kubeconfig, "get", "--raw",
-            f"/api/v1/namespaces/{install.system}/services/http:{install.deployment}-metrics:metrics/proxy/metrics")
-    samples = []
-    for pod in install.operator_pods():
-        text = kubectl(install.kubeconfig, "get", "--raw",
-                       f"/api/v1/namespaces/{install.system}/pods/http:{pod.metadata.name}:8080/proxy/metrics")
-        samples += [(s.name, s.labels, s.value) for family in text_string_to_metric_families(text)
-                    for s in family.samples]
-    return samples
-
-
-def _total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float | None:
-    """Sum of the samples NAME{LABELS...}; None when the operator exports no such sample."""
-    values = [v for n, ls, v in samples if n == name and labels.items() <= ls.items()]
-    return sum(values) if values else None
-
-
 def test_metrics_count_what_ran(install: Install) -> None:
-    samples = [s for s in _metrics(install) if s[0].startswith("jobchain_") and "le" not in s[1]]
+    samples = [s for s in install_metrics(install) if s[0].startswith("jobchain_") and "le" not in s[1]]
     shown = "\n".join(f"{n}{ls} {v}" for n, ls, v in samples)
-    assert (_total(samples, "jobchain_executions_started_total") or 0) >= 1, shown
-    assert (_total(samples, "jobchain_executions_finished_total", phase="Succeeded") or 0) >= 1, shown
-    assert (_total(samples, "jobchain_node_duration_seconds_count", phase="Succeeded") or 0) >= 2, shown
-    assert (_total(samples, "jobchain_node_handoff_seconds_count") or 0) >= 1, shown
-    assert _total(samples, "jobchain_executions_running") == 0, shown
-    assert _total(samples, "jobchain_leader") == 1, f"exactly one active replica:\n{shown}"
+    assert (metric_total(samples, "jobchain_executions_started_total") or 0) >= 1, shown
+    assert (metric_total(samples, "jobchain_executions_finished_total", phase="Succeeded") or 0) >= 1, shown
+    assert (metric_total(samples, "jobchain_node_duration_seconds_count", phase="Succeeded") or 0) >= 2, shown
+    assert (metric_total(samples, "jobchain_node_handoff_seconds_count") or 0) >= 1, shown
+    assert metric_total(samples, "jobchain_executions_running") == 0, shown
+    assert metric_total(samples, "jobchain_leader") == 1, f"exactly one active replica:\n{shown}"
 
 
 def test_helm_upgrade_while_an_execution_runs(install: Install) -> None:
