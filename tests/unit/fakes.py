@@ -223,7 +223,7 @@ def fake_writer(answers: list[tuple[int, object]], sent: list[tuple[str, str, ob
         sent.append((method, url.split("127.0.0.1:1")[1], body))
         return RESTResponse(FakeResponse(*answers.pop(0)))
 
-    client_.rest_client.request = request  # type: ignore[method-assign]
+    client_.rest_client.request = request  # type: ignore[assignment]
     return Writer(client_)
 
 
