@@ -224,20 +224,7 @@ def evaluate_activation(expression: str, activation: dict[str, Any], spent: Budg
     """Evaluates a `when` over variables already converted with to_cel; raises CelError on a
     runtime error or a non-bool result. The steps it took are taken from `spent` too (a planning
     pass's budget, which may go below zero: the pass, not this evaluation, decides what to do)."""
-    program = _program(expression)
-    budget = Budget(CEL_EVAL_STEPS)
-    try:
-        with _spending(budget):
-            result = program.evaluate(activation)
-    except _OverBudget:
-        raise _over_budget(CEL_EVAL_STEPS) from None
-    except Exception as exc:
-        raise CelError(_eval_message(exc)) from None
-    finally:
-        if spent is not None:
-            spent.steps -= CEL_EVAL_STEPS - max(budget.steps, 0)
-    if isinstance(result, CELEvalError):
-        raise CelError(_eval_message(result))
+    result = _evaluate(expression, activation, spent)
     if not isinstance(result, celtypes.BoolType):
         raise CelError(f"must evaluate to a bool, got {type(result).__name__.replace('Type', '').lower()} {result!r}")
     return bool(result)
@@ -246,6 +233,12 @@ def evaluate_activation(expression: str, activation: dict[str, Any], spent: Budg
 def evaluate_value(expression: str, activation: dict[str, Any], spent: Budget | None = None) -> Any:
     """Evaluates an expression over converted variables to a plain JSON value (forEach), within
     the budget of one evaluation as a `when`; the steps it took are taken from `spent` too."""
+    return from_cel(_evaluate(expression, activation, spent))
+
+
+def _evaluate(expression: str, activation: dict[str, Any], spent: Budget | None) -> Any:
+    """One evaluation within CEL_EVAL_STEPS; the steps it took are taken from `spent` too.
+    Raises CelError for a runtime error or an evaluation over its budget."""
     program = _program(expression)
     budget = Budget(CEL_EVAL_STEPS)
     try:
@@ -260,7 +253,7 @@ def evaluate_value(expression: str, activation: dict[str, Any], spent: Budget | 
             spent.steps -= CEL_EVAL_STEPS - max(budget.steps, 0)
     if isinstance(result, CELEvalError):
         raise CelError(_eval_message(result))
-    return from_cel(result)
+    return result
 
 
 def from_cel(value: Any) -> Any:
