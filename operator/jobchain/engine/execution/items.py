@@ -30,6 +30,7 @@ from jobchain.engine.spec.graph import InEdge
 from jobchain.engine.spec.outputs import (
     INLINE_INPUT_FILE_BYTES,
     MAX_OUTPUT_BYTES,
+    KeptOutput,
     input_json,
     keep_output,
     stored_size,
@@ -52,6 +53,20 @@ from jobchain.engine.timefmt import iso
 
 if TYPE_CHECKING:
     from jobchain.engine.execution.planner import _Run
+
+
+def finished_result(job: ObservedJob, limit: int, source: OutputSource) -> tuple[KeptOutput, NodePhase, str | None]:
+    """What a finished Job makes of its node or item: its output as kept (`keep_output`; a log keeps
+    its end), the phase (Failed too when the output could not be read whole or is over 1 MiB) and the
+    message saying why."""
+    kept = keep_output(job.raw_output, limit, keep_end=source == OutputSource.LOGS)
+    phase = NodePhase.SUCCEEDED if job.state == JobState.SUCCEEDED else NodePhase.FAILED
+    message = job.message
+    if job.output_error or kept.too_large:
+        phase = NodePhase.FAILED
+        note = job.output_error or too_large_note(kept.too_large)
+        message = f"{message}; {note}" if message else note
+    return kept, phase, message
 
 
 class FanOut:
@@ -289,16 +304,9 @@ class FanOut:
         from node and index, created before the status naming it (outputRef), and status keeps a
         preview; one over 1 MiB fails the item."""
         run = self.run
-        from_logs = run.spec_of(node.name).output.from_ == OutputSource.LOGS
-        kept = keep_output(job.raw_output, limit, keep_end=from_logs)
-        message = job.message
-        phase = NodePhase.SUCCEEDED if job.state == JobState.SUCCEEDED else NodePhase.FAILED
+        kept, phase, message = finished_result(job, limit, run.spec_of(node.name).output.from_)
         size = None
-        if job.output_error or kept.too_large:
-            phase = NodePhase.FAILED
-            note = job.output_error or too_large_note(kept.too_large)
-            message = f"{message}; {note}" if message else note
-        elif kept.whole is not None:
+        if kept.whole is not None and not (job.output_error or kept.too_large):
             size = len(kept.whole.encode())
             run.plan.config_maps.append(render_output_config_map(run.ref(), node.name, kept.whole, index))
             run.whole[item_key(node.name, index)] = kept.value

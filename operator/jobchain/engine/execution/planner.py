@@ -37,7 +37,7 @@ from jobchain.engine.coordination.admission import Admission
 from jobchain.engine.execution import fanout
 from jobchain.engine.execution import status as st
 from jobchain.engine.execution.conditions import Deferred, EdgeDecisions, PassBudget
-from jobchain.engine.execution.items import FanOut
+from jobchain.engine.execution.items import FanOut, finished_result
 from jobchain.engine.execution.lifecycle import expires_at, leftovers, record_refusals
 from jobchain.engine.execution.passes import before_plan
 from jobchain.engine.execution.snapshot import Refusal, snapshot
@@ -59,7 +59,6 @@ from jobchain.engine.spec.outputs import (
     keep_output,
     stored_size,
     text_sha256,
-    too_large_note,
 )
 from jobchain.engine.spec.refs import Scope, UnresolvedReference
 from jobchain.engine.spec.render import (
@@ -244,17 +243,10 @@ class _Run:
             if index is not None:
                 outputs_used += self.fan.record(node, index, seen, limit)
                 continue
-            from_logs = self.graph.nodes[node.name].output.from_ == OutputSource.LOGS
-            kept = keep_output(seen.raw_output, limit, keep_end=from_logs)
+            kept, phase, message = finished_result(seen, limit, self.graph.nodes[node.name].output.from_)
             outputs_used += stored_size(kept.output)
-            message = seen.message
-            phase = NodePhase.SUCCEEDED if seen.state == JobState.SUCCEEDED else NodePhase.FAILED
             ref = None
-            if seen.output_error or kept.too_large:
-                phase = NodePhase.FAILED
-                note = seen.output_error or too_large_note(kept.too_large)
-                message = f"{message}; {note}" if message else note
-            elif kept.whole is not None:
+            if kept.whole is not None and not (seen.output_error or kept.too_large):
                 ref = OutputRef(configMap=output_config_map_name(self.execution.name, node.name), key=OUTPUT_KEY,
                                 bytes=len(kept.whole.encode()), sha256=text_sha256(kept.whole))
                 self.plan.config_maps.append(render_output_config_map(self.ref(), node.name, kept.whole))
