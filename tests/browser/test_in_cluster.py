@@ -20,30 +20,7 @@ import pytest
 from kubernetes import client
 
 from tests.browser.support import wait_js
-from tests.e2e.support import CHART, GROUP, VERSION, Objects, free_port, helm, kubectl, tool, wait_for
-
-VIEWER = """
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: viewer, namespace: NS}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: jobchain-viewer, namespace: NS}
-rules:
-- apiGroups: [jobchain.dev]
-  resources: [workflows, workflowexecutions]
-  verbs: [get, list, watch]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: jobchain-viewer, namespace: NS}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: jobchain-viewer}
-subjects:
-- {kind: ServiceAccount, name: viewer, namespace: NS}
-"""
-
-
+from tests.e2e.support import CHART, DASHBOARD_VIEWER, GROUP, VERSION, Objects, free_port, helm, kubectl, tool, wait_for
 
 
 @pytest.fixture
@@ -83,7 +60,7 @@ def test_the_chart_deploys_a_read_only_dashboard_reached_by_port_forward(
                          f"--as={account}", check=False).strip() for verb in ("list", "watch", "create", "patch")}
     assert can == {"list": "yes", "watch": "yes", "create": "no", "patch": "no"}
     # The viewer: a ServiceAccount that may read executions in the test's namespace only.
-    kubectl(kubeconfig, "apply", "-f", "-", input_text=VIEWER.replace("NS", namespace))
+    kubectl(kubeconfig, "apply", "-f", "-", input_text=DASHBOARD_VIEWER.replace("NS", namespace))
     token = kubectl(kubeconfig, "create", "token", "viewer", "-n", namespace, "--duration=10m").strip()
 
     port = free_port()

@@ -507,3 +507,30 @@ def metric_total(samples: list[tuple[str, dict[str, str], float]], name: str, **
     """Sum of the samples NAME{LABELS...}; None when the operator exports no such sample."""
     values = [v for n, ls, v in samples if n == name and labels.items() <= ls.items()]
     return sum(values) if values else None
+
+
+# A dashboard viewer in namespace NS: a ServiceAccount that may read executions, workflows and their
+# pods' logs there (tests/e2e/test_dashboard_viewers.py, tests/browser/test_in_cluster.py).
+DASHBOARD_VIEWER = """
+apiVersion: v1
+kind: ServiceAccount
+metadata: {name: viewer, namespace: NS}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata: {name: jobchain-viewer, namespace: NS}
+rules:
+- apiGroups: [jobchain.dev]
+  resources: [workflows, workflowexecutions]
+  verbs: [get, list, watch]
+- apiGroups: [""]
+  resources: [pods, pods/log]
+  verbs: [get, list]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata: {name: jobchain-viewer, namespace: NS}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: jobchain-viewer}
+subjects:
+- {kind: ServiceAccount, name: viewer, namespace: NS}
+"""

@@ -21,34 +21,9 @@ import pytest
 from kubernetes import client
 
 from tests.browser.support import Dashboard
-from tests.e2e.support import create_namespace, free_port, install_crds, kubectl
+from tests.e2e.support import DASHBOARD_VIEWER, create_namespace, free_port, install_crds, kubectl
 
 pytestmark = pytest.mark.e2e
-
-VIEWER_ROLE = """
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: viewer, namespace: NS}
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: Role
-metadata: {name: jobchain-viewer, namespace: NS}
-rules:
-- apiGroups: [jobchain.dev]
-  resources: [workflows, workflowexecutions]
-  verbs: [get, list, watch]
-- apiGroups: [""]
-  resources: [pods, pods/log]
-  verbs: [get, list]
----
-apiVersion: rbac.authorization.k8s.io/v1
-kind: RoleBinding
-metadata: {name: jobchain-viewer, namespace: NS}
-roleRef: {apiGroup: rbac.authorization.k8s.io, kind: Role, name: jobchain-viewer}
-subjects:
-- {kind: ServiceAccount, name: viewer, namespace: NS}
-"""
-
 
 def _execution(namespace: str, name: str) -> dict[str, Any]:
     return {"apiVersion": "jobchain.dev/v1alpha1", "kind": "WorkflowExecution",
@@ -80,7 +55,7 @@ def test_a_viewer_without_rights_to_a_namespace_sees_nothing_of_it(
     for ns, name in ((namespace, "mine"), (theirs, "theirs")):
         custom.create_namespaced_custom_object("jobchain.dev", "v1alpha1", ns, "workflowexecutions",
                                                _execution(ns, name))
-    kubectl(kubeconfig, "apply", "-f", "-", input_text=VIEWER_ROLE.replace("NS", namespace))
+    kubectl(kubeconfig, "apply", "-f", "-", input_text=DASHBOARD_VIEWER.replace("NS", namespace))
     token = kubectl(kubeconfig, "create", "token", "viewer", "-n", namespace, "--duration=10m").strip()
     dashboard = Dashboard([sys.executable, "-m", "jobchain.cli.main", "--kubeconfig", kubeconfig, "dashboard",
                            "--port", str(free_port()), "--viewer-auth", "token"], tmp_path / "dashboard.log")
