@@ -95,10 +95,8 @@ def test_the_seventh_follow_is_refused_while_the_pages_keep_answering() -> None:
                 for response in follows:
                     response.close()
             # A follow that ended frees its place.
-            for _ in range(100):
-                if app[FOLLOWS].active == 0:
-                    break
-                await asyncio.sleep(0.02)
+            await asyncio.wait_for(app[FOLLOWS].idle.wait(), 5)
+            assert app[FOLLOWS].active == 0
             client.released.clear()
             again = await asyncio.wait_for(http.get(url), 5)
             assert again.status == 200

@@ -84,8 +84,8 @@ def test_the_scheduler_hands_the_next_thread_to_the_quiet_namespace() -> None:
         for i in range(1, 6):
             sched.poke(("busy", f"e{i}"))
         sched.poke(("quiet", "q"))
-        for _ in range(3):
-            await asyncio.sleep(0)  # let each poke's task reach the queue (no time passes)
+        while len(sched._ready) < 6:  # each poke's task reaches the queue: a yield, no time passes
+            await asyncio.sleep(0)
         release.set()
         while sched._tasks:
             await asyncio.gather(*list(sched._tasks))

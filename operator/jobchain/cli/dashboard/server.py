@@ -50,6 +50,17 @@ class FollowPool:
         self.limit = limit
         self.active = 0
         self.executor = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="log-follow")
+        self.idle = asyncio.Event()  # set while no log is followed
+        self.idle.set()
+
+    def take(self) -> None:
+        self.active += 1
+        self.idle.clear()
+
+    def give_back(self) -> None:
+        self.active -= 1
+        if not self.active:
+            self.idle.set()
 
 
 ACCESS = web.AppKey("access", Access)
@@ -328,11 +339,11 @@ async def follow_log(request: web.Request) -> web.StreamResponse:
     if follows.active >= follows.limit:
         return _json({"error": f"{follows.limit} logs are followed already (by all viewers together); the log "
                                "shown is its last tail: reload it, or follow again when one is closed"}, 429)
-    follows.active += 1
+    follows.take()
     try:
         return await _follow(request, namespace, name, node, pod, follows)
     finally:
-        follows.active -= 1
+        follows.give_back()
 
 
 async def _follow(request: web.Request, namespace: str, name: str, node: str, pod: str,
