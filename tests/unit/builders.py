@@ -517,6 +517,17 @@ def execution_body(workflow: WorkflowSpec | None = None, *, ref: str | None = No
             "spec": body_spec}
 
 
+
+def etl_run(name: str, created: str, started: bool = False, ref: str = "etl", **fields: Any) -> dict[str, Any]:
+    """An execution of the Workflow `ref` (queue tests: its creation time is its place in the queue);
+    `started`: Running with a one-node snapshot, so it holds a slot."""
+    body = execution_body(ref=ref, **fields)
+    body["metadata"].update(name=name, uid=f"uid-{name}", creationTimestamp=created)
+    if started:
+        body["status"] = {"phase": "Running",
+                          "workflowSpec": chain("a").model_dump(mode="json", by_alias=True, exclude_none=True)}
+    return body
+
 def pass_of(cluster: FakeCluster, name: str, seconds: float = 0) -> Any:
     """One reconcile pass of execution `name` against `cluster`, at T0 + `seconds`."""
     return reconcile_execution(cluster, NAMESPACE, name, now=T0 + timedelta(seconds=seconds))

@@ -20,6 +20,7 @@ from tests.unit.builders import (
     chain,
     created_nodes,
     env_of,
+    etl_run,
     execution,
     execution_body,
     job,
@@ -80,15 +81,6 @@ def limited(limit: int = 2) -> dict[str, Any]:
                     "maxConcurrentExecutions": limit}}
 
 
-def of_etl(name: str, created: str, started: bool = False, **fields: Any) -> dict[str, Any]:
-    body = execution_body(ref="etl", **fields)
-    body["metadata"].update(name=name, uid=f"uid-{name}", creationTimestamp=created)
-    if started:
-        body["status"] = {"phase": "Running",
-                          "workflowSpec": chain("a").model_dump(mode="json", by_alias=True, exclude_none=True)}
-    return body
-
-
 def cluster_of(limit: int, *bodies: dict[str, Any]) -> FakeCluster:
     cluster = FakeCluster(workflows=limited(limit))
     for body in bodies:
@@ -98,8 +90,8 @@ def cluster_of(limit: int, *bodies: dict[str, Any]) -> FakeCluster:
 
 def test_an_execution_whose_elders_the_store_has_not_received_yet_waits_behind_them() -> None:
     # Three created within one second (the name breaks the tie), one at a time. The store has seen only the last.
-    cluster = cluster_of(1, of_etl("etl-b", "2026-11-28T10:00:00Z"), of_etl("etl-a", "2026-11-28T10:00:00Z"),
-                         of_etl("etl-c", "2026-11-28T10:00:00Z"))
+    cluster = cluster_of(1, etl_run("etl-b", "2026-11-28T10:00:00Z"), etl_run("etl-a", "2026-11-28T10:00:00Z"),
+                         etl_run("etl-c", "2026-11-28T10:00:00Z"))
     cluster.deliver("etl-c")
     assert pass_of(cluster, "etl-c").phase == "Pending"
     assert [a for a in cluster.take_actions() if a[0] != "event"] == [
@@ -117,8 +109,9 @@ def test_an_execution_whose_elders_the_store_has_not_received_yet_waits_behind_t
 
 
 def test_running_executions_the_store_has_not_received_yet_hold_their_slots() -> None:
-    cluster = cluster_of(2, of_etl("etl-1", "2026-11-28T10:00:00Z", started=True),
-                         of_etl("etl-2", "2026-11-28T10:00:01Z", started=True), of_etl("etl-3", "2026-11-28T10:00:02Z"))
+    cluster = cluster_of(2, etl_run("etl-1", "2026-11-28T10:00:00Z", started=True),
+                         etl_run("etl-2", "2026-11-28T10:00:01Z", started=True),
+                         etl_run("etl-3", "2026-11-28T10:00:02Z"))
     cluster.deliver("etl-3")  # e.g. right after the operator started
     assert pass_of(cluster, "etl-3").phase == "Pending"
     assert cluster.status("etl-3").message == "waiting: 2 of 2 running, position 1"
@@ -126,7 +119,7 @@ def test_running_executions_the_store_has_not_received_yet_hold_their_slots() ->
 
 
 def test_a_cancel_the_store_has_not_received_yet_stops_the_start() -> None:
-    cluster = cluster_of(2, of_etl("etl-1", "2026-11-28T10:00:00Z"))
+    cluster = cluster_of(2, etl_run("etl-1", "2026-11-28T10:00:00Z"))
     cluster.deliver("etl-1")
     cluster.executions["etl-1"]["spec"]["cancel"] = True  # its watch event is still on its way
     outcome = pass_of(cluster, "etl-1")
@@ -148,14 +141,14 @@ def test_a_cancel_received_while_the_pass_runs_is_not_overlooked() -> None:
             return body
 
     cluster = CancelledMidPass(workflows=limited(2))
-    cluster.executions["etl-1"] = of_etl("etl-1", "2026-11-28T10:00:00Z")
+    cluster.executions["etl-1"] = etl_run("etl-1", "2026-11-28T10:00:00Z")
     cluster.deliver("etl-1")
     assert pass_of(cluster, "etl-1").phase == "Pending"
     assert not cluster.jobs
 
 
 def test_an_execution_deleted_before_it_starts_is_not_started() -> None:
-    cluster = cluster_of(2, of_etl("etl-1", "2026-11-28T10:00:00Z"))
+    cluster = cluster_of(2, etl_run("etl-1", "2026-11-28T10:00:00Z"))
     cluster.deliver("etl-1")
     del cluster.executions["etl-1"]
     assert pass_of(cluster, "etl-1").phase is None
@@ -165,8 +158,8 @@ def test_an_execution_deleted_before_it_starts_is_not_started() -> None:
 
 def test_the_api_server_is_read_only_to_start_an_execution_under_a_limit() -> None:
     # The store says wait: no read (a wait is safe; a free slot pokes the waiting again).
-    cluster = cluster_of(1, of_etl("etl-1", "2026-11-28T10:00:00Z", started=True),
-                         of_etl("etl-2", "2026-11-28T10:00:01Z"))
+    cluster = cluster_of(1, etl_run("etl-1", "2026-11-28T10:00:00Z", started=True),
+                         etl_run("etl-2", "2026-11-28T10:00:01Z"))
     cluster.deliver("etl-1", "etl-2")
     assert pass_of(cluster, "etl-2").phase == "Pending"
     assert ("list", "workflowexecutions") not in cluster.take_actions()
@@ -187,8 +180,8 @@ def test_the_api_server_is_read_only_to_start_an_execution_under_a_limit() -> No
 def test_when_the_queue_moves_the_waiting_are_looked_at_again_first_in_line_first() -> None:
     store = Store()
     queued = {"phase": "Pending", "reason": "Queued", "message": "waiting: 1 of 2 running, position 2"}
-    for body in (of_etl("etl-3", "2026-11-28T10:00:02Z"), of_etl("etl-1", "2026-11-28T10:00:00Z", started=True),
-                 {**of_etl("etl-2", "2026-11-28T10:00:01Z"), "status": queued}):
+    for body in (etl_run("etl-3", "2026-11-28T10:00:02Z"), etl_run("etl-1", "2026-11-28T10:00:00Z", started=True),
+                 {**etl_run("etl-2", "2026-11-28T10:00:01Z"), "status": queued}):
         store.put_execution(body)
     # One finished or was deleted: all that wait, a pass held them or not.
     assert waiting_for(store, NAMESPACE, "etl") == ["etl-2", "etl-3"]

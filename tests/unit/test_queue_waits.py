@@ -13,18 +13,13 @@ import pytest
 from jobchain.controller import handlers
 from jobchain.controller.reconcile import reconcile_execution
 from jobchain.k8s.store import Store
-from tests.unit.builders import NAMESPACE, T0, FakeCluster, chain, execution_body
+from tests.unit.builders import NAMESPACE, T0, FakeCluster, chain, etl_run
 
 CREATED = "2026-01-01T12:00:00Z"  # T0
 
 
 def etl(name: str, started: bool = False, **fields: Any) -> dict[str, Any]:
-    body = execution_body(ref="etl", **fields)
-    body["metadata"].update(name=name, uid=f"uid-{name}", creationTimestamp=CREATED)
-    if started:
-        body["status"] = {"phase": "Running",
-                          "workflowSpec": chain("a").model_dump(mode="json", by_alias=True, exclude_none=True)}
-    return body
+    return etl_run(name, CREATED, started, **fields)
 
 
 def queue_of_one(*bodies: dict[str, Any]) -> FakeCluster:
