@@ -78,14 +78,24 @@ def api(kubeconfig: str) -> Iterator[client.ApiClient]:
     c.close()
 
 
-@pytest.fixture
-def namespace(api: client.ApiClient) -> Iterator[str]:
-    """A fresh namespace ``jc-e2e-<session>-<random>`` whose default SA exists; deleted afterwards."""
+def _fresh_namespace(api: client.ApiClient) -> Iterator[str]:
     core = client.CoreV1Api(api)
     name = f"{E2E_NAMESPACE_PREFIX}{secrets.token_hex(4)}"
     create_namespace(core, name, labels={"jobchain.dev/e2e": "true"})
     yield name
     core.delete_namespace(name, body=client.V1DeleteOptions(propagation_policy="Background"))
+
+
+@pytest.fixture
+def namespace(api: client.ApiClient) -> Iterator[str]:
+    """A fresh namespace ``jc-e2e-<session>-<random>`` whose default SA exists; deleted afterwards."""
+    yield from _fresh_namespace(api)
+
+
+@pytest.fixture
+def other_namespace(api: client.ApiClient) -> Iterator[str]:
+    """A second fresh namespace, as `namespace` (another team's, where the test's team has no rights)."""
+    yield from _fresh_namespace(api)
 
 
 @pytest.fixture(scope="session")

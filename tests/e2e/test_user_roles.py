@@ -10,15 +10,9 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterator
-
-import pytest
-from kubernetes import client
 
 from tests.e2e.support import (
-    E2E_NAMESPACE_PREFIX,
     OperatorAccount,
-    create_namespace,
     kubectl,
     session_name,
     tool,
@@ -30,16 +24,6 @@ EXECUTION = {
     "metadata": {"name": "team-run"},
     "spec": {"workflowRef": {"name": "nightly"}},
 }
-
-
-@pytest.fixture
-def other_namespace(api: client.ApiClient) -> Iterator[str]:
-    """A second team's namespace, where the first team has no binding."""
-    core = client.CoreV1Api(api)
-    name = f"{E2E_NAMESPACE_PREFIX}{secrets.token_hex(4)}"
-    create_namespace(core, name, labels={"jobchain.dev/e2e": "true"})
-    yield name
-    core.delete_namespace(name, body=client.V1DeleteOptions(propagation_policy="Background"))
 
 
 def bind(kubeconfig: str, namespace: str, role: str, user: str) -> None:
