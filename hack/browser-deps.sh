@@ -4,18 +4,13 @@
 # the venv, from the lock). Idempotent: does nothing when both binaries are there. Needs root for apt-get.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=lib-apt.sh
+source "$root/hack/lib-apt.sh"
 missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "browser-deps: ${missing[*]} missing; install them as root: apt-get install ${missing[*]}" >&2
-    exit 1
-  fi
-  echo "browser-deps: installing ${missing[*]} (Debian packages)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" fonts-dejavu-core >/dev/null
+  apt_install browser-deps "${missing[@]}" fonts-dejavu-core
 fi
 # Selenium is a dev dependency pinned in requirements-dev.lock: hack/venv.sh installs it.
 "$root/.venv/bin/python" -c 'import selenium' 2>/dev/null || bash "$root/hack/venv.sh"

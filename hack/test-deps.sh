@@ -4,18 +4,13 @@
 # reference's value reaches dash, bash and busybox ash byte for byte and never runs.
 # Idempotent: does nothing when all three are there. Needs root for apt-get.
 set -euo pipefail
+# shellcheck source=lib-apt.sh
+source "$(cd "$(dirname "$0")" && pwd)/lib-apt.sh"
 missing=()
 command -v dash >/dev/null 2>&1 || missing+=(dash)
 command -v bash >/dev/null 2>&1 || missing+=(bash)
 command -v busybox >/dev/null 2>&1 || missing+=(busybox-static)
 if [ ${#missing[@]} -gt 0 ]; then
-  if [ "$(id -u)" != 0 ]; then
-    echo "test-deps: ${missing[*]} missing; install them as root: apt-get install ${missing[*]}" >&2
-    exit 1
-  fi
-  echo "test-deps: installing ${missing[*]} (Debian packages)"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  apt_install test-deps "${missing[@]}"
 fi
 echo "test-deps: dash, bash $(bash -c 'echo $BASH_VERSION'), $(busybox | head -1)"
