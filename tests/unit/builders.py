@@ -388,7 +388,11 @@ class FakeCluster:
 
     # reads (not recorded)
     def create_config_map(self, manifest: dict[str, Any]) -> None:
-        self.config_maps = {**getattr(self, "config_maps", {}), manifest["metadata"]["name"]: manifest}
+        name = manifest["metadata"]["name"]
+        if name in getattr(self, "forged", ()):  # the real Writer found one made first, with other content
+            raise ForgedOutputError(f"ConfigMap {manifest['metadata']['namespace']}/{name} ... was created before "
+                                    "the operator wrote it, with other content")
+        self.config_maps = {**getattr(self, "config_maps", {}), name: manifest}
 
     def output_value(self, namespace: str, config_map: str, key: str, owner_uid: str,
                      sha256: str | None = None) -> tuple[bool, Any]:

@@ -228,5 +228,6 @@ def fake_writer(answers: list[tuple[int, object]], sent: list[tuple[str, str, ob
 
 
 def job_to_create(owner: str = "ex-uid") -> dict[str, object]:
-    return {"metadata": {"name": "run-1-a", "namespace": "ns", "ownerReferences": [{"uid": owner}]},
+    return {"metadata": {"name": "run-1-a", "namespace": "ns",
+                         "ownerReferences": [{"kind": "WorkflowExecution", "name": "run-1", "uid": owner}]},
             "spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}}}

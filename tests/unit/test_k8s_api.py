@@ -135,6 +135,14 @@ def test_an_existing_job_of_the_same_execution_is_adopted_and_a_foreign_one_refu
         fake_writer([(422, {"message": "spec.template is invalid"})], []).create_job(job_to_create())
 
 
+def test_a_job_of_our_name_made_by_someone_else_fails_the_node_instead_of_a_retry_for_ever() -> None:
+    """An older execution's Job is garbage-collected soon (retry); one with no such owner never is."""
+    conflict = (409, {"kind": "Status", "code": 409, "message": "exists"})
+    unowned = {**job_to_create(), "metadata": {"name": "run-1-a", "namespace": "ns"}}
+    with pytest.raises(JobRefused, match="was not made by an execution of this name"):
+        fake_writer([conflict, (200, unowned)], []).create_job(job_to_create())
+
+
 def test_an_event_is_posted_as_the_api_server_reads_it() -> None:
     sent: list[tuple[str, str, object]] = []
     writer = fake_writer([(201, {})], sent)

@@ -2,7 +2,7 @@
 who may create ConfigMaps could make `<job>-output` first, owned by the execution. Status records
 the sha256 of every output kept whole; the operator adopts a ConfigMap only with exactly the
 content it would write, reads one back only if the execution owns it and its digest matches, and
-fails the execution (reason ForgedOutput) otherwise, never passing a forged value on."""
+fails the node whose output it is otherwise, saying why, never passing a forged value on."""
 
 from __future__ import annotations
 
@@ -17,16 +17,17 @@ from kubernetes.client.exceptions import ApiException
 
 from jobchain.controller.reconcile import reconcile_execution
 from jobchain.engine.execution.planner import plan
-from jobchain.engine.spec.render import ExecutionRef, render_output_config_map
+from jobchain.engine.spec.render import ExecutionRef, output_config_map_name, render_output_config_map
 from jobchain.k8s import cluster as cluster_module
 from jobchain.k8s.cluster import OperatorCluster
-from jobchain.k8s.writes import ForgedOutputError, Writer
+from jobchain.k8s.writes import ForeignJobError, ForgedOutputError, Writer
 
 from .builders import (
     EXECUTION,
     NAMESPACE,
     T0,
     FakeCluster,
+    edge,
     execution,
     execution_body,
     job,
@@ -106,17 +107,58 @@ def test_a_config_map_is_read_back_only_with_the_digest_status_recorded(monkeypa
         read_back(monkeypatch, foreign, digest)
 
 
-def test_a_forged_output_fails_the_execution_saying_why() -> None:
+def test_an_output_replaced_after_it_was_written_fails_its_node_saying_why() -> None:
     cluster = FakeCluster(execution_body(spec(node("a", "b", output={"from": "logs"}), node("b"))))
     reconcile_execution(cluster, NAMESPACE, EXECUTION, now=T0)
     cluster.finish("a", "Succeeded", BIG, T0 + timedelta(seconds=1))
     reconcile_execution(cluster, NAMESPACE, EXECUTION, now=T0 + timedelta(seconds=1))
     ref = cluster.status().nodes[0].outputRef
     assert ref is not None and ref.sha256
+    assert node_status(cluster.status(), "b").phase == "Running"  # started with the value a's pod wrote
     cluster.forged = {ref.configMap}  # type: ignore[attr-defined]
     outcome = reconcile_execution(cluster, NAMESPACE, EXECUTION, now=T0 + timedelta(seconds=2))
-    assert outcome.phase == "Failed"
+    assert outcome.phase == "Running"  # b runs on: it was handed the real value, before the forgery
+    a = node_status(cluster.status(), "a")
+    assert a.phase == "Failed" and a.output is None and a.outputRef is None
+    assert f"its output was found forged: ConfigMap {NAMESPACE}/{ref.configMap}" in a.message
+    assert "not passed on" in a.message
+    cluster.finish("b", "Succeeded", '"done"', T0 + timedelta(seconds=3))
+    outcome = reconcile_execution(cluster, NAMESPACE, EXECUTION, now=T0 + timedelta(seconds=3))
     status = cluster.status()
-    assert status.reason == "ForgedOutput"
-    assert f"the output of node a: ConfigMap {NAMESPACE}/{ref.configMap}" in (status.message or "")
-    assert "Delete that ConfigMap" in (status.message or "")
+    assert (outcome.phase, status.reason) == ("Failed", "NodeFailed")
+    assert "a: its output was found forged" in status.message
+    # decided once: later passes (the ConfigMap still forged) change nothing
+    before = cluster.status().model_dump()
+    reconcile_execution(cluster, NAMESPACE, EXECUTION, now=T0 + timedelta(seconds=4))
+    assert cluster.status().model_dump() == before
+
+
+def test_an_output_configmap_made_first_by_someone_else_fails_its_node_and_routes_its_failure() -> None:
+    cluster = FakeCluster(execution_body(spec(node("a", "b", edge("alert", "failure"), output={"from": "logs"}),
+                                              node("b"), node("alert"))))
+    reconcile_execution(cluster, NAMESPACE, EXECUTION, now=T0)
+    cluster.forged = {output_config_map_name(EXECUTION, "a")}  # type: ignore[attr-defined]
+    cluster.finish("a", "Succeeded", BIG, T0 + timedelta(seconds=1))
+    for second in (1, 1, 2):  # the same pass replayed (its status write lost) decides the same
+        reconcile_execution(cluster, NAMESPACE, EXECUTION, now=T0 + timedelta(seconds=second))
+    status = cluster.status()
+    a = node_status(status, "a")
+    assert a.phase == "Failed" and a.outputRef is None and a.output is None
+    assert "its output could not be kept" in a.message and "with other content" in a.message
+    assert node_status(status, "b").phase == "Skipped"  # never started on a's success
+    assert node_status(status, "alert").phase == "Running"  # the failure edge routes it
+    assert output_config_map_name(EXECUTION, "a") not in getattr(cluster, "config_maps", {})
+
+
+def test_a_config_map_made_first_with_no_execution_owner_is_refused_at_once_not_retried_for_ever() -> None:
+    """The garbage collector removes what an older execution of the same name left; nothing removes a
+    ConfigMap someone made with no such owner, so waiting for it would freeze the run."""
+    ours = render_output_config_map(REF, "a", '{"real":true}')
+    unowned = json.loads(json.dumps(ours))
+    unowned["metadata"]["ownerReferences"] = []
+    with pytest.raises(ForgedOutputError, match="was not made by an execution of this name"):
+        writer(unowned).create_config_map(ours)
+    older = json.loads(json.dumps(ours))
+    older["metadata"]["ownerReferences"][0]["uid"] = "an-older-run"
+    with pytest.raises(ForeignJobError, match="still being garbage-collected"):
+        writer(older).create_config_map(ours)

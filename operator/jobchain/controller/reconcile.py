@@ -12,6 +12,7 @@ sees it as that node's Job) rather than a status that names a Job which never ex
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
@@ -79,16 +80,34 @@ def reconcile_execution(cluster: ExecutionCluster, namespace: str, name: str, ou
         observed = passes.without_secrets(observation.jobs, cluster.secret_values(namespace, refs)) if refs \
             else observation.jobs
         try:
+            outputs, forged = _whole_outputs(cluster, namespace, name, meta["uid"], old)
             execution = ExecutionInput(name, namespace, meta["uid"], meta.get("generation", 1), spec, old,
                                        created=utc_stamp(meta.get("creationTimestamp")),
                                        scheduled_time=(meta.get("annotations") or {}).get(ANNOTATION_SCHEDULED_TIME),
-                                       outputs=_whole_outputs(cluster, namespace, name, meta["uid"], old))
-            result = plan(execution, observed, now, lookup, output_limit, admission=admission,
-                          resume_source=resume_source)
-            return _apply(cluster, body, old, result, now, began, observation.finished_seen,
-                          observation.recheck_at)
-        except ForgedOutputError as exc:  # no forged value is passed on: the engine stops the execution
+                                       outputs=outputs, forged=forged)
+            # An output ConfigMap found forged when it is created fails its node: the pass is planned
+            # again knowing it (nothing was created but the ConfigMaps before it), so that no Job starts
+            # on the node's success. At most once per ConfigMap of the pass.
+            while True:
+                result = plan(execution, observed, now, lookup, output_limit, admission=admission,
+                              resume_source=resume_source)
+                try:
+                    return _apply(cluster, body, old, result, now, began, observation.finished_seen,
+                                  observation.recheck_at)
+                except _ForgedAtCreate as found:
+                    if found.key in execution.forged:
+                        raise ForgedOutputError(found.problem) from None
+                    execution = dataclasses.replace(execution, forged={**execution.forged, found.key: found.problem})
+        except ForgedOutputError as exc:  # of a forEach item: no forged value is passed on, the execution stops
             return _apply(cluster, body, old, passes.forged_output(old, meta.get("generation"), str(exc), now), now)
+
+
+class _ForgedAtCreate(Exception):
+    """The output ConfigMap of a node exists, made by someone else with other content."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(problem)
+        self.key, self.problem = key, problem
 
 
 def _resume_source(cluster: ExecutionCluster, namespace: str, name: str) -> ResumeSource:
@@ -106,21 +125,27 @@ def _resume_source(cluster: ExecutionCluster, namespace: str, name: str) -> Resu
 
 
 def _whole_outputs(cluster: ExecutionCluster, namespace: str, name: str, uid: str,
-                   status: ExecutionStatus) -> dict[str, Any]:
+                   status: ExecutionStatus) -> tuple[dict[str, Any], dict[str, str]]:
     """The whole values of outputs kept in ConfigMaps (status holds previews), for edges and inputs:
-    of nodes, and of the items of forEach nodes still running (keyed node#index).
+    of nodes, and of the items of forEach nodes still running (keyed node#index); and the nodes
+    whose ConfigMap was found forged, with why (the engine fails them).
     One that is gone (deleted by hand) is left out: the planner then has only the preview."""
     found: dict[str, Any] = {}
+    forged: dict[str, str] = {}
     for key, ref in output_refs(status, name).items():
         try:
             ok, value = cluster.output_value(namespace, ref.configMap, ref.key, uid, ref.sha256)
         except ForgedOutputError as exc:
-            raise ForgedOutputError(f"the output of node {key}: {exc}") from None
+            if "#" in key:  # an item's: its forEach node is still running (see the caller)
+                raise ForgedOutputError(f"the output of node {key}: {exc}") from None
+            forged[key] = f"its output was found forged: {exc}"
+            log.warning("%s/%s: node %s: %s", namespace, name, key, forged[key])
+            continue
         if ok:
             found[key] = value
         else:
             log.warning("%s: the output of %s, kept in ConfigMap %s, is gone", namespace, key, ref.configMap)
-    return found
+    return found, forged
 
 
 def _apply(cluster: ExecutionCluster, body: dict[str, Any], old: ExecutionStatus, result: Plan, now: datetime,
@@ -133,7 +158,13 @@ def _apply(cluster: ExecutionCluster, body: dict[str, Any], old: ExecutionStatus
     if result.gone:
         return Outcome(None)
     for config_map in result.config_maps:  # before the status that names them, and the Jobs that mount them
-        cluster.writer.create_config_map(config_map)
+        try:
+            cluster.writer.create_config_map(config_map)
+        except ForgedOutputError as exc:
+            key = key_of(config_map)
+            if key is None or "#" in key:
+                raise
+            raise _ForgedAtCreate(key, f"its output could not be kept: {exc}") from None
     planned = time.monotonic()
     refused: dict[str, str] = {}
     created_at: dict[str, tuple[float, float]] = {}  # Job name -> (create sent, create returned)

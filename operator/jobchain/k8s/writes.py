@@ -83,6 +83,11 @@ class Writer:
         owner_uid = manifest["metadata"]["ownerReferences"][0]["uid"]
         if has_owner(existing, owner_uid):
             return existing
+        if not _of_an_older_execution(existing, manifest):  # never garbage-collected: waiting would never end
+            raise JobRefused(
+                f"Job {meta['namespace']}/{meta['name']}, this node's Job, exists already and was not made by an "
+                "execution of this name (someone created it); it is not adopted. Delete it and run the workflow "
+                "again; find out who may create Jobs in this namespace")
         raise ForeignJobError(
             f"Job {meta['namespace']}/{meta['name']} exists and belongs to another execution "
             "(an older one of the same name, still being garbage-collected?); will retry"
@@ -105,6 +110,11 @@ class Writer:
                 raise
         existing = self.builtins.read_namespaced_config_map(meta["name"], meta["namespace"])
         if not has_owner(existing, meta["ownerReferences"][0]["uid"]):
+            if not _of_an_older_execution(existing, manifest):
+                raise ForgedOutputError(
+                    f"ConfigMap {meta['namespace']}/{meta['name']}, where this node's whole output is kept, exists "
+                    "already and was not made by an execution of this name: someone forged it; the output is not "
+                    "adopted")
             raise ForeignJobError(
                 f"ConfigMap {meta['namespace']}/{meta['name']} exists and belongs to another execution "
                 "(an older one of the same name, still being garbage-collected?); will retry"
@@ -196,3 +206,11 @@ class Writer:
         except Exception as exc:  # an event that cannot be posted must not stop the execution
             log.warning("cannot post event %s on %s/%s: %s", reason, namespace, name, exc)
 
+
+def _of_an_older_execution(existing: dict[str, Any], manifest: dict[str, Any]) -> bool:
+    """Whether `existing` (named as what `manifest` would create) is owned by an execution of the same
+    name with another uid: an older one, deleted, whose dependents the garbage collector removes
+    soon (it also removes one whose owner uid never existed). Anything else stays for ever."""
+    ours = manifest["metadata"]["ownerReferences"][0]
+    return any(ref.get("kind") == ours.get("kind") and ref.get("name") == ours.get("name")
+               for ref in (existing.get("metadata") or {}).get("ownerReferences") or [])

@@ -16,6 +16,7 @@ finished, so a pass replayed after a lost status write decides exactly as the fi
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -181,6 +182,7 @@ class _Run:
         (declaration order breaks ties), which is also the order the output budget is handed
         out in: a pass replayed after a lost status write truncates exactly as the first."""
         graph = self.graph
+        self.revoke_forged()
         outputs_used = sum(fanout.output_size(n) for n in self.status.nodes)
         finished: list[tuple[NodeStatus, ObservedJob, int | None]] = []
         for node in self.status.nodes:
@@ -210,6 +212,17 @@ class _Run:
         self.restore_inputs()
         if self.fan.adopt_pending():
             self.restore_inputs()
+
+    def revoke_forged(self) -> None:
+        """Nodes that finished with an output kept in a ConfigMap now found forged (the controller read
+        it back and its owner or sha256 was not what was written): they fail, saying why."""
+        limit = st.node_message_limit(len(self.status.nodes))
+        for node in self.status.nodes:
+            problem = self.execution.forged.get(node.name)
+            if problem is not None and node.phase in FINISHED_NODE_PHASES and st.revoke_output(node, problem, limit):
+                self.whole.pop(node.name, None)
+                if self._edges is not None:
+                    self._edges.changed(node)
 
     def output_limit_for(self, node: NodeStatus, index: int | None, outputs_used: int) -> int:
         limit_setting = self.workflow.outputLimitBytes or self.output_limit
@@ -246,7 +259,11 @@ class _Run:
             kept, phase, message = finished_result(seen, limit, self.graph.nodes[node.name].output.from_)
             outputs_used += stored_size(kept.output)
             ref = None
-            if kept.whole is not None and not (seen.output_error or kept.too_large):
+            forged = self.execution.forged.get(node.name)
+            if forged is not None:  # its ConfigMap exists with other content: someone made it first
+                phase, message = NodePhase.FAILED, f"{forged}; its output is not passed on"
+                kept = dataclasses.replace(kept, output=None, truncated=False, whole=None)
+            elif kept.whole is not None and not (seen.output_error or kept.too_large):
                 ref = OutputRef(configMap=output_config_map_name(self.execution.name, node.name), key=OUTPUT_KEY,
                                 bytes=len(kept.whole.encode()), sha256=text_sha256(kept.whole))
                 self.plan.config_maps.append(render_output_config_map(self.ref(), node.name, kept.whole))

@@ -100,6 +100,18 @@ def mark_node(node: NodeStatus, phase: NodePhase, at: datetime | str, message: s
     return True
 
 
+def revoke_output(node: NodeStatus, problem: str, message_limit: int = NODE_MESSAGE_MAX) -> bool:
+    """The one change a finished node may see: its output, kept whole in a ConfigMap, was found
+    forged (`problem` says how). No one was handed it (each read is checked), and from now on no
+    one is: the node Fails, its output and outputRef dropped. False if it was revoked already."""
+    if node.outputRef is None:
+        return False
+    node.phase = NodePhase.FAILED
+    node.output, node.outputRef, node.outputTruncated = None, None, False
+    node.message = cut(f"{problem}; its output is not passed on", message_limit)
+    return True
+
+
 def note_job(node: NodeStatus, job_name: str, at: datetime | str, retries: int) -> None:
     """A running node's Job as observed (adopted after a lost write, or its retries counted)."""
     if node.phase in FINISHED_NODE_PHASES:

@@ -89,6 +89,9 @@ class ExecutionInput:
     # The whole outputs of finished nodes whose status holds a preview and an outputRef (read from
     # their ConfigMaps by the controller): the values edges and inputs use.
     outputs: Mapping[str, Any] = field(default_factory=dict)
+    # Nodes whose output ConfigMap was found forged (not owned by the execution, or not holding the
+    # text whose sha256 status recorded), with what was wrong: each fails, its output not passed on.
+    forged: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
