@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import json
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from tests.unit.builders import (
     WriteFailed,
     edge,
     execution_body,
+    lint_text,
     node,
     pass_of,
     phases,
@@ -271,3 +273,12 @@ def test_cli_retry_with_an_undeclared_param_creates_nothing() -> None:
         retry_execution(cluster, "etl-abcde", None, io.StringIO(), node="load", params={"sise": "2"})
     assert "spec.params.sise" in str(refused.value) and "declared: size, target" in str(refused.value)
     assert cluster.created == []
+
+
+def test_lint_takes_an_execution_with_only_resume_from(tmp_path: Path) -> None:
+    code, printed = lint_text(tmp_path, "apiVersion: jobchain.dev/v1alpha1\nkind: WorkflowExecution\n"
+                              "metadata: {name: again}\nspec: {resumeFrom: {name: first, node: b}, params: {v: '2'}}\n")
+    assert code == 0, printed
+    code, printed = lint_text(tmp_path, "apiVersion: jobchain.dev/v1alpha1\nkind: WorkflowExecution\n"
+                              "metadata: {name: again}\nspec: {params: {v: '2'}}\n")
+    assert code != 0 and "or resumeFrom, to retry an execution" in printed
