@@ -12,6 +12,7 @@ from jobchain.api.models import (
     ExecutionPhase,
     ExecutionStatus,
     NodePhase,
+    ResumedFrom,
     ResumeFrom,
     WorkflowExecutionSpec,
     WorkflowStatus,
@@ -135,16 +136,20 @@ def failed_source() -> ExecutionStatus:
     (Admission(changed=True), None, ("", "Pending", T0)),
     (Admission(Waiting(running=2, limit=2, position=1)), None, ("", "Pending", None)),
     (Admission(), ResumeSource("old", None), ("", "Failed", None)),
+    (Admission(), "unpinned", ("", "Pending", T0)),
     (Admission(), "failed", ("", "Running", T0)),
     (Admission(), ResumeSource("old", ExecutionStatus(phase=ExecutionPhase.RUNNING)), ("", "Failed", None)),
 ], ids=["gone: nothing", "a newer copy: look again at once", "no slot: held Queued",
-        "resume from nothing: refused", "resume: copies, then plans at once", "resume a running one: refused"])
+        "resume from nothing: refused", "resume: pins what it resumes, then looks again at once",
+        "resume: copies, then plans at once", "resume a running one: refused"])
 def test_plan_holds_resumes_or_refuses_before_any_node(admission: Admission, resume: ResumeSource | str | None,
                                                       expected: tuple[str, str, Any]) -> None:
     by_ref = execution(ref="w")
-    ex = execution(ref="w") if resume is None else with_status(by_ref, ExecutionStatus(),
-                                                                resumeFrom=ResumeFrom(name="old"))
-    source = ResumeSource("old", failed_source()) if resume == "failed" else resume
+    pinned = ExecutionStatus(resumedFrom=ResumedFrom(name="old", uid="uid-old")) if resume == "failed" \
+        else ExecutionStatus()
+    ex = execution(ref="w") if resume is None else with_status(by_ref, pinned, resumeFrom=ResumeFrom(name="old"))
+    source = ResumeSource("old", failed_source(), uid="uid-old", spec=by_ref.spec) \
+        if resume in ("failed", "unpinned") else resume
     assert not isinstance(source, str)
     decided = plan(ex, {}, T0, admission=admission, resume_source=source)
     gone = "gone" if decided.gone else ""

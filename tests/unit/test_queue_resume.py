@@ -223,7 +223,7 @@ def test_resume_copies_the_succeeded_nodes_and_runs_the_rest_from_the_failed_one
 def test_resume_is_refused_for_a_missing_running_succeeded_or_never_started_execution() -> None:
     assert "no such execution" in (problem("x", None) or "")
     assert "still Running" in (problem("x", ExecutionStatus(phase="Running")) or "")
-    assert "nothing to retry" in (problem("x", ExecutionStatus(phase="Succeeded")) or "")
+    assert "nothing that failed to retry" in (problem("x", ExecutionStatus(phase="Succeeded")) or "")
     never_started = ExecutionStatus(phase="Failed", reason="WorkflowNotFound")
     assert "failed before it started" in (problem("x", never_started) or "")
     assert problem("x", failed_run()) is None

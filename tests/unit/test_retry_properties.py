@@ -18,11 +18,20 @@ from typing import Any
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from jobchain.api.models import TERMINAL_EXECUTION_PHASES, ExecutionPhase, ExecutionStatus
+from jobchain.api.models import (
+    TERMINAL_EXECUTION_PHASES,
+    ExecutionPhase,
+    ExecutionStatus,
+    ResumeFrom,
+    WorkflowExecutionSpec,
+    WorkflowRef,
+)
 from jobchain.controller.reconcile import status_patch
+from jobchain.engine.execution.passes import resume_from
 from jobchain.engine.execution.planner import plan
-from jobchain.engine.execution.resume import seed, wanted_outputs
+from jobchain.engine.execution.resume import rerun_from, reusable, seed, wanted_outputs
 from jobchain.engine.execution.status import output_refs
+from jobchain.engine.execution.types import ResumeSource
 from jobchain.engine.spec.graph import Graph
 from jobchain.engine.spec.render import ExecutionRef, item_key
 
@@ -43,31 +52,40 @@ from .planner_sim import (
 RETRY = ExecutionRef(EXECUTION, NAMESPACE, UID, "wf")
 
 
-def seeded(source: ExecutionStatus, config_maps: dict[str, Any]) -> tuple[ExecutionStatus, dict[str, Any]]:
-    outputs = {key: config_maps[ref.configMap] for key, ref in wanted_outputs(EXECUTION, source).items()
-               if ref.configMap in config_maps}
+def outputs_of(source: ExecutionStatus, config_maps: dict[str, Any]) -> dict[str, Any]:
+    """The whole outputs of `source` a retry may copy, as the controller reads them."""
+    return {key: config_maps[ref.configMap] for key, ref in wanted_outputs(EXECUTION, source).items()
+            if ref.configMap in config_maps}
+
+
+def seeded(source: ExecutionStatus, config_maps: dict[str, Any],
+           from_node: str | None = None) -> tuple[ExecutionStatus, dict[str, Any]]:
     status = ExecutionStatus()
-    made = seed(status, "first", source, T0 + timedelta(hours=1), RETRY, outputs)
+    made = seed(status, "first", source, T0 + timedelta(hours=1), RETRY, outputs_of(source, config_maps), from_node)
     return status, {cm["metadata"]["name"]: json.loads(cm["data"]["output.json"]) for cm in made}
 
 
 def retry_run(sc: Scenario, start: ExecutionStatus, config_maps: dict[str, Any], never: set[str],
-              data: st.DataObject | None) -> ExecutionStatus:
-    """The retry's passes from its seeded status, as test_planner_properties.run runs an execution."""
+              data: st.DataObject | None, source: ResumeSource | None = None,
+              from_node: str | None = None) -> ExecutionStatus:
+    """The retry's passes from its seeded status, as test_planner_properties.run runs an execution.
+    With `source`: from an empty status, through the passes that pin and seed (spec.resumeFrom)."""
     stored: dict[str, Any] = json_patch({"status": {}}, status_patch(ExecutionStatus(), start) or [])
     jobs: dict[str, SimJob] = {}
     config_maps = dict(config_maps)
     now = T0 + timedelta(hours=1)
     lost = 0
-    for _ in range(4 * len(sc.workflow.nodes) + MAX_DROPS + 10):
+    resume = {"resumeFrom": ResumeFrom(name="first", node=from_node)} if source is not None else {}
+    for _ in range(4 * len(sc.workflow.nodes) + 2 * MAX_DROPS + 12):
         status = ExecutionStatus.model_validate(stored["status"])
-        ex = with_status(execution(ref="wf", created=T0 + timedelta(hours=1)), status)
+        ex = with_status(execution(ref="wf", created=T0 + timedelta(hours=1)), status, **resume)
         ex = dataclasses.replace(ex, outputs={key: config_maps[ref.configMap]
                                               for key, ref in output_refs(status, ex.name).items()})
         seen = observe(sc, jobs, status, now)
-        p = plan(ex, seen, now)
+        reads = source if source is not None and resume_from(ex.spec, status) else None
+        p = plan(ex, seen, now, resume_source=reads)
         if data is not None and data.draw(st.integers(0, 4), label="kopf retry") == 0:
-            again = plan(ex, seen, now)
+            again = plan(ex, seen, now, resume_source=reads)
             assert again.create == p.create and again.status == p.status
         assert not set(created_nodes(p)) & never, "a reused node or carried item was given a Job"
         unchanged_finished_nodes(status, p.status)
@@ -121,6 +139,51 @@ def test_a_retry_keeps_what_it_reuses_and_ends_as_without_lost_writes(sc: Scenar
     replayed = retry_run(again, start, config_maps, reused | carried, data)
     assert [(n.name, n.phase) for n in replayed.nodes] == [(n.name, n.phase) for n in plain.nodes]
     assert replayed.phase == plain.phase
+    for node in plain.nodes:
+        if node.name in reused:
+            assert node == next(n for n in start.nodes if n.name == node.name), f"reused {node.name} changed"
+
+
+@settings(max_examples=max(EXAMPLES // 3, 50), deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(scenarios(), st.data())
+def test_a_retry_from_a_random_node_reruns_it_and_below_and_ends_as_without_lost_writes(
+        sc: Scenario, data: st.DataObject) -> None:
+    # Any finished run (Succeeded too), resumed from a random node: the node and everything below
+    # it run again, the rest Succeeded is reused; through the pin and seed passes, with kopf
+    # retries and lost status writes drawn, it ends as it does without them.
+    sc = dataclasses.replace(sc, timeout=None, cancel_at=None)
+    source = run(sc, None)
+    assume(source.status.workflowSpec is not None)
+    names = [n.name for n in sc.workflow.nodes]
+    from_node = data.draw(st.sampled_from(names), label="from node")
+    start, _ = seeded(source.status, source.config_maps, from_node)
+    rerun = rerun_from(sc.workflow, from_node)
+    graph = Graph.of(sc.workflow)
+    reused = {n.name for n in start.nodes if n.reused}
+    assert reused == reusable(source.status, outputs_of(source.status, source.config_maps), from_node)
+    assert not reused & rerun, f"a node rerun from {from_node} was reused"
+    old = {n.name: n for n in source.status.nodes}
+    for name in names:
+        if name in rerun:
+            assert not any(n.itemResults for n in start.nodes if n.name == name), f"{name} carried items"
+        elif old[name].phase == "Succeeded" and old[name].outputRef is None and graph.upstream(name) <= reused:
+            assert name in reused, f"{name} does not depend on {from_node} and Succeeded, yet runs again"
+    carried = {item_key(n.name, e.index) for n in start.nodes if not n.reused for e in n.itemResults or []}
+    event(f"rerun {len(rerun)} of {len(names)}, source {source.status.phase}")
+
+    again = dataclasses.replace(sc, results={k: data.draw(st.sampled_from([("Succeeded", '{"ok": true}', 1),
+                                                                              ("Failed", None, 2)]), label=k)
+                                             for k in sc.results})
+    resumed = ResumeSource("first", source.status, outputs_of(source.status, source.config_maps), uid="uid-first",
+                           spec=WorkflowExecutionSpec(workflowRef=WorkflowRef(name="wf")))
+    plain = retry_run(again, ExecutionStatus(), source.config_maps, reused | carried, None, resumed, from_node)
+    replayed = retry_run(again, ExecutionStatus(), source.config_maps, reused | carried, data, resumed, from_node)
+    assert plain.reason != "InvalidResume", plain.message
+    assert [(n.name, n.phase) for n in replayed.nodes] == [(n.name, n.phase) for n in plain.nodes]
+    assert replayed.phase == plain.phase
+    assert replayed.resumedFrom == plain.resumedFrom and plain.resumedFrom is not None
+    assert plain.resumedFrom.node == from_node and plain.resumedFrom.uid == "uid-first"
     for node in plain.nodes:
         if node.name in reused:
             assert node == next(n for n in start.nodes if n.name == node.name), f"reused {node.name} changed"

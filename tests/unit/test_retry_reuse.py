@@ -81,6 +81,7 @@ def test_a_reused_output_kept_whole_reaches_the_retrys_next_node_whole() -> None
 
     cluster.seen, cluster.jobs = {}, {}
     cluster.executions["second"] = named(execution_body(spec_={"resumeFrom": {"name": "first"}}), "second")
+    pass_of(cluster, "second", 10)  # pins the execution resumed (status.resumedFrom)
     pass_of(cluster, "second", 10)  # seeds the retry
     pass_of(cluster, "second", 11)  # plans the rest
     second = cluster.status("second")

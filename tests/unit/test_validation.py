@@ -66,7 +66,8 @@ def test_an_execution_names_exactly_one_workflow() -> None:
     assert [str(p) for p in validate_execution(both, None)] == [
         "spec: set either workflowRef or workflow (inline), not both"]
     assert [str(p) for p in validate_execution(neither, None)] == [
-        "spec: set workflowRef.name (a Workflow in the same namespace) or an inline workflow"]
+        "spec: set workflowRef.name (a Workflow in the same namespace) or an inline workflow "
+        "(or resumeFrom, to retry an execution)"]
 
 
 def cpu(fn: Any) -> tuple[Any, float]:

@@ -39,8 +39,11 @@ from jobchain.api.vocabulary import (
 _RULES: dict[str, list[dict[str, str]]] = {
     "WorkflowExecutionSpec": [
         {
-            "rule": "has(self.workflowRef) != has(self.workflow)",
-            "message": "set exactly one of spec.workflowRef (a Workflow's name) or spec.workflow (an inline spec)",
+            # A retry (resumeFrom) may set neither: it inherits what the resumed execution ran.
+            "rule": "has(self.workflowRef) != has(self.workflow) || "
+                    "(has(self.resumeFrom) && !has(self.workflowRef) && !has(self.workflow))",
+            "message": "set exactly one of spec.workflowRef (a Workflow's name) or spec.workflow (an inline spec), "
+                       "or neither with spec.resumeFrom",
         },
         {
             # What an execution runs is fixed when it is created: a change would be ignored (the

@@ -314,7 +314,16 @@ class ParamFrom(Spec):
 
 
 class ResumeFrom(Spec):
-    name: str = Field(max_length=253, description="Name of the Failed or Cancelled execution to resume from.")
+    name: str = Field(max_length=253, description="Name of the execution to resume from: Failed or Cancelled, "
+                      "or (with node) also Succeeded.")
+    node: str | None = Field(
+        default=None,
+        pattern=DNS_LABEL,
+        max_length=63,
+        description="Rerun from this node: it and every node downstream of it run again; the nodes that do "
+        "not depend on it (directly or not) and Succeeded there are reused. Unset: rerun the nodes that did "
+        "not succeed and what depends on them. Must be a node of that execution's Workflow snapshot.",
+    )
 
 
 class WorkflowExecutionSpec(Spec):
@@ -327,7 +336,8 @@ class WorkflowExecutionSpec(Spec):
     params: dict[str, ParamValue] = Field(
         default_factory=dict,
         max_length=limits.MAX_PARAMS,
-        description="Values of the workflow's params. Fixed once the execution is created.",
+        description="Values of the workflow's params. Fixed once the execution is created. With resumeFrom: "
+        "they override the resumed execution's params for the nodes that run again (reused nodes keep theirs).",
     )
     paramsFrom: list[ParamFrom] = Field(
         default_factory=list,
@@ -357,11 +367,14 @@ class WorkflowExecutionSpec(Spec):
     )
     resumeFrom: ResumeFrom | None = Field(
         default=None,
-        description="Retry a Failed or Cancelled execution from where it failed: every node that Succeeded "
-        "there, with nothing upstream of it running again, is copied (phase, output, input; marked reused) and "
-        "only the rest runs (of a failed forEach node, only the items that did not succeed), with that "
-        "execution's Workflow snapshot and params. That execution is not changed. Refused (InvalidResume) when "
-        "it does not exist, is still running, or Succeeded, or when its secret params are not in spec.paramsFrom.",
+        description="Retry a Failed or Cancelled execution from where it failed (or any finished one from "
+        "resumeFrom.node): every node that Succeeded there, with nothing upstream of it running again, is "
+        "copied (phase, output, input; marked reused) and only the rest runs (of a failed forEach node, only "
+        "the items that did not succeed), with that execution's Workflow snapshot and params (spec.params "
+        "override them). Unset workflowRef, paramsFrom, timeoutSeconds and ttlSecondsAfterFinished are taken "
+        "from that execution. That execution is not changed. Refused (InvalidResume) when it does not exist, "
+        "is still running, Succeeded without node, names another workflowRef, was deleted or re-created "
+        "since first read, or when its secret params are not in spec.paramsFrom.",
     )
 
 
@@ -450,6 +463,25 @@ class NodeStatus(Observed):
     )
 
 
+class ResumedFrom(Observed):
+    """The execution a retry resumes, as first read (pinned): the rest of the retry is decided from this."""
+
+    name: str = Field(description="The execution resumed (spec.resumeFrom.name).")
+    uid: str = Field(description="Its uid when first read: a retry never mixes two executions of that name.")
+    node: str | None = Field(default=None, description="The node rerun from (spec.resumeFrom.node), if any.")
+    params: dict[str, str] | None = Field(
+        default=None, description="That execution's params: what the reused nodes ran with (status.params holds "
+        "what the nodes that run again get).")
+    workflowRef: str | None = Field(default=None, description="That execution's spec.workflowRef.name, inherited.")
+    paramsFrom: list[ParamFrom] | None = Field(
+        default=None, description="That execution's spec.paramsFrom, inherited when the retry sets none.")
+    timeoutSeconds: int | None = Field(
+        default=None, description="That execution's spec.timeoutSeconds, inherited when the retry sets none.")
+    ttlSecondsAfterFinished: int | None = Field(
+        default=None, description="That execution's spec.ttlSecondsAfterFinished, inherited when the retry "
+        "sets none.")
+
+
 class ExecutionStatus(Observed):
     phase: ExecutionPhase = Field(default=ExecutionPhase.PENDING, description="Phase of the execution.")
     reason: str = Field(
@@ -476,6 +508,9 @@ class ExecutionStatus(Observed):
     secretParams: list[str] | None = Field(
         default=None, description="Names of the secret params (their values are never in status)."
     )
+    resumedFrom: ResumedFrom | None = Field(
+        default=None, description="A retry (spec.resumeFrom): the execution it resumes, pinned when first read, "
+        "with its params and the spec fields the retry inherits.")
     nodes: list[NodeStatus] = Field(default_factory=list, description="Result of every node, in declaration order.")
     conditions: list[Condition] = Field(default_factory=list, description="Succeeded condition.")
 

@@ -133,8 +133,14 @@ def build_parser(prog: str = "jobchain") -> Parser:
     logs.add_argument("--node", metavar="N", help="only this node")
     logs.add_argument("-f", "--follow", action="store_true", help="keep printing until the execution ends")
 
-    retry = command("retry", "re-run a Failed or Cancelled execution from where it failed (spec.resumeFrom)")
+    retry = command("retry", "re-run a Failed or Cancelled execution from where it failed, or any finished "
+                    "one from a node (spec.resumeFrom)")
     retry.add_argument("execution", metavar="EXECUTION")
+    retry.add_argument("--from", dest="from_node", metavar="NODE",
+                       help="rerun this node and everything downstream of it; reuse the nodes that do not "
+                            "depend on it (also on a Succeeded execution)")
+    retry.add_argument("-p", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
+                       help="a param value for the nodes that run again (repeatable); reused nodes keep theirs")
     retry_mode = retry.add_mutually_exclusive_group()
     retry_mode.add_argument("--watch", dest="mode", action="store_const", const="watch",
                             help="show a live table of the nodes until the retry ends")
@@ -293,8 +299,10 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
         return commands.cancel_execution(cluster(), args.execution, out)
     if args.command == "retry":
         from jobchain.cli.again import retry_execution
+        from jobchain.cli.run import parse_params
 
-        return retry_execution(cluster(), args.execution, args.mode, out, err)
+        return retry_execution(cluster(), args.execution, args.mode, out, err, args.from_node,
+                               parse_params(args.params))
     raise CliError(f"unknown command {args.command!r}")
 
 

@@ -221,11 +221,13 @@ def run_workflow(
 
 
 def run_execution(
-    cluster: ClusterCalls, manifest: dict[str, Any], mode: str | None, out: IO[str], err: IO[str] | None = None
+    cluster: ClusterCalls, manifest: dict[str, Any], mode: str | None, out: IO[str], err: IO[str] | None = None,
+    check: bool = True,
 ) -> int:
-    """Creates `manifest` (after checking the Workflow it refers to), then follows it as `mode` says."""
+    """Creates `manifest` (after checking the Workflow it refers to, unless `check` is False: a retry
+    runs its resumed execution's snapshot), then follows it as `mode` says."""
     ref = (manifest["spec"].get("workflowRef") or {}).get("name")
-    if ref and not manifest["spec"].get("workflow"):
+    if check and ref and not manifest["spec"].get("workflow"):
         check_against_workflow(cluster.get(WORKFLOWS, ref), manifest["spec"].get("params") or {},
                                frozenset(p["name"] for p in manifest["spec"].get("paramsFrom") or []))
     created = cluster.create_execution(manifest)

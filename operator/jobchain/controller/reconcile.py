@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from jobchain.api.models import ExecutionStatus, WorkflowStatus
+from pydantic import ValidationError
+
+from jobchain.api.models import ExecutionStatus, WorkflowExecutionSpec, WorkflowStatus
 from jobchain.api.vocabulary import ANNOTATION_SCHEDULED_TIME, EXECUTIONS, KIND_EXECUTION, KIND_WORKFLOW, WORKFLOWS
 from jobchain.controller import admission_gate as queue
 from jobchain.controller import metrics
@@ -116,12 +118,16 @@ def _resume_source(cluster: ExecutionCluster, namespace: str, name: str) -> Resu
     if body is None:
         return ResumeSource(name, None)
     status = ExecutionStatus.model_validate(body.get("status") or {})
+    try:
+        spec: WorkflowExecutionSpec | None = WorkflowExecutionSpec.model_validate(body.get("spec") or {})
+    except ValidationError:  # it was refused (InvalidSpec): nothing to inherit
+        spec = None
     outputs = {}
     for key, ref in passes.outputs_to_copy(name, status).items():
         ok, value = cluster.output_value(namespace, ref.configMap, ref.key, body["metadata"]["uid"], ref.sha256)
         if ok:
             outputs[key] = value
-    return ResumeSource(name, status, outputs)
+    return ResumeSource(name, status, outputs, uid=body["metadata"].get("uid"), spec=spec)
 
 
 def _whole_outputs(cluster: ExecutionCluster, namespace: str, name: str, uid: str,

@@ -35,7 +35,7 @@ from jobchain.api.models import (
     WorkflowStatus,
 )
 from jobchain.engine.coordination.admission import QUEUED, Admission
-from jobchain.engine.execution import pod_refusal
+from jobchain.engine.execution import pod_refusal, rerun
 from jobchain.engine.execution import resume as retry
 from jobchain.engine.execution import status as st
 from jobchain.engine.execution.lifecycle import expires_at, queue_deadline, record_refusals
@@ -76,8 +76,9 @@ def forged_output(status: ExecutionStatus, generation: int | None, problem: str,
 
 def intake(namespace: str, operator_namespace: str | None, raw_spec: Mapping[str, Any], status: ExecutionStatus,
            generation: int | None, now: datetime) -> WorkflowExecutionSpec | Plan:
-    """The spec to plan from, or the Plan that refuses the execution: it is in the operator's own
-    namespace (RefusedNamespace) or its spec does not parse (InvalidSpec)."""
+    """The spec to plan from (a retry's with what it inherits: `rerun.inherit`), or the Plan that
+    refuses the execution: it is in the operator's own namespace (RefusedNamespace) or its spec
+    does not parse (InvalidSpec)."""
     if operator_namespace and namespace == operator_namespace:
         # Its pods could run as the operator's own ServiceAccount and borrow its rights.
         return refuse(status, generation, "RefusedNamespace",
@@ -85,7 +86,7 @@ def intake(namespace: str, operator_namespace: str | None, raw_spec: Mapping[str
                       "ServiceAccount's rights must not be reachable by a workflow's pods. Create the execution "
                       "in another namespace", now)
     try:
-        return WorkflowExecutionSpec.model_validate(raw_spec)
+        return rerun.inherit(WorkflowExecutionSpec.model_validate(raw_spec), status)
     except ValidationError as exc:
         return refuse(status, generation, "InvalidSpec",
                       "spec is invalid: " + "; ".join(describe_validation_error(exc, "spec")), now)
@@ -195,19 +196,34 @@ def hold(status: ExecutionStatus, generation: int | None, reason: str, message: 
 
 
 def resume(execution: ExecutionInput, source: ResumeSource, at: datetime) -> Plan:
-    """The first pass of a retry (spec.resumeFrom): takes the snapshot of the execution it resumes and
+    """The first passes of a retry (spec.resumeFrom). The first pins the execution it resumes
+    (status.resumedFrom: its uid and what the retry inherits, `engine.execution.rerun`) and does
+    nothing else; the second, at once, checks it still is that execution, takes its snapshot and
     copies the nodes it may reuse (with their whole outputs, into ConfigMaps of its own); the next
     pass, at once, plans the rest as usual."""
-    status, generation = execution.status, execution.generation
-    problem = retry.problem(source.name, source.status)
-    if problem is None and source.status is not None:
-        problem = retry.secrets_problem(source.name, source.status, execution.spec)
+    status, generation, spec = execution.status, execution.generation, execution.spec
+    node = spec.resumeFrom.node if spec.resumeFrom else None
+    pinned = status.resumedFrom
+    problem = rerun.changed_problem(pinned, source.uid if source.status else None) if pinned else None
+    problem = problem or retry.problem(source.name, source.status, node)
+    if problem is None and pinned is None:
+        problem = rerun.workflow_problem(spec, source.spec)
+    if problem is None and source.status is not None and pinned is not None:
+        problem = retry.secrets_problem(source.name, source.status, spec)
     if problem is not None or source.status is None:
         return refuse(status, generation, "InvalidResume", problem or "", at)
+    if pinned is None:
+        new = status.model_copy(deep=True)
+        st.pin_resumed(new, rerun.pin(spec, source.uid or "", source.spec, source.status))
+        st.summarize(new, generation, at)
+        return Plan(new, wake_at=at)
+    params = rerun.params_problem(spec, source.status)
+    if params is not None:
+        return refuse(status, generation, "InvalidParams", params, at)
     new = status.model_copy(deep=True)
     config_maps = retry.seed(new, source.name, source.status, at,
                              ExecutionRef(execution.name, execution.namespace, execution.uid, execution.name),
-                             source.outputs)
+                             source.outputs, from_node=node, params=spec.params)
     st.summarize(new, generation, at)
     return Plan(new, config_maps=config_maps, wake_at=at)
 

@@ -1,7 +1,10 @@
-"""Retry from the failed node (spec.resumeFrom): which executions may be resumed, and what is copied.
+"""Retry from the failed node, or from any node (spec.resumeFrom): which executions may be resumed,
+and what is copied.
 
-A retry runs the same Workflow snapshot with the same params as the execution it resumes (not
-the Workflow as it is now: the nodes that are reused ran that spec). A node that Succeeded there
+A retry runs the same Workflow snapshot as the execution it resumes (not the Workflow as it is
+now: the nodes that are reused ran that spec), with its params unless spec.params overrides them
+(a reused node keeps what it ran with). With resumeFrom.node, that node and everything downstream
+of it run again whatever they did there (`rerun_from`). A node that Succeeded there
 is copied as it was (phase, output, input, times), marked `reused`, when nothing upstream of it
 runs again: a node downstream of one that reruns (a cleanup after `always`, a `failure` handler,
 a join) is decided again from what the rerun does. Every other node runs.
@@ -27,6 +30,7 @@ from jobchain.api.models import (
     NodeStatus,
     OutputRef,
     WorkflowExecutionSpec,
+    WorkflowSpec,
 )
 from jobchain.engine.execution import status as st
 from jobchain.engine.spec.graph import Graph
@@ -41,20 +45,38 @@ from jobchain.engine.spec.render import (
 from jobchain.engine.timefmt import iso
 
 
-def problem(source_name: str, source: ExecutionStatus | None) -> str | None:
-    """Why `source` cannot be resumed (InvalidResume), or None."""
+def problem(source_name: str, source: ExecutionStatus | None, node: str | None = None) -> str | None:
+    """Why `source` cannot be resumed (from `node`, if given) (InvalidResume), or None."""
     where = f"spec.resumeFrom.name {source_name!r}"
     if source is None:
         return f"{where}: no such execution in this namespace; name a Failed or Cancelled execution"
     if source.phase not in TERMINAL_EXECUTION_PHASES:
         return (f"{where} is still {source.phase}: wait until it finishes (or cancel it), then retry; "
                 "a running execution cannot be resumed")
-    if source.phase == ExecutionPhase.SUCCEEDED:
-        return f"{where} Succeeded: there is nothing to retry; create a new execution to run it again"
+    if source.phase == ExecutionPhase.SUCCEEDED and node is None:
+        return (f"{where} Succeeded: there is nothing that failed to retry; name the node to rerun from in "
+                "spec.resumeFrom.node (`jobchain retry NAME --from NODE`), or create a new execution")
     if source.workflowSpec is None:
         return (f"{where} failed before it started ({source.reason}: no node ran), so there is nothing to "
                 "reuse; fix the cause and create a new execution")
-    return None
+    return node_problem(source_name, source.workflowSpec, node)
+
+
+def node_problem(source_name: str, workflow: WorkflowSpec, node: str | None) -> str | None:
+    """Why `node` cannot be rerun from: it is not a node of the snapshot `workflow` runs."""
+    names = [n.name for n in workflow.nodes]
+    if node is None or node in names:
+        return None
+    return (f"spec.resumeFrom.node {node!r} is not a node of the workflow {source_name!r} ran; its nodes: "
+            f"{', '.join(names)}")
+
+
+def rerun_from(workflow: WorkflowSpec, node: str | None) -> set[str]:
+    """The nodes a rerun from `node` runs again whatever they did: it and every node downstream of it."""
+    if node is None:
+        return set()
+    graph = Graph.of(workflow)
+    return {node} | {name for name in graph.nodes if node in graph.upstream(name)}
 
 
 def secrets_problem(source_name: str, source: ExecutionStatus, spec: WorkflowExecutionSpec) -> str | None:
@@ -86,27 +108,32 @@ def wanted_outputs(source_name: str, source: ExecutionStatus) -> dict[str, Outpu
     return refs
 
 
-def reusable(source: ExecutionStatus, outputs: Mapping[str, Any]) -> set[str]:
+def reusable(source: ExecutionStatus, outputs: Mapping[str, Any], from_node: str | None = None) -> set[str]:
     """The nodes of `source` a retry copies: Succeeded, with their whole output at hand if kept
-    in a ConfigMap, and every node upstream of them copied too (nothing upstream runs again)."""
+    in a ConfigMap, not rerun from `from_node`, and every node upstream of them copied too (nothing
+    upstream runs again)."""
     assert source.workflowSpec is not None
     graph = Graph.of(source.workflowSpec)
-    done = {n.name for n in source.nodes if n.phase == NodePhase.SUCCEEDED
+    rerun = rerun_from(source.workflowSpec, from_node)
+    done = {n.name for n in source.nodes if n.phase == NodePhase.SUCCEEDED and n.name not in rerun
             and (n.outputRef is None or n.name in outputs)}
     return {name for name in done if graph.upstream(name) <= done}
 
 
 def seed(status: ExecutionStatus, source_name: str, source: ExecutionStatus, at: datetime,
-         execution: ExecutionRef, outputs: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+         execution: ExecutionRef, outputs: Mapping[str, Any] | None = None, from_node: str | None = None,
+         params: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
     """Starts `status` from the snapshot of `source` with its reusable nodes copied (`outputs`: the
-    whole values of `wanted_outputs`, as read). Returns the ConfigMaps to create, before the status
+    whole values of `wanted_outputs`, as read; `from_node`: rerun from it; `params`: overrides of the
+    source's params for the nodes that run). Returns the ConfigMaps to create, before the status
     that names them, for the copied outputs kept whole."""
     assert source.workflowSpec is not None
     outputs = outputs or {}
-    st.begin(status, source.workflowName or source_name, source.workflowSpec, dict(source.params or {}), at,
-             secret_params=source.secretParams)
+    st.begin(status, source.workflowName or source_name, source.workflowSpec,
+             {**(source.params or {}), **(params or {})}, at, secret_params=source.secretParams)
     execution = dataclasses.replace(execution, workflow=status.workflowName or execution.name)
-    keep = reusable(source, outputs)
+    keep = reusable(source, outputs, from_node)
+    rerun = rerun_from(source.workflowSpec, from_node)
     done = {n.name: n for n in source.nodes if n.name in keep}
     limit = st.node_message_limit(len(status.nodes))
     config_maps = []
@@ -115,7 +142,7 @@ def seed(status: ExecutionStatus, source_name: str, source: ExecutionStatus, at:
     for node in status.nodes:
         old = done.get(node.name)
         if old is None:
-            if graph.upstream(node.name) <= keep and by_name.get(node.name) is not None:
+            if node.name not in rerun and graph.upstream(node.name) <= keep and by_name.get(node.name) is not None:
                 config_maps += _carry_items(node, by_name[node.name], source_name, execution, outputs, at)
             continue
         ref = None

@@ -26,6 +26,7 @@ from jobchain.api.models import (
     NodePhase,
     NodeStatus,
     OutputRef,
+    ResumedFrom,
     WorkflowSpec,
     WorkflowStatus,
 )
@@ -258,6 +259,12 @@ def begin(status: ExecutionStatus, workflow_name: str, workflow: WorkflowSpec, p
     status.phase = ExecutionPhase.RUNNING
     status.reason = "Running"
     status.message = ""  # a Queued message no longer holds
+
+
+def pin_resumed(status: ExecutionStatus, source: ResumedFrom) -> None:
+    """A retry's first read of the execution it resumes (`engine.execution.rerun`): kept as read."""
+    if status.resumedFrom is None:
+        status.resumedFrom = source
 
 
 def hold(status: ExecutionStatus, reason: str, message: str, at: datetime) -> None:

@@ -62,6 +62,8 @@ class ResumeSource:
     # The whole values of its outputs a retry may copy (`resume.wanted_outputs`), as read: by node,
     # or node#index of a forEach item. One missing (its ConfigMap gone) makes that node run again.
     outputs: Mapping[str, Any] = field(default_factory=dict)
+    uid: str | None = None  # its metadata.uid (pinned by the retry's first pass: `engine.execution.rerun`)
+    spec: WorkflowExecutionSpec | None = None  # its spec: what a retry inherits
 
 
 @dataclass(frozen=True)

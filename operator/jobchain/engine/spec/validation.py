@@ -303,11 +303,13 @@ def resolve_params(params: Mapping[str, str], declared: Iterable[Param]) -> dict
 
 # ---- a whole execution ---------------------------------------------------------------------
 def validate_execution_spec(spec: WorkflowExecutionSpec) -> list[Problem]:
-    """What to run: exactly one of workflowRef and workflow (also a CRD rule; lint checks it offline)."""
+    """What to run: exactly one of workflowRef and workflow, or neither in a retry (resumeFrom), which
+    inherits it (also a CRD rule; lint checks it offline)."""
     if spec.workflow is not None and spec.workflowRef is not None:
         return [Problem("spec", "set either workflowRef or workflow (inline), not both")]
-    if spec.workflow is None and spec.workflowRef is None:
-        return [Problem("spec", "set workflowRef.name (a Workflow in the same namespace) or an inline workflow")]
+    if spec.workflow is None and spec.workflowRef is None and spec.resumeFrom is None:
+        return [Problem("spec", "set workflowRef.name (a Workflow in the same namespace) or an inline workflow "
+                        "(or resumeFrom, to retry an execution)")]
     return []
 
 
@@ -316,10 +318,11 @@ def validate_execution(spec: WorkflowExecutionSpec, workflow: WorkflowSpec | Non
     """Everything that would fail this execution at its start, given the workflow it runs.
 
     `workflow` is None for a workflowRef not at hand (offline lint): then only the execution's
-    own shape is checked. For an inline workflow, `workflow` is spec.workflow.
+    own shape is checked, as for a retry (resumeFrom). For an inline workflow, `workflow` is spec.workflow.
     """
     problems = validate_execution_spec(spec)
-    if problems or workflow is None:
+    if problems or workflow is None or spec.resumeFrom is not None:
+        # A retry runs the resumed execution's snapshot, with its params: the operator checks them.
         return problems
     if spec.workflow is not None:
         problems = validate_workflow(workflow, prefix="spec.workflow")
