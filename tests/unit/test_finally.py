@@ -64,7 +64,8 @@ def test_a_failed_run_runs_finally_and_stays_failed() -> None:
     assert [(n.name, n.finally_) for n in p.status.nodes][-1] == ("notify", True)
     ex, p = step(ex, observed(job("extract", "Succeeded")), 1)
     before = ex
-    ex, p = step(ex, observed(job("extract", "Succeeded"), job("load", "Failed", finished_at=T0 + timedelta(seconds=2))), 2)
+    failed = observed(job("extract", "Succeeded"), job("load", "Failed", finished_at=T0 + timedelta(seconds=2)))
+    ex, p = step(ex, failed, 2)
     # The pass that sees the main graph end records its outcome and starts nothing: the outcome is
     # in status before any finally Job exists.
     assert p.create == [] and p.status.phase == "Running"
@@ -72,8 +73,7 @@ def test_a_failed_run_runs_finally_and_stays_failed() -> None:
     assert p.status.outcome.reason == "NodeFailed" and p.status.outcome.failedNodes == ["load"]
     assert p.wake_at == T0 + timedelta(seconds=2)
     # Its write lost: the next pass decides the same outcome again, from the same status.
-    lost = plan(before, observed(job("extract", "Succeeded"), job("load", "Failed", finished_at=T0 + timedelta(seconds=2))),
-                T0 + timedelta(seconds=9))
+    lost = plan(before, failed, T0 + timedelta(seconds=9))
     assert lost.status.outcome == p.status.outcome and lost.create == []
     seen = observed(job("extract", "Succeeded"), job("load", "Failed"))
     ex, p = step(ex, seen, 3)
@@ -123,7 +123,8 @@ def test_stop_lets_the_running_node_finish_starts_nothing_new_then_runs_finally(
     seen = observed(job("extract", "Succeeded", finished_at=T0 + timedelta(seconds=2)))
     ex, p = step(ex, seen, 2)
     assert p.create == [], "load never starts after a stop"
-    assert p.status.outcome is not None and (p.status.outcome.phase, p.status.outcome.reason) == ("Cancelled", "Stopped")
+    assert p.status.outcome is not None
+    assert (p.status.outcome.phase, p.status.outcome.reason) == ("Cancelled", "Stopped")
     assert phases(p.status) == {"extract": "Succeeded", "load": "Cancelled", "report": "Cancelled",
                                 "notify": "Pending"}
     ex, p = step(ex, seen, 3)
@@ -219,7 +220,8 @@ def finally_scenarios(draw: st.DrawFn) -> Scenario:
     if count == 2 and draw(st.booleans()):
         finals[0]["next"] = [{"node": "f1", "type": draw(st.sampled_from(["success", "always"]))}]
     workflow = WorkflowSpec.model_validate({**sc.workflow.model_dump(by_alias=True, exclude_none=True),
-                                            "finally": finals, "finallyTimeoutSeconds": draw(st.sampled_from([3, 300]))})
+                                            "finally": finals,
+                                            "finallyTimeoutSeconds": draw(st.sampled_from([3, 300]))})
     results = {**sc.results, **{f["name"]: (draw(st.sampled_from(["Succeeded", "Failed"])), None,
                                             draw(st.integers(1, 3))) for f in finals}}
     return Scenario(workflow, results, sc.timeout, sc.cancel_at, None,
