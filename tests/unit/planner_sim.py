@@ -247,7 +247,7 @@ def run(sc: Scenario, data: st.DataObject | None) -> Outcome:
                                               for key, ref in output_refs(status, ex.name).items()})
         seen = observe(sc, jobs, status, now)
         p = plan(ex, seen, now, cel_budget=pass_budget(sc))
-        if p.wake_at == now and p.status.phase not in TERMINAL_EXECUTION_PHASES:
+        if p.wake_at == now and p.status.phase not in TERMINAL_EXECUTION_PHASES and p.status.outcome == status.outcome:
             event("a pass left CEL (conditions or a forEach list) to the next")
         if data is not None and data.draw(st.integers(0, 4), label="kopf retry") == 0:
             again = plan(ex, seen, now, cel_budget=pass_budget(sc))
