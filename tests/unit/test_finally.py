@@ -13,9 +13,10 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jobchain.api.models import WorkflowSpec
+from jobchain.api.models import ExecutionStatus, WorkflowSpec
 from jobchain.engine.execution.planner import Plan, plan
-from jobchain.engine.spec.render import job_name
+from jobchain.engine.execution.resume import seed
+from jobchain.engine.spec.render import ExecutionRef, job_name
 from jobchain.engine.spec.validation import validate_workflow
 
 from .builders import (
@@ -256,3 +257,13 @@ def test_finally_keeps_the_invariants_with_stops_cancels_lost_writes_and_replays
             assert status.outcome.model_copy(update={"endedAt": None}) == \
                 calm.status.outcome.model_copy(update={"endedAt": None})
         assert phases(status) == phases(calm.status)
+
+
+def test_a_retry_runs_the_finally_nodes_again() -> None:
+    # A retry of a failed run reuses what succeeded in the main graph, never the finally nodes: they
+    # must see the retry's outcome.
+    source = simulate(etl(), {"load": FAIL}).status
+    assert phases(source)["notify"] == "Succeeded"
+    retry = ExecutionStatus()
+    seed(retry, "first", source, T0 + timedelta(hours=1), ExecutionRef("second", "team-a", "uid-2", "wf"))
+    assert phases(retry) == {"extract": "Succeeded", "load": "Pending", "report": "Pending", "notify": "Pending"}
