@@ -267,3 +267,12 @@ def test_a_retry_runs_the_finally_nodes_again() -> None:
     retry = ExecutionStatus()
     seed(retry, "first", source, T0 + timedelta(hours=1), ExecutionRef("second", "team-a", "uid-2", "wf"))
     assert phases(retry) == {"extract": "Succeeded", "load": "Pending", "report": "Pending", "notify": "Pending"}
+
+
+def test_a_finally_node_whose_reference_has_no_value_fails_when_the_main_graph_ended() -> None:
+    workflow = etl(node("notify", script="echo $(nodes.report.output.rows)"))
+    r = simulate(workflow, {"load": FAIL})
+    notify = node_status(r.status, "notify")
+    assert notify.phase == "Failed" and "report" in notify.message
+    assert r.status.outcome is not None and notify.finishedAt == r.status.outcome.endedAt
+    assert (r.status.phase, r.status.reason) == ("Failed", "NodeFailed")

@@ -312,9 +312,11 @@ class _Run:
         return source.source if source else None
 
     def decided_at(self, incoming: list[InEdge], nodes: dict[str, NodeStatus]) -> str:
-        """When a node's fate was sealed: its last predecessor's finish (the start, for a start node)."""
+        """When a node's fate was sealed: its last predecessor's finish (the start, for a start node;
+        the main graph's end, for a finally one)."""
         stamps = [nodes[e.source].finishedAt or "" for e in incoming]
-        return max(stamps, default="") or self.status.startedAt or iso(self.now)
+        ended = self.status.outcome.endedAt if self.status.outcome is not None else None
+        return max(stamps, default="") or ended or self.status.startedAt or iso(self.now)
 
     # ---- stopping ----------------------------------------------------------------------
     def stop(self, phase: ExecutionPhase, reason: str, message: str, terminate: bool = False) -> None:
