@@ -30,6 +30,7 @@ from jobchain.api.models import (
     WorkflowSpec,
 )
 from jobchain.engine.execution.conditions import PassBudget
+from jobchain.engine.execution.finally_ import with_finally
 from jobchain.engine.execution.planner import JobState, ObservedJob, plan
 from jobchain.engine.execution.status import item_message_limit, output_refs
 from jobchain.engine.execution.status_write import status_patch
@@ -150,6 +151,7 @@ class Scenario:
     # CEL steps one pass may spend (None: the limits' budget): conditions and forEach lists it
     # cannot pay wait for the next pass. The clock stands still, so the steps alone decide.
     pass_steps: int | None = None
+    stop_at: int | None = None  # the pass from which spec.stop is set (the graceful stop)
 
 
 @st.composite
@@ -233,17 +235,19 @@ def run(sc: Scenario, data: st.DataObject | None) -> Outcome:
     lost = 0
     n = len(workflow.nodes)
     parallelism = workflow.parallelism
-    incoming = Graph.of(workflow).incoming
+    incoming = Graph.of(with_finally(workflow)).incoming
+    n += len(workflow.finally_)
     for step in range(4 * n + MAX_DROPS + 10 + (3 * n if sc.pass_steps else 0)):
         status = ExecutionStatus.model_validate(stored["status"])
         cancel = sc.cancel_at is not None and step >= sc.cancel_at
         late = sc.timeout is not None and now >= T0 + timedelta(seconds=sc.timeout)
-        ex = with_status(execution(workflow, timeout=sc.timeout, created=T0), status, cancel=cancel)
+        stop = sc.stop_at is not None and step >= sc.stop_at
+        ex = with_status(execution(workflow, timeout=sc.timeout, created=T0), status, cancel=cancel, stop=stop)
         ex = dataclasses.replace(ex, outputs={key: config_maps[ref.configMap]
                                               for key, ref in output_refs(status, ex.name).items()})
         seen = observe(sc, jobs, status, now)
         p = plan(ex, seen, now, cel_budget=pass_budget(sc))
-        if p.wake_at == now and p.status.phase not in TERMINAL_EXECUTION_PHASES:
+        if p.wake_at == now and p.status.phase not in TERMINAL_EXECUTION_PHASES and p.status.outcome == status.outcome:
             event("a pass left CEL (conditions or a forEach list) to the next")
         if data is not None and data.draw(st.integers(0, 4), label="kopf retry") == 0:
             again = plan(ex, seen, now, cel_budget=pass_budget(sc))
@@ -257,6 +261,12 @@ def run(sc: Scenario, data: st.DataObject | None) -> Outcome:
                          if m.phase == "Running")
         assert jobs_after <= parallelism
         unchanged_finished_nodes(status, p.status)
+        # The main graph's outcome, once in status, never changes; finally Jobs come only after it.
+        if status.outcome is not None:
+            assert p.status.outcome == status.outcome, "the main graph's outcome changed"
+        finals = {m.name for m in p.status.nodes if m.finally_}
+        assert status.outcome is not None or not {split_key(k)[0] for k in created_nodes(p)} & finals, \
+            "a finally Job was planned before the main graph's outcome was in status"
         if p.status.reason in ("Running", "Succeeded", "NodeFailed"):
             # (A stop right after a lost status write may leave an adopted node's input unknown:
             # nothing is decided after a stop, so nothing depends on it.)

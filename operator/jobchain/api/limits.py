@@ -10,6 +10,7 @@ The README's table of limits lists them for users; keep both in step.
 from __future__ import annotations
 
 MAX_NODES = 500  # nodes of one workflow
+MAX_FINALLY_NODES = 50  # finally nodes of one workflow
 MAX_PARAMS = 100  # declared params of a workflow; params set by an execution
 MAX_EDGES = 100  # `next` edges of one node
 MAX_ENV = 100  # env entries of one node

@@ -293,6 +293,24 @@ class WorkflowSpec(Spec):
         "others stay Pending with reason Queued and start in creation order as running ones finish. "
         "Unset: no limit.",
     )
+    finally_: list[Node] = Field(
+        default_factory=list,
+        alias="finally",
+        max_length=limits.MAX_FINALLY_NODES,
+        description="Nodes that run once the main graph (spec.nodes) has ended for any reason: every node "
+        "finished or skipped, a failure, spec.stop, or the deadline. Same fields as spec.nodes; edges among "
+        "them are allowed, edges from spec.nodes into them are not. They see $(execution.phase), "
+        "$(execution.reason), $(execution.failedNodes) and the outputs of the main nodes. spec.cancel skips "
+        "them. The execution keeps the main graph's phase; a failed finally node fails a run that had "
+        "Succeeded (reason FinallyFailed).",
+    )
+    finallyTimeoutSeconds: int = Field(
+        default=300,
+        ge=1,
+        le=limits.MAX_SECONDS,
+        description="How long the finally nodes may run, counted from when the main graph ended (so an "
+        "execution's deadline cannot starve them). Past it, their running Jobs are deleted.",
+    )
 
 
 class WorkflowRef(Spec):
@@ -355,8 +373,13 @@ class WorkflowExecutionSpec(Spec):
     )
     cancel: bool = Field(
         default=False,
-        description="Set true to stop the execution: running Jobs are deleted, unstarted nodes "
-        "become Cancelled.",
+        description="Set true to terminate the execution: running Jobs are deleted, unstarted nodes "
+        "become Cancelled, finally nodes do not run (reason Cancelled). Also after spec.stop.",
+    )
+    stop: bool = Field(
+        default=False,
+        description="Set true to stop the execution gracefully: nothing new starts, running nodes finish "
+        "and are recorded, then the finally nodes run; the execution ends Cancelled with reason Stopped.",
     )
     ttlSecondsAfterFinished: int | None = Field(
         default=None,
@@ -458,6 +481,8 @@ class NodeStatus(Observed):
     )
     items: ItemCounts | None = Field(default=None, description="forEach: how many items there are and how "
                                      "they stand.")
+    finally_: bool = Field(default=False, alias="finally",
+                           description="True for a node of spec.finally (listed after the main nodes).")
     itemResults: list[ItemStatus] | None = Field(
         default=None, description="forEach: each started item (index, phase, Job, output preview, message)."
     )
@@ -482,12 +507,21 @@ class ResumedFrom(Observed):
         "sets none.")
 
 
+class Outcome(Observed):
+    phase: ExecutionPhase = Field(description="The main graph's phase: Succeeded, Failed or Cancelled.")
+    reason: str = Field(default="", description="Its reason (NodeFailed, DeadlineExceeded, Stopped, ...).")
+    message: str = Field(default="", description="What happened in the main graph.")
+    failedNodes: list[str] = Field(default_factory=list, description="The main nodes that Failed.")
+    endedAt: str | None = Field(default=None, description="When the main graph ended: the finally nodes' "
+                                "finallyTimeoutSeconds counts from here.")
+
+
 class ExecutionStatus(Observed):
     phase: ExecutionPhase = Field(default=ExecutionPhase.PENDING, description="Phase of the execution.")
     reason: str = Field(
         default="",
         description="Machine-readable reason: NodeFailed, DeadlineExceeded, InvalidWorkflow, "
-        "WorkflowNotFound, InvalidParams, ConditionError, Cancelled, Succeeded.",
+        "WorkflowNotFound, InvalidParams, ConditionError, Cancelled, Stopped, FinallyFailed, Succeeded.",
     )
     message: str = Field(default="", description="What happened and what to do, for people.")
     startedAt: str | None = Field(default=None, description="When the execution started.")
@@ -513,6 +547,11 @@ class ExecutionStatus(Observed):
         "with its params and the spec fields the retry inherits.")
     nodes: list[NodeStatus] = Field(default_factory=list, description="Result of every node, in declaration order.")
     conditions: list[Condition] = Field(default_factory=list, description="Succeeded condition.")
+    outcome: Outcome | None = Field(
+        default=None,
+        description="The main graph's outcome, recorded when it ended and before any finally node started; "
+        "the execution's phase while finally nodes run is Running, and then this phase.",
+    )
 
 
 class ConcurrencyPolicy(StrEnum):

@@ -77,6 +77,19 @@ def cancel_execution(cluster: ClusterCalls, name: str, out: IO[str]) -> int:
     return 0
 
 
+def stop_execution(cluster: ClusterCalls, name: str, out: IO[str]) -> int:
+    """spec.stop (a merge patch, as kubectl or GitOps would set it): the graceful stop."""
+    execution = cluster.get(EXECUTIONS, name)
+    status = status_of(execution)
+    if execution.get("status") and status.phase in TERMINAL_EXECUTION_PHASES:
+        print(f"{name} already ended ({status.phase}); nothing to stop", file=out)
+        return 0
+    cluster.stop_execution(name)
+    print(f"{name}: stop requested (nothing new starts; running nodes finish, then the finally nodes run; "
+          f"jobchain cancel {name} terminates)", file=out)
+    return 0
+
+
 # ---- graph -------------------------------------------------------------------------------
 def _parse_spec(data: Any, where: str) -> WorkflowSpec:
     try:

@@ -147,8 +147,11 @@ def build_parser(prog: str = "jobchain") -> Parser:
     retry_mode.add_argument("--wait", dest="mode", action="store_const", const="wait",
                             help="wait for the end and show it")
 
-    cancel = command("cancel", "stop an execution (sets spec.cancel)")
+    cancel = command("cancel", "terminate an execution: delete its running Jobs, no finally (sets spec.cancel)")
     cancel.add_argument("execution", metavar="EXECUTION")
+
+    stop = command("stop", "stop an execution gracefully: running nodes finish, finally runs (sets spec.stop)")
+    stop.add_argument("execution", metavar="EXECUTION")
 
     lint = command("lint", "validate Workflow and WorkflowExecution YAML offline", cluster=False)
     lint.add_argument("files", nargs="+", metavar="FILE", help="YAML files, multi-document; - reads stdin")
@@ -297,6 +300,8 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
                              args.allowed_host, args.viewer_auth)
     if args.command == "cancel":
         return commands.cancel_execution(cluster(), args.execution, out)
+    if args.command == "stop":
+        return commands.stop_execution(cluster(), args.execution, out)
     if args.command == "retry":
         from jobchain.cli.again import retry_execution
         from jobchain.cli.run import parse_params

@@ -38,6 +38,7 @@ from jobchain.engine.coordination.admission import QUEUED, Admission
 from jobchain.engine.execution import pod_refusal, rerun
 from jobchain.engine.execution import resume as retry
 from jobchain.engine.execution import status as st
+from jobchain.engine.execution.finally_ import with_finally
 from jobchain.engine.execution.lifecycle import expires_at, queue_deadline, record_refusals
 from jobchain.engine.execution.types import (
     Event,
@@ -148,7 +149,7 @@ def to_read(workflow: WorkflowSpec | None, status: ExecutionStatus) -> list[Node
     finished_nodes = {n.name for n in status.nodes if n.phase not in (NodePhase.PENDING, NodePhase.RUNNING)}
     running = {n.name: n for n in status.nodes if n.phase == NodePhase.RUNNING}
     wanted = []
-    for n in workflow.nodes:
+    for n in with_finally(workflow).nodes:
         if n.name in finished_nodes:
             continue
         node = running.get(n.name)

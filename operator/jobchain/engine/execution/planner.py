@@ -36,6 +36,7 @@ from jobchain.api.models import (
 )
 from jobchain.engine.coordination.admission import Admission
 from jobchain.engine.execution import fanout
+from jobchain.engine.execution import finally_ as fin
 from jobchain.engine.execution import status as st
 from jobchain.engine.execution.conditions import Deferred, EdgeDecisions, PassBudget
 from jobchain.engine.execution.items import FanOut, finished_result
@@ -104,6 +105,7 @@ class _Run:
         self.limits: dict[tuple[str, int | None], int] = {}  # (node, item index) -> output limit
         self.outputs_used = 0  # bytes of outputs in status, as the output budget counts them
         self._graph: Graph | None = None
+        self._workflow: WorkflowSpec | None = None
         self._order: dict[str, int] = {}
         self._edges: EdgeDecisions | None = None
 
@@ -124,8 +126,20 @@ class _Run:
     # ---- helpers -----------------------------------------------------------------------
     @property
     def workflow(self) -> WorkflowSpec:
+        """The snapshot, its finally nodes declared after the main ones (`finally_.with_finally`)."""
         assert self.status.workflowSpec is not None
-        return self.status.workflowSpec
+        if self._workflow is None:
+            self._workflow = fin.with_finally(self.status.workflowSpec)
+        return self._workflow
+
+    @property
+    def in_finally(self) -> bool:
+        """The main graph's outcome was in status when this pass began: finally nodes may start."""
+        return self.execution.status.outcome is not None
+
+    def phase_nodes(self) -> list[NodeStatus]:
+        """The nodes of the phase this pass plans: the main graph's, or (once it ended) the finally ones."""
+        return fin.finally_nodes(self.status) if self.in_finally else fin.main_nodes(self.status)
 
     @property
     def graph(self) -> Graph:
@@ -315,17 +329,22 @@ class _Run:
         return source.source if source else None
 
     def decided_at(self, incoming: list[InEdge], nodes: dict[str, NodeStatus]) -> str:
-        """When a node's fate was sealed: its last predecessor's finish (the start, for a start node)."""
+        """When a node's fate was sealed: its last predecessor's finish (the start, for a start node;
+        the main graph's end, for a finally one)."""
         stamps = [nodes[e.source].finishedAt or "" for e in incoming]
-        return max(stamps, default="") or self.status.startedAt or iso(self.now)
+        ended = self.status.outcome.endedAt if self.status.outcome is not None else None
+        return max(stamps, default="") or ended or self.status.startedAt or iso(self.now)
 
     # ---- stopping ----------------------------------------------------------------------
-    def stop(self, phase: ExecutionPhase, reason: str, message: str) -> None:
-        """Cancel, deadline, condition error: delete running Jobs, cancel what has not finished."""
+    def stop(self, phase: ExecutionPhase, reason: str, message: str, terminate: bool = False) -> None:
+        """Cancel, deadline, condition error, stop: delete running Jobs, cancel what has not finished.
+        The finally nodes then run (`end_main`), unless `terminate` (spec.cancel) cancels them too."""
         # A Job planned earlier in this pass belongs to a node cancelled now: it is never created.
         self.plan.create.clear()
         for node in self.status.nodes:
             if node.phase in FINISHED_NODE_PHASES:
+                continue
+            if node.finally_ and not terminate and not self.in_finally:
                 continue
             seen = self.observed.get(node.name)
             if seen is not None and seen.state == JobState.RUNNING:
@@ -334,7 +353,18 @@ class _Run:
                 self.fan.stop(node, reason)
             unmade: dict[str, Any] = {"jobName": None, "startedAt": None} if node.name in self.started_now else {}
             self.mark(node, NodePhase.CANCELLED, self.now, f"not finished: {reason}", **unmade)
-        self.finish(phase, reason, message)
+        if terminate or self.in_finally:
+            self.finish(phase, reason, message)
+        else:
+            self.end_main(phase, reason, message)
+
+    def end_main(self, phase: ExecutionPhase, reason: str, message: str) -> None:
+        """The main graph ended: the execution ends, or, with finally nodes, its outcome is recorded and
+        the finally nodes start in the next pass (so the outcome is in status before any of their Jobs)."""
+        if not self.status.workflowSpec or not self.status.workflowSpec.finally_:
+            self.finish(phase, reason, message)
+            return
+        st.record_outcome(self.status, fin.main_outcome(self.status, phase, reason, message, self.now))
 
     def finish(self, phase: ExecutionPhase, reason: str, message: str) -> None:
         st.finish(self.status, phase, reason, message, self.now)
@@ -400,6 +430,8 @@ class _Run:
                 incoming = graph.incoming[name]
                 if node.phase != NodePhase.PENDING or not self.decided(incoming, nodes):
                     continue
+                if node.finally_ and not self.in_finally:
+                    continue  # finally nodes wait until the main graph's outcome is in status
                 try:
                     held = self.held_edges(node, incoming, nodes)
                 except Deferred:
@@ -502,34 +534,40 @@ class _Run:
             item_index=item_index,
             item=item,
             scheduled_time=self.execution.scheduled_time or self.status.startedAt,
+            outcome=fin.scope_values(self.status.outcome),
         )
 
     def conclude(self) -> None:
-        if self.status.phase != ExecutionPhase.RUNNING:
+        if self.status.phase != ExecutionPhase.RUNNING or (self.status.outcome is not None and not self.in_finally):
             return
-        if any(n.phase in (NodePhase.PENDING, NodePhase.RUNNING) for n in self.status.nodes):
+        nodes = self.phase_nodes()
+        if any(n.phase in (NodePhase.PENDING, NodePhase.RUNNING) for n in nodes):
             return
         handled = {
             n.name for n in self.workflow.nodes
             if any(e.type in (EdgeKind.FAILURE, EdgeKind.ALWAYS) for e in n.next)
         }
-        failed = [n for n in self.status.nodes if n.phase == NodePhase.FAILED]
+        failed = [n for n in nodes if n.phase == NodePhase.FAILED]
         unhandled = [n for n in failed if n.name not in handled]
-        counts = {p: sum(1 for n in self.status.nodes if n.phase == p) for p in NodePhase}
+        if self.in_finally:
+            assert self.status.outcome is not None
+            self.finish(*fin.final(self.status.outcome, self.status, [n.name for n in unhandled]))
+            return
+        counts = {p: sum(1 for n in nodes if n.phase == p) for p in NodePhase}
         summary = (f"{counts[NodePhase.SUCCEEDED]} succeeded, {counts[NodePhase.FAILED]} failed, "
                    f"{counts[NodePhase.SKIPPED]} skipped")
         if unhandled:
             detail = "; ".join(f"{n.name}: {st.cut(n.message or 'failed', 300)}"
                                for n in unhandled[:st.NAMED_IN_MESSAGE])
             names = st.names_with_more([n.name for n in unhandled])
-            self.finish(ExecutionPhase.FAILED, "NodeFailed", f"node(s) {names} failed ({detail}); {summary}")
+            self.end_main(ExecutionPhase.FAILED, "NodeFailed", f"node(s) {names} failed ({detail}); {summary}")
         else:
-            self.finish(ExecutionPhase.SUCCEEDED, "Succeeded", f"all nodes finished: {summary}")
+            self.end_main(ExecutionPhase.SUCCEEDED, "Succeeded", f"all nodes finished: {summary}")
 
     def may_all_be_done_by(self, deadline: datetime | None) -> bool:
         """Nothing runs, and what finished did so by the deadline: the nodes still waiting may all be
         skipped or failed before starting, when the edges left to the next pass are decided."""
-        for node in self.status.nodes:
+        for node in self.phase_nodes():
             if node.phase == NodePhase.RUNNING:
                 return False
             finished = parse_time(node.finishedAt)
@@ -539,7 +577,7 @@ class _Run:
 
     def all_done_by(self, deadline: datetime | None) -> bool:
         """Every node finished, and (with a deadline) finished before it, by its own finishedAt."""
-        for node in self.status.nodes:
+        for node in self.phase_nodes():
             finished = parse_time(node.finishedAt)
             if node.phase not in FINISHED_NODE_PHASES or finished is None:
                 return False
@@ -595,6 +633,9 @@ def _plan_nodes(execution: ExecutionInput, observed: Mapping[str, ObservedJob], 
                 run.fail(*refused)
             st.summarize(status, execution.generation, now)
             return run.plan
+    if run.in_finally:
+        _plan_finally(run, now)
+        return run.plan
     deadline = None
     if execution.spec.timeoutSeconds:
         started = parse_time(status.startedAt) or now
@@ -602,6 +643,8 @@ def _plan_nodes(execution: ExecutionInput, observed: Mapping[str, ObservedJob], 
     late = deadline is not None and now >= deadline
     run.fold_observed(stopping=execution.spec.cancel or late)
     if execution.spec.cancel or late:
+        # (A cancel terminates: the finally nodes are cancelled too. A deadline records the outcome and
+        # they run, within their own finallyTimeoutSeconds.)
         # Decisions that start nothing (skips, failures before start) are still made: a pass that
         # comes late (the operator was busy or restarting, or its status write was lost) lets an
         # execution whose nodes had all finished end as it would have. Only then does it stop.
@@ -615,7 +658,7 @@ def _plan_nodes(execution: ExecutionInput, observed: Mapping[str, ObservedJob], 
         elif run.status.phase == ExecutionPhase.RUNNING and run.all_done_by(deadline):
             run.conclude()
         elif execution.spec.cancel:
-            run.stop(ExecutionPhase.CANCELLED, "Cancelled", "cancelled by spec.cancel")
+            run.stop(ExecutionPhase.CANCELLED, "Cancelled", "cancelled by spec.cancel", terminate=True)
         else:
             run.stop(ExecutionPhase.FAILED, "DeadlineExceeded",
                      f"the execution ran past spec.timeoutSeconds ({execution.spec.timeoutSeconds}s)")
@@ -625,13 +668,48 @@ def _plan_nodes(execution: ExecutionInput, observed: Mapping[str, ObservedJob], 
             # write was lost): decisions that start nothing come first, then the rest fail.
             run.schedule(may_start=False)
             run.fail_vanished()
-        run.schedule(may_start=True)
+        # spec.stop: nothing new starts; once no Job of the main graph runs, it ends (Stopped).
+        run.schedule(may_start=not execution.spec.stop)
         run.conclude()
+        if execution.spec.stop and run.status.outcome is None and not fin.jobs_running(run.phase_nodes()):
+            run.stop(ExecutionPhase.CANCELLED, fin.STOPPED, "stopped by spec.stop: running nodes finished, "
+                     "nothing new started")
     st.summarize(status, execution.generation, now)
     if status.phase not in TERMINAL_EXECUTION_PHASES:
-        # Edges left by a spent CEL budget are decided by a pass at once (after others had their turn).
-        run.plan.wake_at = now if run.deferred else deadline
+        # Edges left by a spent CEL budget are decided by a pass at once (after others had their turn);
+        # a main graph that just ended starts its finally nodes in the next pass, at once.
+        run.plan.wake_at = now if run.deferred or status.outcome is not None else deadline
     return run.plan
+
+
+def _plan_finally(run: _Run, now: datetime) -> None:
+    """A pass after the main graph ended (its outcome in status): the finally nodes run, within
+    finallyTimeoutSeconds of that end; spec.cancel terminates them. Then the execution ends."""
+    status, spec = run.status, run.execution.spec
+    assert status.outcome is not None
+    deadline = fin.deadline(run.workflow, status.outcome, now)
+    late = now >= deadline
+    run.fold_observed(stopping=spec.cancel or late)
+    if spec.cancel or late:
+        run.schedule(may_start=False)
+        if run.status.phase == ExecutionPhase.RUNNING and run.deferred and run.may_all_be_done_by(deadline):
+            pass
+        elif run.status.phase == ExecutionPhase.RUNNING and run.all_done_by(deadline):
+            run.conclude()
+        elif spec.cancel:
+            run.stop(ExecutionPhase.CANCELLED, "Cancelled", "cancelled by spec.cancel while the finally nodes ran",
+                     terminate=True)
+        else:
+            run.stop(*fin.final(status.outcome, status, [], late=run.workflow.finallyTimeoutSeconds))
+    else:
+        if run.vanished or run.fan.vanished:
+            run.schedule(may_start=False)
+            run.fail_vanished()
+        run.schedule(may_start=True)
+        run.conclude()
+    st.summarize(status, run.execution.generation, now)
+    if status.phase not in TERMINAL_EXECUTION_PHASES:
+        run.plan.wake_at = now if run.deferred else deadline
 
 
 def describe_invalid(err: Any, prefix: str = "spec") -> tuple[str, ...]:

@@ -111,11 +111,12 @@ def wanted_outputs(source_name: str, source: ExecutionStatus) -> dict[str, Outpu
 def reusable(source: ExecutionStatus, outputs: Mapping[str, Any], from_node: str | None = None) -> set[str]:
     """The nodes of `source` a retry copies: Succeeded, with their whole output at hand if kept
     in a ConfigMap, not rerun from `from_node`, and every node upstream of them copied too (nothing
-    upstream runs again)."""
+    upstream runs again). Never a finally node: it runs again, to see the retry's outcome."""
     assert source.workflowSpec is not None
     graph = Graph.of(source.workflowSpec)
     rerun = rerun_from(source.workflowSpec, from_node)
     done = {n.name for n in source.nodes if n.phase == NodePhase.SUCCEEDED and n.name not in rerun
+            and not n.finally_
             and (n.outputRef is None or n.name in outputs)}
     return {name for name in done if graph.upstream(name) <= done}
 

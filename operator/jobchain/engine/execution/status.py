@@ -25,6 +25,7 @@ from jobchain.api.models import (
     ItemStatus,
     NodePhase,
     NodeStatus,
+    Outcome,
     OutputRef,
     ResumedFrom,
     WorkflowSpec,
@@ -256,6 +257,7 @@ def begin(status: ExecutionStatus, workflow_name: str, workflow: WorkflowSpec, p
     status.secretParams = secret_params or None
     status.workflowSpec = workflow
     status.nodes = [NodeStatus(name=n.name) for n in workflow.nodes]
+    status.nodes += [NodeStatus(name=n.name, finally_=True) for n in workflow.finally_]
     status.phase = ExecutionPhase.RUNNING
     status.reason = "Running"
     status.message = ""  # a Queued message no longer holds
@@ -289,6 +291,16 @@ def finish(status: ExecutionStatus, phase: ExecutionPhase, reason: str, message:
     started = parse_time(status.startedAt) or at
     status.duration = format_duration((at - started).total_seconds())
     _succeeded_condition(status, at)
+    return True
+
+
+def record_outcome(status: ExecutionStatus, outcome: Outcome) -> bool:
+    """Records how the main graph ended, once (False if it was recorded already): the execution
+    goes on Running while its finally nodes run, and then ends with this outcome's phase."""
+    if status.outcome is not None or status.phase in TERMINAL_EXECUTION_PHASES:
+        return False
+    status.outcome = outcome.model_copy(update={"message": cut(outcome.message, EXECUTION_MESSAGE_LIMIT)})
+    status.message = cut(f"{outcome.phase} ({outcome.reason}); running the finally nodes", EXECUTION_MESSAGE_LIMIT)
     return True
 
 

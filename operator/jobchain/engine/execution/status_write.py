@@ -16,7 +16,9 @@ def dump_status(status: ExecutionStatus) -> dict[str, Any]:
     """Status as written (replacing the whole status): unset fields left out, outputs exactly as
     they are (a null inside an output is data and is kept)."""
     data = status.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"nodes", "workflowSpec"})
-    data["nodes"] = [n.model_dump(mode="json", by_alias=True, exclude_none=True) for n in status.nodes]
+    # (`finally` only on finally nodes: 500 main nodes need not each say false)
+    data["nodes"] = [n.model_dump(mode="json", by_alias=True, exclude_none=True, exclude=None if n.finally_
+                                  else {"finally_"}) for n in status.nodes]
     if status.workflowSpec is not None:
         data["workflowSpec"] = status.workflowSpec.model_dump(mode="json", by_alias=True, exclude_none=True)
     return data

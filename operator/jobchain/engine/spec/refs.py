@@ -2,7 +2,8 @@
 
 Ours are `$(params.X)`, `$(input)`, `$(input.KEY...)`, `$(nodes.NAME.output)`,
 `$(nodes.NAME.output.KEY...)`, `$(execution.name)`, `$(execution.namespace)`,
-`$(execution.scheduledTime)` (RFC 3339: a schedule's time, else when the execution started), and
+`$(execution.scheduledTime)` (RFC 3339: a schedule's time, else when the execution started), in a
+finally node `$(execution.phase)`, `$(execution.reason)` and `$(execution.failedNodes)` (a JSON list), and
 in a forEach node `$(item)`, `$(item.KEY...)` and `$(item.index)` (the item's 0-based index). Any other
 `$(NAME)` is left alone, so Kubernetes' own expansion of container env vars keeps working.
 Any of them may be written `$(raw:...)`
@@ -40,6 +41,11 @@ class Reference:
     raw: bool = False  # written $(raw:...): pasted as code on purpose
 
 
+# $(execution.X): the last three are the main graph's outcome, seen by finally nodes only
+OUTCOME_FIELDS = ("phase", "reason", "failedNodes")
+EXECUTION_FIELDS = ("name", "namespace", "scheduledTime", *OUTCOME_FIELDS)
+
+
 def parse(text: str) -> Reference | None:
     """Parses the inside of one `$(...)`; None if it is malformed."""
     if text.startswith(RAW):
@@ -57,7 +63,7 @@ def parse(text: str) -> Reference | None:
         return Reference(text, "nodes", parts[1], tuple(parts[3:]))
     if head == "item":
         return Reference(text, "item", None, tuple(parts[1:]))
-    if head == "execution" and len(parts) == 2 and parts[1] in ("name", "namespace", "scheduledTime"):
+    if head == "execution" and len(parts) == 2 and parts[1] in EXECUTION_FIELDS:
         return Reference(text, "execution", parts[1], ())
     return None
 
@@ -115,6 +121,8 @@ class Scope:
     scheduled_time: str | None = None  # RFC 3339
     # The ConfigMap holding the input whole (the predecessor's outputRef), mounted as the input file.
     input_ref: str | None = None
+    # The main graph's outcome (phase, reason, failedNodes), for a finally node; None before it ended.
+    outcome: Mapping[str, Any] | None = None
 
     def resolve(self, ref: Reference) -> Any:
         if ref.kind == "params":
@@ -133,6 +141,10 @@ class Scope:
                 return dig(self.item, ref.path, "item")
             except UnresolvedReference as exc:
                 raise UnresolvedReference(f"$({ref.text}): {exc}") from None
+        if ref.kind == "execution" and ref.target in OUTCOME_FIELDS:
+            if self.outcome is None:
+                raise UnresolvedReference(f"$({ref.text}): only a finally node sees the outcome of the main graph")
+            return self.outcome[ref.target]
         if ref.kind == "execution":
             if ref.target == "scheduledTime":
                 if self.scheduled_time is None:

@@ -313,6 +313,16 @@ class _Substitution:
         return "".join(out)
 
 
+def _outcome_env(scope: Scope) -> list[dict[str, Any]]:
+    """A finally node's view of how the main graph ended."""
+    if scope.outcome is None:
+        return []
+    failed = json.dumps(list(scope.outcome["failedNodes"]), separators=(",", ":"))
+    return [{"name": "JOBCHAIN_EXECUTION_PHASE", "value": str(scope.outcome["phase"])},
+            {"name": "JOBCHAIN_EXECUTION_REASON", "value": kube_escape(str(scope.outcome["reason"]))},
+            {"name": "JOBCHAIN_FAILED_NODES", "value": failed}]
+
+
 def render_job(
     execution: ExecutionRef,
     spec: WorkflowSpec,
@@ -359,6 +369,7 @@ def render_job(
         {"name": "JOBCHAIN_POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
         {"name": "JOBCHAIN_POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         *([{"name": "JOBCHAIN_SCHEDULED_TIME", "value": execution.scheduled_time}] if execution.scheduled_time else []),
+        *_outcome_env(scope),
         # before the node's own env: the kubelet expands $(VAR) only with variables defined earlier
         *values.env,
     ]

@@ -187,7 +187,8 @@ def _upstream_sets(spec: WorkflowSpec, graph: Graph) -> dict[str, int]:
     return bits
 
 
-def _reference_problems(spec: WorkflowSpec, graph: Graph, acyclic: bool, prefix: str) -> Iterable[Problem]:
+def _reference_problems(spec: WorkflowSpec, graph: Graph, acyclic: bool, prefix: str,
+                        main_count: int) -> Iterable[Problem]:
     names = set(graph.nodes)
     index = {n.name: i for i, n in enumerate(spec.nodes)}
     param_names = {p.name for p in spec.params}
@@ -209,7 +210,11 @@ def _reference_problems(spec: WorkflowSpec, graph: Graph, acyclic: bool, prefix:
                                   "operator); drop raw:")
                 elif ref.kind == "nodes" and ref.target not in names:
                     yield Problem(where, f"$({raw}) names an unknown node")
+                elif ref.kind == "execution" and ref.target in refs.OUTCOME_FIELDS and i < main_count:
+                    yield Problem(where, f"$({raw}): only the nodes of spec.finally see the outcome of the main "
+                                  "graph; move this node to spec.finally or drop the reference")
                 elif (ref.kind == "nodes" and acyclic and ref.target is not None
+                      and not (i >= main_count > index[ref.target])  # a finally node sees every main node
                       and not upstream[node.name] >> index[ref.target] & 1):
                     yield Problem(where, f"$({raw}): node {ref.target!r} does not run before "
                                   f"{node.name!r}; only upstream nodes' outputs can be used")
@@ -221,7 +226,53 @@ def _reference_problems(spec: WorkflowSpec, graph: Graph, acyclic: bool, prefix:
 
 
 def validate_workflow(spec: WorkflowSpec, prefix: str = "spec") -> list[Problem]:
-    """All problems of a workflow spec that the pydantic model alone cannot see, at most MAX_PROBLEMS + 1."""
+    """All problems of a workflow spec that the pydantic model alone cannot see, at most MAX_PROBLEMS + 1.
+
+    The finally nodes are checked as nodes declared after the main ones (their names unique
+    across both lists, edges among them checked as any), plus the rule that no edge crosses
+    between the two lists; their problems are reported at spec.finally[i]."""
+    if not spec.finally_:
+        return _validate_nodes(spec, prefix, len(spec.nodes))
+    main_count = len(spec.nodes)
+    combined = spec.model_copy(update={"nodes": [*spec.nodes, *spec.finally_], "finally_": []})
+    problems = _finally_edge_problems(spec, prefix)
+    problems += [Problem(_finally_path(p.path, prefix, main_count), p.message)
+                 for p in _validate_nodes(combined, prefix, main_count)]
+    return _capped(problems, f"{prefix}.nodes")
+
+
+def _finally_path(path: str, prefix: str, main_count: int) -> str:
+    """spec.nodes[i]... of the combined list, as the user wrote it: spec.finally[i - main_count]..."""
+    head = f"{prefix}.nodes["
+    if not path.startswith(head):
+        return path
+    index, _, rest = path[len(head):].partition("]")
+    if not index.isdigit() or int(index) < main_count:
+        return path
+    return f"{prefix}.finally[{int(index) - main_count}]{rest}"
+
+
+def _finally_edge_problems(spec: WorkflowSpec, prefix: str) -> list[Problem]:
+    """No edge from a main node into a finally node (they run after the main graph, whatever it
+    did), nor back (a main node would wait for what waits for it)."""
+    main = {n.name for n in spec.nodes}
+    finals = {n.name for n in spec.finally_}
+    problems = []
+    for i, node in enumerate(spec.nodes):
+        for j, edge in enumerate(node.next):
+            if edge.node in finals:
+                problems.append(Problem(f"{prefix}.nodes[{i}].next[{j}].node", f"{edge.node!r} is a finally node: "
+                                        "it runs once the main graph has ended, never after an edge; remove "
+                                        "this edge"))
+    for i, node in enumerate(spec.finally_):
+        for j, edge in enumerate(node.next):
+            if edge.node in main:
+                problems.append(Problem(f"{prefix}.finally[{i}].next[{j}].node", f"{edge.node!r} is a node of "
+                                        "spec.nodes: a finally node can only lead to other finally nodes"))
+    return problems
+
+
+def _validate_nodes(spec: WorkflowSpec, prefix: str, main_count: int) -> list[Problem]:
     problems: list[Problem] = []
     for i, name, first in _duplicates(n.name for n in spec.nodes):
         problems.append(Problem(f"{prefix}.nodes[{i}].name", f"duplicate node name {name!r} (also nodes[{first}])"))
@@ -248,7 +299,7 @@ def validate_workflow(spec: WorkflowSpec, prefix: str = "spec") -> list[Problem]
         problems.append(Problem(f"{prefix}.nodes", f"cycle: {' -> '.join(cycle)}; a workflow must be acyclic"))
     elif not graph.starts():
         problems.append(Problem(f"{prefix}.nodes", "no start node (every node has an incoming edge)"))
-    for problem in _reference_problems(spec, graph, cycle is None, prefix):
+    for problem in _reference_problems(spec, graph, cycle is None, prefix, main_count):
         problems.append(problem)
         if len(problems) > 2 * MAX_PROBLEMS:
             break
