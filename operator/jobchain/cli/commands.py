@@ -1,6 +1,7 @@
-"""The thin commands: get, list, cancel, graph and operator. Each reads, asks a pure module, prints.
+"""The thin commands: get, cancel, graph and operator. Each reads, asks a pure module, prints.
 
-`run`, `logs` and `lint` have modules of their own because they carry more logic.
+`run`, `logs` and `lint` have modules of their own because they carry more logic; `verbs` holds list,
+wait, delete and get --watch.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from pydantic import ValidationError
 from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import TERMINAL_EXECUTION_PHASES, WorkflowSpec
 from jobchain.api.vocabulary import EXECUTIONS, KIND_EXECUTION, KIND_WORKFLOW, WORKFLOWS
-from jobchain.api.vocabulary import LABEL_SCHEDULE as SCHEDULE_LABEL
 from jobchain.cli import graphs
 from jobchain.cli.cluster import ClusterCalls
 from jobchain.cli.errors import CliError, Exit, usage_error
 from jobchain.cli.lint import object_label
-from jobchain.cli.tables import execution_details, executions_table, status_of, workflow_of
+from jobchain.cli.tables import execution_details, status_of
 from jobchain.cli.workflow_file import is_file_argument, read_objects
 from jobchain.engine.spec.validation import validate_workflow
 
@@ -45,24 +45,6 @@ def get_execution(cluster: ClusterCalls, name: str, fmt: str | None, out: IO[str
         out.write(dump(_clean(execution), fmt))
     else:
         print(execution_details(execution, datetime.now(UTC)), file=out)
-    return 0
-
-
-def list_executions(cluster: ClusterCalls, workflow: str | None, fmt: str | None, out: IO[str],
-                    schedule: str | None = None) -> int:
-    items = cluster.list_objects(EXECUTIONS)
-    if workflow is not None:
-        items = [i for i in items if workflow_of(i) == workflow]
-    if schedule is not None:
-        items = [i for i in items if ((i.get("metadata") or {}).get("labels") or {}).get(SCHEDULE_LABEL) == schedule]
-    items.sort(key=lambda i: ((i.get("metadata") or {}).get("creationTimestamp") or "", i["metadata"]["name"]))
-    if fmt:
-        out.write(dump({"apiVersion": "v1", "kind": "List", "items": [_clean(i) for i in items]}, fmt))
-    elif not items:
-        which = f" of workflow {workflow!r}" if workflow else f" of schedule {schedule!r}" if schedule else ""
-        print(f"no executions{which} in namespace {cluster.namespace!r}", file=out)
-    else:
-        print(executions_table(items, datetime.now(UTC)), file=out)
     return 0
 
 
