@@ -95,12 +95,26 @@ def _execution_drawing(
     return _parse_spec(data, where), phases
 
 
-def _file_drawing(path: str, stdin: IO[str]) -> tuple[WorkflowSpec, dict[str, str] | None, str]:
+def _file_drawing(path: str, stdin: IO[str],
+                  pick: str | None = None) -> tuple[WorkflowSpec, dict[str, str] | None, str]:
     name, bodies = read_objects(path, stdin)
     workflows: dict[str, Any] = {
         str((b.get("metadata") or {}).get("name")): b.get("spec") for b in bodies if b.get("kind") == KIND_WORKFLOW
     }
     executions = [b for b in bodies if b.get("kind") == KIND_EXECUTION]
+    if pick is not None:
+        chosen = [b for b in executions if (b.get("metadata") or {}).get("name") == pick]
+        if pick in workflows:
+            executions, workflows = [], {pick: workflows[pick]}
+        elif chosen:
+            executions = chosen
+        else:
+            found = ", ".join(object_label(b, i) for i, b in enumerate(bodies, 1)
+                              if b.get("kind") in (KIND_WORKFLOW, KIND_EXECUTION)) or "none"
+            raise usage_error(f"{name}: --name {pick}: no Workflow or WorkflowExecution of that name; found: {found}")
+    elif len(workflows) > 1 and not executions:
+        raise usage_error(f"{name} holds {len(workflows)} Workflows ({', '.join(workflows)}): say which to draw "
+                          f"with --name NAME")
     if len(executions) == 1:
         label = object_label(executions[0], 1)
         ref = ((executions[0].get("spec") or {}).get("workflowRef") or {}).get("name")
@@ -127,8 +141,10 @@ def draw_graph(
     stdin: IO[str],
     out: IO[str],
     err: IO[str],
+    pick: str | None = None,
 ) -> int:
-    """`target` is a file (or `-`) when one exists by that name, else a Workflow in the cluster."""
+    """`target` is a file (or `-`) when one exists by that name, else a Workflow in the cluster;
+    `pick` (--name) chooses among the file's objects."""
     if execution is not None:
         cluster: ClusterCalls = cluster_factory()
         obj = cluster.get(EXECUTIONS, execution)
@@ -136,8 +152,10 @@ def draw_graph(
         title = f"WorkflowExecution/{execution}"
     elif target is None:
         raise usage_error("say what to draw: a Workflow name, a FILE, or --execution NAME")
+    elif pick is not None and not is_file_argument(target):
+        raise usage_error("--name chooses among the objects of a FILE; for the cluster, give the Workflow's name")
     elif is_file_argument(target):
-        spec, phases, title = _file_drawing(target, stdin)
+        spec, phases, title = _file_drawing(target, stdin, pick)
     else:
         cluster = cluster_factory()
         spec = _parse_spec(cluster.get(WORKFLOWS, target).get("spec"), f"Workflow {target!r}")

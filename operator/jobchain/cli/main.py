@@ -166,12 +166,16 @@ def build_parser(prog: str = "jobchain") -> Parser:
                          cluster=False)
     completion.add_argument("shell", choices=("bash", "zsh", "fish"))
 
-    lint = command("lint", "validate Workflow and WorkflowExecution YAML offline", cluster=False)
-    lint.add_argument("files", nargs="+", metavar="FILE", help="YAML files, multi-document; - reads stdin")
+    lint = command("lint", "validate Workflow, WorkflowExecution and WorkflowSchedule YAML offline", cluster=False)
+    lint.add_argument("files", nargs="+", metavar="FILE|DIR",
+                      help="YAML files, multi-document, or directories (their *.yaml and *.yml, recursively); "
+                           "- reads stdin. Objects of other APIs (a ConfigMap) are skipped with a note")
+    lint.add_argument("-o", "--output", choices=("json",), help="print the result as JSON, for tools")
 
     graph = command("graph", "draw a workflow's graph (from the cluster or a file)")
     graph.add_argument("target", nargs="?", metavar="WORKFLOW|FILE")
     graph.add_argument("--execution", metavar="NAME", help="draw this execution, with each node's phase")
+    graph.add_argument("--name", metavar="NAME", help="which Workflow (or WorkflowExecution) of a FILE holding several")
     graph.add_argument(
         "--format",
         choices=("text", "mermaid", "dot", "svg"),
@@ -238,7 +242,7 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
     if args.command == "lint":
         from jobchain.cli.lint import run_lint
 
-        return run_lint(args.files, out, stdin)
+        return run_lint(args.files, out, stdin, args.output)
     if args.command == "operator":
         from jobchain.cli.commands import run_operator
 
@@ -272,7 +276,7 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
     from jobchain.cli import commands
 
     if args.command == "graph":
-        return commands.draw_graph(cluster, args.target, args.execution, args.format, stdin, out, err)
+        return commands.draw_graph(cluster, args.target, args.execution, args.format, stdin, out, err, args.name)
     if args.command == "run":
         from jobchain.cli.run import (
             check_timeout,
