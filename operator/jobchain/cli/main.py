@@ -14,6 +14,7 @@ import sys
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, NoReturn
 
+from jobchain.api.vocabulary import WORKFLOWS
 from jobchain.cli.errors import CliError, Exit
 
 if TYPE_CHECKING:
@@ -128,7 +129,7 @@ def build_parser(prog: str = "jobchain") -> Parser:
     get.add_argument("-w", "--watch", action="store_true", help="redraw the table on each change until the run ends")
 
     lst = command("list", "list executions (or workflows, or schedules)")
-    lst.add_argument("kind", nargs="?", default="executions", choices=("executions", "workflows", "schedules"))
+    lst.add_argument("kind", nargs="?", default="executions", choices=("executions", WORKFLOWS, "schedules"))
     lst.add_argument("-A", "--all-namespaces", action="store_true", help="in every namespace you may list")
     lst.add_argument("-l", "--selector", metavar="SELECTOR", help="only objects whose labels match (as kubectl -l)")
     lst.add_argument("--phase", choices=("Pending", "Running", "Succeeded", "Failed", "Cancelled"),

@@ -20,7 +20,8 @@ from jobchain.cli.errors import CliError, Exit
 from jobchain.cli.run import EXIT_OF_PHASE, LiveView, end_view, wait_for_end
 from jobchain.cli.tables import age, executions_table, format_table, status_of, workflow_of
 
-PLURAL_OF_KIND = {"executions": EXECUTIONS, "workflows": WORKFLOWS, "schedules": SCHEDULES}
+# `list KIND`: the words a user types (the plural of workflows is the word itself)
+PLURAL_OF_KIND = {"executions": EXECUTIONS, WORKFLOWS: WORKFLOWS, "schedules": SCHEDULES}
 WAIT_PHASES = tuple(str(p) for p in ExecutionPhase if p != ExecutionPhase.PENDING)
 
 
@@ -74,7 +75,7 @@ def _ready(obj: dict[str, Any]) -> str:
 
 def _row(obj: dict[str, Any], kind: str, now: datetime) -> list[str]:
     meta, spec, status = _meta(obj), obj.get("spec") or {}, obj.get("status") or {}
-    if kind == "workflows":
+    if kind == WORKFLOWS:
         return [str(meta.get("name", "")), str(len(spec.get("nodes") or [])), _ready(obj),
                 age(meta.get("creationTimestamp"), now)]
     return [str(meta.get("name", "")), str(spec.get("schedule", "")), str(bool(spec.get("suspend"))).lower(),
@@ -83,7 +84,7 @@ def _row(obj: dict[str, Any], kind: str, now: datetime) -> list[str]:
 
 
 HEADERS = {
-    "workflows": ["NAME", "NODES", "READY", "AGE"],
+    WORKFLOWS: ["NAME", "NODES", "READY", "AGE"],
     "schedules": ["NAME", "SCHEDULE", "SUSPEND", "ACTIVE", "LAST", "NEXT", "READY"],
 }
 
