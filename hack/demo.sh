@@ -15,7 +15,7 @@ elif command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1 && command
   bash hack/kind-up.sh
   export KUBECONFIG=${KUBECONFIG:-$HOME/.kube/config}
 else
-  step "starting the local single-node cluster (first run builds Kubernetes: 10-30 minutes)"
+  step "starting the local single-node cluster (first run builds Kubernetes: about 7 minutes on 2 cores)"
   bash hack/cluster-up.sh
   eval "$(bash hack/cluster-env.sh)"
 fi

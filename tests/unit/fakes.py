@@ -61,6 +61,8 @@ class FakeCluster:
         self.created: list[dict[str, Any]] = []
         self.patched: list[str] = []
         self.stopped: list[str] = []
+        self.deleted: list[str] = []
+        self.elsewhere: list[tuple[str, dict[str, Any]]] = []  # (plural, object) in other namespaces
         self.frames: list[dict[str, Any]] = []  # what watch_execution yields
         self.pods: dict[str, list[str]] = {}  # node -> pod names
         self.logs: dict[str, str | None] = {}  # pod -> log (None: gone)
@@ -72,6 +74,19 @@ class FakeCluster:
 
     def list_objects(self, plural: str) -> list[dict[str, Any]]:
         return [o for (p, _), o in self.objects.items() if p == plural]
+
+    def list_selected(self, plural: str, selector: str | None, all_namespaces: bool) -> list[dict[str, Any]]:
+        """Equality selectors only (`k=v,k2=v2`), enough for the tests; other namespaces live in
+        `self.elsewhere`."""
+        wanted = dict(part.split("=", 1) for part in selector.split(",")) if selector else {}
+        items = self.list_objects(plural) + ([o for p, o in self.elsewhere if p == plural] if all_namespaces else [])
+        return [o for o in items
+                if all(((o.get("metadata") or {}).get("labels") or {}).get(k) == v for k, v in wanted.items())]
+
+    def delete_execution(self, name: str) -> None:
+        self.get(EXECUTIONS, name)
+        del self.objects[(EXECUTIONS, name)]
+        self.deleted.append(name)
 
     def create_execution(self, body: dict[str, Any]) -> dict[str, Any]:
         self.created.append(body)

@@ -19,12 +19,18 @@ CRDS = ROOT / "crds"
 CHART = ROOT / "charts" / "jobchain"
 
 
+VERSIONS = dict(
+    line.split("=", 1)
+    for line in (ROOT / "hack" / "versions.env").read_text().splitlines()
+    if "=" in line and not line.startswith("#")
+)
+# helm template renders for Kubernetes 1.20 unless told, and the chart's kubeVersion asks for
+# more: render for the version the project builds and tests against.
+KUBE_VERSION = VERSIONS["KUBE_VERSION"]
+
+
 def built_tool(name: str) -> Path | None:
-    versions = dict(
-        line.split("=", 1)
-        for line in (ROOT / "hack" / "versions.env").read_text().splitlines()
-        if "=" in line and not line.startswith("#")
-    )
+    versions = VERSIONS
     cache = Path(os.environ.get("JOBCHAIN_CACHE", Path.home() / ".cache" / "jobchain"))
     path = cache / f"k8s-{versions['KUBE_VERSION']}" / "bin" / name
     return path if path.is_file() else None
@@ -56,7 +62,8 @@ def helm_template(*sets: str, namespace: str = "jobchain-system") -> list[dict[s
     args: list[str] = []
     for s in sets:
         args += ["--set", s]
-    return yaml_docs(run_tool(HELM, "template", "jobchain", CHART, "--namespace", namespace, *args))
+    return yaml_docs(run_tool(HELM, "template", "jobchain", CHART, "--namespace", namespace,
+                              "--kube-version", KUBE_VERSION, *args))
 
 
 def only(docs: Iterable[dict[str, Any]], kind: str) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from jobchain.api.vocabulary import EXECUTIONS
-from jobchain.cli import commands, logs, run, tables
+from jobchain.cli import commands, logs, run, tables, verbs
 from jobchain.cli.cluster import LogNotReady
 from jobchain.cli.errors import CliError
 
@@ -255,7 +255,7 @@ def test_list_filters_by_workflow_and_prints_json_without_managed_fields() -> No
     other["status"]["workflowName"] = "other"
     cluster.objects[(EXECUTIONS, "b")] = other
     out = io.StringIO()
-    commands.list_executions(cluster, "etl", "json", out)
+    verbs.list_objects(cluster, "executions", workflow="etl", fmt="json", out=out)
     text = out.getvalue()
     assert '"name": "a"' in text
     assert '"name": "b"' not in text

@@ -20,6 +20,7 @@ from .manifest_support import (
     CHART,
     CRDS,
     HELM,
+    KUBE_VERSION,
     KUBECTL,
     ROOT,
     helm_template,
@@ -307,7 +308,8 @@ def test_helm_metrics_can_be_turned_off() -> None:
 @needs_helm
 def test_helm_two_replicas_need_leader_election_and_one_replica_recreates() -> None:
     assert HELM is not None
-    done = subprocess.run([str(HELM), "template", "x", str(CHART), "--set", "leaderElection.enabled=false"],
+    done = subprocess.run([str(HELM), "template", "x", str(CHART), "--kube-version", KUBE_VERSION,
+                           "--set", "leaderElection.enabled=false"],
                           capture_output=True, text=True, timeout=60, check=False)
     assert done.returncode != 0 and "needs leaderElection.enabled" in done.stderr, done.stderr
     docs = helm_template("replicaCount=1", "leaderElection.enabled=false")
@@ -322,7 +324,7 @@ def test_helm_refuses_values_of_the_wrong_shape() -> None:
     assert HELM is not None
     for bad in ("logFormat=xml", "watchNamespaces=default", "image.pullPolicy=Sometimes"):
         done = subprocess.run(
-            [str(HELM), "template", "x", str(CHART), "--set", bad],
+            [str(HELM), "template", "x", str(CHART), "--kube-version", KUBE_VERSION, "--set", bad],
             capture_output=True,
             text=True,
             timeout=60,

@@ -63,11 +63,11 @@ def retry_execution(cluster: ClusterCalls, name: str, mode: str | None, out: IO[
 
 
 def run_from_schedule(cluster: ClusterCalls, name: str, mode: str | None, out: IO[str],
-                      err: IO[str] | None = None) -> int:
+                      err: IO[str] | None = None, limit: float | None = None) -> int:
     body = cluster.get(SCHEDULES, name)
     meta = body["metadata"]
     spec = WorkflowScheduleSpec.model_validate(body.get("spec") or {})
     now = datetime.now(UTC).replace(microsecond=0)
     ref = ScheduleRef(name, cluster.namespace, meta["uid"], meta.get("generation"),
                       parse_time(meta.get("creationTimestamp")) or now)
-    return run_execution(cluster, execution_manifest(ref, spec, now, manual=True), mode, out, err)
+    return run_execution(cluster, execution_manifest(ref, spec, now, manual=True), mode, out, err, limit=limit)

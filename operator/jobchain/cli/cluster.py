@@ -21,7 +21,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 from kubernetes.config.config_exception import ConfigException
 
-from jobchain.api.vocabulary import EXECUTIONS
+from jobchain.api.vocabulary import EXECUTIONS, GROUP, VERSION
 from jobchain.cli.errors import CliError, Exit, cluster_error, usage_error
 from jobchain.k8s import api as k8s
 from jobchain.k8s.api import watch
@@ -83,6 +83,8 @@ class ClusterCalls(Protocol):
     def namespace(self) -> str: ...
     def get(self, plural: str, name: str) -> dict[str, Any]: ...
     def list_objects(self, plural: str) -> list[dict[str, Any]]: ...
+    def list_selected(self, plural: str, selector: str | None, all_namespaces: bool) -> list[dict[str, Any]]: ...
+    def delete_execution(self, name: str) -> None: ...
     def create_execution(self, body: dict[str, Any]) -> dict[str, Any]: ...
     def cancel_execution(self, name: str) -> dict[str, Any]: ...
     def stop_execution(self, name: str) -> dict[str, Any]: ...
@@ -136,6 +138,23 @@ class CliCluster:
 
     def list_objects(self, plural: str) -> list[dict[str, Any]]:
         return self._call(plural, None, lambda: self.objects.list_objects(self.namespace, plural))
+
+    def list_selected(self, plural: str, selector: str | None, all_namespaces: bool) -> list[dict[str, Any]]:
+        """`list -l SELECTOR` (matched by the API server, as kubectl does) in the namespace or, with
+        `all_namespaces` (-A), in every namespace the user may list."""
+        api = client.CustomObjectsApi(self.api)
+        options: dict[str, Any] = {"_preload_content": False, "_request_timeout": REQUEST_TIMEOUT}
+        if selector:
+            options["label_selector"] = selector
+        if all_namespaces:
+            body = self._json(plural, None, lambda: api.list_cluster_custom_object(GROUP, VERSION, plural, **options))
+        else:
+            body = self._json(plural, None, lambda: api.list_namespaced_custom_object(
+                GROUP, VERSION, self.namespace, plural, **options))
+        return list(body.get("items") or [])
+
+    def delete_execution(self, name: str) -> None:
+        self._call(EXECUTIONS, name, lambda: self.objects.delete_object(self.namespace, EXECUTIONS, name))
 
     def create_execution(self, body: dict[str, Any]) -> dict[str, Any]:
         return self._call(EXECUTIONS, None, lambda: self.objects.create_object(self.namespace, EXECUTIONS, body))

@@ -1,6 +1,7 @@
-"""The thin commands: get, list, cancel, graph and operator. Each reads, asks a pure module, prints.
+"""The thin commands: get, cancel, graph and operator. Each reads, asks a pure module, prints.
 
-`run`, `logs` and `lint` have modules of their own because they carry more logic.
+`run`, `logs` and `lint` have modules of their own because they carry more logic; `verbs` holds list,
+wait, delete and get --watch.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ from pydantic import ValidationError
 from jobchain.api.errors import describe_validation_error
 from jobchain.api.models import TERMINAL_EXECUTION_PHASES, WorkflowSpec
 from jobchain.api.vocabulary import EXECUTIONS, KIND_EXECUTION, KIND_WORKFLOW, WORKFLOWS
-from jobchain.api.vocabulary import LABEL_SCHEDULE as SCHEDULE_LABEL
 from jobchain.cli import graphs
 from jobchain.cli.cluster import ClusterCalls
 from jobchain.cli.errors import CliError, Exit, usage_error
 from jobchain.cli.lint import object_label
-from jobchain.cli.tables import execution_details, executions_table, status_of, workflow_of
+from jobchain.cli.tables import execution_details, status_of
 from jobchain.cli.workflow_file import is_file_argument, read_objects
 from jobchain.engine.spec.validation import validate_workflow
 
@@ -45,24 +45,6 @@ def get_execution(cluster: ClusterCalls, name: str, fmt: str | None, out: IO[str
         out.write(dump(_clean(execution), fmt))
     else:
         print(execution_details(execution, datetime.now(UTC)), file=out)
-    return 0
-
-
-def list_executions(cluster: ClusterCalls, workflow: str | None, fmt: str | None, out: IO[str],
-                    schedule: str | None = None) -> int:
-    items = cluster.list_objects(EXECUTIONS)
-    if workflow is not None:
-        items = [i for i in items if workflow_of(i) == workflow]
-    if schedule is not None:
-        items = [i for i in items if ((i.get("metadata") or {}).get("labels") or {}).get(SCHEDULE_LABEL) == schedule]
-    items.sort(key=lambda i: ((i.get("metadata") or {}).get("creationTimestamp") or "", i["metadata"]["name"]))
-    if fmt:
-        out.write(dump({"apiVersion": "v1", "kind": "List", "items": [_clean(i) for i in items]}, fmt))
-    elif not items:
-        which = f" of workflow {workflow!r}" if workflow else f" of schedule {schedule!r}" if schedule else ""
-        print(f"no executions{which} in namespace {cluster.namespace!r}", file=out)
-    else:
-        print(executions_table(items, datetime.now(UTC)), file=out)
     return 0
 
 
@@ -126,12 +108,26 @@ def _execution_drawing(
     return _parse_spec(data, where), phases
 
 
-def _file_drawing(path: str, stdin: IO[str]) -> tuple[WorkflowSpec, dict[str, str] | None, str]:
+def _file_drawing(path: str, stdin: IO[str],
+                  pick: str | None = None) -> tuple[WorkflowSpec, dict[str, str] | None, str]:
     name, bodies = read_objects(path, stdin)
     workflows: dict[str, Any] = {
         str((b.get("metadata") or {}).get("name")): b.get("spec") for b in bodies if b.get("kind") == KIND_WORKFLOW
     }
     executions = [b for b in bodies if b.get("kind") == KIND_EXECUTION]
+    if pick is not None:
+        chosen = [b for b in executions if (b.get("metadata") or {}).get("name") == pick]
+        if pick in workflows:
+            executions, workflows = [], {pick: workflows[pick]}
+        elif chosen:
+            executions = chosen
+        else:
+            found = ", ".join(object_label(b, i) for i, b in enumerate(bodies, 1)
+                              if b.get("kind") in (KIND_WORKFLOW, KIND_EXECUTION)) or "none"
+            raise usage_error(f"{name}: --name {pick}: no Workflow or WorkflowExecution of that name; found: {found}")
+    elif len(workflows) > 1 and not executions:
+        raise usage_error(f"{name} holds {len(workflows)} Workflows ({', '.join(workflows)}): say which to draw "
+                          f"with --name NAME")
     if len(executions) == 1:
         label = object_label(executions[0], 1)
         ref = ((executions[0].get("spec") or {}).get("workflowRef") or {}).get("name")
@@ -158,8 +154,10 @@ def draw_graph(
     stdin: IO[str],
     out: IO[str],
     err: IO[str],
+    pick: str | None = None,
 ) -> int:
-    """`target` is a file (or `-`) when one exists by that name, else a Workflow in the cluster."""
+    """`target` is a file (or `-`) when one exists by that name, else a Workflow in the cluster;
+    `pick` (--name) chooses among the file's objects."""
     if execution is not None:
         cluster: ClusterCalls = cluster_factory()
         obj = cluster.get(EXECUTIONS, execution)
@@ -167,8 +165,10 @@ def draw_graph(
         title = f"WorkflowExecution/{execution}"
     elif target is None:
         raise usage_error("say what to draw: a Workflow name, a FILE, or --execution NAME")
+    elif pick is not None and not is_file_argument(target):
+        raise usage_error("--name chooses among the objects of a FILE; for the cluster, give the Workflow's name")
     elif is_file_argument(target):
-        spec, phases, title = _file_drawing(target, stdin)
+        spec, phases, title = _file_drawing(target, stdin, pick)
     else:
         cluster = cluster_factory()
         spec = _parse_spec(cluster.get(WORKFLOWS, target).get("spec"), f"Workflow {target!r}")

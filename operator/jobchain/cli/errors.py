@@ -17,6 +17,7 @@ class Exit(IntEnum):
     USAGE = 3  # bad arguments or input: unknown option, bad -p, no such file/workflow/execution
     CLUSTER = 4  # the cluster could not be used: no kubeconfig, unreachable, forbidden, CRDs missing
     INTERNAL = 5  # a bug in jobchain (JOBCHAIN_DEBUG=1 shows the traceback)
+    TIMEOUT = 6  # wait, run --wait/--watch: --timeout passed first (the execution keeps running)
     INTERRUPTED = 130  # Ctrl-C
 
 

@@ -9,6 +9,8 @@ message`.
 
 from __future__ import annotations
 
+import json
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -59,6 +61,7 @@ class LintReport:
     objects: int = 0
     files: int = 0
     unreadable: int = 0
+    skipped: list[str] = field(default_factory=list)  # FILE: KIND/NAME of other kinds (a ConfigMap beside)
 
     @property
     def exit_code(self) -> Exit:
@@ -123,7 +126,7 @@ def _check_header(doc: Document) -> list[LintProblem]:
         return [
             _problem(doc, "kind", "required field is missing; set kind: Workflow or kind: WorkflowExecution")
         ]
-    if kind not in KINDS:
+    if kind not in KINDS:  # (other kinds of other groups were skipped before: see is_other_kind)
         return [
             _problem(
                 doc, "kind",
@@ -166,6 +169,15 @@ def _check_execution(doc: Document, workflows: dict[str, WorkflowSpec]) -> list[
     return [_problem(doc, p.path, p.message) for p in validate_execution(spec, workflow, where)]
 
 
+def is_other_kind(body: Any) -> bool:
+    """Another API's object (a ConfigMap in a kustomize folder): not ours to check. A kind of our own
+    group that we do not know (`kind: Workflw`) is a typo, and stays a problem."""
+    if not isinstance(body, dict) or not isinstance(body.get("kind"), str) or not body["kind"]:
+        return False
+    group = str(body.get("apiVersion") or "").rpartition("/")[0]
+    return body["kind"] not in KINDS and bool(body.get("apiVersion")) and group != API_VERSION.split("/")[0]
+
+
 def lint_documents(documents: list[Document]) -> tuple[list[LintProblem], int]:
     """(problems, number of objects). Executions are checked against Workflows found in any of the files."""
     documents = list(_expand_lists(documents))
@@ -196,9 +208,24 @@ def read_text(path: str, stdin: IO[str]) -> str:
         return fh.read()
 
 
+def expand_paths(paths: list[str]) -> list[str]:
+    """Directories become their *.yaml and *.yml files, recursively, in name order (hidden ones left out)."""
+    out: list[str] = []
+    for path in paths:
+        if path == STDIN or not os.path.isdir(path):
+            out.append(path)
+            continue
+        for root, dirs, files in os.walk(path):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            out += [os.path.join(root, f) for f in sorted(files)
+                    if f.endswith((".yaml", ".yml")) and not f.startswith(".")]
+    return out
+
+
 def lint_paths(paths: list[str], stdin: IO[str] | None = None) -> LintReport:
     report = LintReport()
     documents: list[Document] = []
+    paths = expand_paths(paths)
     for path in paths:
         name = "<stdin>" if path == STDIN else path
         try:
@@ -210,7 +237,11 @@ def lint_paths(paths: list[str], stdin: IO[str] | None = None) -> LintReport:
             continue
         report.files += 1
         found, syntax = parse_documents(text, name)
-        documents += found
+        for doc in _expand_lists(found):
+            if is_other_kind(doc.body):
+                report.skipped.append(f"{doc.file}: {doc.label}")
+            else:
+                documents.append(doc)
         report.problems += syntax
     problems, report.objects = lint_documents(documents)
     report.problems += problems
@@ -219,8 +250,26 @@ def lint_paths(paths: list[str], stdin: IO[str] | None = None) -> LintReport:
     return report
 
 
-def run_lint(paths: list[str], out: IO[str], stdin: IO[str] | None = None) -> int:
+def as_json(report: LintReport) -> str:
+    """`lint -o json`, for editors and CI annotations: every problem as fields, and the counts."""
+    return json.dumps({
+        "ok": not report.problems,
+        "objects": report.objects,
+        "files": report.files,
+        "unreadable": report.unreadable,
+        "skipped": report.skipped,
+        "problems": [{"file": p.file, "object": p.obj, "path": p.path, "message": p.message}
+                     for p in report.problems],
+    }, indent=2) + "\n"
+
+
+def run_lint(paths: list[str], out: IO[str], stdin: IO[str] | None = None, fmt: str | None = None) -> int:
     report = lint_paths(paths, stdin)
+    if fmt == "json":
+        out.write(as_json(report))
+        return int(report.exit_code)
+    for skipped in report.skipped:
+        print(f"note: {skipped} skipped: not a jobchain kind", file=out)
     for problem in report.problems:
         print(problem, file=out)
     if report.problems:

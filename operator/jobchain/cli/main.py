@@ -14,17 +14,19 @@ import sys
 from collections.abc import Sequence
 from typing import IO, TYPE_CHECKING, NoReturn
 
+from jobchain.api.vocabulary import WORKFLOWS
 from jobchain.cli.errors import CliError, Exit
 
 if TYPE_CHECKING:
     from jobchain.cli.cluster import CliCluster
 
 EXIT_STATUS_HELP = """exit status:
-  0  done (run --watch/--wait: the execution Succeeded)
-  1  run: the execution Failed; lint: problems found
-  2  run: the execution was Cancelled
+  0  done (run --watch/--wait, wait: the execution Succeeded; wait --for: the phase was reached)
+  1  run, wait: the execution Failed (wait --for: it ended in another phase); lint: problems found
+  2  run, wait: the execution was Cancelled
   3  bad arguments or input (bad -p, no such file, workflow or execution)
   4  the cluster cannot be used (no kubeconfig, unreachable, forbidden, CRDs not installed)
+  6  wait, run --wait/--watch: --timeout passed first (the execution keeps running)
 """
 
 
@@ -64,6 +66,9 @@ def build_parser(prog: str = "jobchain") -> Parser:
         epilog=EXIT_STATUS_HELP,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    from jobchain import __version__
+
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, text: str, cluster: bool = True) -> Parser:
@@ -111,19 +116,24 @@ def build_parser(prog: str = "jobchain") -> Parser:
         help="show a live table of the nodes until the execution ends",
     )
     mode.add_argument("--wait", dest="mode", action="store_const", const="wait", help="wait for the end and show it")
-    run.add_argument(
-        "--timeout",
-        type=int,
-        metavar="S",
-        help="deadline of the execution in seconds (spec.timeoutSeconds): the operator "
-        "stops it and it Fails with DeadlineExceeded",
-    )
+    run.add_argument("--timeout", type=int, metavar="S",
+                     help="with --wait/--watch: stop waiting after S seconds, exit 6 (the execution keeps "
+                          "running), as kubectl wait --timeout")
+    run.add_argument("--deadline", type=int, metavar="S",
+                     help="deadline of the execution in seconds (spec.timeoutSeconds): the operator "
+                          "stops it and it Fails with DeadlineExceeded")
 
     get = command("get", "show one execution and its nodes")
     get.add_argument("execution", metavar="EXECUTION")
     get.add_argument("-o", "--output", choices=("json", "yaml"), help="print the object instead of a table")
+    get.add_argument("-w", "--watch", action="store_true", help="redraw the table on each change until the run ends")
 
-    lst = command("list", "list executions")
+    lst = command("list", "list executions (or workflows, or schedules)")
+    lst.add_argument("kind", nargs="?", default="executions", choices=("executions", WORKFLOWS, "schedules"))
+    lst.add_argument("-A", "--all-namespaces", action="store_true", help="in every namespace you may list")
+    lst.add_argument("-l", "--selector", metavar="SELECTOR", help="only objects whose labels match (as kubectl -l)")
+    lst.add_argument("--phase", choices=("Pending", "Running", "Succeeded", "Failed", "Cancelled"),
+                     help="only executions in this phase")
     lst.add_argument("--workflow", metavar="W", help="only executions of this Workflow")
     lst.add_argument("--schedule", metavar="S", help="only executions of this WorkflowSchedule")
     lst.add_argument("-o", "--output", choices=("json", "yaml"), help="print the objects instead of a table")
@@ -153,12 +163,29 @@ def build_parser(prog: str = "jobchain") -> Parser:
     stop = command("stop", "stop an execution gracefully: running nodes finish, finally runs (sets spec.stop)")
     stop.add_argument("execution", metavar="EXECUTION")
 
-    lint = command("lint", "validate Workflow and WorkflowExecution YAML offline", cluster=False)
-    lint.add_argument("files", nargs="+", metavar="FILE", help="YAML files, multi-document; - reads stdin")
+    wait = command("wait", "wait until an execution ends (or reaches --for PHASE); the exit status says how")
+    wait.add_argument("execution", metavar="EXECUTION")
+    wait.add_argument("--for", dest="phase", choices=("Running", "Succeeded", "Failed", "Cancelled"),
+                      help="wait for this phase: exit 0 when reached, 1 when the execution ended otherwise")
+    wait.add_argument("--timeout", type=int, metavar="S", help="give up after S seconds, exit 6")
+
+    delete = command("delete", "delete executions (their Jobs and pods go with them)")
+    delete.add_argument("executions", nargs="+", metavar="EXECUTION")
+
+    completion = command("completion", "print a shell completion script (source <(jobchain completion bash))",
+                         cluster=False)
+    completion.add_argument("shell", choices=("bash", "zsh", "fish"))
+
+    lint = command("lint", "validate Workflow, WorkflowExecution and WorkflowSchedule YAML offline", cluster=False)
+    lint.add_argument("files", nargs="+", metavar="FILE|DIR",
+                      help="YAML files, multi-document, or directories (their *.yaml and *.yml, recursively); "
+                           "- reads stdin. Objects of other APIs (a ConfigMap) are skipped with a note")
+    lint.add_argument("-o", "--output", choices=("json",), help="print the result as JSON, for tools")
 
     graph = command("graph", "draw a workflow's graph (from the cluster or a file)")
     graph.add_argument("target", nargs="?", metavar="WORKFLOW|FILE")
     graph.add_argument("--execution", metavar="NAME", help="draw this execution, with each node's phase")
+    graph.add_argument("--name", metavar="NAME", help="which Workflow (or WorkflowExecution) of a FILE holding several")
     graph.add_argument(
         "--format",
         choices=("text", "mermaid", "dot", "svg"),
@@ -217,10 +244,15 @@ def build_parser(prog: str = "jobchain") -> Parser:
 
 def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str]) -> int:
     # Imports per command: `lint` never loads the Kubernetes client, and only `operator` loads kopf.
+    if args.command == "completion":
+        from jobchain.cli.completion import script
+
+        out.write(script(build_parser(), args.shell))
+        return 0
     if args.command == "lint":
         from jobchain.cli.lint import run_lint
 
-        return run_lint(args.files, out, stdin)
+        return run_lint(args.files, out, stdin, args.output)
     if args.command == "operator":
         from jobchain.cli.commands import run_operator
 
@@ -254,7 +286,7 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
     from jobchain.cli import commands
 
     if args.command == "graph":
-        return commands.draw_graph(cluster, args.target, args.execution, args.format, stdin, out, err)
+        return commands.draw_graph(cluster, args.target, args.execution, args.format, stdin, out, err, args.name)
     if args.command == "run":
         from jobchain.cli.run import (
             check_timeout,
@@ -265,17 +297,21 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
         )
         from jobchain.cli.workflow_file import execution_from_file, is_file_argument
 
+        if args.timeout is not None and args.mode is None:
+            raise CliError(f"--timeout {args.timeout} limits --wait or --watch; give one of them, or set the "
+                           f"execution's deadline with --deadline {args.timeout}")
+        limit = check_timeout(args.timeout)
         if args.from_schedule:
-            if args.workflow or args.params or args.timeout:
+            if args.workflow or args.params or args.deadline:
                 raise CliError("--from-schedule runs the schedule's template as it is: give no WORKFLOW, -p or "
-                               "--timeout with it")
+                               "--deadline with it")
             from jobchain.cli.again import run_from_schedule
 
-            return run_from_schedule(cluster(), args.from_schedule, args.mode, out, err)
+            return run_from_schedule(cluster(), args.from_schedule, args.mode, out, err, limit)
         if not args.workflow:
             raise CliError("run needs a WORKFLOW (or a FILE, or --from-schedule SCHEDULE)")
         # Bad input (a -p, a file) is refused before the cluster is touched.
-        params, timeout = parse_params(args.params), check_timeout(args.timeout)
+        params, timeout = parse_params(args.params), check_timeout(args.deadline, "--deadline")
         secret_params = parse_secret_params(args.secret_params)
         if is_file_argument(args.workflow):
             manifest = execution_from_file(args.workflow, params, timeout, stdin)
@@ -283,11 +319,27 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
             manifest = execution_manifest(args.workflow, params, timeout)
         if secret_params:
             manifest["spec"]["paramsFrom"] = secret_params
-        return run_execution(cluster(), manifest, args.mode, out, err)
+        return run_execution(cluster(), manifest, args.mode, out, err, limit=limit)
+    from jobchain.cli import verbs
+
     if args.command == "get":
+        if args.watch:
+            if args.output:
+                raise CliError("get --watch draws the table; give -o without --watch")
+            return verbs.watch_execution(cluster(), args.execution, out)
         return commands.get_execution(cluster(), args.execution, args.output, out)
     if args.command == "list":
-        return commands.list_executions(cluster(), args.workflow, args.output, out, args.schedule)
+        if args.kind != "executions" and (args.workflow or args.schedule or args.phase):
+            raise CliError(f"--workflow, --schedule and --phase filter executions, not {args.kind}")
+        return verbs.list_objects(cluster(), args.kind, workflow=args.workflow, schedule=args.schedule,
+                                  phase=args.phase, selector=args.selector, all_namespaces=args.all_namespaces,
+                                  fmt=args.output, out=out)
+    if args.command == "wait":
+        from jobchain.cli.run import check_timeout as positive
+
+        return verbs.wait_execution(cluster(), args.execution, args.phase, positive(args.timeout), out, err)
+    if args.command == "delete":
+        return verbs.delete_executions(cluster(), args.executions, out, err)
     if args.command == "logs":
         from jobchain.cli.logs import follow_logs, show_logs
 

@@ -32,6 +32,8 @@ from jobchain.engine.spec.validation import join, validate_params, validate_work
 TICK_SECONDS = 1.0  # how often a live view on a terminal is redrawn without a change (durations advance)
 NO_OPERATOR_HINT_SECONDS = 20.0  # an execution not started by then is probably not seen by any operator
 
+seconds = time.monotonic  # the clock of waits and their --timeout (a module attribute: tests replace it)
+
 EXIT_OF_PHASE = {
     ExecutionPhase.SUCCEEDED: Exit.SUCCEEDED,
     ExecutionPhase.FAILED: Exit.FAILED,
@@ -177,33 +179,44 @@ def wait_for_end(
     view: LiveView | None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     err: IO[str] | None = None,
+    limit: float | None = None,
+    until: str | None = None,
+    monotonic: Callable[[], float] | None = None,
 ) -> dict[str, Any]:
-    """Watches the execution until it is Succeeded, Failed or Cancelled; shows every change on `view`.
+    """Watches the execution until it is Succeeded, Failed or Cancelled (or, with `until`, in that
+    phase); shows every change on `view`.
 
     With `err`, says once when the operator has not picked the execution up after a while:
-    without an operator, nothing would ever change and the wait would look hung.
+    without an operator, nothing would ever change and the wait would look hung. With `limit`
+    (seconds, --timeout), gives up after that long with Exit.TIMEOUT, as `kubectl wait` does;
+    the execution keeps running.
     """
+    monotonic = monotonic or seconds
     latest: dict[str, Any] | None = None
-    since = time.monotonic()
+    since = monotonic()
     hinted = err is None
     for change in _changes(cluster, name, TICK_SECONDS):
         latest = change or latest
-        if not hinted and not (latest or {}).get("status") and time.monotonic() - since > NO_OPERATOR_HINT_SECONDS:
+        if not hinted and not (latest or {}).get("status") and monotonic() - since > NO_OPERATOR_HINT_SECONDS:
             print(f"{name} has not been started after {NO_OPERATOR_HINT_SECONDS:.0f}s: is the jobchain operator "
                   f"running and watching namespace {cluster.namespace!r}? (still waiting; Ctrl-C stops)", file=err)
             hinted = True
-        if latest is None:
-            continue
-        if view is not None and (change is not None or view.tty):  # a terminal also redraws on ticks
-            view.show(end_view(latest, clock()))
-        if latest.get("status") and status_of(latest).phase in TERMINAL_EXECUTION_PHASES:
-            return latest
+        if latest is not None:
+            if view is not None and (change is not None or view.tty):  # a terminal also redraws on ticks
+                view.show(end_view(latest, clock()))
+            phase = status_of(latest).phase if latest.get("status") else None
+            if phase is not None and (phase in TERMINAL_EXECUTION_PHASES or phase == until):
+                return latest
+        if limit is not None and monotonic() - since >= limit:
+            now = str(status_of(latest).phase) if latest and latest.get("status") else "not started"
+            raise CliError(f"{name} is still {now} after --timeout {limit:g}s; it keeps running "
+                           f"(jobchain cancel {name} stops it)", Exit.TIMEOUT)
     raise CliError(f"the watch on workflowexecution {name!r} ended before it finished", Exit.CLUSTER)
 
 
-def check_timeout(timeout: int | None) -> int | None:
+def check_timeout(timeout: int | None, flag: str = "--timeout") -> int | None:
     if timeout is not None and timeout < 1:
-        raise usage_error(f"--timeout {timeout}: must be a number of seconds, at least 1")
+        raise usage_error(f"{flag} {timeout}: must be a number of seconds, at least 1")
     return timeout
 
 
@@ -223,9 +236,11 @@ def run_workflow(
 def run_execution(
     cluster: ClusterCalls, manifest: dict[str, Any], mode: str | None, out: IO[str], err: IO[str] | None = None,
     check: bool = True,
+    limit: float | None = None,
 ) -> int:
     """Creates `manifest` (after checking the Workflow it refers to, unless `check` is False: a retry
-    runs its resumed execution's snapshot), then follows it as `mode` says."""
+    runs its resumed execution's snapshot), then follows it as `mode` says, for at most `limit`
+    seconds (--timeout)."""
     ref = (manifest["spec"].get("workflowRef") or {}).get("name")
     if check and ref and not manifest["spec"].get("workflow"):
         check_against_workflow(cluster.get(WORKFLOWS, ref), manifest["spec"].get("params") or {},
@@ -237,7 +252,7 @@ def run_execution(
         return int(Exit.SUCCEEDED)
     view = LiveView(out, out.isatty()) if mode == "watch" else None
     try:
-        execution = wait_for_end(cluster, name, view, err=err)
+        execution = wait_for_end(cluster, name, view, err=err, limit=limit)
     except KeyboardInterrupt:
         raise CliError(
             f"stopped watching {name}; it keeps running (jobchain cancel {name} stops it)", Exit.INTERRUPTED
