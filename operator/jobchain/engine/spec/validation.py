@@ -21,7 +21,7 @@ from typing import Any
 
 from jobchain.api import limits
 from jobchain.api.models import EdgeKind, Node, Param, WorkflowExecutionSpec, WorkflowSpec
-from jobchain.engine.spec import argv, cel, refs
+from jobchain.engine.spec import argv, cel, param_types, refs
 from jobchain.engine.spec.graph import Graph, node_texts
 from jobchain.engine.spec.outputs import MAX_FREE_FORM_DEPTH, depth
 
@@ -231,6 +231,11 @@ def validate_workflow(spec: WorkflowSpec, prefix: str = "spec") -> list[Problem]
         if param.default is not None and "\x00" in param.default:
             problems.append(Problem(f"{prefix}.params[{i}].default", "contains a NUL byte, which no argument or "
                                     "environment variable can carry; remove it"))
+        elif param.default is not None and (wrong := param_types.problem(param.name, param.type, param.default)):
+            problems.append(Problem(f"{prefix}.params[{i}].default", wrong))
+        if param.secret and param.type != "string":
+            problems.append(Problem(f"{prefix}.params[{i}].type", "a secret param is a string (its value never "
+                                    "reaches the operator, which could not check a type): remove `type`"))
     names = {n.name for n in spec.nodes}
     when_chars = sum(len(e.when or "") for n in spec.nodes for e in n.next)
     budget: cel.Budget | None = cel.Budget(limits.VALIDATION_CEL_STEPS)
@@ -293,12 +298,16 @@ def validate_params(params: Mapping[str, str], declared: Iterable[Param], where:
                                     "spec.paramsFrom[].valueFrom.secretKeyRef (a key of a Secret in this namespace)"))
         elif param.default is None and name not in params and name not in from_secrets:
             problems.append(Problem("spec.params", f"must set {name!r}: {where} declares it without a default"))
+        elif name in params and "\x00" not in params[name] and (
+                wrong := param_types.problem(name, param.type, params[name])):
+            problems.append(Problem(f"spec.params.{name}", wrong))
     return _capped(problems, "spec.params")
 
 
 def resolve_params(params: Mapping[str, str], declared: Iterable[Param]) -> dict[str, str]:
-    """The values a valid execution runs with: its own, else the declared defaults."""
-    return {p.name: params.get(p.name, p.default or "") for p in declared}
+    """The values a valid execution runs with: its own, else the declared defaults (a typed value in
+    its compact JSON text, see param_types)."""
+    return {p.name: param_types.canonical(params.get(p.name, p.default or ""), p.type) for p in declared}
 
 
 # ---- a whole execution ---------------------------------------------------------------------
