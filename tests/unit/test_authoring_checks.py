@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from jobchain.engine.execution.passes import workflow_status
+from jobchain.engine.spec import pod_fields
 from tests.unit.builders import T0, edge, lint_text, node
 
 PARAMS = [{"name": "rows", "type": "integer", "default": "5"}, {"name": "env", "default": "prod"},
@@ -59,6 +60,18 @@ CASES = [
      ["edge to unknown node 'laod' (did you mean 'load'?)"]),
     ("a reference to a misspelt param", _workflow(node("a", script="echo $(params.envv)")), "spec.nodes[0].script",
      ["$(params.envv) names an unknown param (did you mean 'env'?)"]),
+    ("nodeSelektor in a pod template",
+     _workflow(node("a", podTemplate={"spec": {"nodeSelektor": {"disk": "ssd"}}})),
+     "spec.nodes[0].podTemplate.spec.nodeSelektor",
+     ["unknown field 'nodeSelektor' (did you mean 'nodeSelector'?)", "the API server would drop it"]),
+    ("request for requests in resources", _workflow(node("a", resources={"request": {"cpu": "1"}})),
+     "spec.nodes[0].resources.request", ["unknown field 'request' (did you mean 'requests'?)"]),
+    ("a misspelt key of env valueFrom",
+     _workflow(node("a", env=[{"name": "PW", "valueFrom": {"secretKeyref": {"name": "db", "key": "pw"}}}])),
+     "spec.nodes[0].env[0].valueFrom.secretKeyref", ["unknown field 'secretKeyref' (did you mean 'secretKeyRef'?)"]),
+    ("a map where a pod template wants a list",
+     _workflow(node("a", podTemplate={"spec": {"tolerations": {"key": "gpu"}}})),
+     "spec.nodes[0].podTemplate.spec.tolerations", ["must be a list, not a map"]),
 ]
 
 
@@ -87,3 +100,21 @@ def test_refused_by_lint_and_by_the_ready_condition(tmp_path: Path, workflow: di
 def test_what_may_work_is_not_refused(tmp_path: Path, expression: str) -> None:
     code, printed = lint_text(tmp_path, yaml.safe_dump(_when(expression)))
     assert (code, printed.splitlines()[-1]) == (0, "ok: 1 object(s) in 1 file(s)")
+
+
+def test_a_valid_pod_template_resources_and_value_from_pass(tmp_path: Path) -> None:
+    workflow = _workflow(node(
+        "a", resources={"requests": {"cpu": 1, "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+        env=[{"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+        podTemplate={"metadata": {"labels": {"team": "a"}},
+                     "spec": {"nodeSelector": {"disk": "ssd"}, "tolerations": [{"key": "gpu", "operator": "Exists"}],
+                              "securityContext": {"runAsUser": 1000}}}))
+    code, printed = lint_text(tmp_path, yaml.safe_dump(workflow))
+    assert code == 0, printed
+
+
+def test_the_shipped_pod_schema_is_of_the_kubernetes_version_the_project_pins() -> None:
+    pinned = next(line.split("=", 1)[1] for line in Path("hack/versions.env").read_text().splitlines()
+                  if line.startswith("KUBE_VERSION="))
+    assert pinned.lstrip("v").startswith(pod_fields.kubernetes_version() + "."), (
+        "regenerate operator/jobchain/engine/spec/pod_schema.json with hack/pod-schema.py")

@@ -21,7 +21,7 @@ from typing import Any
 
 from jobchain.api import limits
 from jobchain.api.models import EdgeKind, Node, Param, WorkflowExecutionSpec, WorkflowSpec
-from jobchain.engine.spec import argv, cel, cel_types, param_types, refs
+from jobchain.engine.spec import argv, cel, cel_types, param_types, pod_fields, refs
 from jobchain.engine.spec.graph import Graph, node_texts
 from jobchain.engine.spec.outputs import MAX_FREE_FORM_DEPTH, depth
 from jobchain.engine.spec.suggest import did_you_mean
@@ -89,6 +89,9 @@ def _node_problems(node: Node, path: str, spec: WorkflowSpec, names: set[str],
         if value is not None and depth(value, MAX_FREE_FORM_DEPTH) > MAX_FREE_FORM_DEPTH:
             yield Problem(f"{path}.{rel}", f"nested deeper than {MAX_FREE_FORM_DEPTH} levels (the operator could "
                           "not keep it in status; a pod spec needs about 10): flatten it")
+        elif value is not None:
+            for where, message in pod_fields.problems(rel.rsplit(".", 1)[-1], value, f"{path}.{rel}"):
+                yield Problem(where, message)
     targets: set[str] = set()
     for j, edge in enumerate(node.next):
         epath = f"{path}.next[{j}]"
