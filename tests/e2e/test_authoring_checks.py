@@ -14,7 +14,7 @@ from kubernetes import client
 from jobchain.api.models import WorkflowSpec
 from jobchain.engine.spec.trial_jobs import trial_jobs
 from jobchain.k8s.writes import Writer
-from tests.e2e.support import Objects, wait_for, workflow
+from tests.e2e.support import Objects, kubectl, wait_for, workflow
 
 pytestmark = pytest.mark.usefixtures("operator")
 
@@ -74,3 +74,12 @@ def test_the_dry_run_refuses_an_unknown_field_by_its_path(api: client.ApiClient,
     job["spec"]["template"]["spec"]["nodeSelektor"] = {"disk": "ssd"}
     refused = writer.dry_run_job(job)
     assert refused is not None and 'unknown field "spec.template.spec.nodeSelektor"' in refused, refused
+
+
+@pytest.mark.usefixtures("current_crds")
+def test_kubectl_get_wide_shows_the_reason_not_the_message(kubeconfig: str, objects: Objects) -> None:
+    objects.create(workflow("columns", [{"name": "a", "script": "true", "next": [{"node": "laod"}]}]))
+    assert _ready(objects, "columns")["reason"] == "InvalidWorkflow"
+    printed = kubectl(kubeconfig, "-n", objects.namespace, "get", "jcwf", "columns", "-o", "wide").splitlines()
+    assert printed[0].split() == ["NAME", "NODES", "READY", "REASON", "AGE"]
+    assert printed[1].split()[:4] == ["columns", "1", "False", "InvalidWorkflow"]
