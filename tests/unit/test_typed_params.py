@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from jobchain.api.models import ExecutionPhase
 from jobchain.engine.execution.planner import plan
 from jobchain.engine.spec.validation import validate_workflow
-from tests.unit.builders import T0, edge, env_of, execution, node, script_seen, simulate, spec
+from tests.unit.builders import T0, edge, env_of, execution, lint_text, node, script_seen, simulate, spec
 
 ROWS = {"name": "rows", "type": "integer", "default": "5"}
 
@@ -72,3 +74,14 @@ def test_a_default_that_is_not_of_the_type_makes_the_workflow_invalid() -> None:
 def test_an_execution_of_an_untyped_snapshot_sees_strings_as_before() -> None:
     run = simulate(_branch({"name": "rows", "default": "5"}, "params.rows == '5'"))
     assert run.started_order() == ["count", "big"]
+
+
+def test_a_schedule_param_of_the_wrong_type_is_refused_by_lint(tmp_path: Path) -> None:
+    schedule = {"apiVersion": "jobchain.dev/v1alpha1", "kind": "WorkflowSchedule", "metadata": {"name": "nightly"},
+                "spec": {"schedule": "@daily", "executionTemplate": {
+                    "params": {"rows": "many"},
+                    "workflow": {"params": [ROWS], "nodes": [node("a")]}}}}
+    code, printed = lint_text(tmp_path, yaml.safe_dump(schedule))
+    assert code == 1
+    assert ("WorkflowSchedule/nightly: spec.executionTemplate.params.rows: param rows is type integer, and 'many' "
+            "is not an integer") in printed
