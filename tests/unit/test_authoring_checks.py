@@ -96,6 +96,7 @@ def test_refused_by_lint_and_by_the_ready_condition(tmp_path: Path, workflow: di
     "output.items.exists(i, i.rows > params.rows) && int(params.env) > 3",
     "output.total / 2 > 1.5 && params.env + '-x' == 'prod-x' && 'a' in output.tags",
     "node.phase == 'Succeeded' && size(output.list) == params.rows",
+    "output.note == 'see nodes.list-tenants'",
 ])
 def test_what_may_work_is_not_refused(tmp_path: Path, expression: str) -> None:
     code, printed = lint_text(tmp_path, yaml.safe_dump(_when(expression)))

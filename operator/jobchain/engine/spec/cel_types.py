@@ -90,7 +90,7 @@ def check(expression: str, variables: Mapping[str, Type], want: str, what: str) 
     may work. `want` is the type its result must have (bool for `when`, list for forEach)."""
     nodes = variables.get("nodes")
     hyphen = _HYPHENATED.search(expression)
-    if hyphen and isinstance(nodes, Record):
+    if hyphen and isinstance(nodes, Record) and _reads_node(expression, hyphen.group(1).split("-")[0]):
         name = hyphen.group(1)
         known = name in nodes.fields
         return _format(expression, hyphen.start(), hyphen.end(),
@@ -112,6 +112,16 @@ def check(expression: str, variables: Mapping[str, Type], want: str, what: str) 
         start, end = _span(mistake.at)
         return _format(expression, start, end, mistake.message, mistake.fix)
     return None
+
+
+def _reads_node(expression: str, name: str) -> bool:
+    """Whether `nodes.NAME` is read as a name in the expression (not text in a string literal)."""
+    try:
+        tree = cel._program(expression).ast
+    except cel.CelError:
+        return True  # no tree to ask: the text says enough
+    return any(sub.data == "member_dot" and str(sub.children[1]) == name and _ident_of(sub.children[0]) == "nodes"
+               for sub in tree.iter_subtrees())
 
 
 def _span(at: Any) -> tuple[int, int]:
