@@ -75,8 +75,11 @@ AGREE: list[tuple[str, str, bool]] = [
     ("timeoutSeconds over int32", wf(node(timeoutSeconds=2**31)), False),
     ("30-digit timeoutSeconds", raw_node("    timeoutSeconds: " + "9" * 30 + "\n"), False),
     ("5,000-digit timeoutSeconds", raw_node("    timeoutSeconds: " + "9" * 5000 + "\n"), False),
-    ("30-digit number in podTemplate", raw_node("    podTemplate: {x: " + "9" * 30 + "}\n"), True),
-    ("5,000-digit number in podTemplate", raw_node("    podTemplate: {x: " + "9" * 5000 + "}\n"), True),
+    # (under a field the pod schema knows: an unknown one, as `x`, is refused by lint and the operator)
+    ("30-digit number in podTemplate", raw_node("    podTemplate: {metadata: {annotations: {x: " + "9" * 30
+                                                 + "}}}\n"), True),
+    ("5,000-digit number in podTemplate", raw_node("    podTemplate: {metadata: {annotations: {x: " + "9" * 5000
+                                                   + "}}}\n"), True),
     ("alias bomb", bomb(), False),
     ("nesting past kubectl's 10,000", raw_node("    podTemplate: " + "{a: " * 10_050 + "1" + "}" * 10_050 + "\n"),
      False),
@@ -98,6 +101,8 @@ OPERATOR_ONLY: list[tuple[str, str]] = [
     ("cycle", wf(node("a", next=[{"node": "b"}]), node("b", next=[{"node": "a"}]))),
     ("podTemplate 40 levels deep", raw_node("    podTemplate: " + "{a: " * 40 + "1" + "}" * 40 + "\n")),
     ("unknown param reference", wf(node(script="echo $(params.nope)"))),
+    ("unknown pod field", raw_node("    podTemplate: {spec: {nodeSelektor: {disk: ssd}}}\n")),
+    ("when that is not a bool", wf(node(next=[{**COND, "when": "output.rows + 1"}]), B)),
 ]
 
 

@@ -458,6 +458,12 @@ class FakeCluster:
         self.seen.setdefault(key, ObservedJob(node=key, name=name, state=JobState.RUNNING))
         return self.jobs[name]
 
+    def dry_run_job(self, manifest: dict[str, Any]) -> str | None:
+        """The API server's dry run of a Job: `refuse`'s message for its node, else None."""
+        node_name = manifest["metadata"]["labels"][LABEL_NODE]
+        self.actions.append(("dry-run", "job", node_name))
+        return self.refuse.get(node_name)
+
     def delete_job(self, namespace: str, name: str) -> None:
         self.actions.append(("delete", "job", name))
         self.jobs.pop(name, None)

@@ -73,8 +73,8 @@ def test_run_without_watch_prints_only_the_name() -> None:
         ({}, "spec.params: must set 'target': Workflow 'etl' declares it without a default; "
              "set params with -p NAME=VALUE, secret params with --secret-param NAME=SECRET:KEY"),
         ({"target": "t", "sise": "2"}, "spec.params.sise: Workflow 'etl' does not declare this param "
-                                       "(declared: size, target); set params with -p NAME=VALUE, secret params "
-                                       "with --secret-param NAME=SECRET:KEY"),
+                                       "(did you mean 'size'?) (declared: size, target); set params with "
+                                       "-p NAME=VALUE, secret params with --secret-param NAME=SECRET:KEY"),
     ],
 )
 def test_run_refuses_params_the_operator_would_refuse(params: dict[str, str], message: str) -> None:

@@ -237,7 +237,7 @@ def test_execution_params_are_checked_against_a_workflow_in_the_files(tmp_path: 
     assert code == 1
     assert lines == [
         f"{ex}: WorkflowExecution/etl-*: spec.params.sise: Workflow 'etl' does not declare this param "
-        "(declared: size, target)",
+        "(did you mean 'size'?) (declared: size, target)",
         f"{ex}: WorkflowExecution/etl-*: spec.params: must set 'target': Workflow 'etl' declares it without a default",
     ]
 

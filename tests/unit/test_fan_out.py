@@ -123,14 +123,15 @@ def test_empty_list_succeeds_with_no_job_and_an_empty_output() -> None:
 
 
 def test_a_non_list_a_cel_error_and_too_many_items_fail_the_node_before_any_job() -> None:
-    wf = spec(node("not-list", forEach="{'a': 1}"), node("bad", forEach="params.nope[0]"),
+    # (written so that only a run shows it: a map literal or an unknown param is refused by validation)
+    wf = spec(node("not-list", forEach="[{'a': 1}][0]"), node("bad", forEach="[1][5]"),
               node("too-many", forEach="[1, 2, 3]", maxItems=2), parallelism=3)
     run = simulate(wf)
     assert run.started_order() == []
     messages = {m.name: m.message for m in run.status.nodes}
-    assert messages["not-list"].startswith("ConditionError: spec.nodes[0].forEach `{'a': 1}` must give a list, got "
-                                           "a map")
-    assert messages["bad"].startswith("ConditionError: spec.nodes[1].forEach `params.nope[0]`: ")
+    assert messages["not-list"].startswith("ConditionError: spec.nodes[0].forEach `[{'a': 1}][0]` must give a list, "
+                                           "got a map")
+    assert messages["bad"].startswith("ConditionError: spec.nodes[1].forEach `[1][5]`: ")
     assert messages["too-many"] == ("TooManyItems: spec.nodes[2].forEach `[1, 2, 3]` gave 3 items, more than "
                                     "maxItems (2); no item was started. Raise maxItems (at most 5000) or split "
                                     "the list")
@@ -263,4 +264,5 @@ def test_lint_checks_for_each_like_when() -> None:
     assert any("spec.nodes[0].forEach" in p and "unknown name 'inptu'" in p for p in problems), problems
     assert any("spec.nodes[1].script" in p and "only a node with forEach has an item" in p for p in problems)
     assert any("spec.nodes[1].maxParallel" in p and "only goes with forEach" in p for p in problems)
-    assert validate(spec(node("a", forEach="input.files + params.extra", script="echo $(item.index)"))) == []
+    assert validate(spec(node("a", forEach="input.files + params.extra", script="echo $(item.index)"),
+                         params=[{"name": "extra", "type": "array", "default": "[]"}])) == []

@@ -207,7 +207,7 @@ def workflow_crd() -> dict[str, Any]:
             {"name": "Nodes", "type": "integer", "jsonPath": ".status.nodeCount"},
             {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
             {"name": "Reason", "type": "string", "priority": 1,
-             "jsonPath": '.status.conditions[?(@.type=="Ready")].message'},
+             "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ],
         "A Workflow declares nodes (container steps) and the edges between them. Run it by "
@@ -251,7 +251,9 @@ def schedule_crd() -> dict[str, Any]:
             {"name": "Last Run", "type": "date", "jsonPath": ".status.lastScheduleTime"},
             {"name": "Next Run", "type": "string", "jsonPath": ".status.nextScheduleTime"},
             {"name": "Ready", "type": "string", "priority": 1,
-             "jsonPath": '.status.conditions[?(@.type=="Ready")].message'},
+             "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+            {"name": "Reason", "type": "string", "priority": 1,
+             "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
             {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
         ],
         "A WorkflowSchedule creates a WorkflowExecution from its template at each time of its "

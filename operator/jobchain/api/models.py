@@ -82,11 +82,27 @@ FINISHED_NODE_PHASES = frozenset(
 )
 
 
+class ParamType(StrEnum):
+    STRING = "string"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    ARRAY = "array"
+    OBJECT = "object"
+
+
 class Param(Spec):
     name: str = Field(
         pattern=PARAM_NAME,
         max_length=63,
         description="Name of the parameter, referenced as $(params.NAME) and in CEL as params.NAME.",
+    )
+    type: ParamType = Field(
+        default=ParamType.STRING,
+        description="Type of the value: string (the default; the value is used byte for byte), integer, "
+        "number, boolean, array or object (the value, and the default, are JSON text such as \"10\" or "
+        "'[\"a\",\"b\"]', checked when an execution starts). CEL sees the typed value; $(params.NAME) "
+        "gives its JSON text.",
     )
     default: str | None = Field(
         default=None,

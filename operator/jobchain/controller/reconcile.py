@@ -13,6 +13,7 @@ sees it as that node's Job) rather than a status that names a Job which never ex
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from jobchain.api.models import ExecutionStatus, WorkflowExecutionSpec, WorkflowStatus
+from jobchain.api.models import ExecutionStatus, WorkflowExecutionSpec, WorkflowSpec, WorkflowStatus
 from jobchain.api.vocabulary import ANNOTATION_SCHEDULED_TIME, EXECUTIONS, KIND_EXECUTION, KIND_WORKFLOW, WORKFLOWS
 from jobchain.controller import admission_gate as queue
 from jobchain.controller import metrics
@@ -33,6 +34,7 @@ from jobchain.engine.execution.status_write import status_patch
 from jobchain.engine.execution.types import ResumeSource
 from jobchain.engine.spec.outputs import DEFAULT_OUTPUT_LIMIT
 from jobchain.engine.spec.render import key_of
+from jobchain.engine.spec.trial_jobs import trial_jobs
 from jobchain.engine.timefmt import utc_stamp
 from jobchain.k8s.cluster import ExecutionCluster
 from jobchain.k8s.writes import ForgedOutputError, JobRefused
@@ -213,10 +215,37 @@ def _write(cluster: ExecutionCluster, body: dict[str, Any], old: ExecutionStatus
 
 def reconcile_workflow(cluster: ExecutionCluster, body: dict[str, Any]) -> None:
     meta = body["metadata"]
-    new = passes.workflow_status(body, datetime.now(UTC))
+    now = datetime.now(UTC)
+    new = passes.workflow_status(body, now)
+    if new.conditions and new.conditions[0].status == "True":  # valid here: ask the cluster too
+        refused = _dry_run(cluster, str(meta["name"]), str(meta["namespace"]), body)
+        if refused:
+            new = passes.workflow_status(body, now, refused)
     old = WorkflowStatus.model_validate(body.get("status") or {})
     if new.model_dump(mode="json") != old.model_dump(mode="json"):
         cluster.writer.patch_status(WORKFLOWS, meta["namespace"], meta["name"], new.model_dump(mode="json"))
         event = passes.workflow_event(old, new)
         if event is not None:
             cluster.writer.event(body, KIND_WORKFLOW, event.type, event.reason, event.message)
+
+
+# Jobs already tried (the manifest as JSON -> the API server's answer): a Workflow is reconciled
+# again after each status write and on every resync, and the same Job need not be asked again.
+_TRIED: dict[str, str | None] = {}
+_TRIED_MAX = 1024
+
+
+def _dry_run(cluster: ExecutionCluster, name: str, namespace: str, body: dict[str, Any]) -> list[str]:
+    """What the API server refuses in the Jobs of this (valid) Workflow's nodes, one problem per node."""
+    refused = []
+    for path, manifest in trial_jobs(name, namespace, WorkflowSpec.model_validate(body.get("spec") or {})):
+        key = json.dumps(manifest, sort_keys=True)
+        if key not in _TRIED:
+            if len(_TRIED) >= _TRIED_MAX:
+                _TRIED.clear()
+            _TRIED[key] = cluster.writer.dry_run_job(manifest)
+        answer = _TRIED[key]
+        if answer is not None:
+            refused.append(f"{path}: the API server refuses this node's Job (a dry run with strict field "
+                           f"validation): {answer}; fix the node's podTemplate, resources or env valueFrom")
+    return refused

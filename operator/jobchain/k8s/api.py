@@ -223,8 +223,11 @@ class Builtins:
     def _json(self, method: str, path: str, body: Any = None, query: list[tuple[str, Any]] | None = None) -> Any:
         return json.loads(self._send(method, path, body, query).data)
 
-    def create_namespaced_job(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        return dict(self._json("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body))
+    def create_namespaced_job(self, namespace: str, body: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        """`dry_run`: the API server validates (fields strictly: an unknown one is an error) and
+        stores nothing; the rights asked are those of a create."""
+        query = [("dryRun", "All"), ("fieldValidation", "Strict")] if dry_run else None
+        return dict(self._json("POST", f"/apis/batch/v1/namespaces/{namespace}/jobs", body, query))
 
     def read_namespaced_job(self, name: str, namespace: str) -> dict[str, Any]:
         return dict(self._json("GET", f"/apis/batch/v1/namespaces/{namespace}/jobs/{name}"))

@@ -61,6 +61,19 @@ class Writer:
         self.guard: Callable[[], None] = lambda: None
         self.identity = self.instance
 
+    def dry_run_job(self, manifest: dict[str, Any]) -> str | None:
+        """Why the API server would refuse to create this Job (strict field validation), or None.
+
+        Only a refusal of the Job itself (400, 422) is an answer; anything else (no right, the
+        server busy, a Job of that name existing) says nothing about the Job and is logged."""
+        try:
+            self.builtins.create_namespaced_job(manifest["metadata"]["namespace"], manifest, dry_run=True)
+        except ApiException as exc:
+            if exc.status in (400, 422):
+                return api_message(exc)
+            log.info("dry run of Job %s not answered: %s", manifest["metadata"]["name"], api_message(exc))
+        return None
+
     def create_job(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Creates the Job, or adopts it if it already exists for the same execution.
 

@@ -28,7 +28,7 @@ from celpy import celtypes
 
 from jobchain.api.limits import CEL_PASS_SECONDS, CEL_PASS_STEPS
 from jobchain.api.models import EdgeKind, ExecutionStatus, NodePhase, NodeStatus
-from jobchain.engine.spec import cel
+from jobchain.engine.spec import cel, param_types
 from jobchain.engine.spec.graph import InEdge
 
 
@@ -69,7 +69,7 @@ class EdgeDecisions:
         # node -> its whole output, where status holds only a preview (outputRef): CEL sees the whole
         self.whole = whole if whole is not None else {}
         self._outputs: dict[str, Any] = {}
-        self._params = _safe_cel(dict(status.params or {}))
+        self._params = _safe_cel(param_types.of_status(status))
         self._nodes: Any = None  # celtypes.MapType, built on first use, updated in place
         self._node_vars: dict[str, Any] = {}  # `node` of each source (finished: never changes)
         self._decided: dict[tuple[str, int], bool | cel.CelError] = {}

@@ -46,7 +46,7 @@ class ItemsProblem(Exception):
         return f"{self.reason}: {self.message}"
 
 
-def activation(params: dict[str, str], input_value: Any, upstream: list[NodeStatus],
+def activation(params: Mapping[str, Any], input_value: Any, upstream: list[NodeStatus],
                whole: Mapping[str, Any]) -> dict[str, Any]:
     """The variables of a forEach expression, as for `when` (without a node's own output). Outputs
     are whole (`whole`: those kept in ConfigMaps, status holding a preview), as conditions see them."""

@@ -26,6 +26,7 @@ from jobchain.engine.execution import fanout
 from jobchain.engine.execution import status as st
 from jobchain.engine.execution.conditions import Deferred
 from jobchain.engine.execution.types import JobState, ObservedJob
+from jobchain.engine.spec import param_types
 from jobchain.engine.spec.graph import InEdge
 from jobchain.engine.spec.outputs import (
     INLINE_INPUT_FILE_BYTES,
@@ -110,7 +111,7 @@ class FanOut:
             nodes = run.nodes()
             upstream = [nodes[u] for u in sorted(run.graph.upstream(name))]
             source_output = run.whole.get(source, nodes[source].output) if source else None
-            variables = fanout.activation(run.status.params or {}, source_output, upstream, run.whole)
+            variables = fanout.activation(param_types.of_status(run.status), source_output, upstream, run.whole)
             spec = run.spec_of(name)
             assert spec.forEach is not None
             where = f"spec.nodes[{run.order[name]}].forEach"

@@ -15,7 +15,7 @@ The order of a pass: `intake` (the operator's own namespace, a spec that does no
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -281,8 +281,9 @@ def after_apply(result: Plan, refused: Mapping[str, str], now: datetime,
 
 # ---- a Workflow -------------------------------------------------------------------------------
 
-def workflow_status(body: Mapping[str, Any], now: datetime) -> WorkflowStatus:
-    """The Ready condition of a Workflow: its spec parsed and validated as at execution start."""
+def workflow_status(body: Mapping[str, Any], now: datetime, refused: Sequence[str] = ()) -> WorkflowStatus:
+    """The Ready condition of a Workflow: its spec parsed and validated as at execution start;
+    `refused`: what the API server said of the nodes' Jobs in a dry run (see trial_jobs)."""
     meta = body.get("metadata", {})
     generation = meta.get("generation")
     old = WorkflowStatus.model_validate(body.get("status") or {})
@@ -290,7 +291,7 @@ def workflow_status(body: Mapping[str, Any], now: datetime) -> WorkflowStatus:
     try:
         spec = WorkflowSpec.model_validate(body.get("spec") or {})
         node_count = len(spec.nodes)
-        problems = [str(p) for p in validate_workflow(spec)]
+        problems = [str(p) for p in validate_workflow(spec)] + list(refused)
     except ValidationError as exc:
         problems = describe_validation_error(exc, "spec")
     return st.workflow_ready(old, generation, node_count, problems, now)

@@ -30,6 +30,7 @@ from celpy.adapter import json_to_cel
 from celpy.evaluation import CELEvalError, Evaluator
 
 from jobchain.api.limits import CEL_EVAL_STEPS, VALIDATION_CEL_STEPS
+from jobchain.engine.spec.suggest import did_you_mean
 
 # lark (under celpy) logs grammar noise at import and parse time.
 logging.getLogger("lark").setLevel(logging.ERROR)
@@ -144,7 +145,9 @@ def check(expression: str, budget: Budget | None = None, variables: tuple[str, .
     if isinstance(result, BaseException):
         match = _UNDECLARED.search(_eval_message(result))
         if match:
-            raise CelError(f"unknown name {match.group(1)!r}: {what} can use {', '.join(variables)}")
+            name = match.group(1)
+            raise CelError(f"unknown name {name!r}{did_you_mean(name, variables)}: {what} can use "
+                           f"{', '.join(variables)}")
 
 
 @lru_cache(maxsize=1024)

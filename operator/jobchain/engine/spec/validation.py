@@ -21,9 +21,10 @@ from typing import Any
 
 from jobchain.api import limits
 from jobchain.api.models import EdgeKind, Node, Param, WorkflowExecutionSpec, WorkflowSpec
-from jobchain.engine.spec import argv, cel, refs
+from jobchain.engine.spec import argv, cel, cel_types, param_types, pod_fields, refs
 from jobchain.engine.spec.graph import Graph, node_texts
 from jobchain.engine.spec.outputs import MAX_FREE_FORM_DEPTH, depth
+from jobchain.engine.spec.suggest import did_you_mean
 
 MAX_PROBLEMS = 50  # more are summarized in one line: a message must stay readable (and fit in status)
 
@@ -71,7 +72,7 @@ def _free_form(node: Node) -> Iterable[tuple[str, Any]]:
 
 
 def _node_problems(node: Node, path: str, spec: WorkflowSpec, names: set[str],
-                   budget: cel.Budget | None) -> Iterable[Problem]:
+                   budget: cel.Budget | None, typed: _Typed | None = None) -> Iterable[Problem]:
     """Problems of one node and its edges; `budget` None: the `when`s are not compiled (over their limit)."""
     if node.script is not None and (node.command or node.args):
         yield Problem(path, "set either script or command/args, not both")
@@ -88,13 +89,17 @@ def _node_problems(node: Node, path: str, spec: WorkflowSpec, names: set[str],
         if value is not None and depth(value, MAX_FREE_FORM_DEPTH) > MAX_FREE_FORM_DEPTH:
             yield Problem(f"{path}.{rel}", f"nested deeper than {MAX_FREE_FORM_DEPTH} levels (the operator could "
                           "not keep it in status; a pod spec needs about 10): flatten it")
+        elif value is not None:
+            for where, message in pod_fields.problems(rel.rsplit(".", 1)[-1], value, f"{path}.{rel}"):
+                yield Problem(where, message)
     targets: set[str] = set()
     for j, edge in enumerate(node.next):
         epath = f"{path}.next[{j}]"
         if edge.node not in names:
             shown = sorted(names)
             listed = ", ".join(shown[:20]) + (", ..." if len(shown) > 20 else "")
-            yield Problem(f"{epath}.node", f"edge to unknown node {edge.node!r} (nodes: {listed})")
+            yield Problem(f"{epath}.node", f"edge to unknown node {edge.node!r}{did_you_mean(edge.node, names)} "
+                          f"(nodes: {listed})")
         if edge.node in targets:
             yield Problem(f"{epath}.node", f"second edge from {node.name!r} to {edge.node!r}; "
                           "use one edge (type: always covers success and failure)")
@@ -102,6 +107,8 @@ def _node_problems(node: Node, path: str, spec: WorkflowSpec, names: set[str],
         if edge.type == EdgeKind.CONDITION:
             if not edge.when:
                 yield Problem(f"{epath}.when", "an edge with type: condition needs `when`")
+            elif typed is not None and (wrong := cel_types.check(edge.when, typed.when, "bool", "`when`")):
+                yield Problem(f"{epath}.when", f"CEL {wrong}")
             elif budget is not None and budget.steps >= 0:
                 try:
                     cel.check(edge.when, budget)
@@ -110,10 +117,19 @@ def _node_problems(node: Node, path: str, spec: WorkflowSpec, names: set[str],
             yield from _secret_param_problems(edge.when or "", f"{epath}.when", spec, "`when`")
         elif edge.when is not None:
             yield Problem(f"{epath}.when", f"`when` only goes with type: condition (this edge is type: {edge.type})")
-    yield from _fan_out_problems(node, path, spec, budget)
+    yield from _fan_out_problems(node, path, spec, budget, typed)
 
 
-def _fan_out_problems(node: Node, path: str, spec: WorkflowSpec, budget: cel.Budget | None) -> Iterable[Problem]:
+@dataclass(frozen=True)
+class _Typed:
+    """The types of the variables CEL sees in this workflow, built once for all its expressions."""
+
+    when: dict[str, cel_types.Type]
+    for_each: dict[str, cel_types.Type]
+
+
+def _fan_out_problems(node: Node, path: str, spec: WorkflowSpec, budget: cel.Budget | None,
+                      typed: _Typed | None = None) -> Iterable[Problem]:
     """forEach is checked like `when` (syntax, known names); its settings make no sense without it."""
     if node.forEach is None:
         for setting in ("maxParallel", "maxItems"):
@@ -124,6 +140,8 @@ def _fan_out_problems(node: Node, path: str, spec: WorkflowSpec, budget: cel.Bud
         return
     if not node.forEach.strip():
         yield Problem(f"{path}.forEach", "forEach is empty: give a CEL expression that yields a list")
+    elif typed is not None and (wrong := cel_types.check(node.forEach, typed.for_each, "list", "forEach")):
+        yield Problem(f"{path}.forEach", f"CEL {wrong}")
     elif budget is not None and budget.steps >= 0:
         try:
             cel.check(node.forEach, budget, cel.FOR_EACH_VARIABLES, "forEach")
@@ -204,12 +222,13 @@ def _reference_problems(spec: WorkflowSpec, graph: Graph, acyclic: bool, prefix:
                     yield Problem(where, f"$({raw}) is not a valid reference; use $(params.X), $(input), "
                                   "$(input.KEY), $(nodes.NAME.output[.KEY]) or $(execution.name)")
                 elif ref.kind == "params" and ref.target not in param_names:
-                    yield Problem(where, f"$({raw}) names an unknown param (declared: {declared})")
+                    hint = did_you_mean(ref.target or "", param_names)
+                    yield Problem(where, f"$({raw}) names an unknown param{hint} (declared: {declared})")
                 elif ref.raw and ref.kind == "params" and ref.target in secret_names:
                     yield Problem(where, f"$({raw}): a secret param cannot be raw (its value never reaches the "
                                   "operator); drop raw:")
                 elif ref.kind == "nodes" and ref.target not in names:
-                    yield Problem(where, f"$({raw}) names an unknown node")
+                    yield Problem(where, f"$({raw}) names an unknown node{did_you_mean(ref.target or '', names)}")
                 elif ref.kind == "execution" and ref.target in refs.OUTCOME_FIELDS and i < main_count:
                     yield Problem(where, f"$({raw}): only the nodes of spec.finally see the outcome of the main "
                                   "graph; move this node to spec.finally or drop the reference")
@@ -282,6 +301,11 @@ def _validate_nodes(spec: WorkflowSpec, prefix: str, main_count: int) -> list[Pr
         if param.default is not None and "\x00" in param.default:
             problems.append(Problem(f"{prefix}.params[{i}].default", "contains a NUL byte, which no argument or "
                                     "environment variable can carry; remove it"))
+        elif param.default is not None and (wrong := param_types.problem(param.name, param.type, param.default)):
+            problems.append(Problem(f"{prefix}.params[{i}].default", wrong))
+        if param.secret and param.type != "string":
+            problems.append(Problem(f"{prefix}.params[{i}].type", "a secret param is a string (its value never "
+                                    "reaches the operator, which could not check a type): remove `type`"))
     names = {n.name for n in spec.nodes}
     when_chars = sum(len(e.when or "") for n in spec.nodes for e in n.next)
     budget: cel.Budget | None = cel.Budget(limits.VALIDATION_CEL_STEPS)
@@ -289,8 +313,10 @@ def _validate_nodes(spec: WorkflowSpec, prefix: str, main_count: int) -> list[Pr
         budget = None
         problems.append(Problem(f"{prefix}.nodes", f"the `when`s of all edges have {when_chars} characters together, "
                                 f"more than {limits.MAX_WHEN_TOTAL}; shorten them (or split the workflow)"))
+    typed = _Typed(cel_types.variables_of(spec.params, spec.nodes),
+                   cel_types.variables_of(spec.params, spec.nodes, for_each=True)) if budget is not None else None
     for i, node in enumerate(spec.nodes):
-        problems.extend(_node_problems(node, f"{prefix}.nodes[{i}]", spec, names, budget))
+        problems.extend(_node_problems(node, f"{prefix}.nodes[{i}]", spec, names, budget, typed))
         if len(problems) > 2 * MAX_PROBLEMS:
             break  # enough to show; the rest would only cost time
     graph = Graph.of(spec)
@@ -317,11 +343,13 @@ def validate_params(params: Mapping[str, str], declared: Iterable[Param], where:
     by_name = {p.name: p for p in declared}
     listed = ", ".join(sorted(by_name)[:20]) + (", ..." if len(by_name) > 20 else "") or "none"
     problems = [
-        Problem(f"spec.params.{name}", f"{where} does not declare this param (declared: {listed})")
+        Problem(f"spec.params.{name}", f"{where} does not declare this param{did_you_mean(name, by_name)} "
+                f"(declared: {listed})")
         for name in sorted(set(params) - set(by_name))
     ]
     problems += [
-        Problem("spec.paramsFrom", f"sets {name!r}, which {where} does not declare (declared: {listed})")
+        Problem("spec.paramsFrom", f"sets {name!r}, which {where} does not declare{did_you_mean(name, by_name)} "
+                f"(declared: {listed})")
         for name in sorted(set(from_secrets) - set(by_name))
     ]
     problems += [
@@ -344,12 +372,16 @@ def validate_params(params: Mapping[str, str], declared: Iterable[Param], where:
                                     "spec.paramsFrom[].valueFrom.secretKeyRef (a key of a Secret in this namespace)"))
         elif param.default is None and name not in params and name not in from_secrets:
             problems.append(Problem("spec.params", f"must set {name!r}: {where} declares it without a default"))
+        elif name in params and "\x00" not in params[name] and (
+                wrong := param_types.problem(name, param.type, params[name])):
+            problems.append(Problem(f"spec.params.{name}", wrong))
     return _capped(problems, "spec.params")
 
 
 def resolve_params(params: Mapping[str, str], declared: Iterable[Param]) -> dict[str, str]:
-    """The values a valid execution runs with: its own, else the declared defaults."""
-    return {p.name: params.get(p.name, p.default or "") for p in declared}
+    """The values a valid execution runs with: its own, else the declared defaults (a typed value in
+    its compact JSON text, see param_types)."""
+    return {p.name: param_types.canonical(params.get(p.name, p.default or ""), p.type) for p in declared}
 
 
 # ---- a whole execution ---------------------------------------------------------------------
