@@ -11,6 +11,10 @@ time in turn (`FairQueue`, round robin), not first come first served. A namespac
 runnable executions therefore delays another namespace's next reconcile by at most one pass
 per busy namespace, spread over the threads, instead of by its 1,000 passes.
 
+Tasks and timers start in an empty context (contextvars), not the poking handler's: kopf's
+handler context holds the event's whole raw body, and a resync timer re-armed after every pass
+would keep the first event's body for as long as the execution runs (tests/unit/test_pass_memory.py).
+
 The clock and the timer (`clock`, `later`) are passed in, and `drain()` awaits the reconciles in
 flight, so the unit tests drive retries and wake-ups without sleeping.
 """
@@ -18,6 +22,7 @@ flight, so the unit tests drive retries and wake-ups without sleeping.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -100,7 +105,8 @@ class Workers:
             self._state[key] = "dirty"
             return
         self._state[key] = "running"
-        task = asyncio.get_running_loop().create_task(self._run(key))
+        # A context of its own: the caller's (kopf's handler context) holds the whole raw event.
+        task = asyncio.get_running_loop().create_task(self._run(key), context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -119,7 +125,7 @@ class Workers:
     def _call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Any:
         if self._later is not None:
             return self._later(delay, callback, *args)
-        return asyncio.get_running_loop().call_later(delay, callback, *args)
+        return asyncio.get_running_loop().call_later(delay, callback, *args, context=contextvars.Context())
 
     async def drain(self) -> None:
         """Returns once no reconcile runs (timers set for later are not waited for)."""
