@@ -59,6 +59,12 @@ RESYNC_SECONDS = 60.0
 # behind other executions' writes when a hundred run at once.
 WORKERS = 16
 EVENT_THREADS = 2
+# What the passes running at once may hold, and what a pass holds per byte of its execution's bulk
+# as JSON text (the unpacked body, the validated WorkflowSpec, the plan, the status written with
+# its snapshot: ~40 times the text, measured with bench/memory.py). With the chart's 512 MiB limit
+# and ~75 MiB for the process itself, 192 MiB leaves room for kopf's events, parsed whole.
+PASS_MEMORY_BUDGET = int(os.environ.get("JOBCHAIN_PASS_MEMORY_BUDGET_BYTES", 192 * 1024 * 1024))
+PASS_BYTES_PER_JSON_BYTE = 40
 FAILURES_BEFORE_EVENT = 3
 OURS = {LABEL_MANAGED_BY: MANAGED_BY}
 FINISHED = {str(p) for p in FINISHED_NODE_PHASES}
@@ -82,11 +88,15 @@ class Runtime:
         self.operator_namespace = os.environ.get("JOBCHAIN_OPERATOR_NAMESPACE") or None
         self.running: set[Key] = set()
         self.executions = Workers(self._reconcile_execution, workers=WORKERS, on_result=self._after_execution,
-                                    gate=self.leadership.acting)
+                                    gate=self.leadership.acting, budget=PASS_MEMORY_BUDGET, cost=self.pass_cost)
         self.workflows = Workers(self._reconcile_workflow, workers=2, gate=self.leadership.acting)
         self.schedules = Workers(self._reconcile_schedule, workers=2, on_result=lambda _key, wake: wake,
                                    gate=self.leadership.acting)
         self.seen_schedules: set[Key] = set()
+
+    def pass_cost(self, key: Key) -> int:
+        """The bytes a pass of this execution will hold while it runs (an estimate, for the budget)."""
+        return self.store.execution_bytes(*key) * PASS_BYTES_PER_JSON_BYTE
 
     def start_leading(self, loop: asyncio.AbstractEventLoop) -> None:
         """Runs the election; on taking over, looks again at every execution, workflow and schedule seen."""

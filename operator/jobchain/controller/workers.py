@@ -15,6 +15,13 @@ Tasks and timers start in an empty context (contextvars), not the poking handler
 handler context holds the event's whole raw body, and a resync timer re-armed after every pass
 would keep the first event's body for as long as the execution runs (tests/unit/test_pass_memory.py).
 
+A memory budget bounds the passes running at once by their size, not only by the thread count:
+each pass reserves `cost(key)` bytes (an estimate of what it holds while it runs, from the store's
+size of the execution) and waits, in its turn, while the passes running hold too much for it to fit.
+A pass larger than the whole budget runs alone. Sixteen passes of 500-node executions at once
+peaked at 1.5 GiB, three times the chart's memory limit (docs/performance.md); small passes, the
+usual ones, cost next to nothing and never wait for the budget.
+
 The clock and the timer (`clock`, `later`) are passed in, and `drain()` awaits the reconciles in
 flight, so the unit tests drive retries and wake-ups without sleeping.
 """
@@ -55,6 +62,10 @@ class FairQueue:
             self._turns.append(key[0])
         queue.append(key)
 
+    def peek(self) -> Key | None:
+        """The key `pop` would return, left waiting."""
+        return self._waiting[self._turns[0]][0] if self._turns else None
+
     def pop(self) -> Key | None:
         if not self._turns:
             return None
@@ -76,8 +87,13 @@ class Workers:
                  on_result: Callable[[Key, Any], datetime | None] | None = None,
                  gate: Callable[[], bool] = lambda: True,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 later: Callable[..., Any] | None = None) -> None:
+                 later: Callable[..., Any] | None = None,
+                 budget: int | None = None, cost: Callable[[Key], int] = lambda key: 0) -> None:
         self._work = work
+        self._budget = budget  # bytes the passes running at once may hold (None: no bound)
+        self._cost = cost  # bytes a pass of the key will hold while it runs (an estimate)
+        self._reserved = 0  # bytes reserved by the passes running
+        self._asks: dict[Key, int] = {}  # bytes each waiting key will reserve
         self._clock = clock
         # later(delay, callback, *args) -> a handle with cancel(); the running loop's call_later by default.
         self._later = later
@@ -177,35 +193,59 @@ class Workers:
 
     async def _on_thread(self, key: Key) -> Any:
         """The reconcile of `key` on a thread of the pool, once the namespaces' turn gives it one."""
-        await self._acquire(key)
+        cost = await self._acquire(key)
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, self._work, key)
         finally:
-            self._release()
+            self._release(cost)
 
-    async def _acquire(self, key: Key) -> None:
-        """Waits for a thread, in the namespaces' turn; released by `_release` when the work returns."""
-        if self._free > 0 and not len(self._ready):
+    def _fits(self, cost: int) -> bool:
+        """Whether a pass of `cost` bytes may start now: within the budget, or alone."""
+        return self._budget is None or self._reserved == 0 or self._reserved + cost <= self._budget
+
+    async def _acquire(self, key: Key) -> int:
+        """Waits for a thread and its share of the budget, in the namespaces' turn; returns the bytes
+        reserved, released by `_release` when the work returns."""
+        cost = max(0, self._cost(key))
+        if self._free > 0 and not len(self._ready) and self._fits(cost):
             self._free -= 1
-            return
+            self._reserved += cost
+            return cost
         grant: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._grants[key] = grant
+        self._asks[key] = cost
         self._ready.push(key)
         try:
             await grant
         except asyncio.CancelledError:
             if grant.done() and not grant.cancelled():
-                self._release()  # granted just as it was cancelled: hand the thread on
+                self._release(cost)  # granted just as it was cancelled: hand the thread on
             raise
+        return cost
 
-    def _release(self) -> None:
-        """The thread of a finished reconcile goes to the next key in turn, else back to the pool."""
-        while (key := self._ready.pop()) is not None:
-            grant = self._grants.pop(key, None)
-            if grant is not None and not grant.done():
-                grant.set_result(None)
-                return
+    def _release(self, cost: int) -> None:
+        """A finished reconcile gives back its thread and bytes; the next keys in turn that fit start."""
         self._free += 1
+        self._reserved -= cost
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        """Grants threads to waiting keys in turn while one is free and the next key fits; the next
+        key that does not fit waits (in its turn: a large pass is not passed over for ever by small ones)."""
+        while self._free > 0 and (key := self._ready.peek()) is not None:
+            grant = self._grants.get(key)
+            if grant is None or grant.done():  # cancelled while waiting
+                self._ready.pop()
+                continue
+            cost = self._asks[key]
+            if not self._fits(cost):
+                return
+            self._ready.pop()
+            del self._grants[key]
+            del self._asks[key]
+            self._free -= 1
+            self._reserved += cost
+            grant.set_result(None)
 
     def shutdown(self) -> None:
         for timer in [*self._timers.values(), *self._backoff.values()]:
