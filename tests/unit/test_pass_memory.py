@@ -19,7 +19,9 @@ import json
 import threading
 import weakref
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+from jobchain.controller import handlers, reconcile
 from jobchain.controller.workers import Key, Workers
 from jobchain.k8s.store import Store
 from tests.unit.test_store_footprint import big_execution
@@ -156,3 +158,22 @@ def test_the_store_sizes_an_execution_by_its_bulk_for_the_budget() -> None:
     assert store.execution_bytes("tenant", "big-1") == len(text.encode()) > MIB  # ~1.5 MB: the largest
     store.drop_execution("tenant", "big-1")
     assert store.execution_bytes("tenant", "big-1") == 0
+
+
+def test_after_a_pass_of_a_large_execution_the_freed_heap_goes_back_to_the_system(monkeypatch: Any) -> None:
+    # glibc keeps what a pass freed: without a trim the operator's RSS stayed at the largest pass's peak.
+    store = Store()
+    store.put_execution(big_execution())
+    store.put_execution({"metadata": {"namespace": "tenant", "name": "small", "uid": "u-s", "resourceVersion": "1"},
+                         "spec": {"workflow": {"nodes": [{"name": "a", "image": "busybox", "script": "true"}]}}})
+    runtime = handlers.Runtime.__new__(handlers.Runtime)  # only what a pass uses: no API client
+    runtime.store, runtime.cluster, runtime.output_limit, runtime.operator_namespace = store, None, 1024, None
+    trims: list[Key] = []
+    passed: list[str] = []
+    monkeypatch.setattr(handlers.reconcile, "reconcile_execution",
+                        lambda _cluster, _ns, name, *_a, **_k: passed.append(name) or reconcile.Outcome("Running"))
+    monkeypatch.setattr(handlers, "release_free_heap", lambda: trims.append(KEY))
+    runtime._reconcile_execution(("tenant", "small"))
+    assert passed == ["small"] and trims == []  # a small pass frees little: no trim
+    runtime._reconcile_execution(("tenant", "big-1"))
+    assert passed == ["small", "big-1"] and trims == [KEY]

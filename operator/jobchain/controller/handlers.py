@@ -44,6 +44,7 @@ from jobchain.controller import admission_gate as queue
 from jobchain.controller import election_loop as leader
 from jobchain.controller import policy_check, reconcile
 from jobchain.controller import schedule_pass as schedules
+from jobchain.controller.main import release_free_heap
 from jobchain.controller.metrics import EXECUTIONS_RUNNING, STORE_OBJECTS
 from jobchain.controller.workers import Key, Workers
 from jobchain.engine.spec.outputs import DEFAULT_OUTPUT_LIMIT
@@ -65,6 +66,8 @@ EVENT_THREADS = 2
 # and ~75 MiB for the process itself, 192 MiB leaves room for kopf's events, parsed whole.
 PASS_MEMORY_BUDGET = int(os.environ.get("JOBCHAIN_PASS_MEMORY_BUDGET_BYTES", 192 * 1024 * 1024))
 PASS_BYTES_PER_JSON_BYTE = 40
+# After a pass estimated to hold at least this much, the freed heap goes back to the system.
+TRIM_AFTER_BYTES = 32 * 1024 * 1024
 FAILURES_BEFORE_EVENT = 3
 OURS = {LABEL_MANAGED_BY: MANAGED_BY}
 FINISHED = {str(p) for p in FINISHED_NODE_PHASES}
@@ -115,6 +118,7 @@ class Runtime:
         self.leadership.start()
 
     def _reconcile_execution(self, key: Key) -> reconcile.Outcome:
+        large = self.pass_cost(key) >= TRIM_AFTER_BYTES
         try:
             return reconcile.reconcile_execution(self.cluster, key[0], key[1], self.output_limit,
                                                  operator_namespace=self.operator_namespace)
@@ -127,6 +131,9 @@ class Runtime:
                     "ReconcileError", f"the operator cannot act on this execution and keeps retrying: {describe(exc)}",
                 )
             raise
+        finally:
+            if large:  # what the pass held is free now: give it back, not only to the next pass
+                release_free_heap()
 
     def _after_execution(self, key: Key, outcome: reconcile.Outcome) -> datetime | None:
         finished = outcome.phase in (None, *TERMINAL_EXECUTION_PHASES)
