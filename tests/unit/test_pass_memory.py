@@ -112,9 +112,9 @@ def test_large_passes_run_only_as_many_at_once_as_the_memory_budget_holds() -> N
     assert work.calls == 6 and work.most_active == 2  # all ran, never more than two at once
 
 
-def test_a_pass_larger_than_the_budget_runs_alone_and_the_small_ones_follow() -> None:
+def test_a_pass_larger_than_the_budget_runs_alone_and_the_others_follow() -> None:
     work = Held()
-    costs = {("a", "huge"): 150 * MIB, ("a", "s1"): MIB, ("b", "s2"): MIB, ("c", "s3"): MIB}
+    costs = {("a", "huge"): 150 * MIB, ("a", "m1"): 20 * MIB, ("b", "m2"): 20 * MIB, ("c", "m3"): 20 * MIB}
 
     async def main() -> None:
         workers = Workers(work, workers=16, budget=100 * MIB, cost=costs.__getitem__)
@@ -127,7 +127,25 @@ def test_a_pass_larger_than_the_budget_runs_alone_and_the_small_ones_follow() ->
         workers.shutdown()
 
     asyncio.run(main())
-    assert work.calls == 4 and work.most_active in (1, 3)  # the huge one alone, then the three small ones
+    assert work.calls == 4 and work.most_active in (1, 3)  # the huge one alone, then the three others
+
+
+def test_a_quiet_namespace_is_not_held_up_behind_a_large_pass_waiting_for_the_budget() -> None:
+    work = Held()
+    costs = {("busy", "big-1"): 60 * MIB, ("busy", "big-2"): 60 * MIB, ("quiet", "small"): 64 * 1024}
+
+    async def main() -> None:
+        workers = Workers(work, workers=16, budget=100 * MIB, cost=costs.__getitem__)
+        for key in costs:  # big-2 waits for big-1 (120 MiB would not fit); the quiet one comes after it
+            workers.poke(key)
+        await settle()
+        assert running(workers, 16) == 2  # big-1 and the quiet namespace's pass, at once
+        work.release.set()
+        await workers.drain()
+        workers.shutdown()
+
+    asyncio.run(main())
+    assert work.calls == 3
 
 
 def test_small_passes_never_wait_for_the_budget() -> None:

@@ -19,8 +19,9 @@ A memory budget bounds the passes running at once by their size, not only by the
 each pass reserves `cost(key)` bytes (an estimate of what it holds while it runs, from the store's
 size of the execution) and waits, in its turn, while the passes running hold too much for it to fit.
 A pass larger than the whole budget runs alone. Sixteen passes of 500-node executions at once
-peaked at 1.5 GiB, three times the chart's memory limit (docs/performance.md); small passes, the
-usual ones, cost next to nothing and never wait for the budget.
+peaked at 1.5 GiB, three times the chart's memory limit (docs/performance.md). Small passes (at
+most a sixteenth of the budget: the usual ones) reserve nothing and never wait for it, nor
+behind another namespace's large pass waiting for it: at most budget + threads x budget/16 at once.
 
 The clock and the timer (`clock`, `later`) are passed in, and `drain()` awaits the reconciles in
 flight, so the unit tests drive retries and wake-ups without sleeping.
@@ -62,9 +63,20 @@ class FairQueue:
             self._turns.append(key[0])
         queue.append(key)
 
-    def peek(self) -> Key | None:
-        """The key `pop` would return, left waiting."""
-        return self._waiting[self._turns[0]][0] if self._turns else None
+    def pop_first(self, may_start: Callable[[Key], bool]) -> Key | None:
+        """The next key in turn that `may_start`; a namespace whose next key may not start keeps its
+        turn (and its order) and holds up no other namespace."""
+        for position, namespace in enumerate(self._turns):
+            queue = self._waiting[namespace]
+            if may_start(queue[0]):
+                del self._turns[position]
+                key = queue.popleft()
+                if queue:
+                    self._turns.append(namespace)
+                else:
+                    del self._waiting[namespace]
+                return key
+        return None
 
     def pop(self) -> Key | None:
         if not self._turns:
@@ -90,7 +102,8 @@ class Workers:
                  later: Callable[..., Any] | None = None,
                  budget: int | None = None, cost: Callable[[Key], int] = lambda key: 0) -> None:
         self._work = work
-        self._budget = budget  # bytes the passes running at once may hold (None: no bound)
+        self._budget = budget  # bytes the large passes running at once may hold (None: no bound)
+        self._small = budget // 16 if budget is not None else 0  # a pass of at most this reserves nothing
         self._cost = cost  # bytes a pass of the key will hold while it runs (an estimate)
         self._reserved = 0  # bytes reserved by the passes running
         self._asks: dict[Key, int] = {}  # bytes each waiting key will reserve
@@ -201,12 +214,14 @@ class Workers:
 
     def _fits(self, cost: int) -> bool:
         """Whether a pass of `cost` bytes may start now: within the budget, or alone."""
-        return self._budget is None or self._reserved == 0 or self._reserved + cost <= self._budget
+        return (self._budget is None or cost == 0 or self._reserved == 0
+                or self._reserved + cost <= self._budget)
 
     async def _acquire(self, key: Key) -> int:
         """Waits for a thread and its share of the budget, in the namespaces' turn; returns the bytes
         reserved, released by `_release` when the work returns."""
-        cost = max(0, self._cost(key))
+        cost = self._cost(key) if self._budget is not None else 0
+        cost = cost if cost > self._small else 0
         if self._free > 0 and not len(self._ready) and self._fits(cost):
             self._free -= 1
             self._reserved += cost
@@ -215,6 +230,7 @@ class Workers:
         self._grants[key] = grant
         self._asks[key] = cost
         self._ready.push(key)
+        self._dispatch()  # a thread may be free, the keys ahead waiting for the budget
         try:
             await grant
         except asyncio.CancelledError:
@@ -230,17 +246,18 @@ class Workers:
         self._dispatch()
 
     def _dispatch(self) -> None:
-        """Grants threads to waiting keys in turn while one is free and the next key fits; the next
-        key that does not fit waits (in its turn: a large pass is not passed over for ever by small ones)."""
-        while self._free > 0 and (key := self._ready.peek()) is not None:
+        """Grants threads to waiting keys in the namespaces' turn while one is free; a key that does
+        not fit the budget waits at the head of its namespace (its turn kept), the others go on."""
+        while self._free > 0:
+            key = self._ready.pop_first(lambda k: k not in self._grants or self._fits(self._asks[k]))
+            if key is None:
+                return
             grant = self._grants.get(key)
             if grant is None or grant.done():  # cancelled while waiting
-                self._ready.pop()
+                self._grants.pop(key, None)
+                self._asks.pop(key, None)
                 continue
             cost = self._asks[key]
-            if not self._fits(cost):
-                return
-            self._ready.pop()
             del self._grants[key]
             del self._asks[key]
             self._free -= 1
