@@ -62,10 +62,11 @@ WORKERS = 16
 EVENT_THREADS = 2
 # What the passes running at once may hold, and what a pass holds per byte of its execution's bulk
 # as JSON text (the unpacked body, the validated WorkflowSpec, the plan, the status written with
-# its snapshot: ~40 times the text, measured with bench/memory.py). With the chart's 512 MiB limit
+# its snapshot, and the API responses parsed: ~100 times the text, from the peaks bench/memory.py
+# measured with and without a bound on the passes at once). With the chart's 512 MiB limit
 # and ~75 MiB for the process itself, 192 MiB leaves room for kopf's events, parsed whole.
 PASS_MEMORY_BUDGET = int(os.environ.get("JOBCHAIN_PASS_MEMORY_BUDGET_BYTES", 192 * 1024 * 1024))
-PASS_BYTES_PER_JSON_BYTE = 40
+PASS_BYTES_PER_JSON_BYTE = 100
 # After a pass estimated to hold at least this much, the freed heap goes back to the system.
 TRIM_AFTER_BYTES = 32 * 1024 * 1024
 FAILURES_BEFORE_EVENT = 3
