@@ -148,6 +148,24 @@ def test_a_quiet_namespace_is_not_held_up_behind_a_large_pass_waiting_for_the_bu
     assert work.calls == 3
 
 
+def test_a_large_pass_waiting_for_the_budget_is_not_passed_over_by_other_large_ones() -> None:
+    work = Held()
+    costs = {("b", "m1"): 60 * MIB, ("a", "big"): 80 * MIB, ("c", "m2"): 30 * MIB}
+
+    async def main() -> None:
+        workers = Workers(work, workers=16, budget=100 * MIB, cost=costs.__getitem__)
+        for key in costs:  # big waits for m1 (140 MiB would not fit); m2 would fit, but comes after big
+            workers.poke(key)
+        await settle()
+        assert running(workers, 16) == 1
+        work.release.set()
+        await workers.drain()
+        workers.shutdown()
+
+    asyncio.run(main())
+    assert work.calls == 3
+
+
 def test_small_passes_never_wait_for_the_budget() -> None:
     work = Held()
     keys = [(f"ns-{i}", "small") for i in range(16)]

@@ -22,6 +22,7 @@ A pass larger than the whole budget runs alone. Sixteen passes of 500-node execu
 peaked at 1.5 GiB, three times the chart's memory limit (docs/performance.md). Small passes (at
 most a sixteenth of the budget: the usual ones) reserve nothing and never wait for it, nor
 behind another namespace's large pass waiting for it: at most budget + threads x budget/16 at once.
+Large passes start in the namespaces' turn: none passes one that waits for the budget.
 
 The clock and the timer (`clock`, `later`) are passed in, and `drain()` awaits the reconciles in
 flight, so the unit tests drive retries and wake-ups without sleeping.
@@ -245,11 +246,27 @@ class Workers:
         self._reserved -= cost
         self._dispatch()
 
+    def _may_start(self) -> Callable[[Key], bool]:
+        """Asked of each namespace's next key in turn: small keys may start; large ones in turn while
+        they fit, and none after a large one that does not (so it is not passed over for ever)."""
+        blocked = False
+
+        def may_start(key: Key) -> bool:
+            nonlocal blocked
+            if key not in self._grants or self._asks[key] == 0:
+                return True
+            if blocked or not self._fits(self._asks[key]):
+                blocked = True
+                return False
+            return True
+
+        return may_start
+
     def _dispatch(self) -> None:
         """Grants threads to waiting keys in the namespaces' turn while one is free; a key that does
         not fit the budget waits at the head of its namespace (its turn kept), the others go on."""
         while self._free > 0:
-            key = self._ready.pop_first(lambda k: k not in self._grants or self._fits(self._asks[k]))
+            key = self._ready.pop_first(self._may_start())
             if key is None:
                 return
             grant = self._grants.get(key)
