@@ -443,6 +443,10 @@ async def run(executions: int, nodes: int, latency: float = 0.005, run_seconds: 
         if len(done) == len(names):
             break
     result.wall = time.monotonic() - began
+    # Passes still running hold what they read: what is measured after this is what stays held.
+    # No new pass starts meanwhile (a resync every minute would otherwise keep large ones coming).
+    rt.executions._gate = lambda: False
+    await rt.executions.drain()
     result.cpu = time.process_time() - cpu
     reconcile.reconcile_execution = original
     metrics.HANDOFF_OPERATOR.observe = observe  # type: ignore[method-assign]

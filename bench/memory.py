@@ -5,8 +5,10 @@ The largest workflow within the limits, per execution (docs/performance.md, "One
      .venv/bin/python bench/memory.py --executions 40 --nodes 500 --env 100 --timeout 60
 Prints the process's resident memory (after start, peak, at the end), what the store and kopf's
 per-object memories hold (deep sizes), and with --tracemalloc the lines that hold the most at the
-peak of traced memory. Asserts nothing. See bench/hostsim.py for what is real and what is simulated;
-the simulation keeps its own objects as JSON text, and says how much that is.
+peak of traced memory; with --objects, after the passes end and `gc`, the live objects by type and
+pymalloc's arenas (what is held, told from memory freed but kept by the allocator). Asserts
+nothing. See bench/hostsim.py for what is real and what is simulated; the simulation keeps its own
+objects as JSON text, and says how much that is. Measured once the passes in flight have ended.
 """
 
 from __future__ import annotations
@@ -48,6 +50,21 @@ def deep_size(objects: Iterable[Any]) -> int:
     return total
 
 
+def _print_held_objects() -> None:
+    """What the live Python objects are, by type (count, shallow bytes), and pymalloc's arenas:
+    tells objects still held from memory freed but kept by the allocator (fragmentation)."""
+    gc.collect()
+    by_type: dict[str, list[int]] = {}
+    for obj in gc.get_objects():
+        entry = by_type.setdefault(type(obj).__name__, [0, 0])
+        entry[0] += 1
+        entry[1] += sys.getsizeof(obj)
+    print("  live objects tracked by gc, by type (count, shallow MiB):")
+    for name, (count, size) in sorted(by_type.items(), key=lambda kv: -kv[1][1])[:12]:
+        print(f"    {size / 2**20:7.2f} MiB {count:8d}  {name}")
+    sys._debugmallocstats()
+
+
 def _trimmed_rss() -> float:
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -57,6 +74,8 @@ def _trimmed_rss() -> float:
 def main() -> None:
     parser = hostsim.arguments(executions=500, run_seconds=0.5)
     parser.add_argument("--tracemalloc", action="store_true", help="also trace allocations (slower)")
+    parser.add_argument("--objects", action="store_true",
+                        help="at the end: live objects by type, and pymalloc's arenas (on stderr)")
     parser.add_argument("--env", type=int, default=0, help="env entries of each node (100: the limit)")
     parser.add_argument("--timeout", type=float, default=900.0, help="stop after this many seconds")
     args = parser.parse_args()
@@ -102,6 +121,8 @@ def main() -> None:
           f"the simulation's own objects (JSON text) {sim_bytes / 2**20:.1f} MiB")
     print(f"  passes: {len(run.passes)}, {quantiles(run.passes)}; CPU of the process {run.cpu:.1f}s, "
           f"{run.cpu / (args.executions * args.nodes) * 1000:.1f} ms per node")
+    if args.objects:
+        _print_held_objects()
     held = trimmed - start - sim_bytes / 2**20
     print(f"  per execution: {held / args.executions:.2f} MiB of RSS held (after malloc_trim, less the "
           f"simulation's own text), {store_bytes / 2**20 / args.executions:.2f} MiB in the store")

@@ -44,6 +44,7 @@ from jobchain.controller import admission_gate as queue
 from jobchain.controller import election_loop as leader
 from jobchain.controller import policy_check, reconcile
 from jobchain.controller import schedule_pass as schedules
+from jobchain.controller.main import release_free_heap
 from jobchain.controller.metrics import EXECUTIONS_RUNNING, STORE_OBJECTS
 from jobchain.controller.workers import Key, Workers
 from jobchain.engine.spec.outputs import DEFAULT_OUTPUT_LIMIT
@@ -59,6 +60,15 @@ RESYNC_SECONDS = 60.0
 # behind other executions' writes when a hundred run at once.
 WORKERS = 16
 EVENT_THREADS = 2
+# What the passes running at once may hold, and what a pass holds per byte of its execution's bulk
+# as JSON text (the unpacked body, the validated WorkflowSpec, the plan, the status written with
+# its snapshot, and the API responses parsed: ~100 times the text, from the peaks bench/memory.py
+# measured with and without a bound on the passes at once). With the chart's 512 MiB limit
+# and ~75 MiB for the process itself, 192 MiB leaves room for kopf's events, parsed whole.
+PASS_MEMORY_BUDGET = int(os.environ.get("JOBCHAIN_PASS_MEMORY_BUDGET_BYTES", 192 * 1024 * 1024))
+PASS_BYTES_PER_JSON_BYTE = 100
+# After a pass estimated to hold at least this much, the freed heap goes back to the system.
+TRIM_AFTER_BYTES = 32 * 1024 * 1024
 FAILURES_BEFORE_EVENT = 3
 OURS = {LABEL_MANAGED_BY: MANAGED_BY}
 FINISHED = {str(p) for p in FINISHED_NODE_PHASES}
@@ -82,11 +92,15 @@ class Runtime:
         self.operator_namespace = os.environ.get("JOBCHAIN_OPERATOR_NAMESPACE") or None
         self.running: set[Key] = set()
         self.executions = Workers(self._reconcile_execution, workers=WORKERS, on_result=self._after_execution,
-                                    gate=self.leadership.acting)
+                                    gate=self.leadership.acting, budget=PASS_MEMORY_BUDGET, cost=self.pass_cost)
         self.workflows = Workers(self._reconcile_workflow, workers=2, gate=self.leadership.acting)
         self.schedules = Workers(self._reconcile_schedule, workers=2, on_result=lambda _key, wake: wake,
                                    gate=self.leadership.acting)
         self.seen_schedules: set[Key] = set()
+
+    def pass_cost(self, key: Key) -> int:
+        """The bytes a pass of this execution will hold while it runs (an estimate, for the budget)."""
+        return self.store.execution_bytes(*key) * PASS_BYTES_PER_JSON_BYTE
 
     def start_leading(self, loop: asyncio.AbstractEventLoop) -> None:
         """Runs the election; on taking over, looks again at every execution, workflow and schedule seen."""
@@ -105,6 +119,7 @@ class Runtime:
         self.leadership.start()
 
     def _reconcile_execution(self, key: Key) -> reconcile.Outcome:
+        large = self.pass_cost(key) >= TRIM_AFTER_BYTES
         try:
             return reconcile.reconcile_execution(self.cluster, key[0], key[1], self.output_limit,
                                                  operator_namespace=self.operator_namespace)
@@ -117,6 +132,9 @@ class Runtime:
                     "ReconcileError", f"the operator cannot act on this execution and keeps retrying: {describe(exc)}",
                 )
             raise
+        finally:
+            if large:  # what the pass held is free now: give it back, not only to the next pass
+                release_free_heap()
 
     def _after_execution(self, key: Key, outcome: reconcile.Outcome) -> datetime | None:
         finished = outcome.phase in (None, *TERMINAL_EXECUTION_PHASES)

@@ -11,6 +11,19 @@ time in turn (`FairQueue`, round robin), not first come first served. A namespac
 runnable executions therefore delays another namespace's next reconcile by at most one pass
 per busy namespace, spread over the threads, instead of by its 1,000 passes.
 
+Tasks and timers start in an empty context (contextvars), not the poking handler's: kopf's
+handler context holds the event's whole raw body, and a resync timer re-armed after every pass
+would keep the first event's body for as long as the execution runs (tests/unit/test_pass_memory.py).
+
+A memory budget bounds the passes running at once by their size, not only by the thread count:
+each pass reserves `cost(key)` bytes (an estimate of what it holds while it runs, from the store's
+size of the execution) and waits, in its turn, while the passes running hold too much for it to fit.
+A pass larger than the whole budget runs alone. Sixteen passes of 500-node executions at once
+peaked at 1.5 GiB, three times the chart's memory limit (docs/performance.md). Small passes (at
+most a sixteenth of the budget: the usual ones) reserve nothing and never wait for it, nor
+behind another namespace's large pass waiting for it: at most budget + threads x budget/16 at once.
+Large passes start in the namespaces' turn: none passes one that waits for the budget.
+
 The clock and the timer (`clock`, `later`) are passed in, and `drain()` awaits the reconciles in
 flight, so the unit tests drive retries and wake-ups without sleeping.
 """
@@ -18,6 +31,7 @@ flight, so the unit tests drive retries and wake-ups without sleeping.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Callable
@@ -50,6 +64,21 @@ class FairQueue:
             self._turns.append(key[0])
         queue.append(key)
 
+    def pop_first(self, may_start: Callable[[Key], bool]) -> Key | None:
+        """The next key in turn that `may_start`; a namespace whose next key may not start keeps its
+        turn (and its order) and holds up no other namespace."""
+        for position, namespace in enumerate(self._turns):
+            queue = self._waiting[namespace]
+            if may_start(queue[0]):
+                del self._turns[position]
+                key = queue.popleft()
+                if queue:
+                    self._turns.append(namespace)
+                else:
+                    del self._waiting[namespace]
+                return key
+        return None
+
     def pop(self) -> Key | None:
         if not self._turns:
             return None
@@ -71,8 +100,14 @@ class Workers:
                  on_result: Callable[[Key, Any], datetime | None] | None = None,
                  gate: Callable[[], bool] = lambda: True,
                  clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-                 later: Callable[..., Any] | None = None) -> None:
+                 later: Callable[..., Any] | None = None,
+                 budget: int | None = None, cost: Callable[[Key], int] = lambda key: 0) -> None:
         self._work = work
+        self._budget = budget  # bytes the large passes running at once may hold (None: no bound)
+        self._small = budget // 16 if budget is not None else 0  # a pass of at most this reserves nothing
+        self._cost = cost  # bytes a pass of the key will hold while it runs (an estimate)
+        self._reserved = 0  # bytes reserved by the passes running
+        self._asks: dict[Key, int] = {}  # bytes each waiting key will reserve
         self._clock = clock
         # later(delay, callback, *args) -> a handle with cancel(); the running loop's call_later by default.
         self._later = later
@@ -100,7 +135,8 @@ class Workers:
             self._state[key] = "dirty"
             return
         self._state[key] = "running"
-        task = asyncio.get_running_loop().create_task(self._run(key))
+        # A context of its own: the caller's (kopf's handler context) holds the whole raw event.
+        task = asyncio.get_running_loop().create_task(self._run(key), context=contextvars.Context())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -119,7 +155,7 @@ class Workers:
     def _call_later(self, delay: float, callback: Callable[..., Any], *args: Any) -> Any:
         if self._later is not None:
             return self._later(delay, callback, *args)
-        return asyncio.get_running_loop().call_later(delay, callback, *args)
+        return asyncio.get_running_loop().call_later(delay, callback, *args, context=contextvars.Context())
 
     async def drain(self) -> None:
         """Returns once no reconcile runs (timers set for later are not waited for)."""
@@ -171,35 +207,79 @@ class Workers:
 
     async def _on_thread(self, key: Key) -> Any:
         """The reconcile of `key` on a thread of the pool, once the namespaces' turn gives it one."""
-        await self._acquire(key)
+        cost = await self._acquire(key)
         try:
             return await asyncio.get_running_loop().run_in_executor(self._executor, self._work, key)
         finally:
-            self._release()
+            self._release(cost)
 
-    async def _acquire(self, key: Key) -> None:
-        """Waits for a thread, in the namespaces' turn; released by `_release` when the work returns."""
-        if self._free > 0 and not len(self._ready):
+    def _fits(self, cost: int) -> bool:
+        """Whether a pass of `cost` bytes may start now: within the budget, or alone."""
+        return (self._budget is None or cost == 0 or self._reserved == 0
+                or self._reserved + cost <= self._budget)
+
+    async def _acquire(self, key: Key) -> int:
+        """Waits for a thread and its share of the budget, in the namespaces' turn; returns the bytes
+        reserved, released by `_release` when the work returns."""
+        cost = self._cost(key) if self._budget is not None else 0
+        cost = cost if cost > self._small else 0
+        if self._free > 0 and not len(self._ready) and self._fits(cost):
             self._free -= 1
-            return
+            self._reserved += cost
+            return cost
         grant: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._grants[key] = grant
+        self._asks[key] = cost
         self._ready.push(key)
+        self._dispatch()  # a thread may be free, the keys ahead waiting for the budget
         try:
             await grant
         except asyncio.CancelledError:
             if grant.done() and not grant.cancelled():
-                self._release()  # granted just as it was cancelled: hand the thread on
+                self._release(cost)  # granted just as it was cancelled: hand the thread on
             raise
+        return cost
 
-    def _release(self) -> None:
-        """The thread of a finished reconcile goes to the next key in turn, else back to the pool."""
-        while (key := self._ready.pop()) is not None:
-            grant = self._grants.pop(key, None)
-            if grant is not None and not grant.done():
-                grant.set_result(None)
-                return
+    def _release(self, cost: int) -> None:
+        """A finished reconcile gives back its thread and bytes; the next keys in turn that fit start."""
         self._free += 1
+        self._reserved -= cost
+        self._dispatch()
+
+    def _may_start(self) -> Callable[[Key], bool]:
+        """Asked of each namespace's next key in turn: small keys may start; large ones in turn while
+        they fit, and none after a large one that does not (so it is not passed over for ever)."""
+        blocked = False
+
+        def may_start(key: Key) -> bool:
+            nonlocal blocked
+            if key not in self._grants or self._asks[key] == 0:
+                return True
+            if blocked or not self._fits(self._asks[key]):
+                blocked = True
+                return False
+            return True
+
+        return may_start
+
+    def _dispatch(self) -> None:
+        """Grants threads to waiting keys in the namespaces' turn while one is free; a key that does
+        not fit the budget waits at the head of its namespace (its turn kept), the others go on."""
+        while self._free > 0:
+            key = self._ready.pop_first(self._may_start())
+            if key is None:
+                return
+            grant = self._grants.get(key)
+            if grant is None or grant.done():  # cancelled while waiting
+                self._grants.pop(key, None)
+                self._asks.pop(key, None)
+                continue
+            cost = self._asks[key]
+            del self._grants[key]
+            del self._asks[key]
+            self._free -= 1
+            self._reserved += cost
+            grant.set_result(None)
 
     def shutdown(self) -> None:
         for timer in [*self._timers.values(), *self._backoff.values()]:

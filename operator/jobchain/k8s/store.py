@@ -140,6 +140,12 @@ def pack_execution(obj: Obj) -> tuple[Obj, bytes]:
 
     Values go through JSON unchanged (they came as JSON); managedFields and kubectl's
     last-applied copy are never read and not kept."""
+    light, packed, _size = pack_execution_sized(obj)
+    return light, packed
+
+
+def pack_execution_sized(obj: Obj) -> tuple[Obj, bytes, int]:
+    """`pack_execution`, and the size of the bulk as JSON text (what a pass unpacks and works from)."""
     meta = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
     if _LAST_APPLIED in (meta.get("annotations") or {}):
         meta["annotations"] = {k: v for k, v in meta["annotations"].items() if k != _LAST_APPLIED}
@@ -151,8 +157,9 @@ def pack_execution(obj: Obj) -> tuple[Obj, bytes]:
             bulk.setdefault(part, {})[field] = section[field]
             light[part] = {**section, field: PACKED}
     if not bulk:
-        return light, b""
-    return light, zlib.compress(json.dumps(bulk, separators=(",", ":")).encode(), 1)
+        return light, b"", 0
+    text = json.dumps(bulk, separators=(",", ":")).encode()
+    return light, zlib.compress(text, 1), len(text)
 
 
 def unpack_execution(light: Obj, packed: bytes) -> Obj:
@@ -208,6 +215,7 @@ class Store:
         self._lock = threading.Lock()
         self._clock = clock
         self._executions: dict[Key, tuple[Obj, bytes]] = {}  # (light, packed): pack_execution
+        self._bulk: dict[Key, int] = {}  # bytes of each execution's packed parts as JSON text
         self._own_versions: dict[Key, str] = {}  # resourceVersion of our last status write
         self._deleted: dict[str, float] = {}  # uid of a dropped execution -> monotonic time dropped
         self._jobs: dict[Key, Obj] = {}
@@ -239,14 +247,15 @@ class Store:
             held = self._executions.get(key)
             if held is not None and not rv_newer_or_same(_rv(obj), _rv(held[0])):
                 return False
-        entry = pack_execution(obj)  # outside the lock: compressing a large one takes milliseconds
+        light, packed, size = pack_execution_sized(obj)  # outside the lock: compressing takes milliseconds
         with self._lock:
             if _uid(obj) in self._deleted:
                 return False  # deleted meanwhile
             held = self._executions.get(key)
             if held is not None and not rv_newer_or_same(_rv(obj), _rv(held[0])):
                 return False  # a newer copy came meanwhile
-            self._executions[key] = entry
+            self._executions[key] = (light, packed)
+            self._bulk[key] = size
             if own:
                 self._own_versions[key] = _rv(obj) or ""
             return True
@@ -287,7 +296,14 @@ class Store:
             if held_uid:
                 self._deleted[held_uid] = now
             del self._executions[key]
+            self._bulk.pop(key, None)
             self._own_versions.pop(key, None)
+
+    def execution_bytes(self, namespace: str, name: str) -> int:
+        """The size of the execution's bulk (workflow, snapshot, nodes' status) as JSON text; 0 if
+        not held. What a pass of it holds grows with it (`controller.handlers.pass_cost`)."""
+        with self._lock:
+            return self._bulk.get((namespace, name), 0)
 
     # ---- schedules ---------------------------------------------------------------------
     def put_schedule(self, obj: Obj) -> None:
