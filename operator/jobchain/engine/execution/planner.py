@@ -34,7 +34,7 @@ from jobchain.api.models import (
     WorkflowSpec,
 )
 from jobchain.engine.coordination.admission import Admission
-from jobchain.engine.execution import fanout
+from jobchain.engine.execution import fanout, gates
 from jobchain.engine.execution import status as st
 from jobchain.engine.execution.conditions import Deferred, EdgeDecisions, PassBudget
 from jobchain.engine.execution.items import FanOut, finished_result
@@ -105,6 +105,7 @@ class _Run:
         self._graph: Graph | None = None
         self._order: dict[str, int] = {}
         self._edges: EdgeDecisions | None = None
+        self.may_reach_gates = False  # set by schedule(): a gate is reached only where a node may start
 
     # ---- start -------------------------------------------------------------------------
     def start(self, lookup: WorkflowLookup | None) -> tuple[str, str] | None:
@@ -406,6 +407,7 @@ class _Run:
                 # A skip can make an earlier-declared node ready: decide every node before starting any,
                 # so ready nodes start in declaration order.
                 continue
+            self.may_reach_gates = may_start and error is None
             for name, held in ready:
                 slot_free = may_start and error is None and self.fan.running_jobs() < self.workflow.parallelism
                 try:
@@ -447,6 +449,8 @@ class _Run:
         """
         node = nodes[name]
         spec_node = self.workflow.nodes[self.order[name]]
+        if spec_node.approval is not None:  # a gate needs no slot: it runs no Job
+            return gates.reach(self, node, self.input_source(held, nodes)) if self.may_reach_gates else None
         if spec_node.forEach is not None:
             return self.fan.start(node, held, nodes, slot_free)
         if not slot_free and not any(next(refs.find(text), None) for _, text in node_texts(spec_node)):
@@ -490,7 +494,7 @@ class _Run:
     def conclude(self) -> None:
         if self.status.phase != ExecutionPhase.RUNNING:
             return
-        if any(n.phase in (NodePhase.PENDING, NodePhase.RUNNING) for n in self.status.nodes):
+        if any(n.phase in (NodePhase.PENDING, NodePhase.RUNNING, NodePhase.WAITING) for n in self.status.nodes):
             return
         handled = {
             n.name for n in self.workflow.nodes
@@ -513,7 +517,7 @@ class _Run:
         """Nothing runs, and what finished did so by the deadline: the nodes still waiting may all be
         skipped or failed before starting, when the edges left to the next pass are decided."""
         for node in self.status.nodes:
-            if node.phase == NodePhase.RUNNING:
+            if node.phase in (NodePhase.RUNNING, NodePhase.WAITING):
                 return False
             finished = parse_time(node.finishedAt)
             if deadline is not None and finished is not None and finished > deadline:
@@ -566,6 +570,7 @@ def _plan_nodes(execution: ExecutionInput, observed: Mapping[str, ObservedJob], 
         # Finished: status never changes again; only Jobs still running (a delete that did
         # not complete before a crash) are deleted.
         run.plan.delete = leftovers(status, observed, [])
+        gates.note_ignored(status, execution.spec)  # (a decision that came too late is named, once)
         return run.plan
     if status.workflowSpec is None:
         # Also when cancelled: a pass may have started the execution and lost its status write, so
@@ -584,6 +589,9 @@ def _plan_nodes(execution: ExecutionInput, observed: Mapping[str, ObservedJob], 
         deadline = started + timedelta(seconds=execution.spec.timeoutSeconds)
     late = deadline is not None and now >= deadline
     run.fold_observed(stopping=execution.spec.cancel or late)
+    # Gates whose time ran out (by the deadline, when late) are decided like skips: by times in status.
+    gates.decide_waiting(run, decisions=not (execution.spec.cancel or late),
+                         until=min(deadline, now) if late and deadline else now)
     if execution.spec.cancel or late:
         # Decisions that start nothing (skips, failures before start) are still made: a pass that
         # comes late (the operator was busy or restarting, or its status write was lost) lets an
@@ -610,10 +618,14 @@ def _plan_nodes(execution: ExecutionInput, observed: Mapping[str, ObservedJob], 
             run.fail_vanished()
         run.schedule(may_start=True)
         run.conclude()
+    gates.note_ignored(status, execution.spec)
     st.summarize(status, execution.generation, now)
+    status.waiting = gates.waiting(status)
     if status.phase not in TERMINAL_EXECUTION_PHASES:
-        # Edges left by a spent CEL budget are decided by a pass at once (after others had their turn).
-        run.plan.wake_at = now if run.deferred else deadline
+        # Edges left by a spent CEL budget are decided by a pass at once (after others had their turn);
+        # a waiting gate's timeout is decided by a pass at its deadline.
+        gate_due = gates.next_deadline(run)
+        run.plan.wake_at = now if run.deferred else min((t for t in (deadline, gate_due) if t), default=None)
     return run.plan
 
 
