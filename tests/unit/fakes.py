@@ -60,6 +60,7 @@ class FakeCluster:
         self.objects: dict[tuple[str, str], dict[str, Any]] = {(WORKFLOWS, "etl"): WORKFLOW}
         self.created: list[dict[str, Any]] = []
         self.patched: list[str] = []
+        self.merge_patches: list[tuple[str, dict[str, Any]]] = []  # (execution, patch) of patch_execution
         self.frames: list[dict[str, Any]] = []  # what watch_execution yields
         self.pods: dict[str, list[str]] = {}  # node -> pod names
         self.logs: dict[str, str | None] = {}  # pod -> log (None: gone)
@@ -78,6 +79,10 @@ class FakeCluster:
 
     def cancel_execution(self, name: str) -> dict[str, Any]:
         self.patched.append(name)
+        return self.objects[(EXECUTIONS, name)]
+
+    def patch_execution(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.merge_patches.append((name, patch))
         return self.objects[(EXECUTIONS, name)]
 
     def watch_execution(self, name: str) -> Iterator[dict[str, Any]]:

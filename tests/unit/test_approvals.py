@@ -15,17 +15,21 @@ from jobchain.engine.spec.validation import validate_workflow
 from jobchain.engine.timefmt import iso
 
 from .builders import (
+    EXECUTION,
     T0,
+    FakeCluster,
     created_nodes,
     decide,
     edge,
     env_of,
     execution,
+    execution_body,
     gate,
     job,
     node,
     node_status,
     observed,
+    pass_of,
     phases,
     spec,
     with_status,
@@ -216,3 +220,24 @@ def test_a_gate_with_job_fields_is_refused_with_the_field_path() -> None:
 
 def test_a_gate_needs_no_image() -> None:
     assert validate_workflow(CHAIN) == []
+
+
+# ---- the controller: Events posted, the count the metric sums -------------------------------
+
+def test_the_controller_posts_approval_requested_once_and_counts_the_waiting_gate() -> None:
+    cluster = FakeCluster(execution_body(CHAIN))
+    pass_of(cluster, EXECUTION)
+    cluster.finish("a", "Succeeded", '{"v": 1}', A_DONE)
+    cluster.take_actions()
+    outcome = pass_of(cluster, EXECUTION, 6)
+    assert ("event", "ApprovalRequested") in cluster.take_actions()
+    assert (outcome.phase, outcome.waiting) == ("Running", 1)
+    again = pass_of(cluster, EXECUTION, 7)
+    assert [a for a in cluster.take_actions() if a[0] == "event"] == []
+    assert again.waiting == 1
+    body = cluster.executions[EXECUTION]
+    body["spec"]["approvals"] = {"approve": {"decision": "approve", "message": "bob"}}
+    done = pass_of(cluster, EXECUTION, 8)
+    assert done.waiting == 0
+    assert ("create", "job", "deploy") in cluster.take_actions()
+    assert cluster.status().waiting is None

@@ -144,6 +144,14 @@ def build_parser(prog: str = "jobchain") -> Parser:
     cancel = command("cancel", "stop an execution (sets spec.cancel)")
     cancel.add_argument("execution", metavar="EXECUTION")
 
+    for verb, what in (("approve", "approve an approval gate: the node Succeeds"),
+                       ("deny", "deny an approval gate: the node Fails (reason Denied)")):
+        decide = command(verb, f"{what} (sets spec.approvals.NODE)")
+        decide.add_argument("execution", metavar="EXECUTION")
+        decide.add_argument("node", metavar="NODE", help="the gate: a node with `approval:`")
+        decide.add_argument("--message", "-m", metavar="TEXT", help="why, and who decides (kept in the "
+                            "gate's output and status)")
+
     lint = command("lint", "validate Workflow and WorkflowExecution YAML offline", cluster=False)
     lint.add_argument("files", nargs="+", metavar="FILE", help="YAML files, multi-document; - reads stdin")
 
@@ -291,6 +299,11 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
                              args.allowed_host, args.viewer_auth)
     if args.command == "cancel":
         return commands.cancel_execution(cluster(), args.execution, out)
+    if args.command in ("approve", "deny"):
+        from jobchain.api.models import ApprovalDecision
+        from jobchain.cli.approvals import decide_gate
+
+        return decide_gate(cluster(), args.execution, args.node, ApprovalDecision(args.command), args.message, out)
     if args.command == "retry":
         from jobchain.cli.again import retry_execution
 
