@@ -241,3 +241,15 @@ def test_the_controller_posts_approval_requested_once_and_counts_the_waiting_gat
     assert done.waiting == 0
     assert ("create", "job", "deploy") in cluster.take_actions()
     assert cluster.status().waiting is None
+
+
+def test_an_approval_whose_write_was_lost_is_taken_again_by_a_cancelling_pass() -> None:
+    ex, _, _ = at_gate()
+    ex = decide(ex, "approve", "approve")
+    one = plan(ex, a_done(), A_DONE + timedelta(seconds=20))
+    assert created_nodes(one) == ["deploy"]
+    # that write is lost; then a cancel: the replay takes the approval that explains deploy's Job
+    seen = observed(job("a", "Succeeded", '{"v": 1}', finished_at=A_DONE), job("deploy"))
+    two = plan(with_status(ex, ex.status, cancel=True), seen, A_DONE + timedelta(seconds=21))
+    assert phases(two.status) == {"a": "Succeeded", "approve": "Succeeded", "deploy": "Cancelled"}
+    assert two.status.phase == "Cancelled"

@@ -5,6 +5,8 @@ Why every time is taken from status: a gate is reached at the time its predecess
 pass replayed after a lost status write reaches and times out the gate exactly as the first
 did. A decision in spec has no time: whenever a pass sees one for a waiting gate, the gate is
 decided by it (the user's explicit request wins over a timeout that no pass recorded yet).
+Also a pass that stops the run (a cancel, the deadline) takes a decision it sees first: a Job
+started after an approval whose status write was lost is then explained by the approval.
 A decision present before the gate is reached decides it as soon as it is reached. One that
 disagrees with a gate already decided is ignored; the gate's status names it once
 (`ignoredDecision`), from which a single Warning Event is derived.

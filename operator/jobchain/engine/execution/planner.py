@@ -589,9 +589,10 @@ def _plan_nodes(execution: ExecutionInput, observed: Mapping[str, ObservedJob], 
         deadline = started + timedelta(seconds=execution.spec.timeoutSeconds)
     late = deadline is not None and now >= deadline
     run.fold_observed(stopping=execution.spec.cancel or late)
-    # Gates whose time ran out (by the deadline, when late) are decided like skips: by times in status.
-    gates.decide_waiting(run, decisions=not (execution.spec.cancel or late),
-                         until=min(deadline, now) if late and deadline else now)
+    # Gates are decided before a cancel or a passed deadline stops the rest, as skips are: by their
+    # decision in spec (which has no time: a pass that sees one takes it, so a Job started after an
+    # approval whose status write was lost is always explained by it), or by a timeout that came first.
+    gates.decide_waiting(run, decisions=True, until=min(deadline, now) if late and deadline else now)
     if execution.spec.cancel or late:
         # Decisions that start nothing (skips, failures before start) are still made: a pass that
         # comes late (the operator was busy or restarting, or its status write was lost) lets an
