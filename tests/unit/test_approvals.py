@@ -253,3 +253,18 @@ def test_an_approval_whose_write_was_lost_is_taken_again_by_a_cancelling_pass() 
     two = plan(with_status(ex, ex.status, cancel=True), seen, A_DONE + timedelta(seconds=21))
     assert phases(two.status) == {"a": "Succeeded", "approve": "Succeeded", "deploy": "Cancelled"}
     assert two.status.phase == "Cancelled"
+
+
+def test_the_input_of_a_node_after_a_gate_and_a_job_does_not_change_with_a_replay() -> None:
+    # found by test_approval_properties: `join` sees a denied gate and a node that finished after it
+    # was reached; the decision's pass lost its write, and the replay came later than the node's end
+    wf = spec(node("slow", edge("after", "always")), gate("approve", edge("after", "failure")),
+              node("after", join="any"))
+    ex = execution(wf)
+    ex = with_status(ex, plan(ex, {}, T0).status)  # the gate is reached at T0 and waits
+    ex = decide(ex, "approve", "deny")  # a pass at T0 + 1s takes it; its write is lost
+    seen = observed(job("slow", "Succeeded", finished_at=T0 + timedelta(seconds=3)))
+    replay = plan(ex, seen, T0 + timedelta(seconds=4))
+    gate_status = node_status(replay.status, "approve")
+    assert gate_status.finishedAt == iso(T0)  # when it was reached, not when a pass saw it
+    assert node_status(replay.status, "after").inputFrom == "slow"  # it finished last

@@ -66,12 +66,16 @@ def decide(run: _Run, node: NodeStatus, *, decisions: bool, until: datetime) -> 
         return False
     given = run.execution.spec.approvals.get(node.name) if decisions else None
     if given is not None:
+        # Stamped with the time the gate was reached: a decision in spec carries no time of its own,
+        # and the pass's clock would differ in a pass replayed after a lost write (which predecessor
+        # finished last, the input of a node after several, must not change with it).
+        at = node.startedAt or run.now
         said = f": {given.message}" if given.message else ""
         if given.decision == ApprovalDecision.APPROVE:
-            run.mark(node, NodePhase.SUCCEEDED, run.now, f"approved{said}", reason=APPROVED,
+            run.mark(node, NodePhase.SUCCEEDED, at, f"approved{said}", reason=APPROVED,
                      output={"approved": True, "message": given.message or ""})
         else:
-            run.mark(node, NodePhase.FAILED, run.now, f"denied{said}", reason=DENIED)
+            run.mark(node, NodePhase.FAILED, at, f"denied{said}", reason=DENIED)
         return True
     deadline = deadline_of(run.workflow, node)
     if deadline is not None and deadline <= until:
