@@ -503,6 +503,12 @@ def install_metrics(install: Install) -> list[tuple[str, dict[str, str], float]]
     return samples
 
 
+def operator_metrics(operator: OperatorProcess) -> list[tuple[str, dict[str, str], float]]:
+    """Samples of the e2e operator host process's /metrics (its --metrics-port), for metric_total."""
+    return [(s.name, s.labels, s.value) for family in text_string_to_metric_families(operator.metrics())
+            for s in family.samples]
+
+
 def metric_total(samples: list[tuple[str, dict[str, str], float]], name: str, **labels: str) -> float | None:
     """Sum of the samples NAME{LABELS...}; None when the operator exports no such sample."""
     values = [v for n, ls, v in samples if n == name and labels.items() <= ls.items()]

@@ -68,6 +68,27 @@ def node(name: str, *next_: str | dict[str, Any], image: str | None = "busybox",
     return out
 
 
+def gate(name: str, *next_: str | dict[str, Any], message: str = "ship it?", timeout: int | None = None
+         ) -> dict[str, Any]:
+    """An approval gate node dict (no Job: no image, no script)."""
+    approval: dict[str, Any] = {"message": message}
+    if timeout is not None:
+        approval["timeoutSeconds"] = timeout
+    out: dict[str, Any] = {"name": name, "approval": approval}
+    if next_:
+        out["next"] = [edge(n) if isinstance(n, str) else n for n in next_]
+    return out
+
+
+def decide(ex: ExecutionInput, node_name: str, decision: str, message: str | None = None) -> ExecutionInput:
+    """The execution after `jobchain approve|deny` patched spec.approvals.NODE."""
+    approvals = {k: v.model_dump(exclude_none=True) for k, v in ex.spec.approvals.items()}
+    approvals[node_name] = {"decision": decision, **({"message": message} if message else {})}
+    new_spec = WorkflowExecutionSpec.model_validate(
+        {**ex.spec.model_dump(by_alias=True, exclude_none=True), "approvals": approvals})
+    return dataclasses.replace(ex, spec=new_spec)
+
+
 def spec(*nodes: dict[str, Any], **fields: Any) -> WorkflowSpec:
     return WorkflowSpec.model_validate({"nodes": list(nodes), **fields})
 

@@ -63,6 +63,7 @@ class FakeCluster:
         self.stopped: list[str] = []
         self.deleted: list[str] = []
         self.elsewhere: list[tuple[str, dict[str, Any]]] = []  # (plural, object) in other namespaces
+        self.merge_patches: list[tuple[str, dict[str, Any]]] = []  # (execution, patch) of patch_execution
         self.frames: list[dict[str, Any]] = []  # what watch_execution yields
         self.pods: dict[str, list[str]] = {}  # node -> pod names
         self.logs: dict[str, str | None] = {}  # pod -> log (None: gone)
@@ -98,6 +99,8 @@ class FakeCluster:
 
     def stop_execution(self, name: str) -> dict[str, Any]:
         self.stopped.append(name)
+    def patch_execution(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
+        self.merge_patches.append((name, patch))
         return self.objects[(EXECUTIONS, name)]
 
     def watch_execution(self, name: str) -> Iterator[dict[str, Any]]:

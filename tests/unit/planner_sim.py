@@ -23,9 +23,12 @@ from typing import Any
 from hypothesis import event
 from hypothesis import strategies as st
 
+from jobchain.api.limits import CEL_PASS_STEPS
 from jobchain.api.models import (
     FINISHED_NODE_PHASES,
     TERMINAL_EXECUTION_PHASES,
+    ApprovalDecision,
+    ApprovalGiven,
     ExecutionStatus,
     WorkflowSpec,
 )
@@ -70,8 +73,9 @@ EXAMPLES = int(os.environ.get("JOBCHAIN_PROPERTY_EXAMPLES", "300"))
 
 
 @st.composite
-def workflows(draw: st.DrawFn, fan_out: bool = False) -> WorkflowSpec:
-    """A random DAG: edges only go forward in a hidden topological order; declared in random order."""
+def workflows(draw: st.DrawFn, fan_out: bool = False, gates: bool = False) -> WorkflowSpec:
+    """A random DAG: edges only go forward in a hidden topological order; declared in random order.
+    With `gates`, some nodes are approval gates (no Job), with or without a timeout."""
     n = draw(st.integers(1, 7))
     names = [f"n{i}" for i in range(n)]
     bodies: list[dict[str, Any]] = []
@@ -99,6 +103,11 @@ def workflows(draw: st.DrawFn, fan_out: bool = False) -> WorkflowSpec:
                 body["maxParallel"] = draw(st.integers(1, 2))
             body["script"] = draw(st.sampled_from(["echo $(item)", "true"]))
             continue
+        if gates and draw(st.integers(0, 2)) == 0:
+            del body["image"]
+            body["approval"] = {"message": f"may {body['name']} pass?",
+                                **({"timeoutSeconds": draw(st.integers(1, 8))} if draw(st.booleans()) else {})}
+            continue
         # Some nodes use their input: unresolvable when the predecessor's output lacks the key.
         if body["name"] in has_incoming and draw(st.booleans()):
             body["script"] = draw(st.sampled_from(["echo $(input)", "echo $(input.v)"]))
@@ -114,7 +123,9 @@ def unchanged_finished_nodes(before: ExecutionStatus, after: ExecutionStatus) ->
     later = {n.name: n for n in after.nodes}
     for node in before.nodes:
         if node.phase in FINISHED_NODE_PHASES:
-            assert later[node.name] == node, f"finished node {node.name} changed"
+            # (but for the one mark a decided gate takes: a later decision in spec, ignored)
+            after_node = later[node.name].model_copy(update={"ignoredDecision": node.ignoredDecision})
+            assert after_node == node, f"finished node {node.name} changed"
 
 
 # Outputs of realistic sizes (the status budget of 256 KiB runs out with a few of the large ones) and
@@ -152,13 +163,20 @@ class Scenario:
     # cannot pay wait for the next pass. The clock stands still, so the steps alone decide.
     pass_steps: int | None = None
     stop_at: int | None = None  # the pass from which spec.stop is set (the graceful stop)
+    # approval gate -> (decision, message, the step from which spec.approvals holds it; 0: at creation)
+    approvals: dict[str, tuple[str, str, int]] = dataclasses.field(default_factory=dict)
+
+    def approvals_at(self, step: int) -> dict[str, ApprovalGiven]:
+        return {name: ApprovalGiven(decision=ApprovalDecision(d), message=m)
+                for name, (d, m, at) in self.approvals.items() if at <= step}
 
 
 @st.composite
-def scenarios(draw: st.DrawFn, big_items: bool = False) -> Scenario:
+def scenarios(draw: st.DrawFn, big_items: bool = False, gates: bool = False) -> Scenario:
     """With `big_items`, a node fans out and its items' outputs are mostly large (over their share
-    of the status budget, or together over 1 MiB)."""
-    workflow = draw(workflows(fan_out=big_items))
+    of the status budget, or together over 1 MiB). With `gates`, some nodes are approval gates,
+    each decided before it is reached, while it waits or after its timeout (or never: it times out)."""
+    workflow = draw(workflows(fan_out=big_items, gates=gates))
     if draw(st.booleans()):
         workflow = workflow.model_copy(update={"outputLimitBytes": 262144})
     keys = [n.name for n in workflow.nodes]
@@ -171,12 +189,23 @@ def scenarios(draw: st.DrawFn, big_items: bool = False) -> Scenario:
         for e in Graph.of(workflow).incoming[target]:  # often given what it needs to cost
             if e.source in results and draw(st.booleans()):
                 results[e.source] = ("Succeeded", XS, results[e.source][2])
+    approvals: dict[str, tuple[str, str, int]] = {}
+    for gate in (n for n in workflow.nodes if n.approval is not None):
+        undecided_ok = gate.approval is not None and gate.approval.timeoutSeconds is not None
+        if undecided_ok and draw(st.booleans()):
+            continue  # nobody decides: it times out
+        approvals[gate.name] = (draw(st.sampled_from(["approve", "deny"])), f"by user {gate.name}",
+                                draw(st.integers(0, 12)))
     return Scenario(workflow, results, draw(st.none() | st.integers(3, 30)), draw(st.none() | st.integers(0, 15)),
-                    draw(st.sampled_from([None, None, 30, 200])))
+                    draw(st.sampled_from([None, None, 30, 200])), approvals)
 
 
 def pass_budget(sc: Scenario) -> PassBudget | None:
-    return None if sc.pass_steps is None else PassBudget(steps=sc.pass_steps, seconds=1.0, clock=lambda: 0.0)
+    """The CEL budget of each pass. With gates, never the real clock's half second: a loaded machine
+    would then defer an edge in one of two identical passes (the kopf retry compared below)."""
+    if sc.pass_steps is None and not any(n.approval is not None for n in sc.workflow.nodes):
+        return None
+    return PassBudget(steps=sc.pass_steps or CEL_PASS_STEPS, seconds=1.0, clock=lambda: 0.0)
 
 
 @dataclass
@@ -237,12 +266,14 @@ def run(sc: Scenario, data: st.DataObject | None) -> Outcome:
     parallelism = workflow.parallelism
     incoming = Graph.of(with_finally(workflow)).incoming
     n += len(workflow.finally_)
-    for step in range(4 * n + MAX_DROPS + 10 + (3 * n if sc.pass_steps else 0)):
+    gates = {g.name: g.approval for g in workflow.nodes if g.approval is not None}
+    for step in range(4 * n + MAX_DROPS + 10 + (3 * n if sc.pass_steps else 0) + (20 if gates else 0)):
         status = ExecutionStatus.model_validate(stored["status"])
         cancel = sc.cancel_at is not None and step >= sc.cancel_at
         late = sc.timeout is not None and now >= T0 + timedelta(seconds=sc.timeout)
         stop = sc.stop_at is not None and step >= sc.stop_at
-        ex = with_status(execution(workflow, timeout=sc.timeout, created=T0), status, cancel=cancel, stop=stop)
+        ex = with_status(execution(workflow, timeout=sc.timeout, created=T0), status, cancel=cancel, stop=stop,
+                         approvals=sc.approvals_at(step))
         ex = dataclasses.replace(ex, outputs={key: config_maps[ref.configMap]
                                               for key, ref in output_refs(status, ex.name).items()})
         seen = observe(sc, jobs, status, now)
@@ -267,6 +298,12 @@ def run(sc: Scenario, data: st.DataObject | None) -> Outcome:
         finals = {m.name for m in p.status.nodes if m.finally_}
         assert status.outcome is not None or not {split_key(k)[0] for k in created_nodes(p)} & finals, \
             "a finally Job was planned before the main graph's outcome was in status"
+        for m in p.status.nodes:  # a waiting gate is looked at again by its deadline, without any event
+            timeout = gates[m.name].timeoutSeconds if m.name in gates else None
+            if m.phase == "Waiting" and timeout is not None and m.startedAt:
+                assert p.wake_at is not None
+                assert p.wake_at <= datetime.fromisoformat(m.startedAt.replace("Z", "+00:00")) + timedelta(
+                    seconds=timeout)
         if p.status.reason in ("Running", "Succeeded", "NodeFailed"):
             # (A stop right after a lost status write may leave an adopted node's input unknown:
             # nothing is decided after a stop, so nothing depends on it.)

@@ -276,3 +276,15 @@ def test_a_finally_node_whose_reference_has_no_value_fails_when_the_main_graph_e
     assert notify.phase == "Failed" and "report" in notify.message
     assert r.status.outcome is not None and notify.finishedAt == r.status.outcome.endedAt
     assert (r.status.phase, r.status.reason) == ("Failed", "NodeFailed")
+
+
+def test_an_approval_gate_cannot_be_a_finally_node() -> None:
+    """Finally nodes run unattended after a stop or a deadline too: a gate there would wait for ever."""
+    workflow = WorkflowSpec.model_validate({
+        "defaults": {"image": "busybox"},
+        "nodes": [{"name": "build", "script": "true"}],
+        "finally": [{"name": "sign-off", "approval": {"message": "ok?"}}],
+    })
+    problems = validate_workflow(workflow)
+    assert [(p.path, "cannot be a finally node" in p.message) for p in problems] == \
+        [("spec.finally[0].approval", True)]

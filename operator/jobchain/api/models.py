@@ -72,6 +72,12 @@ class NodePhase(StrEnum):
     FAILED = "Failed"
     SKIPPED = "Skipped"
     CANCELLED = "Cancelled"
+    WAITING = "Waiting"  # an approval gate waits for its decision (spec.approvals)
+
+
+class ApprovalDecision(StrEnum):
+    APPROVE = "approve"
+    DENY = "deny"
 
 
 TERMINAL_EXECUTION_PHASES = frozenset(
@@ -206,6 +212,18 @@ class EnvVar(Spec):
     )
 
 
+class Approval(Spec):
+    message: str | None = Field(
+        default=None, max_length=limits.MAX_DESCRIPTION,
+        description="What the approver is asked (shown in status.waiting, the Event and the dashboard).",
+    )
+    timeoutSeconds: int | None = Field(
+        default=None, ge=1, le=limits.MAX_SECONDS,
+        description="Without a decision this many seconds after the gate was reached, it Fails with "
+        "reason ApprovalTimeout. Unset: it waits until decided (or the execution's deadline).",
+    )
+
+
 class Node(Spec):
     name: str = Field(
         pattern=DNS_LABEL, max_length=63, description="Name of the node: a DNS-1123 label, unique in the workflow."
@@ -279,6 +297,12 @@ class Node(Spec):
     maxItems: int | None = Field(
         default=None, ge=1, le=5000,
         description="forEach: more items than this fail the node before any Job starts (default 1000).",
+    )
+    approval: Approval | None = Field(
+        default=None,
+        description="An approval gate instead of script/command: no Job runs; the node waits (phase Waiting) "
+        "until spec.approvals of the execution decides it. Approve: it Succeeds with output "
+        '{"approved": true, "message": ...}; deny or timeout: it Fails (reason Denied or ApprovalTimeout).',
     )
 
 
@@ -360,6 +384,14 @@ class ResumeFrom(Spec):
     )
 
 
+class ApprovalGiven(Spec):
+    decision: ApprovalDecision = Field(description="approve or deny.")
+    message: str | None = Field(
+        default=None, max_length=limits.MAX_DESCRIPTION,
+        description="Why, and who decided: kept in the gate's output and status message.",
+    )
+
+
 class WorkflowExecutionSpec(Spec):
     workflowRef: WorkflowRef | None = Field(
         default=None, description="The Workflow to run, in the same namespace. Or set `workflow`."
@@ -414,6 +446,13 @@ class WorkflowExecutionSpec(Spec):
         "from that execution. That execution is not changed. Refused (InvalidResume) when it does not exist, "
         "is still running, Succeeded without node, names another workflowRef, was deleted or re-created "
         "since first read, or when its secret params are not in spec.paramsFrom.",
+    )
+    approvals: dict[str, ApprovalGiven] = Field(
+        default_factory=dict,
+        max_length=limits.MAX_NODES,
+        description="Decisions of approval gates, by node name (`jobchain approve|deny`, or a merge patch). A "
+        "decision given before its gate is reached waits for it; one given after the gate was decided is "
+        "ignored (a Warning Event says so).",
     )
 
 
@@ -499,6 +538,11 @@ class NodeStatus(Observed):
                                      "they stand.")
     finally_: bool = Field(default=False, alias="finally",
                            description="True for a node of spec.finally (listed after the main nodes).")
+    reason: str | None = Field(
+        default=None, description="Approval gates: Approved, Denied or ApprovalTimeout, once decided.")
+    ignoredDecision: str | None = Field(
+        default=None, description="Approval gates: a decision in spec.approvals given after the gate was "
+        "decided otherwise, which was ignored.")
     itemResults: list[ItemStatus] | None = Field(
         default=None, description="forEach: each started item (index, phase, Job, output preview, message)."
     )
@@ -532,6 +576,13 @@ class Outcome(Observed):
                                 "finallyTimeoutSeconds counts from here.")
 
 
+class WaitingGate(Observed):
+    name: str = Field(description="The gate node.")
+    message: str = Field(default="", description="What the approver is asked.")
+    since: str | None = Field(default=None, description="When the gate was reached.")
+    deadline: str | None = Field(default=None, description="When it times out (unset: never).")
+
+
 class ExecutionStatus(Observed):
     phase: ExecutionPhase = Field(default=ExecutionPhase.PENDING, description="Phase of the execution.")
     reason: str = Field(
@@ -562,6 +613,8 @@ class ExecutionStatus(Observed):
         default=None, description="A retry (spec.resumeFrom): the execution it resumes, pinned when first read, "
         "with its params and the spec fields the retry inherits.")
     nodes: list[NodeStatus] = Field(default_factory=list, description="Result of every node, in declaration order.")
+    waiting: list[WaitingGate] | None = Field(
+        default=None, description="Approval gates waiting for a decision (spec.approvals).")
     conditions: list[Condition] = Field(default_factory=list, description="Succeeded condition.")
     outcome: Outcome | None = Field(
         default=None,

@@ -160,6 +160,14 @@ def build_parser(prog: str = "jobchain") -> Parser:
     cancel = command("cancel", "terminate an execution: delete its running Jobs, no finally (sets spec.cancel)")
     cancel.add_argument("execution", metavar="EXECUTION")
 
+    for verb, what in (("approve", "approve an approval gate: the node Succeeds"),
+                       ("deny", "deny an approval gate: the node Fails (reason Denied)")):
+        decide = command(verb, f"{what} (sets spec.approvals.NODE)")
+        decide.add_argument("execution", metavar="EXECUTION")
+        decide.add_argument("node", metavar="NODE", help="the gate: a node with `approval:`")
+        decide.add_argument("--message", "-m", metavar="TEXT", help="why, and who decides (kept in the "
+                            "gate's output and status)")
+
     stop = command("stop", "stop an execution gracefully: running nodes finish, finally runs (sets spec.stop)")
     stop.add_argument("execution", metavar="EXECUTION")
 
@@ -354,6 +362,11 @@ def dispatch(args: argparse.Namespace, stdin: IO[str], out: IO[str], err: IO[str
         return commands.cancel_execution(cluster(), args.execution, out)
     if args.command == "stop":
         return commands.stop_execution(cluster(), args.execution, out)
+    if args.command in ("approve", "deny"):
+        from jobchain.api.models import ApprovalDecision
+        from jobchain.cli.approvals import decide_gate
+
+        return decide_gate(cluster(), args.execution, args.node, ApprovalDecision(args.command), args.message, out)
     if args.command == "retry":
         from jobchain.cli.again import retry_execution
         from jobchain.cli.run import parse_params

@@ -45,7 +45,7 @@ from jobchain.controller import election_loop as leader
 from jobchain.controller import policy_check, reconcile
 from jobchain.controller import schedule_pass as schedules
 from jobchain.controller.main import release_free_heap
-from jobchain.controller.metrics import EXECUTIONS_RUNNING, STORE_OBJECTS
+from jobchain.controller.metrics import APPROVALS_WAITING, EXECUTIONS_RUNNING, STORE_OBJECTS
 from jobchain.controller.workers import Key, Workers
 from jobchain.engine.spec.outputs import DEFAULT_OUTPUT_LIMIT
 from jobchain.k8s.cluster import OperatorCluster, connect
@@ -91,6 +91,7 @@ class Runtime:
         # Set from the downward API in the shipped Deployment: executions there are refused.
         self.operator_namespace = os.environ.get("JOBCHAIN_OPERATOR_NAMESPACE") or None
         self.running: set[Key] = set()
+        self.waiting: dict[Key, int] = {}  # executions with approval gates waiting -> how many
         self.executions = Workers(self._reconcile_execution, workers=WORKERS, on_result=self._after_execution,
                                     gate=self.leadership.acting, budget=PASS_MEMORY_BUDGET, cost=self.pass_cost)
         self.workflows = Workers(self._reconcile_workflow, workers=2, gate=self.leadership.acting)
@@ -147,6 +148,7 @@ class Runtime:
                 self.queue_moved(key[0], self.store.execution(*key), held_only=True)
             self.running.add(key)
         EXECUTIONS_RUNNING.set(len(self.running))
+        self.count_waiting(key, 0 if finished else outcome.waiting)
         if finished:
             return outcome.wake_at  # a time to live, if any
         # A look again within RESYNC_SECONDS even without events: a safety net for a missed
@@ -154,6 +156,14 @@ class Runtime:
         # with a finalizer, which would block deleting an execution while no operator runs.
         resync = datetime.now(UTC) + timedelta(seconds=RESYNC_SECONDS)
         return min(outcome.wake_at, resync) if outcome.wake_at else resync
+
+    def count_waiting(self, key: Key, gates: int) -> None:
+        """jobchain_approvals_waiting: the gates waiting in each execution held, summed."""
+        if gates:
+            self.waiting[key] = gates
+        else:
+            self.waiting.pop(key, None)
+        APPROVALS_WAITING.set(sum(self.waiting.values()))
 
     def queue_moved(self, namespace: str, body: dict[str, Any] | None, held_only: bool = False) -> None:
         """An execution finished, was deleted (a slot may be free) or started (the positions moved):
@@ -251,6 +261,7 @@ async def execution_changed(event: kopf.RawEvent, namespace: str | None, name: s
         rt.seen_executions.discard(key)
         rt.executions.forget(key)
         rt.running.discard(key)
+        rt.count_waiting(key, 0)
         rt.store.drop_execution(*key, uid=(event["object"].get("metadata") or {}).get("uid"))
         rt.queue_moved(key[0], dict(event["object"]))
         EXECUTIONS_RUNNING.set(len(rt.running))

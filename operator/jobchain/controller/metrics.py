@@ -18,6 +18,9 @@ EXECUTIONS_FINISHED = Counter(
     "jobchain_executions_finished_total", "WorkflowExecutions that reached a terminal phase.", ["phase", "reason"]
 )
 EXECUTIONS_RUNNING = Gauge("jobchain_executions_running", "WorkflowExecutions currently Running.")
+APPROVALS_WAITING = Gauge(
+    "jobchain_approvals_waiting",
+    "Approval gates waiting for a decision (spec.approvals), over the executions this operator holds.")
 NODE_DURATION = Histogram(
     "jobchain_node_duration_seconds",
     "From a node's Job being created to the node finishing.",

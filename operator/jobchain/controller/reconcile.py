@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 class Outcome:
     phase: str | None  # None: the execution is gone
     wake_at: datetime | None = None
+    waiting: int = 0  # approval gates waiting for a decision (status.waiting)
 
 
 def reconcile_execution(cluster: ExecutionCluster, namespace: str, name: str, output_limit: int = DEFAULT_OUTPUT_LIMIT,
@@ -198,7 +199,7 @@ def _apply(cluster: ExecutionCluster, body: dict[str, Any], old: ExecutionStatus
         log.info("%s/%s: %s %s, created %s, deleted %s (read+plan %.0f ms, writes %.0f ms)", namespace, name,
                  new.phase, new.progress, [j["metadata"]["name"] for j in result.create], result.delete,
                  (planned - (began or planned)) * 1000, (time.monotonic() - planned) * 1000)
-    return Outcome(str(new.phase), result.wake_at)
+    return Outcome(str(new.phase), result.wake_at, waiting=len(new.waiting or []))
 
 
 def _write(cluster: ExecutionCluster, body: dict[str, Any], old: ExecutionStatus, new: ExecutionStatus) -> None:

@@ -4,6 +4,7 @@
 -- Cancelled: Suspended, because someone stopped it on purpose (spec.cancel): nothing is
 -- broken, and Degraded would page people for a deliberate action; Suspended is how Argo CD
 -- shows other stopped-on-purpose resources (a suspended CronJob, a paused Rollout).
+-- Running with an approval gate waiting (status.waiting): Suspended, until someone decides.
 local hs = { status = "Progressing", message = "Waiting for the operator to start the execution" }
 local status = obj.status
 if status == nil or status.phase == nil or status.phase == "" then
@@ -32,6 +33,19 @@ elseif phase == "Failed" then
 elseif phase == "Cancelled" then
   hs.status = "Suspended"
   hs.message = describe("Execution was cancelled")
+elseif phase == "Running" and status.waiting ~= nil and #status.waiting > 0 then
+  -- An approval gate waits for a person: nothing progresses until someone decides, as with
+  -- Argo Workflows' suspend node, which Argo CD shows Suspended.
+  local gate = status.waiting[1]
+  local text = "Waiting for approval of " .. gate.name
+  if gate.message ~= nil and gate.message ~= "" then
+    text = text .. ": " .. gate.message
+  end
+  if #status.waiting > 1 then
+    text = text .. " (and " .. (#status.waiting - 1) .. " more gate(s))"
+  end
+  hs.status = "Suspended"
+  hs.message = text .. "; approve with `jobchain approve " .. (obj.metadata.name or "EXECUTION") .. " " .. gate.name .. "`"
 elseif phase == "Running" then
   local text = "Running"
   if status.running ~= nil and status.running ~= "" then

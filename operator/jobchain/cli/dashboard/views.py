@@ -133,6 +133,7 @@ def execution_view(execution: dict[str, Any], workflow: dict[str, Any] | None = 
     view["params"] = status.params or (execution.get("spec") or {}).get("params") or {}
     view["cancel"] = bool((execution.get("spec") or {}).get("cancel"))
     view["resourceVersion"] = (execution.get("metadata") or {}).get("resourceVersion", "")
+    view["waiting"] = waiting_gates(execution)
     nodes = {n.name: n for n in status.nodes}
     if spec is None:
         view["graph"] = None
@@ -147,6 +148,16 @@ def execution_view(execution: dict[str, Any], workflow: dict[str, Any] | None = 
     view["graph"] = graph
     view["statuses"] = {n.name: n.model_dump(mode="json", exclude={"name"}) for n in status.nodes}
     return view
+
+
+def waiting_gates(execution: dict[str, Any]) -> list[dict[str, Any]]:
+    """The approval gates waiting in status, each with what it asks and the commands that decide it."""
+    meta = execution.get("metadata") or {}
+    where = f"-n {meta.get('namespace', '')} {meta.get('name', '')}"
+    return [{"name": g.name, "message": g.message, "since": g.since, "deadline": g.deadline,
+             "approve": f"jobchain approve {where} {g.name} --message TEXT",
+             "deny": f"jobchain deny {where} {g.name} --message TEXT"}
+            for g in status_of(execution).waiting or []]
 
 
 def workflow_summary(workflow: dict[str, Any]) -> dict[str, Any]:

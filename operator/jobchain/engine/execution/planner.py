@@ -35,7 +35,7 @@ from jobchain.api.models import (
     WorkflowSpec,
 )
 from jobchain.engine.coordination.admission import Admission
-from jobchain.engine.execution import fanout
+from jobchain.engine.execution import fanout, gates
 from jobchain.engine.execution import finally_ as fin
 from jobchain.engine.execution import status as st
 from jobchain.engine.execution.conditions import Deferred, EdgeDecisions, PassBudget
@@ -108,6 +108,7 @@ class _Run:
         self._workflow: WorkflowSpec | None = None
         self._order: dict[str, int] = {}
         self._edges: EdgeDecisions | None = None
+        self.may_reach_gates = False  # set by schedule(): a gate is reached only where a node may start
 
     # ---- start -------------------------------------------------------------------------
     def start(self, lookup: WorkflowLookup | None) -> tuple[str, str] | None:
@@ -455,6 +456,7 @@ class _Run:
                 # A skip can make an earlier-declared node ready: decide every node before starting any,
                 # so ready nodes start in declaration order.
                 continue
+            self.may_reach_gates = may_start and error is None
             for name, held in ready:
                 slot_free = may_start and error is None and self.fan.running_jobs() < self.workflow.parallelism
                 try:
@@ -496,6 +498,8 @@ class _Run:
         """
         node = nodes[name]
         spec_node = self.workflow.nodes[self.order[name]]
+        if spec_node.approval is not None:  # a gate needs no slot: it runs no Job
+            return gates.reach(self, node, self.input_source(held, nodes)) if self.may_reach_gates else None
         if spec_node.forEach is not None:
             return self.fan.start(node, held, nodes, slot_free)
         if not slot_free and not any(next(refs.find(text), None) for _, text in node_texts(spec_node)):
@@ -541,7 +545,7 @@ class _Run:
         if self.status.phase != ExecutionPhase.RUNNING or (self.status.outcome is not None and not self.in_finally):
             return
         nodes = self.phase_nodes()
-        if any(n.phase in (NodePhase.PENDING, NodePhase.RUNNING) for n in nodes):
+        if any(n.phase in (NodePhase.PENDING, NodePhase.RUNNING, NodePhase.WAITING) for n in nodes):
             return
         handled = {
             n.name for n in self.workflow.nodes
@@ -568,7 +572,7 @@ class _Run:
         """Nothing runs, and what finished did so by the deadline: the nodes still waiting may all be
         skipped or failed before starting, when the edges left to the next pass are decided."""
         for node in self.phase_nodes():
-            if node.phase == NodePhase.RUNNING:
+            if node.phase in (NodePhase.RUNNING, NodePhase.WAITING):
                 return False
             finished = parse_time(node.finishedAt)
             if deadline is not None and finished is not None and finished > deadline:
@@ -621,6 +625,7 @@ def _plan_nodes(execution: ExecutionInput, observed: Mapping[str, ObservedJob], 
         # Finished: status never changes again; only Jobs still running (a delete that did
         # not complete before a crash) are deleted.
         run.plan.delete = leftovers(status, observed, [])
+        gates.note_ignored(status, execution.spec)  # (a decision that came too late is named, once)
         return run.plan
     if status.workflowSpec is None:
         # Also when cancelled: a pass may have started the execution and lost its status write, so
@@ -642,6 +647,10 @@ def _plan_nodes(execution: ExecutionInput, observed: Mapping[str, ObservedJob], 
         deadline = started + timedelta(seconds=execution.spec.timeoutSeconds)
     late = deadline is not None and now >= deadline
     run.fold_observed(stopping=execution.spec.cancel or late)
+    # Gates are decided before a cancel or a passed deadline stops the rest, as skips are: by their
+    # decision in spec (which has no time: a pass that sees one takes it, so a Job started after an
+    # approval whose status write was lost is always explained by it), or by a timeout that came first.
+    gates.decide_waiting(run, decisions=True, until=min(deadline, now) if late and deadline else now)
     if execution.spec.cancel or late:
         # (A cancel terminates: the finally nodes are cancelled too. A deadline records the outcome and
         # they run, within their own finallyTimeoutSeconds.)
@@ -674,11 +683,16 @@ def _plan_nodes(execution: ExecutionInput, observed: Mapping[str, ObservedJob], 
         if execution.spec.stop and run.status.outcome is None and not fin.jobs_running(run.phase_nodes()):
             run.stop(ExecutionPhase.CANCELLED, fin.STOPPED, "stopped by spec.stop: running nodes finished, "
                      "nothing new started")
+    gates.note_ignored(status, execution.spec)
     st.summarize(status, execution.generation, now)
+    status.waiting = gates.waiting(status)
     if status.phase not in TERMINAL_EXECUTION_PHASES:
         # Edges left by a spent CEL budget are decided by a pass at once (after others had their turn);
-        # a main graph that just ended starts its finally nodes in the next pass, at once.
-        run.plan.wake_at = now if run.deferred or status.outcome is not None else deadline
+        # a main graph that just ended starts its finally nodes in the next pass, at once; a waiting
+        # gate's timeout is decided by a pass at its deadline.
+        gate_due = gates.next_deadline(run)
+        run.plan.wake_at = now if run.deferred or status.outcome is not None \
+            else min((t for t in (deadline, gate_due) if t), default=None)
     return run.plan
 
 

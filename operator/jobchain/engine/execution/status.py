@@ -123,6 +123,13 @@ def note_job(node: NodeStatus, job_name: str, at: datetime | str, retries: int) 
     mark_node(node, NodePhase.RUNNING, at)
 
 
+def ignore_decision(node: NodeStatus, decision: str) -> None:
+    """An approval gate's decision in spec that came after the gate was decided otherwise: named once
+    (the only change a finished node takes; a Warning Event is derived from it)."""
+    if node.phase in FINISHED_NODE_PHASES and node.ignoredDecision != decision:
+        node.ignoredDecision = decision
+
+
 def keep_edges(node: NodeStatus, decided: list[bool]) -> None:
     """The first incoming edges of a waiting node, as a pass decided them, for later passes to go on
     from (a condition is decided once). Never fewer than were kept already."""
@@ -315,7 +322,8 @@ def summarize(status: ExecutionStatus, generation: int | None, at: datetime) -> 
         if fanning:
             finished = sum(c.succeeded + c.failed for c in fanning)
             status.progress += f" ({finished}/{sum(c.total for c in fanning)} items)"
-    running = [n.name for n in status.nodes if n.phase == NodePhase.RUNNING]
+    running = [n.name if n.phase == NodePhase.RUNNING else f"{n.name} (waiting)"
+               for n in status.nodes if n.phase in (NodePhase.RUNNING, NodePhase.WAITING)]
     status.running = ",".join(running) if running else None
     _succeeded_condition(status, at)
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from jobchain.api import limits
-from jobchain.api.models import EdgeKind, Node, Param, WorkflowExecutionSpec, WorkflowSpec
+from jobchain.api.models import EdgeKind, Node, OutputSource, Param, WorkflowExecutionSpec, WorkflowSpec
 from jobchain.engine.spec import argv, cel, cel_types, param_types, pod_fields, refs
 from jobchain.engine.spec.graph import Graph, node_texts
 from jobchain.engine.spec.outputs import MAX_FREE_FORM_DEPTH, depth
@@ -76,7 +76,9 @@ def _node_problems(node: Node, path: str, spec: WorkflowSpec, names: set[str],
     """Problems of one node and its edges; `budget` None: the `when`s are not compiled (over their limit)."""
     if node.script is not None and (node.command or node.args):
         yield Problem(path, "set either script or command/args, not both")
-    if not (node.image or spec.defaults.image):
+    if node.approval is not None:
+        yield from _gate_problems(node, path)
+    elif not (node.image or spec.defaults.image):
         yield Problem(f"{path}.image", "no image: set it on the node or in spec.defaults.image")
     for rel, text in node_texts(node):
         size = len(text.encode("utf-8", "surrogatepass"))
@@ -118,6 +120,25 @@ def _node_problems(node: Node, path: str, spec: WorkflowSpec, names: set[str],
         elif edge.when is not None:
             yield Problem(f"{epath}.when", f"`when` only goes with type: condition (this edge is type: {edge.type})")
     yield from _fan_out_problems(node, path, spec, budget, typed)
+
+
+# What a Job node has and an approval gate (no Job) cannot have: each would be silently ignored.
+_NOT_ON_A_GATE = ("image", "script", "command", "args", "resources", "retries", "timeoutSeconds",
+                  "serviceAccountName", "podTemplate", "forEach")
+
+
+def _gate_problems(node: Node, path: str) -> Iterable[Problem]:
+    """An approval gate runs no Job: the fields of a Job are mistakes on it (use approval.timeoutSeconds)."""
+    for field in _NOT_ON_A_GATE:
+        if getattr(node, field) is not None:
+            hint = " (for a deadline use approval.timeoutSeconds)" if field == "timeoutSeconds" else ""
+            yield Problem(f"{path}.{field}", f"an approval gate runs no Job, so {field} does not go with "
+                          f"approval{hint}: remove it, or make this a node of its own")
+    if node.env:
+        yield Problem(f"{path}.env", "an approval gate runs no Job, so env does not go with approval: remove it")
+    if node.output.from_ != OutputSource.TERMINATION_MESSAGE:
+        yield Problem(f"{path}.output", "an approval gate's output is its decision, so output does not go "
+                      "with approval: remove it")
 
 
 @dataclass(frozen=True)
@@ -284,6 +305,10 @@ def _finally_edge_problems(spec: WorkflowSpec, prefix: str) -> list[Problem]:
                                         "it runs once the main graph has ended, never after an edge; remove "
                                         "this edge"))
     for i, node in enumerate(spec.finally_):
+        if node.approval is not None:
+            problems.append(Problem(f"{prefix}.finally[{i}].approval", "an approval gate cannot be a finally node: "
+                                    "the finally nodes run unattended once the main graph has ended (a stop or a "
+                                    "deadline included); put the gate in spec.nodes"))
         for j, edge in enumerate(node.next):
             if edge.node in main:
                 problems.append(Problem(f"{prefix}.finally[{i}].next[{j}].node", f"{edge.node!r} is a node of "

@@ -5,7 +5,7 @@
 "use strict";
 
 const $ = (sel, root = document) => root.querySelector(sel);
-const ICON = { Pending: "○", Running: "↻", Succeeded: "✓", Failed: "✕", Skipped: "↷", Cancelled: "■" };
+const ICON = { Pending: "○", Running: "↻", Waiting: "⏸", Succeeded: "✓", Failed: "✕", Skipped: "↷", Cancelled: "■" };
 const PHASES = ["Pending", "Running", "Succeeded", "Failed", "Cancelled"];
 const SVGNS = "http://www.w3.org/2000/svg";
 const state = { info: null, namespace: "", streams: [], timers: [], page: null };
@@ -289,7 +289,7 @@ function drawGraph(box, graph, onSelect) {
         const s = statuses ? statuses[name] : null;
         if (!statuses || g.classList.contains("unknown")) continue;
         const phase = s ? s.phase : "Pending";
-        g.classList.remove("none", "Pending", "Running", "Succeeded", "Failed", "Skipped", "Cancelled");
+        g.classList.remove("none", "Pending", "Running", "Waiting", "Succeeded", "Failed", "Skipped", "Cancelled");
         g.classList.add(phase);
         g.dataset.phase = phase;
         g.setAttribute("aria-label", `${name}: ${phase}`);
@@ -325,6 +325,7 @@ function executionPage(ns, name) {
   document.title = `${name} · jobchain`;
   main.innerHTML = `<h1><span id="x-name">${esc(name)}</span> <span id="x-phase"></span></h1>
     <div class="meta" id="x-meta"></div><p class="exec-message" id="x-message"></p>
+    <div id="x-gates"></div>
     ${LEGEND}
     <div class="layout"><div><div class="graph-box" id="graph"><p class="note" style="padding:12px">loading…</p></div>
       <div class="gantt" id="gantt" aria-label="timeline"></div></div>
@@ -343,6 +344,9 @@ function executionPage(ns, name) {
     const msg = $("#x-message");
     msg.textContent = v.message || (v.phase ? "" : "waiting for the operator to start it");
     msg.className = "exec-message " + (v.phase || "");
+    $("#x-gates").innerHTML = (v.waiting || []).map((g) => `<div class="gate" data-gate="${esc(g.name)}">
+      <b>${esc(g.name)}</b> waits for approval${g.message ? ": " + esc(g.message) : ""}${g.deadline ? ` (until ${esc(fmtTime(g.deadline))})` : ""}
+      <br>approve: <code>${esc(g.approve)}</code><br>deny: <code>${esc(g.deny)}</code></div>`).join("");
     if (!v.graph) {
       $("#graph").innerHTML = `<p class="note" style="padding:12px">The workflow of this execution cannot be read yet.</p>`;
       return;
