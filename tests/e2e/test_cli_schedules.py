@@ -46,4 +46,4 @@ def test_run_from_schedule_makes_a_manual_run_the_schedule_owns_and_list_schedul
     assert table.returncode == 0 and meta["name"] in table.stdout and "other-" not in table.stdout
     none = jobchain(kubeconfig, namespace, "list", "--schedule", "weekly")
     assert none.returncode == 0
-    assert f"no executions of schedule 'weekly' in namespace '{namespace}'" in none.stdout
+    assert f"no executions in namespace '{namespace}' matching --schedule weekly" in none.stdout

@@ -197,7 +197,7 @@ def scenarios(draw: st.DrawFn, big_items: bool = False, gates: bool = False) -> 
         approvals[gate.name] = (draw(st.sampled_from(["approve", "deny"])), f"by user {gate.name}",
                                 draw(st.integers(0, 12)))
     return Scenario(workflow, results, draw(st.none() | st.integers(3, 30)), draw(st.none() | st.integers(0, 15)),
-                    draw(st.sampled_from([None, None, 30, 200])), approvals)
+                    draw(st.sampled_from([None, None, 30, 200])), approvals=approvals)
 
 
 def pass_budget(sc: Scenario) -> PassBudget | None:

@@ -49,7 +49,7 @@ def complete(words: str) -> list[str]:
 @pytest.mark.skipif(shutil.which("bash") is None, reason="no bash")
 def test_bash_completes_commands_options_and_choices() -> None:
     assert complete("jobchain wa") == ["wait"]
-    assert sorted(complete("jobchain d")) == ["dashboard", "delete"]
+    assert sorted(complete("jobchain d")) == ["dashboard", "delete", "deny"]
     assert complete("jobchain wait e1 --f") == ["--for"]
     assert complete("jobchain wait e1 --for S") == ["Succeeded"]
     assert complete("jobchain graph wf --format s") == ["svg"]

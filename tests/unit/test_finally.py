@@ -226,7 +226,7 @@ def finally_scenarios(draw: st.DrawFn) -> Scenario:
     results = {**sc.results, **{f["name"]: (draw(st.sampled_from(["Succeeded", "Failed"])), None,
                                             draw(st.integers(1, 3))) for f in finals}}
     return Scenario(workflow, results, sc.timeout, sc.cancel_at, sc.pass_steps,
-                    draw(st.none() | st.integers(0, 12)))
+                    stop_at=draw(st.none() | st.integers(0, 12)), approvals=sc.approvals)
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
