@@ -304,6 +304,14 @@ class Node(Spec):
         "until spec.approvals of the execution decides it. Approve: it Succeeds with output "
         '{"approved": true, "message": ...}; deny or timeout: it Fails (reason Denied or ApprovalTimeout).',
     )
+    outputSchema: dict[str, Any] | None = Field(
+        default=None,
+        description="The shape of the node's output, as a JSON Schema subset (type: string, integer, number, "
+        "boolean, array, object, null; properties; items; required; additionalProperties; description): the "
+        "`when` and forEach expressions that read it (`output`, `nodes.NAME.output`) are type-checked against "
+        "it when the Workflow is validated. Unset: the output is dynamic (anything).",
+        json_schema_extra=FREE_FORM,
+    )
 
 
 class WorkflowSpec(Spec):

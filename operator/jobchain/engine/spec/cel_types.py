@@ -22,7 +22,7 @@ from typing import Any
 import lark
 
 from jobchain.api.models import Node, Param
-from jobchain.engine.spec import cel
+from jobchain.engine.spec import cel, output_schema
 from jobchain.engine.spec.suggest import did_you_mean
 
 DYN, NUM = "dyn", "number"  # NUM: a number of unknown kind (int or double)
@@ -48,6 +48,7 @@ class Record:
     what: str  # how the user writes it: params, nodes, nodes['load']
     fields: Mapping[str, Type]
     kind: str = "key"  # what a key is, for the message: param, node, key
+    open: bool = False  # other keys may be there too (dynamic): an output schema without additionalProperties: false
 
 
 Type = str | Record
@@ -68,12 +69,14 @@ def _name(t: Type) -> str:
 
 
 def variables_of(params: Iterable[Param], nodes: Iterable[Node], for_each: bool = False) -> dict[str, Type]:
-    """The types of the variables a `when` (or with `for_each`, a forEach) sees in this workflow."""
-    entry = {"phase": "string", "output": DYN}
+    """The types of the variables a `when` (or with `for_each`, a forEach) sees in this workflow.
+    `output` is dynamic here: `with_output` gives it the type of the edge's source node."""
     typed: dict[str, Type] = {
         "params": Record("params", {p.name: DYN if p.secret else _PARAM_TYPES.get(str(p.type), DYN)
                                     for p in params}, "param"),
-        "nodes": Record("nodes", {n.name: Record(f"nodes[{n.name!r}]", entry) for n in nodes}, "node"),
+        "nodes": Record("nodes", {n.name: Record(f"nodes[{n.name!r}]", {
+            "phase": "string", "output": schema_type(n.outputSchema, f"nodes[{n.name!r}].output")}) for n in nodes},
+            "node"),
         "input": DYN,
     }
     if not for_each:
@@ -112,6 +115,31 @@ def check(expression: str, variables: Mapping[str, Type], want: str, what: str) 
         start, end = _span(mistake.at)
         return _format(expression, start, end, mistake.message, mistake.fix)
     return None
+
+
+_SCHEMA_TYPES: dict[str, Type] = {"string": "string", "integer": "int", "number": NUM, "boolean": "bool",
+                                  "array": "list", "object": "map", "null": "null"}
+
+
+def schema_type(schema: Any, what: str) -> Type:
+    """The CEL type of a value of an `outputSchema` (dynamic where it says nothing, or is not valid:
+    validation reports that). An object with properties is a record: its declared keys have their
+    types; an undeclared key is a mistake only with additionalProperties: false."""
+    if not isinstance(schema, Mapping) or not output_schema.valid(schema):
+        return DYN
+    kind = schema.get("type")
+    properties = schema.get("properties")
+    if isinstance(properties, Mapping) and kind in (None, "object"):
+        fields = {str(k): schema_type(v, f"{what}.{k}") for k, v in properties.items()}
+        return Record(what, fields, "key", open=schema.get("additionalProperties") is not False)
+    return _SCHEMA_TYPES.get(str(kind), DYN) if kind is not None else DYN
+
+
+def with_output(variables: Mapping[str, Type], node: Node) -> Mapping[str, Type]:
+    """The variables of a `when` on an edge out of `node`: `output` is that node's (its outputSchema)."""
+    if node.outputSchema is None or "output" not in variables:
+        return variables
+    return {**variables, "output": schema_type(node.outputSchema, "output")}
 
 
 def _reads_node(expression: str, name: str) -> bool:
@@ -270,6 +298,8 @@ class _Checker:
         if isinstance(t, Record):
             if key in t.fields:
                 return t.fields[key]
+            if t.open:
+                return DYN
             known = ", ".join(sorted(t.fields)[:20]) or "none"
             raise _Mistake(at, f"{t.what} has no {t.kind} {key!r}{did_you_mean(key, t.fields)}",
                            f"use one of: {known}")

@@ -21,7 +21,7 @@ from typing import Any
 
 from jobchain.api import limits
 from jobchain.api.models import EdgeKind, Node, OutputSource, Param, WorkflowExecutionSpec, WorkflowSpec
-from jobchain.engine.spec import argv, cel, cel_types, param_types, pod_fields, refs
+from jobchain.engine.spec import argv, cel, cel_types, output_schema, param_types, pod_fields, refs
 from jobchain.engine.spec.graph import Graph, node_texts
 from jobchain.engine.spec.outputs import MAX_FREE_FORM_DEPTH, depth
 from jobchain.engine.spec.suggest import did_you_mean
@@ -80,6 +80,9 @@ def _node_problems(node: Node, path: str, spec: WorkflowSpec, names: set[str],
         yield from _gate_problems(node, path)
     elif not (node.image or spec.defaults.image):
         yield Problem(f"{path}.image", "no image: set it on the node or in spec.defaults.image")
+    if node.outputSchema is not None:
+        for where, message in output_schema.problems(node.outputSchema, f"{path}.outputSchema"):
+            yield Problem(where, message)
     for rel, text in node_texts(node):
         size = len(text.encode("utf-8", "surrogatepass"))
         if size > limits.MAX_ARG_BYTES:
@@ -109,7 +112,8 @@ def _node_problems(node: Node, path: str, spec: WorkflowSpec, names: set[str],
         if edge.type == EdgeKind.CONDITION:
             if not edge.when:
                 yield Problem(f"{epath}.when", "an edge with type: condition needs `when`")
-            elif typed is not None and (wrong := cel_types.check(edge.when, typed.when, "bool", "`when`")):
+            elif typed is not None and (wrong := cel_types.check(edge.when, cel_types.with_output(typed.when, node),
+                                                                 "bool", "`when`")):
                 yield Problem(f"{epath}.when", f"CEL {wrong}")
             elif budget is not None and budget.steps >= 0:
                 try:
