@@ -96,8 +96,10 @@ def test_empty_list_non_list_and_too_many_items(objects: Objects) -> None:
     objects.create(workflow("items-edges", [
         {"name": "empty", "forEach": "[]", "script": "echo never", "next": [{"node": "after-empty"}]},
         {"name": "after-empty", "script": 'echo "got $(input)"', "output": {"from": "logs"}},
-        {"name": "not-a-list", "forEach": "{'a': 1}", "script": "echo never"},
+        # (a map literal would be refused when the Workflow is validated: only an output can surprise at run time)
+        {"name": "not-a-list", "forEach": "input", "script": "echo never"},
         {"name": "too-many", "forEach": "[1, 2, 3, 4, 5]", "maxItems": 3, "script": "echo never"},
+        {"name": "mapper", "script": """printf '{"a":1}' > $JOBCHAIN_OUTPUT""", "next": [{"node": "not-a-list"}]},
     ], parallelism=3))
     done = objects.run("items-edges", timeout=600)
     result = nodes(done)
@@ -109,7 +111,7 @@ def test_empty_list_non_list_and_too_many_items(objects: Objects) -> None:
     assert result["too-many"]["phase"] == "Failed"
     assert "gave 5 items, more than maxItems (3); no item was started" in result["too-many"]["message"]
     made = {j.metadata.labels["jobchain.dev/node"] for j in objects.jobs(done["metadata"]["name"])}
-    assert made == {"after-empty"}, made
+    assert made == {"after-empty", "mapper"}, made
     assert done["status"]["phase"] == "Failed" and done["status"]["reason"] == "NodeFailed"
 
 
