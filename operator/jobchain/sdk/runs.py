@@ -1,0 +1,168 @@
+"""Submitting a built Workflow and reading its execution back as Python values.
+
+Why through the CLI's code: the kubeconfig is loaded, the execution is created and watched,
+and every API failure is worded exactly as `jobchain run` does it (`cli.cluster`, `cli.run`),
+so a script and the command line behave alike. Only the CLI's error type is turned into the
+SDK's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import urllib3
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from jobchain.api.models import ExecutionPhase, ExecutionStatus
+from jobchain.api.vocabulary import EXECUTIONS, GROUP, VERSION, WORKFLOWS
+from jobchain.cli.cluster import REQUEST_TIMEOUT, CliCluster, api_error, connect, connection_error
+from jobchain.cli.errors import CliError, Exit
+from jobchain.cli.run import execution_manifest, wait_for_end
+from jobchain.engine.spec.validation import join, validate_params
+from jobchain.sdk.errors import ClusterError, InvalidWorkflow, WaitTimeout
+
+if TYPE_CHECKING:
+    from jobchain.sdk.builder import Workflow
+
+
+@dataclass(frozen=True)
+class NodeResult:
+    """One node of an execution: its phase, its output as a Python value (whole, also when status
+    keeps only a preview), and why it ended so."""
+
+    name: str
+    phase: str
+    output: Any
+    message: str = ""
+    reason: str | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True)
+class Result:
+    """A WorkflowExecution as read from the cluster."""
+
+    name: str
+    namespace: str
+    phase: str
+    reason: str
+    message: str
+    nodes: dict[str, NodeResult]
+
+    @property
+    def succeeded(self) -> bool:
+        return self.phase == ExecutionPhase.SUCCEEDED
+
+    def outputs(self) -> dict[str, Any]:
+        """Each node's output by node name."""
+        return {name: node.output for name, node in self.nodes.items()}
+
+
+def result_of(execution: dict[str, Any]) -> Result:
+    """The Result of an execution as the API server sends it (outputs already made whole)."""
+    status = ExecutionStatus.model_validate(execution.get("status") or {})
+    meta = execution.get("metadata") or {}
+    nodes = {n.name: NodeResult(n.name, str(n.phase), n.output, n.message, n.reason, n.exitCode)
+             for n in status.nodes}
+    return Result(meta.get("name", ""), meta.get("namespace", ""), str(status.phase), status.reason,
+                  status.message, nodes)
+
+
+def _sdk_error(exc: CliError) -> Exception:
+    if exc.code == Exit.TIMEOUT:
+        return WaitTimeout(exc.message)
+    if exc.code == Exit.USAGE:
+        return InvalidWorkflow(exc.message)
+    return ClusterError(exc.message)
+
+
+@dataclass(frozen=True)
+class Submitted:
+    """A started execution: `wait()` for its end, `result()` for how it is now."""
+
+    name: str
+    cluster: CliCluster
+
+    @property
+    def namespace(self) -> str:
+        return self.cluster.namespace
+
+    def result(self) -> Result:
+        try:
+            return result_of(self.cluster.with_whole_outputs(self.cluster.get(EXECUTIONS, self.name)))
+        except CliError as exc:
+            raise _sdk_error(exc) from None
+
+    def wait(self, timeout: float | None = None) -> Result:
+        """Watches the execution until it is Succeeded, Failed or Cancelled; WaitTimeout after `timeout`
+        seconds (the execution keeps running)."""
+        try:
+            ended = wait_for_end(self.cluster, self.name, None, limit=timeout)
+            return result_of(self.cluster.with_whole_outputs(ended))
+        except CliError as exc:
+            raise _sdk_error(exc) from None
+
+
+def apply_workflow(cluster: CliCluster, body: dict[str, Any]) -> dict[str, Any]:
+    """Create-or-update: creates the Workflow, or replaces the spec, labels of the one of that name
+    (its status and other metadata stay). A concurrent write (409) is retried on the new version."""
+    api = client.CustomObjectsApi(cluster.api)
+    name = body["metadata"]["name"]
+    for _ in range(3):
+        try:
+            current = cluster.objects.get_object(cluster.namespace, WORKFLOWS, name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise api_error(exc, WORKFLOWS, name, cluster.namespace) from None
+            try:
+                return cluster.objects.create_object(cluster.namespace, WORKFLOWS, body)
+            except ApiException as exc2:
+                if exc2.status == 409:
+                    continue  # created meanwhile: replace it
+                raise api_error(exc2, WORKFLOWS, name, cluster.namespace) from None
+        replaced = {**current, "spec": body["spec"]}
+        replaced["metadata"] = {**current["metadata"], "labels": body["metadata"].get("labels") or {}}
+        try:
+            written: Any = api.replace_namespaced_custom_object(GROUP, VERSION, cluster.namespace, WORKFLOWS, name,
+                                                                replaced, _request_timeout=REQUEST_TIMEOUT)
+            return dict(written)
+        except ApiException as exc:
+            if exc.status != 409:
+                raise api_error(exc, WORKFLOWS, name, cluster.namespace) from None
+    raise ClusterError(f"workflow {name!r} in namespace {cluster.namespace!r} changed three times while it was "
+                       "being updated; submit again")
+
+
+def submit(workflow: Workflow, namespace: str | None, params: Mapping[str, Any], deadline: int | None,
+           kubeconfig: str | None, context: str | None) -> Submitted:
+    from jobchain.sdk.builder import param_text
+
+    problems = workflow.lint()
+    if problems:
+        raise InvalidWorkflow(f"Workflow {workflow.name!r} is invalid: {'; '.join(map(str, problems))}",
+                              [(p.path, p.message) for p in problems])
+    texts = {name: param_text(value) for name, value in params.items()}
+    spec = workflow.model().spec
+    refused = validate_params(texts, spec.params, f"Workflow {workflow.name!r}")
+    if refused:
+        raise InvalidWorkflow(f"{join(refused)}; pass params={{NAME: VALUE}}",
+                              [(p.path, p.message) for p in refused])
+    if deadline is not None and deadline < 1:
+        raise InvalidWorkflow(f"deadline={deadline}: must be a number of seconds, at least 1")
+    try:
+        cluster = connect(kubeconfig, context, namespace)
+    except CliError as exc:
+        raise _sdk_error(exc) from None
+    body = workflow.to_dict()
+    body["metadata"]["namespace"] = cluster.namespace
+    try:
+        apply_workflow(cluster, body)
+        created = cluster.create_execution(execution_manifest(workflow.name, texts, deadline))
+    except CliError as exc:
+        raise _sdk_error(exc) from None
+    except (urllib3.exceptions.HTTPError, OSError) as exc:
+        raise ClusterError(connection_error(exc, cluster.host).message) from None
+    return Submitted(created["metadata"]["name"], cluster)
