@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import re
 import runpy
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from jobchain.api import models
 from jobchain.cli import yaml_input
+from jobchain.cli.cluster import CliCluster
 from jobchain.cli.lint import lint_paths
-from jobchain.sdk import Approval, InvalidWorkflow, Node, Workflow, param
+from jobchain.sdk import Approval, InvalidWorkflow, Node, Submitted, WaitTimeout, Workflow, param
 from jobchain.sdk.runs import result_of
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,3 +166,66 @@ def test_the_documented_workflows_build_and_lint_clean(doc: str) -> None:
 def test_the_python_example_lints_clean() -> None:
     example = runpy.run_path(str(ROOT / "examples" / "python" / "etl.py"))
     assert example["build"]().lint() == []
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class FakeWatches:
+    """The API server's watches of one execution: each call gives the next batch of objects, then
+    ends as the server ends a watch after `seconds` (the clock moves on by that much). With no batch
+    left and no clock, a watch stays open with nothing to say until `idle` is set."""
+
+    def __init__(self, batches: list[list[dict[str, object]]], clock: FakeClock | None = None) -> None:
+        self.batches = batches
+        self.clock = clock
+        self.asked: list[int] = []
+        self.idle = threading.Event()
+
+    def watch(self, namespace: str, plural: str, selector: str, seconds: int) -> Iterator[dict[str, object]]:
+        self.asked.append(seconds)
+        if not self.batches and self.clock is None:
+            self.idle.wait(10)
+            return
+        for obj in self.batches.pop(0) if self.batches else []:
+            yield {"type": "MODIFIED", "raw_object": obj}
+        if self.clock is not None:
+            self.clock.now += seconds
+
+    def get_object(self, namespace: str, plural: str, name: str) -> dict[str, object]:
+        return execution("Succeeded")
+
+
+def execution(phase: str) -> dict[str, object]:
+    return {"metadata": {"name": "etl-x", "namespace": "ns"},
+            "status": {"phase": phase, "nodes": [{"name": "a", "phase": phase, "output": {"v": TRICKY}}]}}
+
+
+def submitted(watches: FakeWatches, clock: FakeClock | None = None) -> Submitted:
+    cluster = CliCluster(client.ApiClient(), "ns")
+    cluster.objects = watches  # type: ignore[assignment]
+    return Submitted("etl-x", cluster, clock or FakeClock())
+
+
+def test_wait_returns_the_end_and_leaves_no_watch_running() -> None:
+    watches = FakeWatches([[execution("Running"), execution("Succeeded")]])
+    threads = threading.active_count()
+    try:
+        result = submitted(watches).wait()
+        assert (result.phase, result.outputs()) == ("Succeeded", {"a": {"v": TRICKY}})
+        assert threading.active_count() == threads  # a notebook running 100 workflows keeps no 100 watches
+    finally:
+        watches.idle.set()
+
+
+def test_wait_gives_up_on_time_and_says_the_execution_keeps_running() -> None:
+    clock = FakeClock()
+    watches = FakeWatches([[execution("Running")]], clock)
+    with pytest.raises(WaitTimeout, match=r"etl-x is still Running after timeout=5s; it keeps running"):
+        submitted(watches, clock).wait(timeout=5)
+    assert watches.asked == [5]  # the server was asked for no longer a watch than the time left

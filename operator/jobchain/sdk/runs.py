@@ -1,26 +1,28 @@
 """Submitting a built Workflow and reading its execution back as Python values.
 
-Why through the CLI's code: the kubeconfig is loaded, the execution is created and watched,
-and every API failure is worded exactly as `jobchain run` does it (`cli.cluster`, `cli.run`),
-so a script and the command line behave alike. Only the CLI's error type is turned into the
-SDK's.
+Why through the CLI's code: the kubeconfig is loaded, the execution is created, and every API
+failure is worded exactly as `jobchain run` does it (`cli.cluster`, `cli.run`), so a script and
+the command line behave alike. Only the CLI's error type is turned into the SDK's, and the wait
+is the SDK's own (see `Submitted.wait`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+import math
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import urllib3
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from jobchain.api.models import ExecutionPhase, ExecutionStatus
+from jobchain.api.models import TERMINAL_EXECUTION_PHASES, ExecutionPhase, ExecutionStatus
 from jobchain.api.vocabulary import EXECUTIONS, GROUP, VERSION, WORKFLOWS
-from jobchain.cli.cluster import REQUEST_TIMEOUT, CliCluster, api_error, connect, connection_error
+from jobchain.cli.cluster import REQUEST_TIMEOUT, WATCH_SECONDS, CliCluster, api_error, connect, connection_error
 from jobchain.cli.errors import CliError, Exit
-from jobchain.cli.run import execution_manifest, wait_for_end
+from jobchain.cli.run import execution_manifest
 from jobchain.engine.spec.validation import join, validate_params
 from jobchain.sdk.errors import ClusterError, InvalidWorkflow, WaitTimeout
 
@@ -85,6 +87,7 @@ class Submitted:
 
     name: str
     cluster: CliCluster
+    clock: Callable[[], float] = field(default=time.monotonic, repr=False, compare=False)
 
     @property
     def namespace(self) -> str:
@@ -98,12 +101,47 @@ class Submitted:
 
     def wait(self, timeout: float | None = None) -> Result:
         """Watches the execution until it is Succeeded, Failed or Cancelled; WaitTimeout after `timeout`
-        seconds (the execution keeps running)."""
+        seconds (the execution keeps running).
+
+        Why not the CLI's `wait_for_end`: it watches from a thread that lives as long as the process,
+        which is right for a command but leaks a thread and a connection per run in a notebook or a
+        service. Here each watch is asked of the server for at most the time left, so the wait ends
+        on time in the calling thread, and the watch is closed when it returns."""
         try:
-            ended = wait_for_end(self.cluster, self.name, None, limit=timeout)
-            return result_of(self.cluster.with_whole_outputs(ended))
+            return result_of(self.cluster.with_whole_outputs(self._until_end(timeout)))
         except CliError as exc:
             raise _sdk_error(exc) from None
+
+    def _until_end(self, timeout: float | None) -> dict[str, Any]:
+        start = self.clock()
+        phase = "not started"
+        while True:
+            left = None if timeout is None else timeout - (self.clock() - start)
+            if left is not None and left <= 0:
+                raise WaitTimeout(f"{self.name} is still {phase} after timeout={timeout:g}s; it keeps running "
+                                  f"(jobchain -n {self.namespace} cancel {self.name} stops it)")
+            seconds = WATCH_SECONDS if left is None else max(1, min(WATCH_SECONDS, math.ceil(left)))
+            for execution in self._watch(seconds):
+                phase = (execution.get("status") or {}).get("phase") or phase
+                if phase in TERMINAL_EXECUTION_PHASES:
+                    return execution
+
+    def _watch(self, seconds: int) -> Iterator[dict[str, Any]]:
+        """The execution now and at each change, for `seconds`; an expired or dropped watch ends early."""
+        cluster = self.cluster
+        try:
+            for event in cluster.objects.watch(cluster.namespace, EXECUTIONS, f"metadata.name={self.name}", seconds):
+                if event["type"] == "DELETED":
+                    raise ClusterError(f"workflowexecution {self.name!r} was deleted while it was watched")
+                if event["type"] in ("ADDED", "MODIFIED"):
+                    yield dict(event["raw_object"])
+        except ApiException as exc:
+            if exc.status != 410:  # 410: the resourceVersion expired; the next watch starts from now
+                raise api_error(exc, EXECUTIONS, self.name, cluster.namespace) from None
+        except (urllib3.exceptions.ProtocolError, urllib3.exceptions.ReadTimeoutError):
+            return  # the connection dropped: the next watch starts from the current state
+        except (urllib3.exceptions.HTTPError, OSError) as exc:
+            raise ClusterError(connection_error(exc, cluster.host).message) from None
 
 
 def apply_workflow(cluster: CliCluster, body: dict[str, Any]) -> dict[str, Any]:
