@@ -229,3 +229,15 @@ def test_wait_gives_up_on_time_and_says_the_execution_keeps_running() -> None:
     with pytest.raises(WaitTimeout, match=r"etl-x is still Running after timeout=5s; it keeps running"):
         submitted(watches, clock).wait(timeout=5)
     assert watches.asked == [5]  # the server was asked for no longer a watch than the time left
+
+
+def test_a_secret_param_is_taken_from_a_secret_never_inline(tmp_path: Path) -> None:
+    from jobchain.sdk import ClusterError
+
+    wf = Workflow("s", params=[param("token", secret=True)]).node("a", image="busybox", script="true")
+    missing = str(tmp_path / "no-kubeconfig")
+    with pytest.raises(InvalidWorkflow, match="secret_params=") as err:
+        wf.submit("ns", {"token": "hunter2"}, kubeconfig=missing)
+    assert "hunter2" not in str(err.value)
+    with pytest.raises(ClusterError, match="no-kubeconfig"):  # the checks pass: it goes on to the cluster
+        wf.submit("ns", secret_params={"token": ("creds", "api-token")}, kubeconfig=missing)

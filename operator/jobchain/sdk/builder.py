@@ -222,20 +222,23 @@ class Workflow:
 
     # ---- running (jobchain.sdk.runs) ----------------------------------------------------
     def submit(self, namespace: str | None = None, params: Mapping[str, Any] | None = None, *,
-               deadline: int | None = None, kubeconfig: str | None = None, context: str | None = None,
-               ) -> Submitted:
+               secret_params: Mapping[str, tuple[str, str]] | None = None, deadline: int | None = None,
+               kubeconfig: str | None = None, context: str | None = None) -> Submitted:
         """Creates or updates the Workflow in the cluster (after lint: a problem raises InvalidWorkflow
-        before anything is written), then starts an execution with `params` and returns without waiting.
+        before anything is written), then starts an execution with `params` (secret params as
+        `secret_params={NAME: (SECRET, KEY)}`, a key of a Secret in the namespace) and returns without
+        waiting.
         The namespace is `namespace`, else the Workflow's, else the kubeconfig context's."""
         from jobchain.sdk.runs import submit
 
-        return submit(self, namespace or self.namespace, params or {}, deadline, kubeconfig, context)
+        return submit(self, namespace or self.namespace, params or {}, deadline, kubeconfig, context, secret_params)
 
     def run(self, params: Mapping[str, Any] | None = None, *, wait: bool = True, timeout: float | None = None,
-            namespace: str | None = None, deadline: int | None = None, kubeconfig: str | None = None,
-            context: str | None = None) -> Result:
+            namespace: str | None = None, secret_params: Mapping[str, tuple[str, str]] | None = None,
+            deadline: int | None = None, kubeconfig: str | None = None, context: str | None = None) -> Result:
         """submit(), then (wait=True) watch the execution to its end, for at most `timeout` seconds
         (WaitTimeout after that; the execution keeps running). Returns its Result: phase, reason, and
         each node's phase and output as Python values."""
-        submitted = self.submit(namespace, params, deadline=deadline, kubeconfig=kubeconfig, context=context)
+        submitted = self.submit(namespace, params, secret_params=secret_params, deadline=deadline,
+                                kubeconfig=kubeconfig, context=context)
         return submitted.wait(timeout) if wait else submitted.result()

@@ -145,8 +145,9 @@ class Submitted:
 
 
 def apply_workflow(cluster: CliCluster, body: dict[str, Any]) -> dict[str, Any]:
-    """Create-or-update: creates the Workflow, or replaces the spec, labels of the one of that name
-    (its status and other metadata stay). A concurrent write (409) is retried on the new version."""
+    """Create-or-update: creates the Workflow, or replaces the spec of the one of that name and adds
+    its labels (labels set by others, the status and other metadata stay). A concurrent write (409)
+    is retried on the new version."""
     api = client.CustomObjectsApi(cluster.api)
     name = body["metadata"]["name"]
     for _ in range(3):
@@ -162,7 +163,8 @@ def apply_workflow(cluster: CliCluster, body: dict[str, Any]) -> dict[str, Any]:
                     continue  # created meanwhile: replace it
                 raise api_error(exc2, WORKFLOWS, name, cluster.namespace) from None
         replaced = {**current, "spec": body["spec"]}
-        replaced["metadata"] = {**current["metadata"], "labels": body["metadata"].get("labels") or {}}
+        labels = {**(current["metadata"].get("labels") or {}), **(body["metadata"].get("labels") or {})}
+        replaced["metadata"] = {**current["metadata"], "labels": labels}
         try:
             written: Any = api.replace_namespaced_custom_object(GROUP, VERSION, cluster.namespace, WORKFLOWS, name,
                                                                 replaced, _request_timeout=REQUEST_TIMEOUT)
@@ -175,7 +177,8 @@ def apply_workflow(cluster: CliCluster, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def submit(workflow: Workflow, namespace: str | None, params: Mapping[str, Any], deadline: int | None,
-           kubeconfig: str | None, context: str | None) -> Submitted:
+           kubeconfig: str | None, context: str | None,
+           secret_params: Mapping[str, tuple[str, str]] | None = None) -> Submitted:
     from jobchain.sdk.builder import param_text
 
     problems = workflow.lint()
@@ -184,9 +187,11 @@ def submit(workflow: Workflow, namespace: str | None, params: Mapping[str, Any],
                               [(p.path, p.message) for p in problems])
     texts = {name: param_text(value) for name, value in params.items()}
     spec = workflow.model().spec
-    refused = validate_params(texts, spec.params, f"Workflow {workflow.name!r}")
+    secrets = dict(secret_params or {})
+    refused = validate_params(texts, spec.params, f"Workflow {workflow.name!r}", from_secrets=frozenset(secrets))
     if refused:
-        raise InvalidWorkflow(f"{join(refused)}; pass params={{NAME: VALUE}}",
+        raise InvalidWorkflow(f"{join(refused)}; pass params={{NAME: VALUE}}, secret params as "
+                              "secret_params={NAME: (SECRET, KEY)}",
                               [(p.path, p.message) for p in refused])
     if deadline is not None and deadline < 1:
         raise InvalidWorkflow(f"deadline={deadline}: must be a number of seconds, at least 1")
@@ -198,7 +203,12 @@ def submit(workflow: Workflow, namespace: str | None, params: Mapping[str, Any],
     body["metadata"]["namespace"] = cluster.namespace
     try:
         apply_workflow(cluster, body)
-        created = cluster.create_execution(execution_manifest(workflow.name, texts, deadline))
+        manifest = execution_manifest(workflow.name, texts, deadline)
+        if secrets:
+            manifest["spec"]["paramsFrom"] = [
+                {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}
+                for name, (secret, key) in secrets.items()]
+        created = cluster.create_execution(manifest)
     except CliError as exc:
         raise _sdk_error(exc) from None
     except (urllib3.exceptions.HTTPError, OSError) as exc:
