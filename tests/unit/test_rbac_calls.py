@@ -33,8 +33,9 @@ from .rbac_support import (
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "operator" / "jobchain"
-# The operator process: everything but the CLI (which runs as its user, with the user's rights).
-OPERATOR_CODE = sorted(p for p in PACKAGE.rglob("*.py") if "cli" not in p.relative_to(PACKAGE).parts)
+# The operator process: everything but the CLI and the Python SDK (which run as their user, with
+# the user's rights).
+OPERATOR_CODE = sorted(p for p in PACKAGE.rglob("*.py") if not {"cli", "sdk"} & set(p.relative_to(PACKAGE).parts))
 
 # kopf lists and watches CRDs to find the resources it serves, and namespaces to match
 # namespace patterns (`--namespace 'team-*'`); neither appears as a call in our code.
