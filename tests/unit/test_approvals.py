@@ -268,3 +268,37 @@ def test_the_input_of_a_node_after_a_gate_and_a_job_does_not_change_with_a_repla
     gate_status = node_status(replay.status, "approve")
     assert gate_status.finishedAt == iso(T0)  # when it was reached, not when a pass saw it
     assert node_status(replay.status, "after").inputFrom == "slow"  # it finished last
+
+
+def test_a_gate_decided_in_the_pass_that_reached_it_stays_decided_when_a_cancel_replays_it() -> None:
+    # found by test_approval_properties: the decision was in spec before the gate was reached, so the
+    # pass that reached it decided it and started deploy; its status write was lost, and the next pass
+    # saw a cancel. The gate was never Waiting in status, yet its fate was sealed like a skip's is.
+    ex = decide(execution(CHAIN), "approve", "approve", "ok by alice")
+    ex = with_status(ex, plan(ex, {}, T0).status)
+    one = plan(ex, a_done(), A_DONE + timedelta(seconds=1))
+    assert created_nodes(one) == ["deploy"]
+    seen = observed(job("a", "Succeeded", '{"v": 1}', finished_at=A_DONE), job("deploy"))
+    two = plan(with_status(ex, ex.status, cancel=True), seen, A_DONE + timedelta(seconds=2))
+    assert phases(two.status) == {"a": "Succeeded", "approve": "Succeeded", "deploy": "Cancelled"}
+    assert node_status(two.status, "approve") == node_status(one.status, "approve")
+    assert node_status(two.status, "deploy").inputFrom == "approve"  # deploy's Job is explained
+
+
+def test_a_gate_that_timed_out_before_a_cancel_pass_is_decided_by_its_timeout_not_cancelled() -> None:
+    # the pass that reached the gate lost its write; the next came after the gate's timeout, with a cancel
+    wf = spec(node("a", "approve"), gate("approve", "deploy", timeout=5), node("deploy"))
+    ex = execution(wf)
+    ex = with_status(ex, plan(ex, {}, T0).status)
+    waited = plan(ex, a_done(), A_DONE + timedelta(seconds=1))
+    steady = plan(with_status(ex, waited.status, cancel=True), a_done(), A_DONE + timedelta(seconds=6))
+    replay = plan(with_status(ex, ex.status, cancel=True), a_done(), A_DONE + timedelta(seconds=6))
+    assert node_status(steady.status, "approve").reason == "ApprovalTimeout"
+    assert node_status(replay.status, "approve") == node_status(steady.status, "approve")
+
+
+def test_a_stop_does_not_put_a_gate_without_a_decision_waiting() -> None:
+    ex = execution(CHAIN)
+    ex = with_status(ex, plan(ex, {}, T0).status, stop=True)
+    p = plan(ex, a_done(), A_DONE + timedelta(seconds=1))
+    assert phases(p.status)["approve"] == "Cancelled" and p.status.reason == "Stopped"

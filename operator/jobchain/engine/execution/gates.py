@@ -7,7 +7,9 @@ did. A decision in spec has no time: whenever a pass sees one for a waiting gate
 decided by it (the user's explicit request wins over a timeout that no pass recorded yet).
 Also a pass that stops the run (a cancel, the deadline) takes a decision it sees first: a Job
 started after an approval whose status write was lost is then explained by the approval.
-A decision present before the gate is reached decides it as soon as it is reached. One that
+A decision present before the gate is reached decides it as soon as it is reached, also by a pass
+that may start nothing (the pass that reached it first may have lost its write after starting the
+nodes behind it). One that
 disagrees with a gate already decided is ignored; the gate's status names it once
 (`ignoredDecision`), from which a single Warning Event is derived.
 """
@@ -51,12 +53,25 @@ def deadline_of(workflow: WorkflowSpec, node: NodeStatus) -> datetime | None:
     return since + timedelta(seconds=spec.approval.timeoutSeconds)
 
 
-def reach(run: _Run, node: NodeStatus, source: str | None) -> bool:
+def reach(run: _Run, node: NodeStatus, source: str | None, *, may_wait: bool) -> bool | None:
     """The gate's incoming edges held: it waits, stamped with when that was decided. False when a
-    decision given earlier decides it at once (its out-edges are decided: the caller looks again)."""
+    decision given earlier (or its timeout, already over) decides it at once (its out-edges are
+    decided: the caller looks again). A pass that may not start nodes (a stop, a cancel, the
+    deadline, a condition error) still makes that decision, as it makes skips: the pass that reached
+    the gate may have lost its status write after starting the nodes behind it. Only a gate that
+    would wait is left Pending by such a pass (None), to be cancelled with the rest."""
     at = run.decided_at(run.graph.incoming[node.name], run.nodes())
+    if not may_wait and not _decided_when_reached(run, node, at):
+        return None
     run.mark(node, NodePhase.WAITING, at, "", inputFrom=source, startedAt=at)
-    return not decide(run, node, decisions=True, until=run.now)
+    return not decide(run, node, decisions=True, until=run.gates_until)
+
+
+def _decided_when_reached(run: _Run, node: NodeStatus, at: str) -> bool:
+    if node.name in run.execution.spec.approvals:
+        return True
+    deadline = deadline_of(run.workflow, node.model_copy(update={"startedAt": at}))
+    return deadline is not None and deadline <= run.gates_until
 
 
 def decide(run: _Run, node: NodeStatus, *, decisions: bool, until: datetime) -> bool:

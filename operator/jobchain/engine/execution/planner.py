@@ -108,7 +108,8 @@ class _Run:
         self._workflow: WorkflowSpec | None = None
         self._order: dict[str, int] = {}
         self._edges: EdgeDecisions | None = None
-        self.may_reach_gates = False  # set by schedule(): a gate is reached only where a node may start
+        self.may_reach_gates = False  # set by schedule(): a gate waits only where a node may start
+        self.gates_until = now  # a gate's timeout decides it when not after this (the deadline, once passed)
 
     # ---- start -------------------------------------------------------------------------
     def start(self, lookup: WorkflowLookup | None) -> tuple[str, str] | None:
@@ -499,7 +500,7 @@ class _Run:
         node = nodes[name]
         spec_node = self.workflow.nodes[self.order[name]]
         if spec_node.approval is not None:  # a gate needs no slot: it runs no Job
-            return gates.reach(self, node, self.input_source(held, nodes)) if self.may_reach_gates else None
+            return gates.reach(self, node, self.input_source(held, nodes), may_wait=self.may_reach_gates)
         if spec_node.forEach is not None:
             return self.fan.start(node, held, nodes, slot_free)
         if not slot_free and not any(next(refs.find(text), None) for _, text in node_texts(spec_node)):
@@ -650,7 +651,8 @@ def _plan_nodes(execution: ExecutionInput, observed: Mapping[str, ObservedJob], 
     # Gates are decided before a cancel or a passed deadline stops the rest, as skips are: by their
     # decision in spec (which has no time: a pass that sees one takes it, so a Job started after an
     # approval whose status write was lost is always explained by it), or by a timeout that came first.
-    gates.decide_waiting(run, decisions=True, until=min(deadline, now) if late and deadline else now)
+    run.gates_until = min(deadline, now) if late and deadline else now
+    gates.decide_waiting(run, decisions=True, until=run.gates_until)
     if execution.spec.cancel or late:
         # (A cancel terminates: the finally nodes are cancelled too. A deadline records the outcome and
         # they run, within their own finallyTimeoutSeconds.)
