@@ -152,7 +152,11 @@ class FanOut:
         source = run.input_source(held, nodes)
         at = run.decided_at(run.graph.incoming[node.name], nodes)
         try:
-            items = self.items(node.name, source)  # (Deferred: the pass's CEL budget is spent)
+            # (Deferred: the pass's CEL budget is spent.) A pass that may start nothing keeps no list of
+            # a node it does not start, so the next would spend the same again: it pays in full (each
+            # list within its own evaluation limit), or lists that together cost more than a pass
+            # would be left to the next pass for ever, and a cancelled run would never end.
+            items = self.items(node.name, source, budgeted=run.may_start)
         except fanout.ItemsProblem as problem:
             run.mark(node, NodePhase.FAILED, at, str(problem), inputFrom=source, startedAt=at)
             return False

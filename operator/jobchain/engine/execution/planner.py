@@ -108,7 +108,9 @@ class _Run:
         self._workflow: WorkflowSpec | None = None
         self._order: dict[str, int] = {}
         self._edges: EdgeDecisions | None = None
-        self.may_reach_gates = False  # set by schedule(): a gate waits only where a node may start
+        # set by schedule(): whether this pass may start nodes. Only then does a gate wait, and a forEach
+        # list wait for a pass with CEL budget left (one that starts nothing keeps no list: see FanOut.start)
+        self.may_start = False
         self.gates_until = now  # a gate's timeout decides it when not after this (the deadline, once passed)
 
     # ---- start -------------------------------------------------------------------------
@@ -457,7 +459,7 @@ class _Run:
                 # A skip can make an earlier-declared node ready: decide every node before starting any,
                 # so ready nodes start in declaration order.
                 continue
-            self.may_reach_gates = may_start and error is None
+            self.may_start = may_start and error is None
             for name, held in ready:
                 slot_free = may_start and error is None and self.fan.running_jobs() < self.workflow.parallelism
                 try:
@@ -500,7 +502,7 @@ class _Run:
         node = nodes[name]
         spec_node = self.workflow.nodes[self.order[name]]
         if spec_node.approval is not None:  # a gate needs no slot: it runs no Job
-            return gates.reach(self, node, self.input_source(held, nodes), may_wait=self.may_reach_gates)
+            return gates.reach(self, node, self.input_source(held, nodes), may_wait=self.may_start)
         if spec_node.forEach is not None:
             return self.fan.start(node, held, nodes, slot_free)
         if not slot_free and not any(next(refs.find(text), None) for _, text in node_texts(spec_node)):
