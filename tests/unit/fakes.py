@@ -99,6 +99,8 @@ class FakeCluster:
 
     def stop_execution(self, name: str) -> dict[str, Any]:
         self.stopped.append(name)
+        return self.objects[(EXECUTIONS, name)]
+
     def patch_execution(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         self.merge_patches.append((name, patch))
         return self.objects[(EXECUTIONS, name)]
