@@ -101,8 +101,16 @@ jc_start() {
   mkdir -p "$JC_LOGS" "$JC_PIDS"
   printf '\n===== %s starting %s at %(%F %T)T =====\n' "${JC_SCRIPT:-cluster}" "$name" -1 >> "$JC_LOGS/$name.log"
   setsid nohup "$bin" "$@" >> "$JC_LOGS/$name.log" 2>&1 < /dev/null &
-  local pid=$! procs where=""
+  local pid=$! procs where="" tries=0
   echo "$pid" > "$JC_PIDS/$name.pid"
+  # Until setsid and nohup have exec'd the binary, argv[0] is theirs and jc_running says "not
+  # running": a wait right after (node Ready "or kubelet gone") would give up at once. Wait for
+  # the exec (or the process's end), at most 5 s.
+  while [ "$tries" -lt 50 ] && [ -d "/proc/$pid" ] \
+    && [ "$(tr '\0' '\n' < "/proc/$pid/cmdline" 2>/dev/null | head -n1)" != "$bin" ]; do
+    sleep 0.1
+    tries=$((tries + 1))
+  done
   # cgroup.procs moves every thread of the process; threads it starts later are born in the cgroup.
   if [[ $JC_CP_COMPONENTS == *" $name "* ]] && procs=$(jc_control_plane_cgroup) && echo "$pid" > "$procs"; then
     where=", cgroup ${procs%/cgroup.procs}"
