@@ -48,27 +48,29 @@ def get_execution(cluster: ClusterCalls, name: str, fmt: str | None, out: IO[str
     return 0
 
 
-def cancel_execution(cluster: ClusterCalls, name: str, out: IO[str]) -> int:
+def _ended(cluster: ClusterCalls, name: str, what: str, out: IO[str]) -> bool:
+    """Whether the execution has ended already (then says there is nothing to `what`)."""
     execution = cluster.get(EXECUTIONS, name)
     status = status_of(execution)
     if execution.get("status") and status.phase in TERMINAL_EXECUTION_PHASES:
-        print(f"{name} already ended ({status.phase}); nothing to cancel", file=out)
-        return 0
-    cluster.cancel_execution(name)
-    print(f"{name}: cancel requested (running Jobs are deleted, unstarted nodes become Cancelled)", file=out)
+        print(f"{name} already ended ({status.phase}); nothing to {what}", file=out)
+        return True
+    return False
+
+
+def cancel_execution(cluster: ClusterCalls, name: str, out: IO[str]) -> int:
+    if not _ended(cluster, name, "cancel", out):
+        cluster.cancel_execution(name)
+        print(f"{name}: cancel requested (running Jobs are deleted, unstarted nodes become Cancelled)", file=out)
     return 0
 
 
 def stop_execution(cluster: ClusterCalls, name: str, out: IO[str]) -> int:
     """spec.stop (a merge patch, as kubectl or GitOps would set it): the graceful stop."""
-    execution = cluster.get(EXECUTIONS, name)
-    status = status_of(execution)
-    if execution.get("status") and status.phase in TERMINAL_EXECUTION_PHASES:
-        print(f"{name} already ended ({status.phase}); nothing to stop", file=out)
-        return 0
-    cluster.stop_execution(name)
-    print(f"{name}: stop requested (nothing new starts; running nodes finish, then the finally nodes run; "
-          f"jobchain cancel {name} terminates)", file=out)
+    if not _ended(cluster, name, "stop", out):
+        cluster.stop_execution(name)
+        print(f"{name}: stop requested (nothing new starts; running nodes finish, then the finally nodes run; "
+              f"jobchain cancel {name} terminates)", file=out)
     return 0
 
 
